@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo test setup services-up services-down bench
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+services-up: setup
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+# Lint, type-check and run every test against the real Kafka broker and Redis server.
+test: services-up
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+demo: services-up
+	$(VENV)/bin/rollguard check

@@ -1,0 +1,1 @@
+"""Redis edge of rollguard: releases, the version pointer, rollback commands and their audit."""

@@ -1,0 +1,1 @@
+"""Pure decision core: windowed statistics and drift detection, no I/O."""

@@ -1,0 +1,41 @@
+"""The ``rollguard`` command line: one group, one module per area of commands."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from rollguard import __version__
+from rollguard.errors import RollguardError
+
+T = TypeVar("T")
+
+
+def run_or_exit(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn a RollguardError into a one-line message and exit code 1."""
+    try:
+        return asyncio.run(work())
+    except RollguardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="rollguard")
+def main() -> None:
+    """Watch generative-AI releases and roll them back when they regress."""
+
+
+def _register() -> None:
+    # Imported here so that `rollguard --help` works even while a module has a problem.
+    from rollguard.cli import services
+
+    for command in (*services.COMMANDS,):
+        main.add_command(command)
+
+
+_register()
