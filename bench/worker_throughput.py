@@ -1,0 +1,96 @@
+"""Events/s of the Faust worker end to end (decode, validate, detectors, state to the table),
+against raw aiokafka consumption of the same messages on the same broker in the same run.
+
+    .venv/bin/python -m bench.worker_throughput --services 100 --events 10000 --batch 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from bench.kafka_harness import committed, end_offsets, load_topic, prepare, steady_batches
+from rollguard.config import kafka_bootstrap
+from streams.runs import IsolatedRun
+
+
+async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
+    """aiokafka getmany + orjson decode of every event: the ceiling for one process."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap(),
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                group_id=None, max_partition_fetch_bytes=8_000_000,
+                                fetch_max_bytes=64_000_000)
+    await consumer.start()
+    try:
+        seen = events = 0
+        start = None
+        while seen < total_messages:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if start is None and batches:
+                start = time.perf_counter()
+            for messages in batches.values():
+                for message in messages:
+                    for event in orjson.loads(message.value):
+                        events += event["service"] is not None
+                    seen += 1
+        assert start is not None
+        return events, time.perf_counter() - start
+    finally:
+        await consumer.stop()
+
+
+async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
+                         timeout: float = 600.0) -> tuple[int, float]:
+    """Start a worker, time it from its first committed progress to the last message."""
+    topic = run.topic("events")
+    process = run.start_worker()
+    try:
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = sum((await committed(run.app_id, topic)).values())
+            stamp = time.perf_counter()
+            if done and first is None:
+                first = (stamp, done)
+            if done >= total_messages:
+                assert first is not None
+                return (done - first[1]) * batch, stamp - first[0]
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.returncode}")
+            await asyncio.sleep(0.05)
+        raise TimeoutError("worker did not finish")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--services", type=int, default=100)
+    parser.add_argument("--events", type=int, default=10_000, help="per service")
+    parser.add_argument("--batch", type=int, default=500, help="events per Kafka message")
+    args = parser.parse_args()
+    run = IsolatedRun.new("bench-tput")
+    await prepare(run)
+    messages = list(steady_batches(args.services, args.events, args.batch))
+    topic = run.topic("events")
+    await load_topic(topic, messages)
+    total = sum((await end_offsets(topic, run.partitions)).values())
+    raw_events, raw_s = await raw_consume(topic, total)
+    worker_events, worker_s = await worker_consume(run, total, args.batch)
+    raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
+    print(f"machine: {platform.machine()}, {platform.python_version()}, cores=2")
+    print(f"messages: {total} of {args.batch} events ({args.services} services)")
+    print(f"raw aiokafka getmany + orjson: {raw_rate:,.0f} events/s")
+    print(f"rollguard worker end to end:   {worker_rate:,.0f} events/s "
+          f"(measured over {worker_events:,} events)")
+    print(f"ratio worker / raw:            {worker_rate / raw_rate:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

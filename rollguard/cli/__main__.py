@@ -1,0 +1,3 @@
+from rollguard.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""The demo's simulated LLM service: what each output's evaluation looks like, by release and time.
+
+Pure: the time (simulated seconds since the start) and the random generator are passed in.
+
+>>> import random
+>>> scenario = Scenario()
+>>> sorted(scenario.metrics("v1", 10.0, random.Random(1)))
+['accuracy', 'complaint', 'cost_usd', 'error', 'hallucination', 'latency_ms', 'toxicity']
+>>> scenario.phase(scenario.regression_at + 1)
+'regression'
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Timeline in simulated seconds, and how bad the candidate gets.
+
+    v1 serves alone until ``deploy_at``; then v2 takes ``canary_percent`` of traffic. v2 has a
+    harmless ``blip_s``-long spike at ``blip_at`` and a sustained regression from
+    ``regression_at`` (hallucination up by ``hallucination_jump``, latency by
+    ``latency_factor``) that lasts until the end.
+    """
+
+    rate: float = 20.0  # outputs per simulated second, all releases together
+    deploy_at: float = 180.0
+    canary_percent: int = 50
+    blip_at: float = 300.0
+    blip_s: float = 60.0
+    regression_at: float = 540.0
+    hallucination_jump: float = 0.10
+    latency_factor: float = 1.6
+    duration: float = 1200.0
+
+    def phase(self, t: float) -> str:
+        if t < self.deploy_at:
+            return "stable only"
+        if self.blip_at <= t < self.blip_at + self.blip_s:
+            return "blip"
+        if t >= self.regression_at:
+            return "regression"
+        return "canary"
+
+    def metrics(self, release: str, t: float, rng: random.Random) -> dict[str, float]:
+        """One output's evaluation for ``release`` at simulated time ``t``."""
+        hallucination, latency_scale = 0.04, 1.0
+        if release != "v1":
+            phase = self.phase(t)
+            if phase == "blip":
+                hallucination += 0.25
+                latency_scale = 2.0
+            elif phase == "regression":
+                hallucination += self.hallucination_jump
+                latency_scale = self.latency_factor
+        return {
+            "hallucination": float(rng.random() < hallucination),
+            "toxicity": min(1.0, rng.betavariate(1.2, 30.0)),
+            "accuracy": min(1.0, max(0.0, rng.gauss(0.88, 0.05))),
+            "latency_ms": latency_scale * (350.0 + rng.lognormvariate(5.0, 0.6)),
+            "cost_usd": max(0.0, rng.gauss(0.0030, 0.0004)),
+            "error": float(rng.random() < 0.01),
+            "complaint": float(rng.random() < 0.005),
+        }

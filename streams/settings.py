@@ -1,0 +1,97 @@
+"""The worker's settings: every one an environment variable with a default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from rollguard.config import kafka_bootstrap, redis_url
+from rollguard.errors import ConfigError
+
+# (variable, default, meaning) — `rollguard worker --help` prints this table.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding version pointers and history"),
+    ("ROLLGUARD_POLICY", "(shipped default)", "policy file, YAML or TOML"),
+    ("ROLLGUARD_SECRET", "(dev default, warns)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_APP_ID", "rollguard", "Faust app id = consumer group and table prefix"),
+    ("ROLLGUARD_TOPIC_EVENTS", "rollguard.events", "evaluation events in (keyed by service)"),
+    ("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands", "rollback commands and approvals"),
+    ("ROLLGUARD_TOPIC_ALERTS", "rollguard.alerts", "alerts for operators"),
+    ("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit", "every decision and every outcome"),
+    ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
+    ("ROLLGUARD_PARTITIONS", "4", "partitions of the events topic and its tables"),
+    ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
+)
+
+DEV_SECRET = "rollguard-dev-secret-change-me"
+
+
+def _get(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """All of the worker's settings; ``from_env()`` reads them."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    policy_path: str | None
+    secret: bytes
+    app_id: str
+    topic_events: str
+    topic_commands: str
+    topic_alerts: str
+    topic_audit: str
+    topic_dead: str
+    partitions: int
+    data_dir: str
+
+    @property
+    def secret_is_default(self) -> bool:
+        return self.secret == DEV_SECRET.encode()
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        raw_partitions = _get("ROLLGUARD_PARTITIONS", "4")
+        try:
+            partitions = int(raw_partitions)
+        except ValueError:
+            partitions = 0
+        if partitions < 1:
+            raise ConfigError(
+                f"ROLLGUARD_PARTITIONS: must be a whole number ≥ 1, got {raw_partitions!r}"
+            )
+        return cls(
+            kafka_bootstrap=kafka_bootstrap(),
+            redis_url=redis_url(),
+            policy_path=os.environ.get("ROLLGUARD_POLICY") or None,
+            secret=_get("ROLLGUARD_SECRET", DEV_SECRET).encode(),
+            app_id=_get("ROLLGUARD_APP_ID", "rollguard"),
+            topic_events=_get("ROLLGUARD_TOPIC_EVENTS", "rollguard.events"),
+            topic_commands=_get("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands"),
+            topic_alerts=_get("ROLLGUARD_TOPIC_ALERTS", "rollguard.alerts"),
+            topic_audit=_get("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit"),
+            topic_dead=_get("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters"),
+            partitions=partitions,
+            data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
+        )
+
+    def topics(self) -> dict[str, int]:
+        """Every topic the worker uses, with its partition count."""
+        return {
+            self.topic_events: self.partitions,
+            self.topic_commands: 1,  # one partition: commands execute in the order sent
+            self.topic_alerts: 1,
+            self.topic_audit: 1,
+            self.topic_dead: 1,
+        }
+
+
+def describe() -> str:
+    """The settings as a table for ``--help``."""
+    width = max(len(name) for name, _, _ in VARIABLES)
+    return "\n".join(f"{name:<{width}}  {meaning} [default: {default}]"
+                     for name, default, meaning in VARIABLES)
+
