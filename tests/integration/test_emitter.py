@@ -1,0 +1,69 @@
+"""The emitter batches events into Kafka without blocking, drops (and counts) when full."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import orjson
+import pytest
+
+from streams.connect import consumer, ensure_topics
+from streams.emitter import BackgroundEmitter, Emitter
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+
+async def read_events(topic: str, count: int, timeout: float = 30) -> list[tuple[bytes, dict]]:
+    found: list[tuple[bytes, dict]] = []
+    async with consumer(topic, auto_offset_reset="earliest", group_id=None) as into:
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            for messages in (await into.getmany(timeout_ms=500)).values():
+                for message in messages:
+                    found.extend((message.key, e) for e in orjson.loads(message.value))
+    return found
+
+
+async def test_emitted_events_arrive_batched_and_keyed_by_service() -> None:
+    """Every event arrives once, in batches keyed by its service."""
+    topic = f"test-emit-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({topic: 2})
+    emitter = Emitter(topic, batch_events=50)
+    await emitter.start()
+    for i in range(300):
+        emitter.emit(f"svc-{i % 3}", "v1", {"error": i % 2}, ts=1000.0 + i)
+    await emitter.close()
+    events = await read_events(topic, 300)
+    assert len(events) == 300 and emitter.sent == 300 and emitter.dropped == 0
+    assert all(key == event["service"].encode() for key, event in events)
+    assert len({event["event_id"] for _, event in events}) == 300
+
+
+async def test_full_buffer_drops_and_counts_instead_of_blocking() -> None:
+    """Past max_buffer, emit returns False at once and the drop is counted."""
+    topic = f"test-emit-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({topic: 1})
+    emitter = Emitter(topic, max_buffer=10, linger_s=60)
+    await emitter.start()
+    start = time.perf_counter()
+    accepted = [emitter.emit("svc", "v1", {"error": 0}) for _ in range(25)]
+    elapsed = time.perf_counter() - start
+    await emitter.close()
+    assert accepted.count(True) == 10 and emitter.dropped == 15
+    assert elapsed < 0.05
+    assert len(await read_events(topic, 10)) == 10
+
+
+def test_background_emitter_serves_threaded_code() -> None:
+    """A non-asyncio server emits from its own thread; close() flushes everything."""
+    topic = f"test-emit-{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_topics({topic: 1}))
+    emitter = BackgroundEmitter(topic)
+    emitter.start()
+    for i in range(100):
+        emitter.emit("svc", "v1", {"latency_ms": float(i)})
+    emitter.close()
+    assert emitter.emitter.sent == 100
+    assert len(asyncio.run(read_events(topic, 100))) == 100
