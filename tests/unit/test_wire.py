@@ -29,8 +29,10 @@ def test_split_message_cases(value: bytes | None, expected: list[object]) -> Non
     assert split_message(value) == expected
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.integers(-(2**53), 2**53), max_size=3), min_size=1,
-                max_size=20))
+SMALL_EVENTS = st.dictionaries(st.text(max_size=5), st.integers(-(2**53), 2**53), max_size=3)
+
+
+@given(st.lists(SMALL_EVENTS, min_size=1, max_size=20))
 def test_batch_round_trips(events: list[dict[str, int]]) -> None:
     """A batch encoded by the emitter decodes to the same events in the same order."""
     assert [e for e, _ in split_message(encode_batch(events))] == events
