@@ -56,7 +56,7 @@ class Actuator:
         return out
 
     async def _on_command(self, message: dict[str, Any], now: float, out: ActuatorOutputs) -> None:
-        command = Command.from_dict(message["command"])
+        command = Command.from_bytes(messages.dumps(message["command"]))
         verify(command, self.secret, now)
         if message.get("approval") == "required":
             await self.pending.put(command.service, command.command_id, command.to_bytes())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actions.commands import Command, sign
+from actions.commands import Command, new_command, sign
 from actions.pointer import PointerState
 from detectors.events import validate_event
 from detectors.monitor import Decision, ServiceMonitor
@@ -116,7 +116,7 @@ class EventProcessor:
         command = self.rollback_command(decision, pointer, now)
         approval = "required" if decision.requires_approval else None
         out.commands.append(messages.dumps(
-            {"type": "command", "approval": approval, "command": command.to_dict()}))
+            {"type": "command", "approval": approval, "command": command.as_dict()}))
         out.audit.append(messages.dumps({"type": "decision", "at": now,
                                          "command_id": command.command_id, **record}))
 
@@ -138,18 +138,18 @@ class EventProcessor:
         components = tuple(decision.components)
         key = f"{decision.service}:{decision.release}:rollback:{','.join(components) or '*'}"
         evidence: dict[str, Any] = {"verdict": decision.verdict, **decision.evidence}
-        command = Command.create(
-            service=decision.service,
-            op="rollback",
+        command = new_command(
+            decision.service,
+            "rollback",
+            f"rule:{decision.evidence.get('rule', 'policy')}",
+            now,
+            ttl_s=COMMAND_TTL_S,
+            idempotency_key=key,
             release=decision.to or None,
             components=components,
             reason=decision.reason,
-            issued_by=f"rule:{decision.evidence.get('rule', 'policy')}",
             evidence=evidence,
             expected_epoch=pointer.epoch,
-            idempotency_key=key,
-            now=now,
-            ttl_s=COMMAND_TTL_S,
         )
         return sign(command, self.secret)
 

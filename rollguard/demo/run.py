@@ -1,0 +1,256 @@
+"""``rollguard demo``: the whole loop on this machine, in compressed time.
+
+It brings the local servers up, starts a worker and a serving process, and runs a simulated
+LLM service that serves v1, deploys v2 as a canary (with a harmless blip, then a real
+regression) and emits one evaluation event per output. Event time runs ``speed`` times faster
+than the wall clock; the detectors only ever see event time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import orjson
+from actions.pointer import PointerStore
+from actions.reader import PointerReader
+from rich.console import Console
+from rich.live import Live
+
+from actions.connect import async_redis_client
+from rollguard import services
+from rollguard.demo.scenario import Scenario
+from rollguard.demo.view import DemoState, render, summary
+from streams.connect import consumer, ensure_topics
+from streams.emitter import Emitter
+from streams.runs import IsolatedRun
+
+T0 = 1_763_856_000.0  # event time of the simulation's start
+RELEASES = {
+    "v1": {"model": "llm-2025-10", "prompt": "support-p41", "index": "kb-2025-11-01",
+           "policy": "safety-7", "pipeline": "rag-3"},
+    "v2": {"model": "llm-2025-11", "prompt": "support-p42", "index": "kb-2025-11-20",
+           "policy": "safety-7", "pipeline": "rag-4"},
+}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    scenario: Scenario
+    speed: float = 30.0
+    seed: int = 1
+    service: str = "support-bot"
+    linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
+
+
+async def wait_for_worker_ready(run: IsolatedRun, process: subprocess.Popen[bytes],
+                                timeout: float = 90.0) -> None:
+    """The worker logs "Ready" once it has joined its group and recovered its tables."""
+    from pathlib import Path
+
+    log = Path(".rollguard/runs") / f"{run.run_id}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited ({process.returncode}); see {log}")
+        if log.exists() and b"Worker]: Ready" in log.read_bytes():
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the worker was not ready in {timeout:.0f}s; see {log}")
+
+
+async def follow_topic(topic: str, handle: Callable[[dict[str, object]], None]) -> None:
+    async with consumer(topic, auto_offset_reset="earliest", group_id=None) as into:
+        async for message in into:
+            handle(orjson.loads(message.value))
+
+
+async def follow_server(process: subprocess.Popen[bytes],
+                        handle: Callable[[dict[str, object]], None]) -> None:
+    assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, process.stdout.readline)
+        if not line:
+            return
+        handle(orjson.loads(line))
+
+
+@contextlib.asynccontextmanager
+async def children(run: IsolatedRun, service: str) -> AsyncIterator[
+        tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    worker = run.start_worker()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rollguard.cli", "demo-server", service],
+        env=run.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield worker, server
+    finally:
+        for process in (server, worker):
+            process.terminate()
+        for process in (server, worker):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Simulation:
+    """Emits the simulated service's outputs, routing each request through the pointer."""
+
+    def __init__(self, options: DemoOptions, state: DemoState, emitter: Emitter,
+                 reader: PointerReader) -> None:
+        self.options = options
+        self.state = state
+        self.emitter = emitter
+        self.reader = reader
+        self.rng = random.Random(options.seed)
+        self.emitted_until = 0.0
+
+    def emit_until(self, sim_t: float) -> None:
+        scenario, step = self.options.scenario, 1.0 / self.options.scenario.rate
+        while self.emitted_until + step <= sim_t:
+            self.emitted_until += step
+            t = self.emitted_until
+            user = f"user-{self.rng.randrange(50_000)}"
+            release, _components = self.reader.resolve(user)
+            metrics = scenario.metrics(release, t, self.rng)
+            self.emitter.emit(self.options.service, release, metrics, ts=T0 + t)
+            self.state.record(release, t, metrics)
+
+
+async def promote(store: PointerStore, service: str, release: str, percent: float | None,
+                  secret: bytes) -> None:
+    """What an operator's `rollguard promote` does: a signed promote command."""
+    from actions.commands import new_command, sign
+
+    now = time.time()
+    fields: dict[str, object] = {"release": release, "reason": "demo deploy"}
+    if percent is not None:
+        fields["percent"] = float(percent)
+    command = sign(new_command(service, "promote", "demo-operator", now, **fields), secret)
+    (await store.execute(command, now)).raise_for_status()
+
+
+class Observer:
+    """Folds what the worker, the actuator and the serving process report into the view."""
+
+    def __init__(self, state: DemoState) -> None:
+        self.state = state
+        self.last_epoch: int | None = None
+
+    def on_alert(self, alert: dict[str, object]) -> None:
+        kind, verdict = alert.get("type"), alert.get("verdict")
+        when = f"[{float(alert['ts']) - T0:5.0f}s]" if "ts" in alert else "[     ]"
+        if kind == "alert":
+            self.state.alerts.append(f"{when} {verdict}: {alert.get('reason')}")
+            if verdict == "transient":
+                self.state.milestones.transient_alerts += 1
+        elif kind == "outcome":
+            epochs = f"epoch {alert.get('epoch_before')} -> {alert.get('epoch_after')}"
+            self.state.alerts.append(f"        {alert.get('op')} {alert.get('status')}: {epochs}")
+        else:
+            self.state.alerts.append(f"{when} {kind}: {alert.get('why') or alert.get('reason')}")
+
+    def on_audit(self, record: dict[str, object]) -> None:
+        m = self.state.milestones
+        if record.get("type") == "decision" and record.get("action") == "rollback":
+            m.rollbacks += 1
+            m.decided_sim = float(record["ts"]) - T0  # type: ignore[arg-type]
+            m.decided_wall = float(record["at"])  # type: ignore[arg-type]
+            self.state.alerts.append(f"[{m.decided_sim:5.0f}s] ROLLBACK decided: "
+                                     f"{record.get('reason')}")
+        if record.get("type") == "outcome" and record.get("status") == "applied":
+            m.applied_wall = float(record["at"])  # type: ignore[arg-type]
+
+    def on_server(self, line: dict[str, object]) -> None:
+        candidate = line.get("candidate")
+        share = f", {line.get('candidate')} on {float(line['percent']):.0f} %" if candidate else ""  # type: ignore[arg-type]
+        self.state.server = (f"epoch {line.get('epoch')}: serving {line.get('active')} "
+                             f"(model {line.get('model')}){share}")
+        self.state.pointer = self.state.server
+        if (self.state.milestones.decided_wall is not None and not candidate
+                and self.state.milestones.switched_wall is None):
+            self.state.milestones.switched_wall = float(line["wall"])  # type: ignore[arg-type]
+
+
+async def run_demo(options: DemoOptions, console: Console) -> DemoState:
+    """Run the whole demo; returns the final state (the summary is printed too)."""
+    services.up()
+    run = IsolatedRun.new("demo", partitions=2)
+    secret = run.secret.encode()
+    service = f"{options.service}-{run.run_id[-8:]}"
+    state = DemoState(service=service, speed=options.speed)
+    observer = Observer(state)
+    await ensure_topics(run.settings().topics())
+    client = async_redis_client()
+    store = PointerStore(client, secret)
+    for name, components in RELEASES.items():
+        await store.register_release(service, name, components)
+    await promote(store, service, "v1", None, secret)
+    console.print(f"starting the worker and a serving process for {service} ...")
+    async with children(run, service) as (worker, server):
+        await wait_for_worker_ready(run, worker)
+        emitter = Emitter(run.topic("events"))
+        await emitter.start()
+        reader = PointerReader(client, service)
+        await reader.start()
+        followers = [
+            asyncio.create_task(follow_topic(run.topic("alerts"), observer.on_alert)),
+            asyncio.create_task(follow_topic(run.topic("audit"), observer.on_audit)),
+            asyncio.create_task(follow_server(server, observer.on_server)),
+        ]
+        try:
+            await simulate(options, state, emitter, reader, store, secret, console)
+        finally:
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+            await reader.stop()
+            await emitter.close()
+    await client.aclose()
+    console.print(summary(state))
+    return state
+
+
+async def simulate(options: DemoOptions, state: DemoState, emitter: Emitter,
+                   reader: PointerReader, store: PointerStore, secret: bytes,
+                   console: Console) -> None:
+    scenario = options.scenario
+    simulation = Simulation(options, state, emitter, reader)
+    wall0 = time.monotonic()
+    deployed = False
+    live = Live(render(state), console=console, auto_refresh=False,
+                transient=False) if console.is_terminal else None
+    last_print = 0.0
+    with live or contextlib.nullcontext():
+        while True:
+            sim_t = (time.monotonic() - wall0) * options.speed
+            if not deployed and sim_t >= scenario.deploy_at:
+                await promote(store, state.service, "v2", scenario.canary_percent, secret)
+                state.milestones.deploy_sim = sim_t
+                deployed = True
+            if state.milestones.regression_sim is None and sim_t >= scenario.regression_at:
+                state.milestones.regression_sim = scenario.regression_at
+                state.milestones.regression_wall = time.time()
+            simulation.emit_until(sim_t)
+            state.sim_t, state.phase = sim_t, scenario.phase(sim_t)
+            if live is not None:
+                live.update(render(state), refresh=True)
+            elif sim_t - last_print >= 60:
+                last_print = sim_t
+                console.print(f"simulated {sim_t:5.0f}s  phase {state.phase:<12} "
+                              f"{state.server}")
+            switched = state.milestones.switched_wall
+            if sim_t >= scenario.duration or (
+                    switched is not None
+                    and (time.time() - switched) * options.speed > options.linger_after_switch_s):
+                return
+            await asyncio.sleep(0.1)

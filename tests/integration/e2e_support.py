@@ -1,0 +1,110 @@
+"""Helpers for the end-to-end tests: a service with releases, events in, topics out."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from actions.connect import async_redis_client
+from actions.pointer import PointerStore
+from rollguard.demo.scenario import Scenario
+from streams.connect import consumer, ensure_topics, producer
+from streams.runs import IsolatedRun
+
+T0 = 1_763_856_000.0
+COMPONENTS = {
+    "v1": {"model": "m-1", "prompt": "p-1", "index": "i-1", "policy": "s-1", "pipeline": "c-1"},
+    "v2": {"model": "m-2", "prompt": "p-2", "index": "i-1", "policy": "s-1", "pipeline": "c-2"},
+}
+
+
+def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dict[str, Any]]:
+    """Events of the demo's simulated service: v1 alone, then a canary of v2."""
+    rng = random.Random(seed)
+    events = []
+    step = 1.0 / scenario.rate
+    t = 0.0
+    while t < scenario.duration:
+        canary = t >= scenario.deploy_at and rng.random() * 100 < scenario.canary_percent
+        release = "v2" if canary else "v1"
+        events.append({"event_id": f"{service}-{len(events)}", "ts": T0 + t, "service": service,
+                       "release": release, "metrics": scenario.metrics(release, t, rng)})
+        t += step
+    return events
+
+
+async def setup_service(run: IsolatedRun, service: str, canary_percent: int) -> PointerStore:
+    """Register v1 and v2, make v1 stable, then put v2 on ``canary_percent`` of traffic."""
+    from actions.pointer_ops import deploy  # noqa: PLC0415 (defined with the pointer API)
+
+    await ensure_topics(run.settings().topics())
+    store = PointerStore(async_redis_client(), run.secret.encode())
+    for name, components in COMPONENTS.items():
+        await store.register_release(service, name, components)
+    await deploy(store, service, "v1", percent=None, secret=run.secret.encode())
+    await deploy(store, service, "v2", percent=canary_percent, secret=run.secret.encode())
+    return store
+
+
+async def produce(run: IsolatedRun, events: Iterable[dict[str, Any]], batch: int = 200,
+                  raw_lines: Iterable[tuple[bytes | None, bytes]] = ()) -> None:
+    """Send events batched per service (as the emitter does), plus any raw messages."""
+    topic = run.topic("events")
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_service.setdefault(event["service"], []).append(event)
+    async with producer(linger_ms=5, max_request_size=2_000_000) as out:
+        for service, items in by_service.items():
+            for i in range(0, len(items), batch):
+                await out.send(topic, orjson.dumps(items[i : i + batch]), key=service.encode())
+        for key, value in raw_lines:
+            await out.send(topic, value, key=key)
+        await out.flush()
+
+
+async def read_topic(topic: str, idle_s: float = 1.0, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Everything in a topic so far, as decoded JSON objects."""
+    found: list[dict[str, Any]] = []
+    async with consumer(topic, auto_offset_reset="earliest", group_id=None) as into:
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle_s:
+            batches = await into.getmany(timeout_ms=200)
+            for messages in batches.values():
+                found.extend(orjson.loads(m.value) for m in messages)
+                quiet_since = time.monotonic()
+    return found
+
+
+async def wait_processed(run: IsolatedRun, timeout: float = 90.0) -> None:
+    """Wait until the worker's group has committed every message of the events topic."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    topic = run.topic("events")
+    async with consumer(group_id=None) as probe:
+        tps = [TopicPartition(topic, p) for p in range(run.partitions)]
+        ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.env()["KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(run.app_id)
+            done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
+            if all(done.get(p, -1) >= end for p, end in ends.items()):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise TimeoutError(f"worker {run.app_id} did not catch up with {topic} in {timeout}s")
+
+
+def new_service() -> str:
+    return f"e2e-{uuid.uuid4().hex[:8]}"

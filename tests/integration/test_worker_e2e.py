@@ -1,0 +1,178 @@
+"""End to end on the real broker and Redis: events in, a rollback decided, the pointer
+flipped, a subscribed reader switched — and blips, crashes and bad input handled."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from actions.reader import PointerReader
+from rollguard.demo.scenario import Scenario
+from streams.runs import IsolatedRun
+from tests.integration.e2e_support import (
+    new_service,
+    produce,
+    read_topic,
+    scenario_events,
+    setup_service,
+    wait_processed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
+BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
+
+
+@pytest.fixture(name="run")
+async def fixture_run() -> AsyncIterator[IsolatedRun]:
+    run = IsolatedRun.new("e2e", partitions=2)
+    yield run
+
+
+def start(run: IsolatedRun) -> subprocess.Popen[bytes]:
+    return run.start_worker()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def applied_rollbacks(history: list[dict]) -> list[dict]:
+    return [h for h in history if h.get("op") == "rollback" and h.get("status") == "applied"]
+
+
+async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
+    run: IsolatedRun,
+) -> None:
+    """A canary that regresses for good is rolled back exactly once; a reader sees it."""
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    switched = asyncio.Event()
+    reader = PointerReader(store.client, service,
+                           on_change=lambda state: switched.set() if not state.candidate else None)
+    await reader.start()
+    worker = start(run)
+    try:
+        await produce(run, scenario_events(service, REGRESSION))
+        await asyncio.wait_for(switched.wait(), 90)
+        await wait_processed(run)
+    finally:
+        stop(worker)
+        await reader.stop()
+    state = await store.read(service)
+    assert state.active == "v1" and state.candidate is None
+    assert len(applied_rollbacks(await store.history(service, count=100))) == 1
+    audit = await read_topic(run.topic("audit"))
+    decisions = [a for a in audit if a.get("type") == "decision" and a["action"] == "rollback"]
+    outcomes = [a for a in audit if a.get("type") == "outcome" and a["status"] == "applied"]
+    assert len(decisions) == 1 and len(outcomes) == 1
+    assert decisions[0]["release"] == "v2" and decisions[0]["to"] == "v1"
+    assert decisions[0]["ts"] >= REGRESSION.regression_at + 1_763_856_000.0
+
+
+async def test_transient_spike_raises_an_alert_and_flips_nothing(run: IsolatedRun) -> None:
+    """A short, large spike that recovers gives an alert, never a rollback."""
+    service = new_service()
+    spiky = dataclasses.replace(BLIP_ONLY, blip_at=400.0, blip_s=90.0)
+    store = await setup_service(run, service, canary_percent=50)
+    epoch = (await store.read(service)).epoch
+    worker = start(run)
+    try:
+        await produce(run, scenario_events(service, spiky))
+        await wait_processed(run)
+        await asyncio.sleep(1.0)  # let any command in flight reach the actuator
+    finally:
+        stop(worker)
+    alerts = await read_topic(run.topic("alerts"))
+    assert any(a.get("verdict") == "transient" for a in alerts), alerts
+    assert (await store.read(service)).epoch == epoch
+    assert not [a for a in alerts if a.get("action") == "rollback"]
+
+
+async def test_worker_killed_mid_regression_resumes_with_exactly_one_rollback(
+    run: IsolatedRun,
+) -> None:
+    """SIGKILL in the middle of a sustained regression: after a restart, one rollback."""
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    events = scenario_events(service, REGRESSION)
+    onset = next(i for i, e in enumerate(events)
+                 if e["ts"] >= REGRESSION.regression_at + 1_763_856_000.0)
+    cut = onset + (len(events) - onset) // 6  # well inside the regression, before a decision
+    worker = start(run)
+    try:
+        await produce(run, events[:cut])
+        await wait_processed(run)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    assert (await store.read(service)).candidate == "v2", "decided before the kill"
+    worker = start(run)
+    try:
+        await produce(run, events[cut:])
+        await wait_processed(run)
+        await asyncio.sleep(1.0)
+    finally:
+        stop(worker)
+    assert len(applied_rollbacks(await store.history(service, count=100))) == 1
+    assert (await store.read(service)).candidate is None
+
+
+async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> None:
+    """Bad lines land in the dead-letter topic with reasons; the decision is the same."""
+    outcomes = {}
+    for dirty in (False, True):
+        run = IsolatedRun.new("e2e-dirty" if dirty else "e2e-clean", partitions=2)
+        service = "e2e-dirty-check-" + run.run_id
+        store = await setup_service(run, service, canary_percent=50)
+        events = scenario_events(service, REGRESSION)
+        bad = [
+            (service.encode(), b"{not json"),
+            (service.encode(), orjson.dumps({"service": service, "release": "v2"})),
+            (service.encode(), orjson.dumps([{"event_id": "x", "ts": "soon", "service": service,
+                                              "release": "v2", "metrics": {}}])),
+            (service.encode(), orjson.dumps({"event_id": "y", "ts": 1.0, "service": service,
+                                             "release": "v2", "metrics": {"toxicity": 7}})),
+        ] * 10 if dirty else []
+        worker = start(run)
+        try:
+            await produce(run, events, raw_lines=bad)
+            await wait_processed(run)
+            await asyncio.sleep(1.0)
+        finally:
+            stop(worker)
+        audit = await read_topic(run.topic("audit"))
+        rollback = [a for a in audit if a.get("type") == "decision" and a["action"] == "rollback"]
+        outcomes[dirty] = [(r["ts"], r["verdict"], r["to"]) for r in rollback]
+        if dirty:
+            dead = await read_topic(run.topic("dead"))
+            reasons = collections.Counter(d["reason"] for d in dead)
+            assert sum(reasons.values()) == len(bad), reasons
+            assert "not_json" in reasons and len(reasons) >= 3
+        await store.client.aclose()
+    assert outcomes[True] == outcomes[False] and len(outcomes[False]) == 1
+
+
+def test_worker_help_lists_its_environment_variables() -> None:
+    """`rollguard worker --help` names every setting it reads."""
+    result = subprocess.run(
+        ["rollguard", "worker", "--help"], capture_output=True, text=True, check=True,
+        env={**os.environ, "PATH": os.path.dirname(os.sys.executable) + ":" + os.environ["PATH"]},
+    )
+    for name in ("KAFKA_BOOTSTRAP", "REDIS_URL", "ROLLGUARD_POLICY", "ROLLGUARD_SECRET",
+                 "ROLLGUARD_TOPIC_EVENTS", "ROLLGUARD_PARTITIONS"):
+        assert name in result.stdout
