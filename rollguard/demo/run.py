@@ -181,6 +181,34 @@ class Observer:
             self.state.milestones.switched_wall = float(line["wall"])  # type: ignore[arg-type]
 
 
+async def prepare_service(store: PointerStore, service: str, secret: bytes) -> None:
+    """Register v1 and v2 and make v1 the active, stable release."""
+    for name, components in RELEASES.items():
+        await store.register_release(service, name, components)
+    await promote(store, service, "v1", None, secret)
+
+
+async def run_simulated_service(options: DemoOptions) -> None:
+    """Only the simulated service (for docker compose): a worker runs elsewhere."""
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env()
+    client = async_redis_client(settings.redis_url)
+    store = PointerStore(client, settings.secret)
+    await prepare_service(store, options.service, settings.secret)
+    emitter = Emitter(settings.topic_events, settings.kafka_bootstrap)
+    await emitter.start()
+    reader = PointerReader(client, options.service)
+    await reader.start()
+    state = DemoState(service=options.service, speed=options.speed)
+    try:
+        await simulate(options, state, emitter, reader, store, settings.secret, Console())
+    finally:
+        await reader.stop()
+        await emitter.close()
+        await client.aclose()
+
+
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     """Run the whole demo; returns the final state (the summary is printed too)."""
     services.up()
@@ -192,9 +220,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await ensure_topics(run.settings().topics())
     client = async_redis_client()
     store = PointerStore(client, secret)
-    for name, components in RELEASES.items():
-        await store.register_release(service, name, components)
-    await promote(store, service, "v1", None, secret)
+    await prepare_service(store, service, secret)
     console.print(f"starting the worker and a serving process for {service} ...")
     async with children(run, service) as (worker, server):
         await wait_for_worker_ready(run, worker)

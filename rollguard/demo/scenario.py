@@ -34,6 +34,7 @@ class Scenario:
     regression_at: float = 540.0
     hallucination_jump: float = 0.10
     latency_factor: float = 1.6
+    ramp_s: float = 0.0  # > 0: the regression creeps in linearly over this long
     duration: float = 1200.0
 
     def phase(self, t: float) -> str:
@@ -54,8 +55,9 @@ class Scenario:
                 hallucination += 0.25
                 latency_scale = 2.0
             elif phase == "regression":
-                hallucination += self.hallucination_jump
-                latency_scale = self.latency_factor
+                grown = min(1.0, (t - self.regression_at) / self.ramp_s) if self.ramp_s else 1.0
+                hallucination += self.hallucination_jump * grown
+                latency_scale = 1.0 + (self.latency_factor - 1.0) * grown
         return {
             "hallucination": float(rng.random() < hallucination),
             "toxicity": min(1.0, rng.betavariate(1.2, 30.0)),
@@ -65,3 +67,12 @@ class Scenario:
             "error": float(rng.random() < 0.01),
             "complaint": float(rng.random() < 0.005),
         }
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "regression": Scenario(),
+    "blip": Scenario(regression_at=float("inf"), duration=900.0),
+    "latency": Scenario(hallucination_jump=0.0, latency_factor=1.8),
+    "gradual": Scenario(ramp_s=300.0, duration=1500.0),
+}
+"""The demo's named scenarios: ``rollguard demo --scenario NAME``."""

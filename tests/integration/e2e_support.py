@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from actions.pointer import PointerStore
 from aiokafka import TopicPartition
 
 from actions.connect import async_redis_client
-from actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
 from streams.connect import consumer, ensure_topics, producer
 from streams.runs import IsolatedRun
@@ -42,7 +42,7 @@ def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dic
 
 async def setup_service(run: IsolatedRun, service: str, canary_percent: int) -> PointerStore:
     """Register v1 and v2, make v1 stable, then put v2 on ``canary_percent`` of traffic."""
-    from actions.pointer_ops import deploy  # noqa: PLC0415 (defined with the pointer API)
+    from actions.pointer_ops import deploy
 
     await ensure_topics(run.settings().topics())
     store = PointerStore(async_redis_client(), run.secret.encode())

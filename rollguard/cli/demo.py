@@ -1,0 +1,63 @@
+"""``rollguard demo`` (the README's main command), ``simulate`` and ``demo-server``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import click
+
+from rollguard.cli import run_or_exit
+from rollguard.config import redis_url
+from rollguard.demo.scenario import SCENARIOS
+
+
+@click.command("demo")
+@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="regression",
+              show_default=True, help="regression: a blip, then a sustained regression; "
+              "blip: blips only; latency: a latency-only regression; gradual: creeping.")
+@click.option("--speed", type=float, default=30.0, show_default=True,
+              help="Simulated seconds per wall-clock second.")
+@click.option("--rate", type=float, default=20.0, show_default=True,
+              help="Outputs per simulated second.")
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(scenario: str, speed: float, rate: float, seed: int) -> None:
+    """Watch a regression caught and rolled back, live, on local Kafka and Redis."""
+    from rich.console import Console
+
+    from rollguard.demo.run import DemoOptions, run_demo
+
+    if speed <= 0 or rate <= 0:
+        raise click.BadParameter("--speed and --rate must be > 0")
+    chosen = dataclasses.replace(SCENARIOS[scenario], rate=rate)
+    options = DemoOptions(chosen, speed=speed, seed=seed)
+    run_or_exit(lambda: run_demo(options, Console()))
+
+
+@click.command("simulate")
+@click.option("--service", default="support-bot", show_default=True)
+@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="regression",
+              show_default=True)
+@click.option("--speed", type=float, default=30.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def simulate(service: str, scenario: str, speed: float, seed: int) -> None:
+    """Run only the demo's simulated LLM service against a running worker."""
+    from rollguard.demo.run import DemoOptions, run_simulated_service
+
+    options = DemoOptions(SCENARIOS[scenario], speed=speed, seed=seed, service=service)
+    run_or_exit(lambda: run_simulated_service(options))
+
+
+@click.command("demo-server", hidden=True)
+@click.argument("service")
+def demo_server(service: str) -> None:
+    """A serving process that follows SERVICE's pointer and prints each switch as JSON."""
+    from rollguard.demo.server import serve
+
+    try:
+        asyncio.run(serve(service, redis_url()))
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS = (demo, simulate, demo_server)
