@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import click
@@ -54,10 +55,8 @@ def demo_server(service: str) -> None:
     """A serving process that follows SERVICE's pointer and prints each switch as JSON."""
     from rollguard.demo.server import serve
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(service, redis_url()))
-    except KeyboardInterrupt:
-        pass
 
 
 COMMANDS = (demo, simulate, demo_server)

@@ -69,7 +69,9 @@ async def produce(run: IsolatedRun, events: Iterable[dict[str, Any]], batch: int
         await out.flush()
 
 
-async def read_topic(topic: str, idle_s: float = 1.0, timeout: float = 20.0) -> list[dict[str, Any]]:
+async def read_topic(
+    topic: str, idle_s: float = 1.0, timeout: float = 20.0
+) -> list[dict[str, Any]]:
     """Everything in a topic so far, as decoded JSON objects."""
     found: list[dict[str, Any]] = []
     async with consumer(topic, auto_offset_reset="earliest", group_id=None) as into:
