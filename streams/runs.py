@@ -6,14 +6,20 @@ share topics or offsets.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
 from rollguard.config import kafka_bootstrap, redis_url
+from streams.connect import consumer
 from streams.settings import WorkerSettings
 
 ROLES = ("events", "commands", "alerts", "audit", "dead")
@@ -67,3 +73,24 @@ class IsolatedRun:
                 [sys.executable, "-m", "rollguard.cli", "worker", "--loglevel", "info"],
                 env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
             )
+
+
+async def wait_processed(run: IsolatedRun, timeout: float = 90.0) -> None:
+    """Wait until the worker's group has committed every message of the events topic."""
+    topic = run.topic("events")
+    async with consumer(group_id=None) as probe:
+        tps = [TopicPartition(topic, p) for p in range(run.partitions)]
+        ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.env()["KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(run.app_id)
+            done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
+            if all(done.get(p, 0) >= end for p, end in ends.items()):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise TimeoutError(f"worker {run.app_id} did not catch up with {topic} in {timeout}s")

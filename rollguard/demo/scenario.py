@@ -69,6 +69,26 @@ class Scenario:
         }
 
 
+def canary_events(service: str, scenario: Scenario, seed: int = 7,
+                  start_ts: float = 1_763_856_000.0) -> list[dict[str, object]]:
+    """Wire-format events of the simulated service: v1 alone, then v2 on a canary share.
+
+    >>> events = canary_events("bot", Scenario(rate=1.0, duration=200.0))
+    >>> len(events), events[0]["release"], sorted({e["release"] for e in events})
+    (200, 'v1', ['v1', 'v2'])
+    """
+    rng = random.Random(seed)
+    events: list[dict[str, object]] = []
+    step = 1.0 / scenario.rate
+    for i in range(int(scenario.duration * scenario.rate)):
+        t = i * step
+        canary = t >= scenario.deploy_at and rng.random() * 100 < scenario.canary_percent
+        release = "v2" if canary else "v1"
+        events.append({"event_id": f"{service}-{i}", "ts": start_ts + t, "service": service,
+                       "release": release, "metrics": scenario.metrics(release, t, rng)})
+    return events
+
+
 SCENARIOS: dict[str, Scenario] = {
     "regression": Scenario(),
     "blip": Scenario(regression_at=float("inf"), duration=900.0),

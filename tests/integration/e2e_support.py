@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 import uuid
 from collections.abc import Iterable
@@ -11,10 +9,9 @@ from typing import Any
 
 import orjson
 from actions.pointer import PointerStore
-from aiokafka import TopicPartition
 
 from actions.connect import async_redis_client
-from rollguard.demo.scenario import Scenario
+from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import consumer, ensure_topics, producer
 from streams.runs import IsolatedRun
 
@@ -26,18 +23,7 @@ COMPONENTS = {
 
 
 def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dict[str, Any]]:
-    """Events of the demo's simulated service: v1 alone, then a canary of v2."""
-    rng = random.Random(seed)
-    events = []
-    step = 1.0 / scenario.rate
-    t = 0.0
-    while t < scenario.duration:
-        canary = t >= scenario.deploy_at and rng.random() * 100 < scenario.canary_percent
-        release = "v2" if canary else "v1"
-        events.append({"event_id": f"{service}-{len(events)}", "ts": T0 + t, "service": service,
-                       "release": release, "metrics": scenario.metrics(release, t, rng)})
-        t += step
-    return events
+    return canary_events(service, scenario, seed, T0)
 
 
 async def setup_service(run: IsolatedRun, service: str, canary_percent: int) -> PointerStore:
@@ -83,29 +69,6 @@ async def read_topic(
                 found.extend(orjson.loads(m.value) for m in messages)
                 quiet_since = time.monotonic()
     return found
-
-
-async def wait_processed(run: IsolatedRun, timeout: float = 90.0) -> None:
-    """Wait until the worker's group has committed every message of the events topic."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    topic = run.topic("events")
-    async with consumer(group_id=None) as probe:
-        tps = [TopicPartition(topic, p) for p in range(run.partitions)]
-        ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}
-    admin = AIOKafkaAdminClient(bootstrap_servers=run.env()["KAFKA_BOOTSTRAP"])
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(run.app_id)
-            done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
-            if all(done.get(p, -1) >= end for p, end in ends.items()):
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-    raise TimeoutError(f"worker {run.app_id} did not catch up with {topic} in {timeout}s")
 
 
 def new_service() -> str:

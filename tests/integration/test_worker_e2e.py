@@ -16,14 +16,13 @@ import pytest
 from actions.reader import PointerReader
 
 from rollguard.demo.scenario import Scenario
-from streams.runs import IsolatedRun
+from streams.runs import IsolatedRun, wait_processed
 from tests.integration.e2e_support import (
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
-    wait_processed,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

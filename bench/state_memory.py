@@ -1,0 +1,69 @@
+"""Per-service state at 10,000 services: bytes in the table (changelog) and in memory.
+
+    .venv/bin/python -m bench.state_memory --services 10000 --minutes 30
+
+Each service sees a stable and a candidate release for ``minutes`` of event time; state must
+stay bounded however long the stream runs, so the run also reports the size after half the
+time to show it does not grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tracemalloc
+
+from detectors.events import Event
+from detectors.monitor import ServiceMonitor
+from detectors.policy import default_policy
+
+T0 = 1_763_856_000.0
+
+
+def feed(monitor: ServiceMonitor, rng: random.Random, start: float, seconds: float,
+         rate: float) -> None:
+    t, step = start, 1.0 / rate
+    n = 0
+    while t < start + seconds:
+        release = "v2" if rng.random() < 0.5 else "v1"
+        metrics = {"hallucination": float(rng.random() < 0.05), "toxicity": rng.random() * 0.1,
+                   "accuracy": 0.9, "latency_ms": 400 + rng.expovariate(1 / 200),
+                   "cost_usd": 0.003, "error": float(rng.random() < 0.01),
+                   "complaint": 0.0}
+        monitor.observe(Event(f"{monitor.service}-{n}-{t}", t, monitor.service, release, "",
+                              metrics))
+        t += step
+        n += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=0.5, help="events/s per service")
+    args = parser.parse_args()
+    policy = default_policy()
+    rng = random.Random(1)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    monitors = [ServiceMonitor(f"svc-{i}", policy) for i in range(args.services)]
+    for m in monitors:
+        m.set_roles("v1", "v2")
+    half = args.minutes * 30.0
+    for m in monitors:
+        feed(m, rng, T0, half, args.rate)
+    half_bytes = sum(len(m.to_bytes()) for m in monitors) / args.services
+    for m in monitors:
+        feed(m, rng, T0 + half, half, args.rate)
+    live = tracemalloc.get_traced_memory()[0] - before
+    full_bytes = sum(len(m.to_bytes()) for m in monitors) / args.services
+    print(f"services: {args.services:,}, {args.minutes:g} min of event time at "
+          f"{args.rate:g} events/s each")
+    print(f"table (changelog) bytes per service: {half_bytes:,.0f} after half the time, "
+          f"{full_bytes:,.0f} at the end")
+    print(f"in-process memory per live monitor:  {live / args.services:,.0f} bytes "
+          f"({live / 2**20:,.1f} MiB for all)")
+
+
+if __name__ == "__main__":
+    main()
