@@ -226,7 +226,8 @@ def kafka_jars() -> Path:
         Path(work, "pom.xml").write_text(POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
         staging = Path(work, "libs")
         subprocess.run(
-            ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+            ["mvn", "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
+             "-DincludeScope=runtime",
              f"-DoutputDirectory={staging}"],
             cwd=work, check=True,
         )
