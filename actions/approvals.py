@@ -59,4 +59,12 @@ class PendingCommands:
             found = await self.client.hgetall(PENDING_PREFIX + service)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
-        return {k.decode(): v for k, v in found.items()}
+        return {_text(k): _bytes(v) for k, v in found.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value

@@ -111,7 +111,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
             await send_all(alerts, out.alerts, key)
             await send_all(audit, out.audit, key)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         # The table is the truth after a rebalance; live copies may belong elsewhere now.
         processor.forget()

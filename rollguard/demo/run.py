@@ -132,11 +132,14 @@ async def promote(store: PointerStore, service: str, release: str, percent: floa
     from actions.commands import new_command, sign
 
     now = time.time()
-    fields: dict[str, object] = {"release": release, "reason": "demo deploy"}
-    if percent is not None:
-        fields["percent"] = float(percent)
-    command = sign(new_command(service, "promote", "demo-operator", now, **fields), secret)
+    command = sign(new_command(service, "promote", "demo-operator", now, release=release,
+                               percent=percent, reason="demo deploy"), secret)
     (await store.execute(command, now)).raise_for_status()
+
+
+def _num(record: dict[str, object], key: str) -> float:
+    value = record.get(key)
+    return float(value) if isinstance(value, int | float | str) else float("nan")
 
 
 class Observer:
@@ -144,11 +147,10 @@ class Observer:
 
     def __init__(self, state: DemoState) -> None:
         self.state = state
-        self.last_epoch: int | None = None
 
     def on_alert(self, alert: dict[str, object]) -> None:
         kind, verdict = alert.get("type"), alert.get("verdict")
-        when = f"[{float(alert['ts']) - T0:5.0f}s]" if "ts" in alert else "[     ]"
+        when = f"[{_num(alert, 'ts') - T0:5.0f}s]" if "ts" in alert else "[     ]"
         if kind == "alert":
             self.state.alerts.append(f"{when} {verdict}: {alert.get('reason')}")
             if verdict == "transient":
@@ -163,22 +165,22 @@ class Observer:
         m = self.state.milestones
         if record.get("type") == "decision" and record.get("action") == "rollback":
             m.rollbacks += 1
-            m.decided_sim = float(record["ts"]) - T0  # type: ignore[arg-type]
-            m.decided_wall = float(record["at"])  # type: ignore[arg-type]
+            m.decided_sim = _num(record, "ts") - T0
+            m.decided_wall = _num(record, "at")
             self.state.alerts.append(f"[{m.decided_sim:5.0f}s] ROLLBACK decided: "
                                      f"{record.get('reason')}")
         if record.get("type") == "outcome" and record.get("status") == "applied":
-            m.applied_wall = float(record["at"])  # type: ignore[arg-type]
+            m.applied_wall = _num(record, "at")
 
     def on_server(self, line: dict[str, object]) -> None:
         candidate = line.get("candidate")
-        share = f", {line.get('candidate')} on {float(line['percent']):.0f} %" if candidate else ""  # type: ignore[arg-type]
+        share = f", {candidate} on {_num(line, 'percent'):.0f} %" if candidate else ""
         self.state.server = (f"epoch {line.get('epoch')}: serving {line.get('active')} "
                              f"(model {line.get('model')}){share}")
         self.state.pointer = self.state.server
-        if (self.state.milestones.decided_wall is not None and not candidate
-                and self.state.milestones.switched_wall is None):
-            self.state.milestones.switched_wall = float(line["wall"])  # type: ignore[arg-type]
+        m = self.state.milestones
+        if m.decided_wall is not None and not candidate and m.switched_wall is None:
+            m.switched_wall = _num(line, "wall")
 
 
 async def prepare_service(store: PointerStore, service: str, secret: bytes) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import orjson
@@ -170,7 +171,7 @@ def test_worker_help_lists_its_environment_variables() -> None:
     """`rollguard worker --help` names every setting it reads."""
     result = subprocess.run(
         ["rollguard", "worker", "--help"], capture_output=True, text=True, check=True,
-        env={**os.environ, "PATH": os.path.dirname(os.sys.executable) + ":" + os.environ["PATH"]},
+        env={**os.environ, "PATH": os.path.dirname(sys.executable) + ":" + os.environ["PATH"]},
     )
     for name in ("KAFKA_BOOTSTRAP", "REDIS_URL", "ROLLGUARD_POLICY", "ROLLGUARD_SECRET",
                  "ROLLGUARD_TOPIC_EVENTS", "ROLLGUARD_PARTITIONS"):
