@@ -11,16 +11,12 @@ import orjson
 from actions.pointer import PointerStore
 
 from actions.connect import async_redis_client
+from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import consumer, ensure_topics, producer
 from streams.runs import IsolatedRun
 
 T0 = 1_763_856_000.0
-COMPONENTS = {
-    "v1": {"model": "m-1", "prompt": "p-1", "index": "i-1", "policy": "s-1", "pipeline": "c-1"},
-    "v2": {"model": "m-2", "prompt": "p-2", "index": "i-1", "policy": "s-1", "pipeline": "c-2"},
-}
-
 
 def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dict[str, Any]]:
     return canary_events(service, scenario, seed, T0)
@@ -28,14 +24,10 @@ def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dic
 
 async def setup_service(run: IsolatedRun, service: str, canary_percent: int) -> PointerStore:
     """Register v1 and v2, make v1 stable, then put v2 on ``canary_percent`` of traffic."""
-    from actions.pointer_ops import deploy
-
     await ensure_topics(run.settings().topics())
     store = PointerStore(async_redis_client(), run.secret.encode())
-    for name, components in COMPONENTS.items():
-        await store.register_release(service, name, components)
-    await deploy(store, service, "v1", percent=None, secret=run.secret.encode())
-    await deploy(store, service, "v2", percent=canary_percent, secret=run.secret.encode())
+    await prepare_service(store, service, run.secret.encode())
+    await promote(store, service, "v2", canary_percent, run.secret.encode())
     return store
 
 
