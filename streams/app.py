@@ -63,7 +63,8 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
     audit = app.topic(settings.topic_audit, partitions=1, **raw)
     dead = app.topic(settings.topic_dead, partitions=1, **raw)
-    states = app.Table(STATE_TABLE, default=None, partitions=settings.partitions, **raw)
+    states = app.Table(STATE_TABLE, default=None, partitions=settings.partitions,
+                       schema=faust.Schema(**raw))
 
     redis = async_redis_client(settings.redis_url)
     store = PointerStore(redis, settings.secret)
