@@ -25,20 +25,13 @@ from rich.live import Live
 
 from actions.connect import async_redis_client
 from rollguard import services
-from rollguard.demo.scenario import Scenario
+from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
 from streams.runs import IsolatedRun
 
 T0 = 1_763_856_000.0  # event time of the simulation's start
-RELEASES = {
-    "v1": {"model": "llm-2025-10", "prompt": "support-p41", "index": "kb-2025-11-01",
-           "policy": "safety-7", "pipeline": "rag-3"},
-    "v2": {"model": "llm-2025-11", "prompt": "support-p42", "index": "kb-2025-11-20",
-           "policy": "safety-7", "pipeline": "rag-4"},
-}
-
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -120,8 +113,8 @@ class Simulation:
             self.emitted_until += step
             t = self.emitted_until
             user = f"user-{self.rng.randrange(50_000)}"
-            release, _components = self.reader.resolve(user)
-            metrics = scenario.metrics(release, t, self.rng)
+            release, components = self.reader.resolve(user)
+            metrics = scenario.metrics(components, t, self.rng)
             self.emitter.emit(self.options.service, release, metrics, ts=T0 + t)
             self.state.record(release, t, metrics)
 

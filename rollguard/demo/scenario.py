@@ -4,7 +4,7 @@ Pure: the time (simulated seconds since the start) and the random generator are 
 
 >>> import random
 >>> scenario = Scenario()
->>> sorted(scenario.metrics("v1", 10.0, random.Random(1)))
+>>> sorted(scenario.metrics(RELEASES["v1"], 10.0, random.Random(1)))
 ['accuracy', 'complaint', 'cost_usd', 'error', 'hallucination', 'latency_ms', 'toxicity']
 >>> scenario.phase(scenario.regression_at + 1)
 'regression'
@@ -13,7 +13,16 @@ Pure: the time (simulated seconds since the start) and the random generator are 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+RELEASES = {
+    "v1": {"model": "llm-2025-10", "prompt": "support-p41", "index": "kb-2025-11-01",
+           "policy": "safety-7", "pipeline": "rag-3"},
+    "v2": {"model": "llm-2025-11", "prompt": "support-p42", "index": "kb-2025-11-20",
+           "policy": "safety-7", "pipeline": "rag-4"},
+}
+"""The simulated service's two releases; v2's prompt causes hallucinations, its model latency."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +31,9 @@ class Scenario:
 
     v1 serves alone until ``deploy_at``; then v2 takes ``canary_percent`` of traffic. v2 has a
     harmless ``blip_s``-long spike at ``blip_at`` and a sustained regression from
-    ``regression_at`` (hallucination up by ``hallucination_jump``, latency by
-    ``latency_factor``) that lasts until the end.
+    ``regression_at`` that lasts until the end: v2's prompt raises hallucinations by
+    ``hallucination_jump`` and v2's model multiplies latency by ``latency_factor``. Faults
+    follow components, so a partial rollback of the faulty component really fixes it.
     """
 
     rate: float = 20.0  # outputs per simulated second, all releases together
@@ -33,7 +43,7 @@ class Scenario:
     blip_s: float = 60.0
     regression_at: float = 540.0
     hallucination_jump: float = 0.10
-    latency_factor: float = 1.6
+    latency_factor: float = 1.0
     ramp_s: float = 0.0  # > 0: the regression creeps in linearly over this long
     duration: float = 1200.0
 
@@ -46,17 +56,21 @@ class Scenario:
             return "regression"
         return "canary"
 
-    def metrics(self, release: str, t: float, rng: random.Random) -> dict[str, float]:
-        """One output's evaluation for ``release`` at simulated time ``t``."""
+    def metrics(self, components: Mapping[str, str], t: float,
+                rng: random.Random) -> dict[str, float]:
+        """One output's evaluation, served by ``components`` at simulated time ``t``."""
         hallucination, latency_scale = 0.04, 1.0
-        if release != "v1":
-            phase = self.phase(t)
-            if phase == "blip":
-                hallucination += 0.25
-                latency_scale = 2.0
-            elif phase == "regression":
-                grown = min(1.0, (t - self.regression_at) / self.ramp_s) if self.ramp_s else 1.0
+        new_prompt = components.get("prompt") == RELEASES["v2"]["prompt"]
+        new_model = components.get("model") == RELEASES["v2"]["model"]
+        phase = self.phase(t)
+        if phase == "blip" and (new_prompt or new_model):
+            hallucination += 0.25
+            latency_scale = 2.0
+        elif phase == "regression":
+            grown = min(1.0, (t - self.regression_at) / self.ramp_s) if self.ramp_s else 1.0
+            if new_prompt:
                 hallucination += self.hallucination_jump * grown
+            if new_model:
                 latency_scale = 1.0 + (self.latency_factor - 1.0) * grown
         return {
             "hallucination": float(rng.random() < hallucination),
@@ -85,7 +99,8 @@ def canary_events(service: str, scenario: Scenario, seed: int = 7,
         canary = t >= scenario.deploy_at and rng.random() * 100 < scenario.canary_percent
         release = "v2" if canary else "v1"
         events.append({"event_id": f"{service}-{i}", "ts": start_ts + t, "service": service,
-                       "release": release, "metrics": scenario.metrics(release, t, rng)})
+                       "release": release,
+                       "metrics": scenario.metrics(RELEASES[release], t, rng)})
     return events
 
 
@@ -93,6 +108,7 @@ SCENARIOS: dict[str, Scenario] = {
     "regression": Scenario(),
     "blip": Scenario(regression_at=float("inf"), duration=900.0),
     "latency": Scenario(hallucination_jump=0.0, latency_factor=1.8),
+    "both": Scenario(latency_factor=1.6),
     "gradual": Scenario(ramp_s=300.0, duration=1500.0),
 }
 """The demo's named scenarios: ``rollguard demo --scenario NAME``."""
