@@ -61,6 +61,9 @@ class Command:
         if self.percent is not None:
             object.__setattr__(self, "percent", float(self.percent))
         object.__setattr__(self, "issued_at", float(self.issued_at))
+        # Through JSON once, so what is signed is what a decoded copy holds (orjson writes
+        # inf and nan as null, tuples as lists).
+        object.__setattr__(self, "evidence", orjson.loads(orjson.dumps(self.evidence)))
         object.__setattr__(self, "expires_at", float(self.expires_at))
 
     @property

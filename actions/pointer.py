@@ -124,10 +124,15 @@ class PointerStore:
         return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
     async def _io(self, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await work()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise unavailable(exc, self.address) from exc
+        # One more try after a connection error: a pooled connection may predate a server
+        # restart. Every call here is safe to repeat (reads, HSETNX, the idempotent script).
+        for attempt in (1, 2):
+            try:
+                return await work()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if attempt == 2:
+                    raise unavailable(exc, self.address) from exc
+        raise AssertionError("unreachable")
 
     # -- releases -------------------------------------------------------------------------
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from actions.commands import Command, Op, new_command, sign
 from actions.connect import async_redis_client
 from actions.pointer import Outcome, PointerStore
+from tests.integration.actions.private_redis import PrivateRedis
 
 SECRET = b"test-secret"
 
@@ -62,3 +64,12 @@ async def fixture_released(store: PointerStore, service: str, issue: Issue) -> P
     )
     (await issue("promote", release="v1")).raise_for_status()
     return store
+
+
+@pytest.fixture(name="private_redis")
+def fixture_private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """Our own redis-server (not the shared one), free to stop and restart."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
