@@ -211,6 +211,15 @@ def _partial(
     now: float,
 ) -> Plan:
     watched_name = state.watched_release
+    serving = releases.get(watched_name or state.active)
+    unknown = [c for c in command.components
+               if c not in target.components or (serving and c not in serving.components)]
+    if unknown:
+        return Refusal(
+            "unknown_component",
+            f"{state.service}: no component {unknown[0]!r} in {target.name}"
+            f" ({', '.join(target.components)})",
+        )
     if watched_name is None or watched_name == target.name:
         return NoChange(f"{state.service} serves {state.active} only: nothing to roll back")
     watched = releases.get(watched_name)
