@@ -16,16 +16,18 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
 
 from actions.connect import async_redis_client, redis_client
 from actions.keys import PREFIX, ServiceKeys
 from actions.routing import Route, Router
 from actions.state import PointerState, decode
+from actions.subscriber import ChannelSubscriber, ReplyError, subscribe
 from rollguard.errors import ServiceUnavailable, UnknownService
 
 log = logging.getLogger("rollguard.reader")
@@ -35,6 +37,7 @@ OnStale = Callable[[BaseException], Any]
 NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
 POLL_S = 0.5  # longest a loop blocks, so expiry and stop are noticed promptly
+SUBSCRIBE_TIMEOUT_S = 5.0
 
 
 class _ReaderCore:
@@ -154,8 +157,9 @@ def _address(kwargs: dict[str, Any]) -> str:
 class PointerReader(_ReaderCore):
     """The asyncio reader: ``await start()``, then ``resolve()``; ``await stop()`` at shutdown.
 
-    ``on_change(state)`` may be a function or a coroutine function; it runs in the reader's
-    task after each change, so a slow callback delays the next change, not requests.
+    Changes arrive on a dedicated subscriber connection (``actions/subscriber.py``) and are
+    applied inside the event loop's read callback. ``on_change(state)`` may be a function (run
+    right there: keep it quick) or a coroutine function (run in order by one task).
     """
 
     def __init__(
@@ -176,24 +180,29 @@ class PointerReader(_ReaderCore):
             if isinstance(client_or_url, aioredis.Redis)
             else async_redis_client(client_or_url)
         )
-        self.address = _address(self.client.connection_pool.connection_kwargs)
-        self._pubsub: aioredis.client.PubSub | None = None
+        pool = self.client.connection_pool
+        self.address = _address(pool.connection_kwargs)
+        self._tls = issubclass(pool.connection_class, SSLConnection)
+        self._subscriber: ChannelSubscriber | None = None
+        self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
+        self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Subscribe, then load the pointer (in this order, so no change can slip between)."""
         try:
-            await self._subscribe()
+            self._subscriber = await self._subscribe()
             await self._reread()
-        except NETWORK_ERRORS as exc:
-            await self._close_pubsub()
+        except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+            self._close_subscriber()
             raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
         if self._state is None:
-            await self._close_pubsub()
+            self._close_subscriber()
             raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")
         self._tasks = [
-            asyncio.create_task(self._listen(), name=f"pointer-listen-{self.service}"),
+            asyncio.create_task(self._watch(), name=f"pointer-watch-{self.service}"),
             asyncio.create_task(self._refresh(), name=f"pointer-refresh-{self.service}"),
+            asyncio.create_task(self._run_callbacks(), name=f"pointer-callbacks-{self.service}"),
         ]
 
     async def stop(self) -> None:
@@ -201,7 +210,7 @@ class PointerReader(_ReaderCore):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await self._close_pubsub()
+        self._close_subscriber()
         if self._owns_client:
             await self.client.aclose()
 
@@ -212,62 +221,93 @@ class PointerReader(_ReaderCore):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _subscribe(self) -> None:
-        self._pubsub = self.client.pubsub()
-        await self._pubsub.subscribe(self.keys.changes)
+    async def _subscribe(self) -> ChannelSubscriber:
+        """A new subscriber connection, returned once Redis confirmed the subscription."""
+        confirmed = asyncio.get_running_loop().create_future()
 
-    async def _close_pubsub(self) -> None:
-        if self._pubsub is not None:
-            pubsub, self._pubsub = self._pubsub, None
-            with contextlib.suppress(*NETWORK_ERRORS):
-                await pubsub.aclose()
+        def on_subscribed() -> None:
+            if not confirmed.done():
+                confirmed.set_result(None)
+
+        subscriber = await subscribe(
+            self.client.connection_pool.connection_kwargs, self.keys.changes, self._on_message,
+            on_subscribed, tls=self._tls, timeout=SUBSCRIBE_TIMEOUT_S,
+        )  # fmt: skip
+        await asyncio.wait(
+            (confirmed, subscriber.closed), timeout=SUBSCRIBE_TIMEOUT_S,
+            return_when=asyncio.FIRST_COMPLETED,
+        )  # fmt: skip
+        if not confirmed.done():
+            subscriber.close()
+            cause = subscriber.closed.result() if subscriber.closed.done() else None
+            raise cause or TimeoutError("no SUBSCRIBE confirmation")
+        return subscriber
+
+    def _close_subscriber(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            result = self._accept(data, authoritative=False)
+        except ValueError:
+            log.exception("%s: ignoring an undecodable pointer", self.service)
+            return
+        self._messages += 1
+        if inspect.isawaitable(result):
+            self._callbacks.put_nowait(result)
 
     async def _reread(self) -> None:
+        seen = self._messages
         raw = await self.client.get(self.keys.pointer)
-        await self._deliver(raw, authoritative=True)
+        # A message applied while the GET was in flight may be newer than what it returned.
+        result = self._accept(raw, authoritative=self._messages == seen)
+        if inspect.isawaitable(result):
+            self._callbacks.put_nowait(result)
         self._confirmed()
 
-    async def _deliver(self, raw: bytes | str | None, authoritative: bool) -> None:
-        result = self._accept(raw, authoritative)
-        if inspect.isawaitable(result):
+    async def _run_callbacks(self) -> None:
+        while True:
+            pending = await self._callbacks.get()
             try:
-                await result
+                await pending
             except Exception:
                 log.exception("%s: on_change coroutine failed", self.service)
 
-    async def _listen(self) -> None:
-        backoff = BACKOFF_S[0]
+    async def _watch(self) -> None:
+        """Wait for the subscriber connection to end; reconnect, re-read, repeat."""
         while True:
-            try:
-                if self._pubsub is None:
-                    await self._subscribe()
-                assert self._pubsub is not None
-                message = await self._pubsub.get_message(timeout=POLL_S)
-                self._check_expiry()
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    # The first subscription, or redis-py resubscribed after a reconnect:
-                    # anything published meanwhile was lost, so read the pointer again.
-                    await self._reread()
-                    backoff = BACKOFF_S[0]
-                elif message["type"] == "message":
-                    await self._deliver(message["data"], authoritative=False)
-            except NETWORK_ERRORS as exc:
-                self._lost(exc)
-                await self._close_pubsub()
+            assert self._subscriber is not None
+            cause = await self._subscriber.closed
+            self._lost(cause or ConnectionResetError("subscriber closed"))
+            self._subscriber = None
+            backoff = BACKOFF_S[0]
+            while self._subscriber is None:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_S[1])
-                self._check_expiry()
-            except ValueError:
-                log.exception("%s: ignoring an undecodable pointer", self.service)
+                try:
+                    subscriber = await self._subscribe()
+                except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+                    self._check_expiry()
+                    log.debug("%s: reconnect failed: %s", self.service, exc)
+                    continue
+                try:
+                    await self._reread()
+                except NETWORK_ERRORS as exc:
+                    subscriber.close()
+                    log.debug("%s: re-read failed: %s", self.service, exc)
+                    continue
+                self._subscriber = subscriber
 
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_interval_s)
+            if self._subscriber is None:
+                self._check_expiry()
+                continue  # _watch is reconnecting and re-reads once it is back
             try:
-                raw = await self.client.get(self.keys.pointer)
-                await self._deliver(raw, authoritative=True)
+                await self._reread()
             except NETWORK_ERRORS as exc:
                 self._lost(exc)
             except ValueError:

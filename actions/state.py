@@ -108,5 +108,5 @@ def decode(raw: bytes | str) -> PointerState:
         updated_at=float(data.get("updated_at", 0.0)),
         updated_by=data.get("updated_by", ""),
         command_id=data.get("command_id", ""),
-        extra={k: v for k, v in data.items() if k not in KNOWN},
+        extra={k: data[k] for k in data.keys() - KNOWN},
     )
