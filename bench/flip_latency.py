@@ -1,6 +1,6 @@
 """Flip-to-visible latency: from issuing a flip to every subscribed reader's on_change callback.
 
-Run: ``.venv/bin/python -m bench.flip_latency --readers 1 100 500 --processes 4``.
+Run: ``.venv/bin/python -m bench.flip_latency --readers 1 100 500 --processes 2``.
 
 How: ``--processes`` worker processes each run an asyncio loop with their share of the
 readers (each reader has its own pub/sub connection, as a separate server would). The parent
@@ -122,7 +122,7 @@ async def run(readers: int, processes: int, flips: int, gap_s: float) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, nargs="+", default=[1, 100, 500])
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--flips", type=int, default=100)
     parser.add_argument("--gap-ms", type=float, default=100.0)
     args = parser.parse_args()
