@@ -32,9 +32,9 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so that `rollguard --help` works even while a module has a problem.
-    from rollguard.cli import demo, services, worker
+    from rollguard.cli import demo, pointer, services, worker
 
-    for command in (*services.COMMANDS, *worker.COMMANDS, *demo.COMMANDS):
+    for command in (*services.COMMANDS, *pointer.COMMANDS, *worker.COMMANDS, *demo.COMMANDS):
         main.add_command(command)
 
 

@@ -1,0 +1,60 @@
+"""Every Redis key and channel name of the pointer protocol, in one place.
+
+All keys of one service share the hash tag ``{SERVICE}`` so that a Redis Cluster keeps them in
+one slot, which the single Lua script that changes them requires.
+
+>>> ServiceKeys.of("support-bot").pointer
+'rollguard:{support-bot}:pointer'
+>>> ServiceKeys.of("support-bot").idempotency("k-1")
+'rollguard:{support-bot}:idem:k-1'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rollguard.errors import ConfigError
+
+PREFIX = "rollguard"
+
+# Service names go inside keys and a hash tag: no braces, no spaces, no colons.
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_service(service: str) -> str:
+    """Return ``service`` if it is a valid service name, else raise ConfigError."""
+    if not SERVICE_NAME.match(service):
+        raise ConfigError(
+            f"service name must be 1-128 letters, digits, '.', '_' or '-': {service!r}"
+        )
+    return service
+
+
+@dataclass(frozen=True)
+class ServiceKeys:
+    """The keys and the change channel of one service."""
+
+    service: str
+    pointer: str  # STRING: the pointer state as JSON
+    releases: str  # HASH: release name -> canonical release JSON (immutable)
+    release_order: str  # ZSET: release name scored by registration time (unix seconds)
+    history: str  # STREAM: one entry per command outcome
+    changes: str  # pub/sub CHANNEL: the new pointer JSON after every applied change
+    idempotency_prefix: str  # STRING per key, with a TTL: the command that used it
+
+    @classmethod
+    def of(cls, service: str, prefix: str = PREFIX) -> ServiceKeys:
+        base = f"{prefix}:{{{check_service(service)}}}"
+        return cls(
+            service=service,
+            pointer=f"{base}:pointer",
+            releases=f"{base}:releases",
+            release_order=f"{base}:release-order",
+            history=f"{base}:history",
+            changes=f"{base}:changes",
+            idempotency_prefix=f"{base}:idem:",
+        )
+
+    def idempotency(self, key: str) -> str:
+        return self.idempotency_prefix + key

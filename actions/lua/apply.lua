@@ -1,0 +1,81 @@
+-- Apply one planned pointer command atomically: check, write, record, publish.
+-- Nothing is written unless every check passes; every outcome but "retry" is recorded.
+--
+-- KEYS[1]  pointer         STRING  pointer JSON, carries "epoch"
+-- KEYS[2]  history         STREAM  one entry per command outcome
+-- KEYS[3]  idempotency     STRING  record of the command that used this idempotency key
+-- KEYS[4]  releases        HASH    release name -> release JSON
+-- KEYS[5]  release order   ZSET    release name scored by registration time
+-- ARGV[1]  mode            "refuse": record a refusal and stop (bad signature, expired, ...)
+--                          "plan":   run the checks below, then apply the planned result
+-- ARGV[2]  planned epoch   the epoch the caller read and planned against (0: no pointer)
+-- ARGV[3]  expected epoch  the command's compare-and-set epoch, "" for none
+-- ARGV[4]  new pointer     pointer JSON with epoch = planned + 1; "" if the plan changes nothing
+-- ARGV[5]  entry           JSON array [field, value, ...] describing the command for the history
+-- ARGV[6]  refusal code    non-empty when the plan (or mode "refuse") refuses the command
+-- ARGV[7]  message         human-readable outcome
+-- ARGV[8]  idem record     JSON kept at KEYS[3] once the command applied
+-- ARGV[9]  idem ttl        seconds to keep KEYS[3]
+-- ARGV[10] derived name    release to register with the change (partial rollback), "" for none
+-- ARGV[11] derived JSON
+-- ARGV[12] channel         pub/sub channel that receives the new pointer JSON
+-- ARGV[13] now             unix seconds (release order score)
+-- return {outcome, code, message, epoch_before, epoch_after, history entry id}
+--   outcome "applied" | "already_applied" | "conflict" | "refused" | "retry";
+--   "retry" (nothing written or recorded): the pointer moved since the caller read it and the
+--   command carries no expected epoch, so the caller reads again and plans again.
+
+local raw = redis.call('GET', KEYS[1])
+local current = 0
+if raw then
+    current = tonumber(cjson.decode(raw)['epoch'])
+end
+
+local function record(outcome, code, message, after)
+    local fields = cjson.decode(ARGV[5])
+    local tail = {'outcome', outcome, 'code', code, 'message', message,
+                  'epoch_before', tostring(current), 'epoch_after', tostring(after)}
+    for _, value in ipairs(tail) do
+        table.insert(fields, value)
+    end
+    local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+    return {outcome, code, message, current, after, id}
+end
+
+if ARGV[1] == 'refuse' then
+    return record('refused', ARGV[6], ARGV[7], current)
+end
+
+local done = redis.call('GET', KEYS[3])
+if done then
+    local previous = cjson.decode(done)
+    return record('already_applied', 'duplicate',
+        'idempotency key already used by command ' .. previous['command_id'] ..
+        ' (epoch ' .. tostring(previous['epoch']) .. ')', current)
+end
+
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
+    return record('conflict', 'epoch_moved', 'expected epoch ' .. ARGV[3] ..
+        ' but the pointer is at epoch ' .. tostring(current), current)
+end
+
+if tonumber(ARGV[2]) ~= current then
+    return {'retry', '', 'the pointer moved while planning', current, current, ''}
+end
+
+if ARGV[6] ~= '' then
+    return record('refused', ARGV[6], ARGV[7], current)
+end
+
+redis.call('SET', KEYS[3], ARGV[8], 'EX', tonumber(ARGV[9]))
+if ARGV[4] == '' then
+    return record('already_applied', 'no_change', ARGV[7], current)
+end
+
+if ARGV[10] ~= '' and redis.call('HSETNX', KEYS[4], ARGV[10], ARGV[11]) == 1 then
+    redis.call('ZADD', KEYS[5], ARGV[13], ARGV[10])
+end
+redis.call('SET', KEYS[1], ARGV[4])
+local result = record('applied', '', ARGV[7], current + 1)
+redis.call('PUBLISH', ARGV[12], ARGV[4])
+return result

@@ -1,0 +1,323 @@
+"""The version pointer store: releases, atomic pointer commands and their audit history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar, Literal, TypeVar
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from actions.commands import Command, refusal
+from actions.connect import unavailable
+from actions.keys import PREFIX, ServiceKeys
+from actions.plan import Change, Plan, Refusal, plan
+from actions.releases import Release, new_release
+from actions.state import PointerState, decode, encode
+from rollguard.errors import (
+    CommandRefused,
+    PointerConflict,
+    ReleaseConflict,
+    RollbackError,
+    ServicePinned,
+    UnknownComponent,
+    UnknownRelease,
+    UnknownService,
+)
+
+Status = Literal["applied", "already_applied", "conflict", "refused"]
+T = TypeVar("T")
+
+# An idempotency key is remembered this long: far longer than any retry of a command.
+IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+# Commands without an expected epoch re-plan when another flip lands first; after this many
+# losses in a row the last attempt becomes a compare-and-set and is reported as a conflict.
+MAX_ATTEMPTS = 20
+
+ERRORS: dict[str, type[RollbackError]] = {
+    "unknown_service": UnknownService,
+    "unknown_release": UnknownRelease,
+    "unknown_component": UnknownComponent,
+    "pinned": ServicePinned,
+    "epoch_moved": PointerConflict,
+}
+
+
+def _lua(name: str) -> str:
+    return resources.files("actions").joinpath(f"lua/{name}").read_text(encoding="utf-8")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one command; ``code`` says why when it did not apply."""
+
+    status: Status
+    command_id: str
+    service: str
+    epoch_before: int
+    epoch_after: int
+    message: str
+    code: str = ""
+    history_id: str = ""
+    state: PointerState | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Applied now or before: the pointer is as the command asked."""
+        return self.status in ("applied", "already_applied")
+
+    def raise_for_status(self) -> Outcome:
+        """Return self if ``ok``, else raise the matching RollbackError."""
+        if self.ok:
+            return self
+        error = ERRORS.get(self.code, CommandRefused if self.status == "refused" else RollbackError)
+        raise error(f"{self.service}: {self.status} ({self.code}): {self.message}")
+
+
+class PointerStore:
+    """Releases, the pointer and its history for every service, in one Redis.
+
+    Parameters
+    ----------
+    client
+        An asyncio Redis client; the store never closes it.
+    secret
+        The shared HMAC secret that commands must be signed with.
+    prefix
+        Key prefix (``rollguard``); tests use their own.
+    """
+
+    lua_apply: ClassVar[AsyncScript | None] = None
+    lua_register: ClassVar[AsyncScript | None] = None
+
+    def __init__(self, client: aioredis.Redis, secret: bytes, prefix: str = PREFIX) -> None:
+        if not secret:
+            raise ValueError("PointerStore needs a non-empty secret")
+        self.client = client
+        self.secret = secret
+        self.prefix = prefix
+        self._register_scripts(client)
+
+    @classmethod
+    def _register_scripts(cls, client: aioredis.Redis) -> None:
+        # Registered once; each call passes its own client, and EVALSHA reloads on NOSCRIPT.
+        if cls.lua_apply is None:
+            cls.lua_apply = client.register_script(_lua("apply.lua"))
+        if cls.lua_register is None:
+            cls.lua_register = client.register_script(_lua("register.lua"))
+
+    def keys(self, service: str) -> ServiceKeys:
+        return ServiceKeys.of(service, self.prefix)
+
+    @property
+    def address(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+    async def _io(self, work: Callable[[], Awaitable[T]]) -> T:
+        # One more try after a connection error: a pooled connection may predate a server
+        # restart. Every call here is safe to repeat (reads, HSETNX, the idempotent script).
+        for attempt in (1, 2):
+            try:
+                return await work()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if attempt == 2:
+                    raise unavailable(exc, self.address) from exc
+        raise AssertionError("unreachable")
+
+    # -- releases -------------------------------------------------------------------------
+
+    async def register_release(
+        self, service: str, release_name: str, components: Mapping[str, str]
+    ) -> Release:
+        """Register an immutable release; the same contents again is fine, others are refused."""
+        keys = self.keys(service)
+        release = new_release(release_name, components)
+        assert self.lua_register is not None
+        script = self.lua_register
+        result = await self._io(
+            lambda: script(
+                keys=[keys.releases, keys.release_order],
+                args=[release.name, release.to_json(), time.time()],
+                client=self.client,
+            )
+        )
+        if int(result) < 0:
+            existing = await self.release(service, release_name)
+            raise ReleaseConflict(
+                f"{service}: release {release_name!r} is already registered with other contents"
+                f" ({_components(existing.components)}); releases are immutable, pick a new name"
+            )
+        return release
+
+    async def release(self, service: str, name: str) -> Release:
+        """One release; UnknownRelease if it is not registered."""
+        keys = self.keys(service)
+        raw = await self._io(lambda: self.client.hget(keys.releases, name))
+        if raw is None:
+            raise UnknownRelease(f"{service} has no release {name!r}")
+        return Release.from_json(raw)
+
+    async def releases(self, service: str) -> list[tuple[Release, float]]:
+        """Every release of ``service`` with its registration time, oldest first."""
+        keys = self.keys(service)
+
+        async def fetch() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.releases)
+                pipe.zrange(keys.release_order, 0, -1, withscores=True)
+                return await pipe.execute()
+
+        contents, order = await self._io(fetch)
+        found = {_text(k): Release.from_json(v) for k, v in contents.items()}
+        return [(found[_text(n)], float(t)) for n, t in order if _text(n) in found]
+
+    # -- the pointer ----------------------------------------------------------------------
+
+    async def read(self, service: str) -> PointerState:
+        """The current pointer; UnknownService if the service has none."""
+        keys = self.keys(service)
+        raw = await self._io(lambda: self.client.get(keys.pointer))
+        if raw is None:
+            raise UnknownService(f"{service} has no version pointer (no release promoted yet)")
+        return decode(raw)
+
+    async def _snapshot(self, keys: ServiceKeys) -> tuple[PointerState | None, dict[str, Release]]:
+        async def fetch() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.get(keys.pointer)
+                pipe.hgetall(keys.releases)
+                return await pipe.execute()
+
+        raw, contents = await self._io(fetch)
+        state = None if raw is None else decode(raw)
+        # Releases are immutable and only ever added, so reading them outside the script is safe.
+        return state, {_text(k): Release.from_json(v) for k, v in contents.items()}
+
+    async def execute(self, command: Command, now: float) -> Outcome:
+        """Check, plan and apply ``command`` in one atomic step; never partially applied.
+
+        Every outcome, refusals included, is appended to the service's history.
+        """
+        keys = self.keys(command.service)
+        problem = refusal(command, self.secret, now)
+        if problem is not None:
+            return await self._run(keys, command, now, "refuse", 0, Refusal(*problem))
+        for attempt in range(MAX_ATTEMPTS):
+            state, releases = await self._snapshot(keys)
+            planned = plan(state, command, releases, now)
+            epoch = 0 if state is None else state.epoch
+            last = attempt == MAX_ATTEMPTS - 1
+            outcome = await self._run(keys, command, now, "plan", epoch, planned, strict=last)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("unreachable: the last attempt is a compare-and-set")
+
+    async def _run(
+        self,
+        keys: ServiceKeys,
+        command: Command,
+        now: float,
+        mode: str,
+        epoch: int,
+        planned: Plan,
+        strict: bool = False,
+    ) -> Any:
+        expected = command.expected_epoch
+        if strict and expected is None:
+            expected = epoch
+        new_state = planned.state if isinstance(planned, Change) else None
+        derived = planned.derived if isinstance(planned, Change) else None
+        code = planned.reason if isinstance(planned, Refusal) else ""
+        idem = {"command_id": command.command_id, "epoch": epoch + (1 if new_state else 0)}
+        args: list[bytes | str | int | float] = [
+            mode,
+            epoch,
+            "" if expected is None else expected,
+            b"" if new_state is None else encode(new_state),
+            orjson.dumps(_entry(command, now)),
+            code,
+            planned.message,
+            orjson.dumps(idem),
+            IDEMPOTENCY_TTL_S,
+            "" if derived is None else derived.name,
+            b"" if derived is None else derived.to_json(),
+            keys.changes,
+            now,
+        ]
+        script = self.lua_apply
+        assert script is not None
+        result = await self._io(
+            lambda: script(
+                keys=[
+                    keys.pointer,
+                    keys.history,
+                    keys.idempotency(command.idempotency_key),
+                    keys.releases,
+                    keys.release_order,
+                ],
+                args=args,
+                client=self.client,
+            )
+        )
+        status = _text(result[0])
+        if status == "retry":
+            return None
+        return Outcome(
+            status=status,  # type: ignore[arg-type]
+            command_id=command.command_id,
+            service=command.service,
+            epoch_before=int(result[3]),
+            epoch_after=int(result[4]),
+            message=_text(result[2]),
+            code=_text(result[1]),
+            history_id=_text(result[5]),
+            state=new_state if status == "applied" else None,
+        )
+
+    # -- history --------------------------------------------------------------------------
+
+    async def history(self, service: str, count: int = 100) -> list[dict[str, Any]]:
+        """The last ``count`` history entries of ``service``, oldest first."""
+        keys = self.keys(service)
+        rows = await self._io(lambda: self.client.xrevrange(keys.history, count=count))
+        return [_history_entry(entry_id, fields or {}) for entry_id, fields in reversed(rows or [])]
+
+
+def _components(components: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in components.items())
+
+
+def _entry(command: Command, now: float) -> list[str]:
+    """The history fields describing a command (the script appends the outcome)."""
+    return [
+        "at", repr(now),
+        "command_id", command.command_id,
+        "idempotency_key", command.idempotency_key,
+        "op", command.op,
+        "issued_by", command.issued_by,
+        "release", command.release or "",
+        "command", command.to_bytes().decode(),
+    ]  # fmt: skip
+
+
+def _history_entry(entry_id: Any, fields: Mapping[Any, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {_text(k): _text(v) for k, v in fields.items()}
+    data["id"] = _text(entry_id)
+    for name in ("epoch_before", "epoch_after"):
+        if name in data:
+            data[name] = int(data[name])
+    if "at" in data:
+        data["at"] = float(data["at"])
+    if "command" in data:
+        data["command"] = orjson.loads(data["command"])
+    return data

@@ -1,0 +1,199 @@
+"""Pointer readers for serving processes: an in-process copy kept current by pub/sub.
+
+``resolve()`` answers from memory. The copy is loaded at start, replaced by every change
+published on the service's channel, re-read whenever the subscription is (re)established (a
+reconnect may have missed messages: pub/sub does not replay), and re-read every
+``refresh_interval_s`` as a safety net. While Redis cannot be reached the reader says so
+(``fresh`` is False, ``on_stale`` is called, a warning is logged); with ``max_stale_s`` set,
+``resolve()`` raises ServiceUnavailable once the copy has been unconfirmed that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
+
+from actions.connect import async_redis_client
+from actions.keys import PREFIX
+from actions.reader_core import (
+    BACKOFF_S,
+    NETWORK_ERRORS,
+    OnChange,
+    OnStale,
+    ReaderCore,
+    address_of,
+    log,
+)
+from actions.subscriber import ChannelSubscriber, ReplyError, subscribe
+from actions.sync_reader import SyncPointerReader
+from rollguard.errors import ServiceUnavailable, UnknownService
+
+__all__ = ["PointerReader", "SyncPointerReader"]
+
+SUBSCRIBE_TIMEOUT_S = 5.0
+
+
+class PointerReader(ReaderCore):
+    """The asyncio reader: ``await start()``, then ``resolve()``; ``await stop()`` at shutdown.
+
+    Changes arrive on a dedicated subscriber connection (``actions/subscriber.py``) and are
+    applied inside the event loop's read callback. ``on_change(state)`` may be a function (run
+    right there: keep it quick) or a coroutine function (run in order by one task).
+    """
+
+    def __init__(
+        self,
+        client_or_url: aioredis.Redis | str | None,
+        service: str,
+        on_change: OnChange | None = None,
+        *,
+        on_stale: OnStale | None = None,
+        refresh_interval_s: float = 5.0,
+        max_stale_s: float | None = None,
+        prefix: str = PREFIX,
+    ) -> None:
+        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix)
+        self._owns_client = not isinstance(client_or_url, aioredis.Redis)
+        self.client = (
+            client_or_url
+            if isinstance(client_or_url, aioredis.Redis)
+            else async_redis_client(client_or_url)
+        )
+        pool = self.client.connection_pool
+        self.address = address_of(pool.connection_kwargs)
+        self._tls = issubclass(pool.connection_class, SSLConnection)
+        self._subscriber: ChannelSubscriber | None = None
+        self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
+        self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Subscribe, then load the pointer (in this order, so no change can slip between)."""
+        try:
+            self._subscriber = await self._subscribe()
+            await self._reread()
+        except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+            self._close_subscriber()
+            raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
+        if self._state is None:
+            self._close_subscriber()
+            raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")
+        self._tasks = [
+            asyncio.create_task(self._watch(), name=f"pointer-watch-{self.service}"),
+            asyncio.create_task(self._refresh(), name=f"pointer-refresh-{self.service}"),
+            asyncio.create_task(self._run_callbacks(), name=f"pointer-callbacks-{self.service}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._close_subscriber()
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> PointerReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _subscribe(self) -> ChannelSubscriber:
+        """A new subscriber connection, returned once Redis confirmed the subscription."""
+        confirmed = asyncio.get_running_loop().create_future()
+
+        def on_subscribed() -> None:
+            if not confirmed.done():
+                confirmed.set_result(None)
+
+        subscriber = await subscribe(
+            self.client.connection_pool.connection_kwargs, self.keys.changes, self._on_message,
+            on_subscribed, tls=self._tls, timeout=SUBSCRIBE_TIMEOUT_S,
+        )  # fmt: skip
+        await asyncio.wait(
+            (confirmed, subscriber.closed), timeout=SUBSCRIBE_TIMEOUT_S,
+            return_when=asyncio.FIRST_COMPLETED,
+        )  # fmt: skip
+        if not confirmed.done():
+            subscriber.close()
+            cause = subscriber.closed.result() if subscriber.closed.done() else None
+            raise cause or TimeoutError("no SUBSCRIBE confirmation")
+        return subscriber
+
+    def _close_subscriber(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            result = self._accept(data, authoritative=False)
+        except ValueError:
+            log.exception("%s: ignoring an undecodable pointer", self.service)
+            return
+        self._messages += 1
+        if inspect.isawaitable(result):
+            self._callbacks.put_nowait(result)
+
+    async def _reread(self) -> None:
+        seen = self._messages
+        raw = await self.client.get(self.keys.pointer)
+        # A message applied while the GET was in flight may be newer than what it returned.
+        result = self._accept(raw, authoritative=self._messages == seen)
+        if inspect.isawaitable(result):
+            self._callbacks.put_nowait(result)
+        self._confirmed()
+
+    async def _run_callbacks(self) -> None:
+        while True:
+            pending = await self._callbacks.get()
+            try:
+                await pending
+            except Exception:
+                log.exception("%s: on_change coroutine failed", self.service)
+
+    async def _watch(self) -> None:
+        """Wait for the subscriber connection to end; reconnect, re-read, repeat."""
+        while True:
+            assert self._subscriber is not None
+            cause = await self._subscriber.closed
+            self._lost(cause or ConnectionResetError("subscriber closed"))
+            self._subscriber = None
+            backoff = BACKOFF_S[0]
+            while self._subscriber is None:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_S[1])
+                try:
+                    subscriber = await self._subscribe()
+                except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+                    self._check_expiry()
+                    log.debug("%s: reconnect failed: %s", self.service, exc)
+                    continue
+                try:
+                    await self._reread()
+                except NETWORK_ERRORS as exc:
+                    subscriber.close()
+                    log.debug("%s: re-read failed: %s", self.service, exc)
+                    continue
+                self._subscriber = subscriber
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval_s)
+            if self._subscriber is None:
+                self._check_expiry()
+                continue  # _watch is reconnecting and re-reads once it is back
+            try:
+                await self._reread()
+            except NETWORK_ERRORS as exc:
+                self._lost(exc)
+            except ValueError:
+                log.exception("%s: ignoring an undecodable pointer", self.service)
+            self._check_expiry()

@@ -1,0 +1,136 @@
+"""What both pointer readers share: the in-process copy, routing and staleness."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from actions.keys import ServiceKeys
+from actions.routing import Route, Router
+from actions.state import PointerState, decode
+from rollguard.errors import ServiceUnavailable, UnknownService
+
+log = logging.getLogger("rollguard.reader")
+
+OnChange = Callable[[PointerState], Any]
+OnStale = Callable[[BaseException], Any]
+NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
+
+
+class ReaderCore:
+    """State, routing and staleness shared by the asyncio and the threaded reader."""
+
+    def __init__(
+        self,
+        service: str,
+        on_change: OnChange | None,
+        on_stale: OnStale | None,
+        refresh_interval_s: float,
+        max_stale_s: float | None,
+        prefix: str,
+    ) -> None:
+        if refresh_interval_s <= 0:
+            raise ValueError(f"refresh_interval_s must be > 0: {refresh_interval_s}")
+        self.service = service
+        self.keys = ServiceKeys.of(service, prefix)
+        self.on_change = on_change
+        self.on_stale = on_stale
+        self.refresh_interval_s = refresh_interval_s
+        self.max_stale_s = max_stale_s
+        self._state: PointerState | None = None
+        self._router: Router | None = None
+        self._stale_since: float | None = None
+        self._expired = False
+        self.address = ""
+
+    @property
+    def state(self) -> PointerState:
+        """The pointer as last read or received."""
+        if self._state is None:
+            raise UnknownService(f"reader for {self.service} has not loaded the pointer")
+        return self._state
+
+    @property
+    def fresh(self) -> bool:
+        """True while the copy is confirmed by a live subscription."""
+        return self._stale_since is None
+
+    def resolve(self, key: str, cohort: str | None = None) -> Route:
+        """``(release, component versions)`` serving the request or user ``key``; no I/O."""
+        router = self._router
+        if router is None or self._expired:
+            raise self._unavailable()
+        return router.resolve(key, cohort)
+
+    def _unavailable(self) -> ServiceUnavailable:
+        if self._router is None:
+            return ServiceUnavailable("Redis", self.address, f"{self.service}: pointer not loaded")
+        age = time.monotonic() - (self._stale_since or time.monotonic())
+        return ServiceUnavailable(
+            "Redis", self.address, f"{self.service}: pointer unconfirmed for {age:.1f} s"
+        )
+
+    def _accept(self, raw: bytes | str | None, authoritative: bool) -> Any:
+        """Take a pointer value; returns the on_change result (maybe awaitable) or None.
+
+        A published value applies only if newer (messages can be overtaken by a re-read); a
+        read value is the server's truth and applies whenever its epoch differs.
+        """
+        if raw is None:
+            if authoritative and self._state is not None:
+                log.error("%s: the pointer disappeared from Redis; keeping epoch %s",
+                          self.service, self._state.epoch)
+            return None
+        state = decode(raw)
+        current = self._state
+        if current is not None:
+            if state.epoch == current.epoch or (state.epoch < current.epoch and not authoritative):
+                return None
+            if state.epoch < current.epoch:
+                log.warning("%s: pointer epoch went back from %s to %s (restored Redis?)",
+                            self.service, current.epoch, state.epoch)
+        self._router = Router(state)
+        self._state = state
+        if self.on_change is None:
+            return None
+        try:
+            return self.on_change(state)
+        except Exception:
+            log.exception("%s: on_change callback failed at epoch %s", self.service, state.epoch)
+            return None
+
+    def _confirmed(self) -> None:
+        if self._stale_since is not None:
+            log.info("%s: pointer confirmed again at epoch %s", self.service,
+                     self._state.epoch if self._state else None)
+        self._stale_since = None
+        self._expired = False
+
+    def _lost(self, exc: BaseException) -> None:
+        if self._stale_since is None:
+            self._stale_since = time.monotonic()
+            log.warning("%s: lost Redis at %s (%s); serving epoch %s until it is confirmed",
+                        self.service, self.address, exc,
+                        self._state.epoch if self._state else None)
+            if self.on_stale is not None:
+                try:
+                    self.on_stale(exc)
+                except Exception:
+                    log.exception("%s: on_stale callback failed", self.service)
+
+    def _check_expiry(self) -> None:
+        since, limit = self._stale_since, self.max_stale_s
+        if since is not None and limit is not None and time.monotonic() - since > limit:
+            if not self._expired:
+                log.error("%s: pointer unconfirmed for over %s s: resolve() now raises",
+                          self.service, limit)
+            self._expired = True
+
+
+def address_of(kwargs: dict[str, Any]) -> str:
+    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"

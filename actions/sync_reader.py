@@ -1,0 +1,123 @@
+"""The threaded pointer reader, for synchronous servers (same protocol as PointerReader)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import redis
+
+from actions.connect import redis_client
+from actions.keys import PREFIX
+from actions.reader_core import (
+    BACKOFF_S,
+    NETWORK_ERRORS,
+    OnChange,
+    OnStale,
+    ReaderCore,
+    address_of,
+    log,
+)
+from rollguard.errors import ServiceUnavailable, UnknownService
+
+POLL_S = 0.5  # longest the thread blocks, so expiry and stop are noticed promptly
+
+
+class SyncPointerReader(ReaderCore):
+    """The threaded reader for synchronous servers: a daemon thread keeps the copy current.
+
+    ``on_change`` runs in that thread. ``resolve()`` may be called from any thread: each
+    change swaps in a whole new routing table, so a request sees one epoch or the next.
+    """
+
+    def __init__(
+        self,
+        client_or_url: redis.Redis | str | None,
+        service: str,
+        on_change: OnChange | None = None,
+        *,
+        on_stale: OnStale | None = None,
+        refresh_interval_s: float = 5.0,
+        max_stale_s: float | None = None,
+        prefix: str = PREFIX,
+    ) -> None:
+        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix)
+        self._owns_client = not isinstance(client_or_url, redis.Redis)
+        self.client = (
+            client_or_url if isinstance(client_or_url, redis.Redis) else redis_client(client_or_url)
+        )
+        self.address = address_of(self.client.connection_pool.connection_kwargs)
+        self._pubsub: redis.client.PubSub | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            self._subscribe()
+            self._reread()
+        except NETWORK_ERRORS as exc:
+            self._close_pubsub()
+            raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
+        if self._state is None:
+            self._close_pubsub()
+            raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")
+        self._thread = threading.Thread(
+            target=self._run, name=f"pointer-reader-{self.service}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close_pubsub()
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> SyncPointerReader:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _subscribe(self) -> None:
+        self._pubsub = self.client.pubsub()
+        self._pubsub.subscribe(self.keys.changes)
+
+    def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            pubsub, self._pubsub = self._pubsub, None
+            with contextlib.suppress(*NETWORK_ERRORS):
+                pubsub.close()
+
+    def _reread(self) -> None:
+        self._accept(self.client.get(self.keys.pointer), authoritative=True)
+        self._confirmed()
+
+    def _run(self) -> None:
+        backoff = BACKOFF_S[0]
+        next_refresh = time.monotonic() + self.refresh_interval_s
+        while not self._stop.is_set():
+            try:
+                if self._pubsub is None:
+                    self._subscribe()
+                assert self._pubsub is not None
+                message = self._pubsub.get_message(timeout=POLL_S)
+                if message is not None and message["type"] == "subscribe":
+                    self._reread()
+                    backoff = BACKOFF_S[0]
+                elif message is not None and message["type"] == "message":
+                    self._accept(message["data"], authoritative=False)
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self.refresh_interval_s
+                    self._accept(self.client.get(self.keys.pointer), authoritative=True)
+            except NETWORK_ERRORS as exc:
+                self._lost(exc)
+                self._close_pubsub()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_S[1])
+            except ValueError:
+                log.exception("%s: ignoring an undecodable pointer", self.service)
+            self._check_expiry()

@@ -1,0 +1,327 @@
+"""``rollguard release|status|promote|rollback|pin|unpin|mark-stable|history``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import yaml
+
+from actions.commands import Op, new_command, secret_from_env, sign
+from actions.connect import async_redis_client
+from actions.pointer import Outcome, PointerStore
+from actions.releases import Release
+from actions.state import PointerState
+from rollguard.cli import run_or_exit
+from rollguard.errors import ConfigError
+
+as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+by = click.option(
+    "--by", default=lambda: os.environ.get("USER") or getpass.getuser(), show_default="$USER",
+    help="Operator name recorded in the history.",
+)  # fmt: skip
+reason = click.option("--reason", default="", help="Why; recorded in the history.")
+force = click.option("--force", is_flag=True, help="Flip a pinned service anyway.")
+expect = click.option(
+    "--expect-epoch", type=int, default=None,
+    help="Apply only if the pointer is still at this epoch (else: conflict).",
+)  # fmt: skip
+cohort = click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
+
+
+@asynccontextmanager
+async def _store() -> AsyncIterator[PointerStore]:
+    client = async_redis_client()
+    try:
+        yield PointerStore(client, secret_from_env()[0])
+    finally:
+        await client.aclose()
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+
+
+def _when(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _versions(components: Mapping[str, str] | None) -> str:
+    return " ".join(f"{k}={v}" for k, v in (components or {}).items())
+
+
+# -- releases -----------------------------------------------------------------------------
+
+
+@click.group("release")
+def release_group() -> None:
+    """Register, list and show immutable releases."""
+
+
+def _components(pairs: tuple[str, ...], file: Path | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if file is not None:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = data.get("components", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: expected a mapping of component: version")
+        found.update({str(k): str(v) for k, v in data.items()})
+    for pair in pairs:
+        name, sep, version = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--component expects NAME=VERSION, got {pair!r}")
+        found[name.strip()] = version.strip()
+    if not found:
+        raise ConfigError("a release needs at least one --component NAME=VERSION (or --file)")
+    return found
+
+
+@release_group.command("register")
+@click.argument("service")
+@click.argument("release")
+@click.option("--component", "pairs", multiple=True, metavar="NAME=VERSION",
+              help="model=..., prompt=..., index=..., policy=..., pipeline=... (repeatable).")
+@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML/JSON mapping of components (or {components: {...}}).")
+@as_json
+def register(service: str, release: str, pairs: tuple[str, ...], file: Path | None,
+             as_json: bool) -> None:
+    """Register RELEASE of SERVICE; names are immutable."""
+
+    async def work() -> Release:
+        async with _store() as store:
+            return await store.register_release(service, release, _components(pairs, file))
+
+    made = run_or_exit(work)
+    if as_json:
+        _echo_json(made.as_dict())
+    else:
+        click.echo(f"registered {service} {made.name}: {_versions(made.components)}")
+
+
+@release_group.command("list")
+@click.argument("service")
+@as_json
+def list_releases(service: str, as_json: bool) -> None:
+    """Every release of SERVICE, oldest first."""
+
+    async def work() -> list[tuple[Release, float]]:
+        async with _store() as store:
+            return await store.releases(service)
+
+    found = run_or_exit(work)
+    if as_json:
+        _echo_json([{**r.as_dict(), "registered_at": t} for r, t in found])
+        return
+    if not found:
+        click.echo(f"{service} has no releases")
+    for r, t in found:
+        click.echo(f"{r.name:<32} {_when(t)}  {_versions(r.components)}")
+
+
+@release_group.command("show")
+@click.argument("service")
+@click.argument("release")
+@as_json
+def show_release(service: str, release: str, as_json: bool) -> None:
+    """The components of one release (and its origin if a rollback derived it)."""
+
+    async def work() -> Release:
+        async with _store() as store:
+            return await store.release(service, release)
+
+    found = run_or_exit(work)
+    if as_json:
+        _echo_json(found.as_dict())
+        return
+    click.echo(found.name)
+    for name, version in found.components.items():
+        click.echo(f"  {name:<10} {version}")
+    if found.derived_from is not None:
+        origin = found.derived_from
+        click.echo(f"  derived from {origin.release}: {', '.join(origin.components)} "
+                   f"set back to {origin.target}")
+
+
+# -- status and history -------------------------------------------------------------------
+
+
+def _state_dict(state: PointerState) -> dict[str, Any]:
+    return {
+        "service": state.service, "epoch": state.epoch, "active": state.active,
+        "active_components": state.active_components, "stable": state.stable,
+        "candidate": state.candidate, "candidate_components": state.candidate_components,
+        "percent": state.percent, "cohorts": list(state.cohorts), "pinned": state.pinned,
+        "watched_release": state.watched_release, "updated_at": state.updated_at,
+        "updated_by": state.updated_by, "command_id": state.command_id,
+    }  # fmt: skip
+
+
+@click.command("status")
+@click.argument("service")
+@as_json
+def status(service: str, as_json: bool) -> None:
+    """Which releases serve SERVICE now."""
+
+    async def work() -> PointerState:
+        async with _store() as store:
+            return await store.read(service)
+
+    state = run_or_exit(work)
+    if as_json:
+        _echo_json(_state_dict(state))
+        return
+    click.echo(f"{service}  epoch {state.epoch}{'  PINNED' if state.pinned else ''}")
+    click.echo(f"  active     {state.active}  {_versions(state.active_components)}")
+    click.echo(f"  stable     {state.stable}")
+    if state.candidate is not None:
+        cohorts = f" + cohorts {', '.join(state.cohorts)}" if state.cohorts else ""
+        click.echo(f"  candidate  {state.candidate} at {state.percent:g}%{cohorts}  "
+                   f"{_versions(state.candidate_components)}")
+    click.echo(f"  watched    {state.watched_release or '-'}")
+    click.echo(f"  updated    {_when(state.updated_at)} by {state.updated_by}")
+
+
+@click.command("history")
+@click.argument("service")
+@click.option("--count", default=50, show_default=True, help="How many recent entries.")
+@as_json
+def history(service: str, count: int, as_json: bool) -> None:
+    """What was asked of SERVICE's pointer, by whom, and what happened."""
+
+    async def work() -> list[dict[str, Any]]:
+        async with _store() as store:
+            return await store.history(service, count=count)
+
+    entries = run_or_exit(work)
+    if as_json:
+        _echo_json(entries)
+        return
+    if not entries:
+        click.echo(f"{service} has no history")
+    for e in entries:
+        epochs = f"{e.get('epoch_before')}->{e.get('epoch_after')}"
+        target = f" {e['release']}" if e.get("release") else ""
+        code = f" [{e['code']}]" if e.get("code") else ""
+        click.echo(f"{_when(e['at'])}  {e['outcome']:<15} {e['op']}{target} by {e['issued_by']}"
+                   f"  epoch {epochs}{code}  {e.get('message', '')}")
+
+
+# -- commands that move the pointer -------------------------------------------------------
+
+
+def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -> None:
+    secret, is_default = secret_from_env()
+    if is_default:
+        click.echo("warning: ROLLGUARD_SECRET is not set; signing with the dev default secret",
+                   err=True)
+    fields = {k: v for k, v in fields.items() if v not in (None, (), "")}
+
+    async def work() -> Outcome:
+        async with _store() as store:
+            now = time.time()
+            command = sign(new_command(service, op, issued_by, now, **fields), secret)
+            outcome = await store.execute(command, now)
+            if as_json:
+                _echo_json(_outcome_dict(outcome))
+            return outcome.raise_for_status()
+
+    outcome = run_or_exit(work)
+    if not as_json:
+        done = "done" if outcome.status == "applied" else "already applied"
+        click.echo(f"{done}: {outcome.message} (epoch {outcome.epoch_before} -> "
+                   f"{outcome.epoch_after})")
+
+
+def _outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "status": outcome.status, "code": outcome.code, "message": outcome.message,
+        "service": outcome.service, "command_id": outcome.command_id,
+        "epoch_before": outcome.epoch_before, "epoch_after": outcome.epoch_after,
+        "history_id": outcome.history_id,
+    }  # fmt: skip
+
+
+@click.command("promote")
+@click.argument("service")
+@click.argument("release")
+@click.option("--percent", type=click.FloatRange(0, 100), default=None,
+              help="Stage RELEASE as candidate for this share of traffic.")
+@cohort
+@reason
+@force
+@expect
+@by
+@as_json
+def promote(service: str, release: str, percent: float | None, cohorts: tuple[str, ...],
+            reason: str, force: bool, expect_epoch: int | None, by: str, as_json: bool) -> None:
+    """Make RELEASE active (or the candidate for --percent / --cohort)."""
+    _issue(service, "promote", by, as_json, release=release, percent=percent, cohorts=cohorts,
+           reason=reason, force=force or None, expected_epoch=expect_epoch)
+
+
+@click.command("rollback")
+@click.argument("service")
+@click.option("--to", "target", default=None, help="Release to roll back to (default: stable).")
+@click.option("--component", "components", multiple=True,
+              help="Roll back only this component (repeatable): a derived release is made.")
+@click.option("--percent", type=click.FloatRange(0, 100), default=None,
+              help="Cut the candidate's share to this percent instead of removing it.")
+@click.option("--cohort", "cohorts", multiple=True, help="Cohort to drop (repeatable).")
+@reason
+@force
+@expect
+@by
+@as_json
+def rollback(service: str, target: str | None, components: tuple[str, ...],
+             percent: float | None, cohorts: tuple[str, ...], reason: str, force: bool,
+             expect_epoch: int | None, by: str, as_json: bool) -> None:
+    """Roll SERVICE back: fully, partly (--component), or in stages (--percent, --cohort)."""
+    _issue(service, "rollback", by, as_json, release=target, components=components,
+           percent=percent, cohorts=cohorts, reason=reason, force=force or None,
+           expected_epoch=expect_epoch)
+
+
+@click.command("pin")
+@click.argument("service")
+@reason
+@by
+@as_json
+def pin(service: str, reason: str, by: str, as_json: bool) -> None:
+    """Pin SERVICE: rules can no longer flip it; people need --force."""
+    _issue(service, "pin", by, as_json, reason=reason)
+
+
+@click.command("unpin")
+@click.argument("service")
+@reason
+@by
+@as_json
+def unpin(service: str, reason: str, by: str, as_json: bool) -> None:
+    """Unpin SERVICE."""
+    _issue(service, "unpin", by, as_json, reason=reason)
+
+
+@click.command("mark-stable")
+@click.argument("service")
+@click.argument("release", required=False)
+@reason
+@force
+@by
+@as_json
+def mark_stable(service: str, release: str | None, reason: str, force: bool, by: str,
+                as_json: bool) -> None:
+    """Record the fully active release as SERVICE's known-good rollback target."""
+    _issue(service, "mark_stable", by, as_json, release=release, reason=reason,
+           force=force or None)
+
+
+COMMANDS = (release_group, status, history, promote, rollback, pin, unpin, mark_stable)

@@ -1,0 +1,75 @@
+"""Fixtures for the pointer tests: a fresh service name per test on the shared Redis server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from actions.commands import Command, Op, new_command, sign
+from actions.connect import async_redis_client
+from actions.pointer import Outcome, PointerStore
+from tests.integration.actions.private_redis import PrivateRedis
+
+SECRET = b"test-secret"
+
+
+@pytest.fixture(name="service")
+def fixture_service() -> str:
+    """A service name no other test (or engineer) uses, so parallel runs never collide."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(name="store")
+async def fixture_store(servers: None, service: str) -> AsyncIterator[PointerStore]:
+    """A store on the shared Redis; the test service's keys are deleted afterwards."""
+    client = async_redis_client()
+    store = PointerStore(client, SECRET)
+    yield store
+    keys = [k async for k in client.scan_iter(match=f"rollguard:{{{service}}}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+Issue = Callable[..., Awaitable[Outcome]]
+
+
+def command(service: str, op: Op, by: str = "ann", **fields: object) -> Command:
+    """A signed command, valid for five minutes from now."""
+    return sign(new_command(service, op, by, time.time(), **fields), SECRET)  # type: ignore[arg-type]
+
+
+@pytest.fixture(name="issue")
+def fixture_issue(store: PointerStore, service: str) -> Issue:
+    """Sign and execute a command on the test service."""
+
+    async def issue(op: Op, by: str = "ann", **fields: object) -> Outcome:
+        return await store.execute(command(service, op, by, **fields), time.time())
+
+    return issue
+
+
+@pytest.fixture(name="released")
+async def fixture_released(store: PointerStore, service: str, issue: Issue) -> PointerStore:
+    """v1 (stable, active) and v2 registered; v1 promoted."""
+    await store.register_release(
+        service, "v1", {"model": "m1", "prompt": "p1", "index": "i1", "policy": "s1"}
+    )
+    await store.register_release(
+        service, "v2", {"model": "m2", "prompt": "p2", "index": "i2", "policy": "s1"}
+    )
+    (await issue("promote", release="v1")).raise_for_status()
+    return store
+
+
+@pytest.fixture(name="private_redis")
+def fixture_private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """Our own redis-server (not the shared one), free to stop and restart."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

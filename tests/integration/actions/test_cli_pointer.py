@@ -1,0 +1,130 @@
+"""The pointer commands of the CLI against the real Redis (click's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from actions.connect import redis_client
+from rollguard.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(name="cli")
+def fixture_cli(service: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    """Run `rollguard ...` in-process; the test service's keys are deleted afterwards."""
+    monkeypatch.setenv("ROLLGUARD_SECRET", "cli-test-secret")
+    runner = CliRunner()
+    client = redis_client()  # made now: a test may point REDIS_URL elsewhere
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    yield run
+    keys = list(client.scan_iter(match=f"rollguard:{{{service}}}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(name="registered")
+def fixture_registered(cli: Run, service: str) -> str:
+    for name, model in (("v1", "m-2.3"), ("v2", "m-2.4")):
+        result = cli("release", "register", service, name, "--component", f"model={model}",
+                     "--component", f"prompt=p-{name}", "--component", "index=i1")
+        assert result.exit_code == 0, result.output
+    assert cli("promote", service, "v1", "--by", "ann").exit_code == 0
+    return service
+
+
+def test_register_from_a_file_and_show_it_as_json(cli: Run, service: str, tmp_path) -> None:
+    """A YAML file of components registers a release that `release show --json` returns."""
+    spec = tmp_path / "v1.yaml"
+    spec.write_text("components:\n  model: m-2.3\n  policy: safe-4\n")
+    assert cli("release", "register", service, "v1", "--file", str(spec)).exit_code == 0
+    shown = json.loads(cli("release", "show", service, "v1", "--json").stdout)
+    assert shown["components"] == {"model": "m-2.3", "policy": "safe-4"}
+
+
+def test_promote_partial_rollback_and_status(cli: Run, registered: str) -> None:
+    """promote, then roll back only the model: status shows the derived release's versions."""
+    assert cli("promote", registered, "v2", "--by", "ann").exit_code == 0
+    result = cli("rollback", registered, "--component", "model", "--reason", "toxicity up")
+    assert result.exit_code == 0, result.output
+    status = json.loads(cli("status", registered, "--json").stdout)
+    assert status["active"] == "v2~rollback(model)->v1"
+    assert status["active_components"] == {"index": "i1", "model": "m-2.3", "prompt": "p-v2"}
+    assert "v2~rollback(model)->v1" in cli("status", registered).stdout
+
+
+def test_a_pinned_service_needs_force_and_exits_non_zero_without(
+    cli: Run, registered: str
+) -> None:
+    """Rollback of a pinned service fails with a clear message; --force goes through."""
+    assert cli("promote", registered, "v2").exit_code == 0
+    assert cli("pin", registered).exit_code == 0
+    refused = cli("rollback", registered)
+    assert refused.exit_code == 1
+    assert "pinned" in refused.stderr
+    assert cli("rollback", registered, "--force").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("status", "{missing}"), "no version pointer"),
+        (("promote", "{service}", "v9"), "no release 'v9'"),
+        (("rollback", "{service}", "--component", "tokenizer"), "no component 'tokenizer'"),
+        (("release", "show", "{service}", "v9"), "no release 'v9'"),
+        (("promote", "{service}", "v2", "--expect-epoch", "7"), "expected epoch 7"),
+        (("release", "register", "{service}", "v1", "--component", "model=other"),
+         "already registered with other contents"),
+    ],
+    ids=["unknown-service", "unknown-release", "unknown-component", "show-unknown", "conflict",
+         "release-conflict"],
+)
+def test_errors_print_one_clear_line_and_exit_1(
+    cli: Run, registered: str, args: tuple[str, ...], message: str
+) -> None:
+    """Unknown names and conflicts give `error: ...` on stderr and exit code 1."""
+    filled = [a.format(service=registered, missing=registered + "-none") for a in args]
+    result = cli(*filled)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+
+
+def test_redis_unreachable_is_reported_with_its_address(
+    cli: Run, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Redis down the command says where it looked and exits 1."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    result = cli("status", service)
+    assert result.exit_code == 1
+    assert "127.0.0.1:1" in result.stderr
+
+
+def test_history_as_json_lists_every_command(cli: Run, registered: str) -> None:
+    """history --json shows the promote, a refusal and the operator name."""
+    cli("promote", registered, "v9", "--by", "bob")
+    entries = json.loads(cli("history", registered, "--json").stdout)
+    assert [(e["op"], e["outcome"], e["issued_by"]) for e in entries] == [
+        ("promote", "applied", "ann"),
+        ("promote", "refused", "bob"),
+    ]
+    assert "refused" in cli("history", registered).stdout
+
+
+def test_the_dev_secret_is_used_with_a_warning(
+    cli: Run, registered: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ROLLGUARD_SECRET the CLI warns that it signs with the dev default."""
+    monkeypatch.delenv("ROLLGUARD_SECRET")
+    result = cli("pin", registered)
+    assert "dev default secret" in result.stderr

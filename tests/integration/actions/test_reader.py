@@ -1,0 +1,188 @@
+"""Pointer readers on the real Redis: flips arrive, shares hold, restarts and lost messages heal."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+from actions.connect import async_redis_client
+from actions.pointer import PointerStore
+from actions.reader import PointerReader, SyncPointerReader
+from actions.state import PointerState, encode
+from rollguard.errors import ServiceUnavailable, UnknownService
+from tests.integration.actions.conftest import SECRET, Issue, command
+from tests.integration.actions.private_redis import PrivateRedis
+
+pytestmark = [pytest.mark.integration]
+
+ARRIVAL_S = 5.0  # bound on pub/sub delivery; the waits end as soon as the event happens
+
+
+class Changes:
+    """An on_change callback that lets a test await a given epoch."""
+
+    def __init__(self) -> None:
+        self.seen: list[PointerState] = []
+        self._cond = asyncio.Condition()
+
+    async def __call__(self, state: PointerState) -> None:
+        async with self._cond:
+            self.seen.append(state)
+            self._cond.notify_all()
+
+    async def epoch(self, epoch: int) -> PointerState:
+        async with self._cond:
+            await asyncio.wait_for(
+                self._cond.wait_for(lambda: any(s.epoch >= epoch for s in self.seen)), ARRIVAL_S
+            )
+            return self.seen[-1]
+
+
+async def test_a_subscribed_reader_sees_a_flip(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """After a promote, the reader's callback gets the new state and resolve() serves it."""
+    changes = Changes()
+    async with PointerReader(released.client, service, on_change=changes) as reader:
+        assert reader.resolve("user-1")[0] == "v1"
+        await issue("promote", release="v2")
+        state = await changes.epoch(2)
+        assert state.active == "v2"
+        release, components = reader.resolve("user-1")
+        assert (release, components["model"]) == ("v2", "m2")
+        assert reader.fresh
+
+
+async def test_a_reader_never_sees_a_mix_of_two_releases(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """Every state a reader is handed pairs a release name with exactly that release's versions."""
+    changes = Changes()
+    async with PointerReader(released.client, service, on_change=changes):
+        for i in range(10):
+            await issue("promote", release="v2" if i % 2 == 0 else "v1")
+        await changes.epoch(11)
+    expected = {"v1": "m1", "v2": "m2"}
+    assert all(s.active_components["model"] == expected[s.active] for s in changes.seen)
+
+
+async def test_the_reader_hash_honours_a_staged_share(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """With the candidate at 30%, about 30% of many random keys resolve to it, each seed alike."""
+    changes = Changes()
+    async with PointerReader(released.client, service, on_change=changes) as reader:
+        await issue("promote", release="v2", percent=30)
+        await changes.epoch(2)
+        n = 4000
+        sigma = (0.3 * 0.7 / n) ** 0.5
+        for seed in range(20):
+            rng = random.Random(seed)
+            keys = [f"user-{rng.getrandbits(64):x}" for _ in range(n)]
+            share = sum(reader.resolve(k)[0] == "v2" for k in keys) / n
+            assert abs(share - 0.3) < 4.5 * sigma, f"seed {seed}: {share:.3f}"
+            assert all(reader.resolve(k) == reader.resolve(k) for k in keys[:50])
+
+
+async def test_a_reader_catches_a_change_whose_message_was_lost(
+    released: PointerStore, service: str
+) -> None:
+    """A pointer written without a publish is picked up by the periodic re-read."""
+    changes = Changes()
+    async with PointerReader(
+        released.client, service, on_change=changes, refresh_interval_s=0.1
+    ):
+        state = await released.read(service)
+        moved = state.with_changes(epoch=state.epoch + 1, active="v2",
+                                   active_components={"model": "m2"})
+        await released.client.set(released.keys(service).pointer, encode(moved))
+        assert (await changes.epoch(moved.epoch)).active == "v2"
+
+
+async def test_a_reader_converges_after_the_redis_server_restarts(
+    private_redis: PrivateRedis, service: str
+) -> None:
+    """The reader marks itself stale while the server is down and re-reads once it is back."""
+    client = async_redis_client(private_redis.url)
+    store = PointerStore(client, SECRET)
+    await store.register_release(service, "v1", {"model": "m1"})
+    await store.register_release(service, "v2", {"model": "m2"})
+    await store.execute(command(service, "promote", release="v1"), time.time())
+    changes = Changes()
+    lost = asyncio.Event()
+    reader = PointerReader(private_redis.url, service, on_change=changes,
+                           on_stale=lambda exc: lost.set(), refresh_interval_s=30)
+    await reader.start()
+    try:
+        await asyncio.to_thread(private_redis.stop)
+        await asyncio.wait_for(lost.wait(), ARRIVAL_S * 3)
+        assert not reader.fresh
+        assert reader.resolve("user-1")[0] == "v1", "the last known pointer keeps serving"
+        await asyncio.to_thread(private_redis.start)
+        # Flipped as soon as the server is back, racing the reader's resubscription: either
+        # the message or the re-read on resubscribe must bring the reader to epoch 2.
+        outcome = await store.execute(command(service, "promote", release="v2"), time.time())
+        assert outcome.epoch_after == 2, "the pointer survived the restart (append-only file)"
+        assert (await changes.epoch(2)).active == "v2"
+        deadline = time.monotonic() + ARRIVAL_S * 3
+        while not reader.fresh and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the reader confirms from its own task; poll its flag
+        assert reader.fresh
+    finally:
+        await reader.stop()
+        await client.aclose()
+
+
+async def test_resolve_refuses_a_pointer_unconfirmed_longer_than_max_stale(
+    private_redis: PrivateRedis, service: str
+) -> None:
+    """With max_stale_s set, resolve() raises ServiceUnavailable once Redis stays away too long."""
+    client = async_redis_client(private_redis.url)
+    store = PointerStore(client, SECRET)
+    await store.register_release(service, "v1", {"model": "m1"})
+    await store.execute(command(service, "promote", release="v1"), time.time())
+    await client.aclose()
+    lost = asyncio.Event()
+    reader = PointerReader(private_redis.url, service, on_stale=lambda exc: lost.set(),
+                           max_stale_s=0.3)
+    await reader.start()
+    try:
+        await asyncio.to_thread(private_redis.stop)
+        await asyncio.wait_for(lost.wait(), ARRIVAL_S * 3)
+        deadline = time.monotonic() + ARRIVAL_S
+        with pytest.raises(ServiceUnavailable, match="unconfirmed"):
+            while time.monotonic() < deadline:
+                reader.resolve("user-1")
+                await asyncio.sleep(0.05)
+    finally:
+        await reader.stop()
+
+
+async def test_starting_a_reader_for_an_unknown_service_fails(
+    store: PointerStore, service: str
+) -> None:
+    """No pointer, no reader: start() raises UnknownService instead of serving nothing."""
+    with pytest.raises(UnknownService):
+        await PointerReader(store.client, service).start()
+
+
+async def test_the_threaded_reader_sees_a_flip(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """The sync reader's thread applies a published flip; resolve() then serves it."""
+    arrived = threading.Event()
+    reader = SyncPointerReader(
+        None, service, on_change=lambda s: arrived.set() if s.epoch >= 2 else None
+    )
+    await asyncio.to_thread(reader.start)
+    try:
+        assert reader.resolve("u")[0] == "v1"
+        await issue("promote", release="v2")
+        assert await asyncio.to_thread(arrived.wait, ARRIVAL_S)
+        assert reader.resolve("u")[0] == "v2"
+    finally:
+        await asyncio.to_thread(reader.stop)
