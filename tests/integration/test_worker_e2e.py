@@ -63,7 +63,8 @@ async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
     store = await setup_service(run, service, canary_percent=50)
     switched = asyncio.Event()
     reader = PointerReader(store.client, service,
-                           on_change=lambda state: switched.set() if not state.candidate else None)
+                           on_change=lambda state: switched.set() if state.candidate is None
+                           else None)
     await reader.start()
     worker = start(run)
     try:
