@@ -52,7 +52,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def applied_rollbacks(history: list[dict]) -> list[dict]:
-    return [h for h in history if h.get("op") == "rollback" and h.get("status") == "applied"]
+    return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
 
 
 async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
