@@ -54,6 +54,9 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A worker that dies (SIGKILL, lost host) gives its partitions up after 10 s, not 60.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         stream_wait_empty=False,
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
