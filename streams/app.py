@@ -66,8 +66,9 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
     audit = app.topic(settings.topic_audit, partitions=1, **raw)
     dead = app.topic(settings.topic_dead, partitions=1, **raw)
+    # key_type/value_type bytes make the changelog raw bytes (our versioned state encoding).
     states = app.Table(STATE_TABLE, default=None, partitions=settings.partitions,
-                       schema=faust.Schema(**raw))
+                       key_type=bytes, value_type=bytes)
 
     redis = async_redis_client(settings.redis_url)
     store = PointerStore(redis, settings.secret)
