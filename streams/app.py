@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
 from rollguard.errors import ServiceUnavailable
 from streams.actuator import Actuator
+from streams.gaps import GapGuard
 from streams.messages import dead_letter
 from streams.processor import EventProcessor
 from streams.roles import PointerCache
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_S = 1.0
 STATE_TABLE = "monitor-state"
+
+
+def applied_offset_key(partition: int) -> bytes:
+    """Table key of the last events offset applied on a partition (no service name has NUL)."""
+    return b"\x00applied-offset:%d" % partition
 
 
 async def until_available(what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -76,6 +83,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     processor = EventProcessor(policy, settings.secret)
     actuator = Actuator(store, PendingCommands(redis), settings.secret)
     counts: Counter[str] = Counter()
+    guard = GapGuard()
 
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None) -> None:
         for value in values:
@@ -83,29 +91,44 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.agent(events)
     async def monitor(stream: faust.StreamT[bytes]) -> None:
-        async for key, value in stream.items():
-            service_hint = key.decode("utf-8", "replace") if key else None
-            pointer = None
-            if service_hint:
-                pointer = await until_available(
-                    "monitor", lambda s=service_hint: pointers.get(s))  # type: ignore[misc]
-            try:
-                service, out = processor.handle(key, value, states.get(key) if key else None,
-                                                pointer)
-            except Exception:  # a bug must not stop the stream: park the message, go on
-                log.exception("monitor: message for %r could not be processed", service_hint)
-                await dead.send(key=key, value=dead_letter("processing_error", "", value))
+        async for event in stream.events():
+            message = event.message
+            offset_key = applied_offset_key(message.partition)
+            stored = states.get(offset_key)
+            verdict = guard.admit(message.partition, message.offset,
+                                  int(stored) if stored else None, time.monotonic())
+            if verdict.seek_to is not None:
+                log.warning("monitor: offsets skipped on %s[%d]; reading again from %d",
+                            message.topic, message.partition, verdict.seek_to)
+                await app.consumer.seek(message.tp, verdict.seek_to)
+            if not verdict.process:
                 continue
-            counts["events"] += out.events
-            counts["rejected"] += len(out.dead)
-            if service is not None:
-                states[service.encode()] = processor.monitors[service].to_bytes()
-            if out.commands:
-                pointers.invalidate(service or "")
-            await send_all(dead, out.dead, key)
-            await send_all(alerts, out.alerts, key)
-            await send_all(audit, out.audit, key)
-            await send_all(commands, out.commands, key)
+            await handle_events(event.key, event.value)
+            states[offset_key] = str(message.offset).encode()
+
+    async def handle_events(key: bytes | None, value: bytes | None) -> None:
+        service_hint = key.decode("utf-8", "replace") if key else None
+        pointer = None
+        if service_hint:
+            pointer = await until_available(
+                "monitor", lambda s=service_hint: pointers.get(s))  # type: ignore[misc]
+        try:
+            service, out = processor.handle(key, value, states.get(key) if key else None,
+                                            pointer)
+        except Exception:  # a bug must not stop the stream: park the message, go on
+            log.exception("monitor: message for %r could not be processed", service_hint)
+            await dead.send(key=key, value=dead_letter("processing_error", "", value))
+            return
+        counts["events"] += out.events
+        counts["rejected"] += len(out.dead)
+        if service is not None:
+            states[service.encode()] = processor.monitors[service].to_bytes()
+        if out.commands:
+            pointers.invalidate(service or "")
+        await send_all(dead, out.dead, key)
+        await send_all(alerts, out.alerts, key)
+        await send_all(audit, out.audit, key)
+        await send_all(commands, out.commands, key)
 
     @app.agent(commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
@@ -120,6 +143,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         # The table is the truth after a rebalance; live copies may belong elsewhere now.
         processor.forget()
+        guard.forget()
 
     @app.timer(30.0)
     async def report() -> None:

@@ -1,0 +1,93 @@
+"""Catch messages the consumer skipped, and messages it delivers twice, per partition.
+
+Why: around a restart or rebalance, Faust can drop messages it had fetched while recovering
+its tables, then never ack them, so offsets stop being committed and the worker stalls
+(faust-streaming issue #596, open). The agent therefore checks every message's offset against
+the last one it applied on that partition (kept in the changelogged table, so it survives
+restarts):
+
+- at or below the last applied offset: a redelivery; skip it (its effect is in the state);
+- the next offset: process it;
+- beyond the next offset: messages were skipped; seek back to the first missing one and skip
+  this one (it comes again after the missing ones). If nothing missing comes within
+  ``settle_s``, the gap is real (a transaction marker, say): seek to the offset that revealed
+  it and carry on from there.
+
+Pure: offsets and the clock are passed in.
+
+>>> guard = GapGuard(settle_s=3.0)
+>>> guard.admit(0, offset=10, last_applied=9, now=0.0)
+Admit(process=True, seek_to=None)
+>>> guard.admit(0, offset=13, last_applied=10, now=1.0)
+Admit(process=False, seek_to=11)
+>>> guard.admit(0, offset=11, last_applied=10, now=1.1)
+Admit(process=True, seek_to=None)
+>>> guard.admit(0, offset=11, last_applied=11, now=1.2)
+Admit(process=False, seek_to=None)
+>>> guard.admit(0, offset=20, last_applied=13, now=2.0)  # 14..19 missing
+Admit(process=False, seek_to=14)
+>>> guard.admit(0, offset=21, last_applied=13, now=9.0)  # they never came: a real gap
+Admit(process=False, seek_to=20)
+>>> guard.admit(0, offset=20, last_applied=13, now=9.1)
+Admit(process=True, seek_to=None)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Admit:
+    process: bool
+    seek_to: int | None = None
+
+
+@dataclass
+class _Seeking:
+    target: int  # the first missing offset, sought back to
+    trigger: int  # the offset that revealed the gap
+    since: float
+
+
+@dataclass
+class GapGuard:
+    """Per-partition admission of messages by offset; see the module docstring."""
+
+    settle_s: float = 3.0
+    seeks: int = 0
+    accepted_gaps: int = 0
+    _seeking: dict[int, _Seeking] = field(default_factory=dict)
+    _floor: dict[int, int] = field(default_factory=dict)  # offsets below a real gap's end
+
+    def admit(self, partition: int, offset: int, last_applied: int | None, now: float) -> Admit:
+        if last_applied is None:
+            self._seeking.pop(partition, None)
+            return Admit(True)  # first message ever on this partition: nothing to compare
+        expected = max(last_applied + 1, self._floor.get(partition, 0))
+        if offset < expected:
+            return Admit(False)
+        if offset == expected:
+            self._seeking.pop(partition, None)
+            self._floor.pop(partition, None)
+            return Admit(True)
+        seeking = self._seeking.get(partition)
+        if seeking is None or seeking.target != expected:
+            self._seeking[partition] = _Seeking(expected, offset, now)
+            self.seeks += 1
+            return Admit(False, seek_to=expected)
+        if now - seeking.since < self.settle_s:
+            return Admit(False)
+        # The missing offsets did not come back: they do not exist (or were deleted). Go on
+        # from the first offset known to exist, which was skipped and must come again.
+        del self._seeking[partition]
+        self._floor[partition] = seeking.trigger
+        self.accepted_gaps += 1
+        self.seeks += 1
+        return Admit(offset == seeking.trigger, seek_to=None if offset == seeking.trigger
+                     else seeking.trigger)
+
+    def forget(self) -> None:
+        """After a rebalance: any seek in progress belonged to the old assignment."""
+        self._seeking.clear()
+        self._floor.clear()
