@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import faust
 from detectors.policy import Policy
+from faust.types import TP
 
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
@@ -144,6 +145,13 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         # The table is the truth after a rebalance; live copies may belong elsewhere now.
         processor.forget()
         guard.forget()
+
+    @app.timer(GapGuard.retry_s)
+    async def reseek() -> None:
+        # A seek can lose the race against messages already fetched: repeat it until the
+        # missing offset arrives (streams/gaps.py).
+        for partition, offset in guard.due(time.monotonic()):
+            await app.consumer.seek(TP(settings.topic_events, partition), offset)
 
     @app.timer(30.0)
     async def report() -> None:

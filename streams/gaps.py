@@ -9,13 +9,14 @@ restarts):
 - at or below the last applied offset: a redelivery; skip it (its effect is in the state);
 - the next offset: process it;
 - beyond the next offset: messages were skipped; seek back to the first missing one and skip
-  this one (it comes again after the missing ones). If nothing missing comes within
-  ``settle_s``, the gap is real (a transaction marker, say): seek to the offset that revealed
-  it and carry on from there.
+  this one (it comes again after the missing ones). Messages the consumer had fetched before
+  the seek can win the race again, so ``due()`` repeats the seek every ``retry_s`` until the
+  missing offset arrives. After ``max_retries`` the gap is taken as real (a transaction
+  marker, say): reading resumes at the offset that revealed it.
 
 Pure: offsets and the clock are passed in.
 
->>> guard = GapGuard(settle_s=3.0)
+>>> guard = GapGuard(retry_s=1.0, max_retries=3)
 >>> guard.admit(0, offset=10, last_applied=9, now=0.0)
 Admit(process=True, seek_to=None)
 >>> guard.admit(0, offset=13, last_applied=10, now=1.0)
@@ -26,9 +27,9 @@ Admit(process=True, seek_to=None)
 Admit(process=False, seek_to=None)
 >>> guard.admit(0, offset=20, last_applied=13, now=2.0)  # 14..19 missing
 Admit(process=False, seek_to=14)
->>> guard.admit(0, offset=21, last_applied=13, now=9.0)  # they never came: a real gap
-Admit(process=False, seek_to=20)
->>> guard.admit(0, offset=20, last_applied=13, now=9.1)
+>>> [guard.due(now) for now in (2.5, 3.1, 4.2, 5.3, 6.4)]  # they never come: a real gap
+[[], [(0, 14)], [(0, 14)], [(0, 14)], [(0, 20)]]
+>>> guard.admit(0, offset=20, last_applied=13, now=6.5)
 Admit(process=True, seek_to=None)
 """
 
@@ -47,14 +48,16 @@ class Admit:
 class _Seeking:
     target: int  # the first missing offset, sought back to
     trigger: int  # the offset that revealed the gap
-    since: float
+    since: float  # when the last seek was issued
+    retries: int = 0
 
 
 @dataclass
 class GapGuard:
     """Per-partition admission of messages by offset; see the module docstring."""
 
-    settle_s: float = 3.0
+    retry_s: float = 1.0
+    max_retries: int = 5
     seeks: int = 0
     accepted_gaps: int = 0
     _seeking: dict[int, _Seeking] = field(default_factory=dict)
@@ -76,16 +79,28 @@ class GapGuard:
             self._seeking[partition] = _Seeking(expected, offset, now)
             self.seeks += 1
             return Admit(False, seek_to=expected)
-        if now - seeking.since < self.settle_s:
-            return Admit(False)
-        # The missing offsets did not come back: they do not exist (or were deleted). Go on
-        # from the first offset known to exist, which was skipped and must come again.
-        del self._seeking[partition]
-        self._floor[partition] = seeking.trigger
-        self.accepted_gaps += 1
-        self.seeks += 1
-        return Admit(offset == seeking.trigger, seek_to=None if offset == seeking.trigger
-                     else seeking.trigger)
+        return Admit(False)  # still waiting for the missing offset; due() repeats the seek
+
+    def due(self, now: float) -> list[tuple[int, int]]:
+        """Seeks to issue again now, as ``(partition, offset)``; call it every ``retry_s``."""
+        again = []
+        for partition, seeking in list(self._seeking.items()):
+            if now - seeking.since < self.retry_s:
+                continue
+            if seeking.retries >= self.max_retries:
+                # The missing offsets never came: they do not exist (or were deleted). Go on
+                # from the first offset known to exist; it was skipped and must come again.
+                self._floor[partition] = seeking.trigger
+                self.accepted_gaps += 1
+                self._seeking[partition] = _Seeking(seeking.trigger, seeking.trigger, now,
+                                                    self.max_retries)
+                again.append((partition, seeking.trigger))
+                continue
+            seeking.retries += 1
+            seeking.since = now
+            again.append((partition, seeking.target))
+        self.seeks += len(again)
+        return again
 
     def forget(self) -> None:
         """After a rebalance: any seek in progress belonged to the old assignment."""

@@ -16,7 +16,7 @@ def deliver(log: list[int], dropped: set[int], duplicated: set[int]) -> list[int
     New traffic keeps arriving (one message a second once the queue is empty), as on a live
     topic; returns the offsets applied from the original log.
     """
-    guard = GapGuard(settle_s=3.0)
+    guard = GapGuard(retry_s=1.0, max_retries=3)
     log = list(log)
     end = log[-1]
     queue: deque[int] = deque()
@@ -38,9 +38,11 @@ def deliver(log: list[int], dropped: set[int], duplicated: set[int]) -> list[int
         offset = queue.popleft()
         now += 0.01
         verdict = guard.admit(0, offset, last, now)
-        if verdict.seek_to is not None:
+        seeks = [verdict.seek_to] if verdict.seek_to is not None else []
+        seeks += [target for _, target in guard.due(now)]
+        for target in seeks:
             # Already-fetched messages still arrive, then the log is read again from there.
-            queue.extend(o for o in log if o >= verdict.seek_to)
+            queue.extend(o for o in log if o >= target)
         if verdict.process:
             applied.append(offset)
             last = offset
@@ -71,8 +73,8 @@ def test_real_gaps_in_the_log_are_accepted_not_waited_for_forever(data) -> None:
     assert deliver(log, set(), set()) == log
 
 
-def test_a_seek_is_issued_once_per_gap() -> None:
-    """Messages still queued after the seek do not trigger more seeks."""
+def test_a_seek_is_issued_once_per_gap_by_admit() -> None:
+    """Messages still queued after the seek do not trigger more seeks; only due() repeats."""
     guard = GapGuard()
     first = guard.admit(3, offset=12, last_applied=9, now=0.0)
     later = [guard.admit(3, offset=o, last_applied=9, now=0.1) for o in (13, 14)]
@@ -80,14 +82,14 @@ def test_a_seek_is_issued_once_per_gap() -> None:
     assert later == [Admit(False), Admit(False)] and guard.seeks == 1
 
 
-def test_missing_offsets_that_never_come_are_given_up_after_settling() -> None:
-    """If nothing missing arrives within settle_s, reading resumes at the gap's end."""
-    guard = GapGuard(settle_s=3.0)
+def test_missing_offsets_are_sought_again_then_given_up() -> None:
+    """The seek repeats every retry_s; after max_retries reading resumes at the gap's end."""
+    guard = GapGuard(retry_s=1.0, max_retries=2)
     guard.admit(0, offset=50, last_applied=40, now=0.0)
-    assert guard.admit(0, offset=51, last_applied=40, now=1.0) == Admit(False)
-    assert guard.admit(0, offset=51, last_applied=40, now=3.5) == Admit(False, seek_to=50)
-    assert guard.admit(0, offset=50, last_applied=40, now=3.6) == Admit(True)
-    assert guard.accepted_gaps == 1
+    assert guard.admit(0, offset=51, last_applied=40, now=0.5) == Admit(False)
+    assert [guard.due(t) for t in (0.9, 1.0, 2.0, 3.0)] == [[], [(0, 41)], [(0, 41)], [(0, 50)]]
+    assert guard.admit(0, offset=50, last_applied=40, now=3.1) == Admit(True)
+    assert guard.accepted_gaps == 1 and guard.due(10.0) == []
 
 
 def test_partitions_are_guarded_independently() -> None:
