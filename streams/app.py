@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
-from actions.pointer import PointerStore
 from detectors.policy import Policy
 
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
+from actions.pointer import PointerStore
 from rollguard.errors import ServiceUnavailable
 from streams.actuator import Actuator
 from streams.messages import dead_letter

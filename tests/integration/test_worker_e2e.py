@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from actions.reader import PointerReader
 
+from actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
 from streams.runs import IsolatedRun, wait_processed
 from tests.integration.e2e_support import (
