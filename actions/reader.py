@@ -43,7 +43,9 @@ class PointerReader(ReaderCore):
 
     Changes arrive on a dedicated subscriber connection (``actions/subscriber.py``) and are
     applied inside the event loop's read callback. ``on_change(state)`` may be a function (run
-    right there: keep it quick) or a coroutine function (run in order by one task).
+    right there: keep it quick) or a coroutine function (run in order by one task). Readers in
+    one process that receive the same pointer value get the same (frozen) state object: treat
+    its component dicts as read-only.
     """
 
     def __init__(
@@ -139,7 +141,7 @@ class PointerReader(ReaderCore):
             log.exception("%s: ignoring an undecodable pointer", self.service)
             return
         self._messages += 1
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             self._callbacks.put_nowait(result)
 
     async def _reread(self) -> None:
@@ -147,7 +149,7 @@ class PointerReader(ReaderCore):
         raw = await self.client.get(self.keys.pointer)
         # A message applied while the GET was in flight may be newer than what it returned.
         result = self._accept(raw, authoritative=self._messages == seen)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             self._callbacks.put_nowait(result)
         self._confirmed()
 

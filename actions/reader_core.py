@@ -21,6 +21,26 @@ OnStale = Callable[[BaseException], Any]
 NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
 
+# Decoded pointer values, shared by every reader in the process and keyed by the exact bytes:
+# readers of one service all receive the same bytes for a change (the message, then the same
+# value from a GET), so one decode and one routing table serve all of them. Sharing is safe as
+# both are immutable (treat the component dicts of a PointerState as read-only, as before). A
+# few dozen entries cover every service a process follows; the table is emptied when full.
+DECODED_MAX = 64
+_decoded: dict[bytes | str, tuple[PointerState, Router]] = {}
+
+
+def decoded(raw: bytes | str) -> tuple[PointerState, Router]:
+    """The state and routing table of a pointer value (ValueError if it is not one)."""
+    hit = _decoded.get(raw)
+    if hit is None:
+        state = decode(raw)
+        hit = (state, Router(state))
+        if len(_decoded) >= DECODED_MAX:
+            _decoded.clear()
+        _decoded[raw] = hit
+    return hit
+
 
 class ReaderCore:
     """State, routing and staleness shared by the asyncio and the threaded reader."""
@@ -86,15 +106,17 @@ class ReaderCore:
                 log.error("%s: the pointer disappeared from Redis; keeping epoch %s",
                           self.service, self._state.epoch)
             return None
-        state = decode(raw)
+        state, router = decoded(raw)
         current = self._state
         if current is not None:
+            if state is current:
+                return None  # the same value again (a re-read, or another reader's decode)
             if state.epoch == current.epoch or (state.epoch < current.epoch and not authoritative):
                 return None
             if state.epoch < current.epoch:
                 log.warning("%s: pointer epoch went back from %s to %s (restored Redis?)",
                             self.service, current.epoch, state.epoch)
-        self._router = Router(state)
+        self._router = router
         self._state = state
         if self.on_change is None:
             return None

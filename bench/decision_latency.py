@@ -18,14 +18,14 @@ import time
 import uuid
 
 import orjson
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
-from actions.state import PointerState
 from detectors.events import validate_event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import default_policy
 
 from actions.connect import async_redis_client
+from actions.pointer import PointerStore
+from actions.reader import PointerReader
+from actions.state import PointerState
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import ensure_topics, producer

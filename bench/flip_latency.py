@@ -11,6 +11,10 @@ apart. t0 is taken just before ``execute`` is called; each callback records
 pairs, plus the slowest reader per flip, plus the CPU the reader processes spent per reader
 and flip (idle loop included): with every reader on one small machine, latency at 500 readers
 is bounded by that CPU work queued on the cores, not by Redis.
+
+Readers in one process share the decode of a pointer value (``actions.reader_core.decoded``);
+500 separate servers would each decode it once. ``--unshared-decode`` turns the sharing off in
+the worker processes, to show what the same packing costs when every reader decodes.
 """
 
 from __future__ import annotations
@@ -23,16 +27,27 @@ import time
 import uuid
 from typing import Any
 
+from actions import reader_core
 from actions.commands import new_command, sign
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
 from actions.reader import PointerReader
-from actions.state import PointerState
+from actions.routing import Router
+from actions.state import PointerState, decode
 
 SECRET = b"bench-secret"
 
 
-def worker(service: str, readers: int, ready: Any, done: Any, results: Any) -> None:
+def unshared(raw: bytes | str) -> tuple[PointerState, Router]:
+    state = decode(raw)
+    return state, Router(state)
+
+
+def worker(
+    service: str, readers: int, ready: Any, done: Any, results: Any, share: bool = True
+) -> None:
+    if not share:
+        reader_core.decoded = unshared
     asyncio.run(_worker(service, readers, ready, done, results))
 
 
@@ -66,7 +81,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def run(readers: int, processes: int, flips: int, gap_s: float) -> dict[str, float]:
+async def run(
+    readers: int, processes: int, flips: int, gap_s: float, share: bool = True
+) -> dict[str, float]:
     service = f"bench-flip-{uuid.uuid4().hex[:8]}"
     client = async_redis_client()
     store = PointerStore(client, SECRET)
@@ -85,7 +102,9 @@ async def run(readers: int, processes: int, flips: int, gap_s: float) -> dict[st
     processes = min(processes, readers)
     ready, done, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     shares = [readers // processes + (i < readers % processes) for i in range(processes)]
-    procs = [ctx.Process(target=worker, args=(service, n, ready, done, results)) for n in shares]
+    procs = [
+        ctx.Process(target=worker, args=(service, n, ready, done, results, share)) for n in shares
+    ]
     for p in procs:
         p.start()
     for _ in procs:
@@ -125,12 +144,16 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--flips", type=int, default=100)
     parser.add_argument("--gap-ms", type=float, default=100.0)
+    parser.add_argument("--unshared-decode", action="store_true",
+                        help="every reader decodes each value itself (as separate servers do)")
     args = parser.parse_args()
     print("| readers | processes | flips | p50 ms | p99 ms | max ms "
           "| slowest reader per flip p50 / p99 ms | missed | reader CPU per flip µs |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in args.readers:
-        r = asyncio.run(run(n, args.processes, args.flips, args.gap_ms / 1000))
+        r = asyncio.run(
+            run(n, args.processes, args.flips, args.gap_ms / 1000, not args.unshared_decode)
+        )
         print(f"| {n} | {r['processes']} | {r['flips']} | {r['p50']:.2f} | {r['p99']:.2f} "
               f"| {r['max']:.2f} | {r['slowest_reader_p50']:.2f} / {r['slowest_reader_p99']:.2f} "
               f"| {r['missing']} | {r['cpu_us']:.0f} |", flush=True)

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actions.approvals import PendingCommands
 from actions.commands import Command, sign, verify
 from actions.pointer import PointerStore
-
-from actions.approvals import PendingCommands
 from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
 from streams import messages
 from streams.processor import COMMAND_TTL_S

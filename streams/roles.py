@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actions.pointer import PointerState, PointerStore
-
 from rollguard.errors import UnknownService
 
 # A manual flip reaches the monitor within this long; a rollback we issue invalidates at once.

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import orjson
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
 from rich.console import Console
 from rich.live import Live
 
 from actions.connect import async_redis_client
+from actions.pointer import PointerStore
+from actions.reader import PointerReader
 from rollguard import services
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary

@@ -11,6 +11,7 @@ import sys
 import time
 
 import orjson
+
 from actions.pointer import PointerState
 from actions.reader import PointerReader
 

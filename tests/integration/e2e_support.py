@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from actions.pointer import PointerStore
 
 from actions.connect import async_redis_client
+from actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import consumer, ensure_topics, producer

@@ -43,3 +43,37 @@ async def test_an_error_reply_closes_the_subscriber_with_the_cause(received) -> 
     sub, _, _ = received
     sub.data_received(b"-WRONGPASS invalid username-password pair\r\n")
     assert "WRONGPASS" in str(sub.closed.result())
+
+
+def receive(sub: ChannelSubscriber, data: bytes) -> None:
+    """What the event loop does with a read: fill get_buffer(), then buffer_updated(n)."""
+    buffer = sub.get_buffer(-1)
+    buffer[: len(data)] = data
+    sub.buffer_updated(len(data))
+
+
+async def test_reads_through_the_receive_buffer_take_whole_messages_and_pieces(
+    received,
+) -> None:
+    """One whole message per read (the fast path), a message in two reads, two in one read."""
+    sub, got, _ = received
+    receive(sub, frames(b'{"epoch":1}'))
+    data = frames(b'{"epoch":2}')
+    receive(sub, data[:30])  # the buffer still holds the longer first message beyond byte 30
+    receive(sub, data[30:])
+    receive(sub, frames(b'{"epoch":3}', b'{"epoch":4}'))
+    receive(sub, frames(b"x", channel="other"))
+    assert got == [b'{"epoch":1}', b'{"epoch":2}', b'{"epoch":3}', b'{"epoch":4}']
+    assert all(type(payload) is bytes for payload in got)
+
+
+@pytest.mark.parametrize("cut", [1, 10, 21, 25, 29])
+async def test_a_short_read_is_not_taken_for_a_whole_message(received, cut: int) -> None:
+    """Bytes left in the reused buffer by an earlier read never complete a later one."""
+    sub, got, _ = received
+    receive(sub, frames(b'{"epoch":1}'))
+    data = frames(b'{"epoch":2}')
+    receive(sub, data[:cut])
+    assert got == [b'{"epoch":1}']
+    receive(sub, data[cut:])
+    assert got == [b'{"epoch":1}', b'{"epoch":2}']

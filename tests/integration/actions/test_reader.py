@@ -186,3 +186,26 @@ async def test_the_threaded_reader_sees_a_flip(
         assert reader.resolve("u")[0] == "v2"
     finally:
         await asyncio.to_thread(reader.stop)
+
+
+async def test_a_reader_on_a_uvloop_event_loop_sees_a_flip(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """uvloop's transports are not asyncio.Transport subclasses; the subscriber must not care."""
+    uvloop = pytest.importorskip("uvloop")
+    started, arrived = threading.Event(), threading.Event()
+
+    async def serve() -> str:
+        reader = PointerReader(
+            None, service, on_change=lambda s: arrived.set() if s.epoch >= 2 else None
+        )
+        async with reader:
+            started.set()
+            while not arrived.is_set():
+                await asyncio.sleep(0.01)
+            return reader.resolve("u")[0]
+
+    served = asyncio.create_task(asyncio.to_thread(uvloop.run, serve()))
+    assert await asyncio.to_thread(started.wait, ARRIVAL_S)
+    await issue("promote", release="v2")
+    assert await asyncio.wait_for(served, ARRIVAL_S) == "v2"
