@@ -61,13 +61,8 @@ async def end_offsets(topic: str, partitions: int) -> dict[int, int]:
         await consumer.stop()
 
 
-async def committed(group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    offsets = await admin.list_consumer_group_offsets(group)
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 

@@ -13,6 +13,7 @@ import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_harness import committed, end_offsets, load_topic, prepare, steady_batches
 from rollguard.config import kafka_bootstrap
@@ -49,11 +50,13 @@ async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
     """Start a worker, time it from its first committed progress to the last message."""
     topic = run.topic("events")
     process = run.start_worker()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
     try:
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = sum((await committed(run.app_id, topic)).values())
+            done = sum((await committed(admin, run.app_id, topic)).values())
             stamp = time.perf_counter()
             if done and first is None:
                 first = (stamp, done)
@@ -62,9 +65,10 @@ async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
                 return (done - first[1]) * batch, stamp - first[0]
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited with {process.returncode}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.25)
         raise TimeoutError("worker did not finish")
     finally:
+        await admin.close()
         process.terminate()
         process.wait(30)
 
