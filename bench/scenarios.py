@@ -60,6 +60,7 @@ class Scenario:
     creep: float | None = None  # seconds to ramp from 0 to magnitude
     heavy_tails: bool = False
     load_swing: bool = False
+    service: str = "chat"
     name: str = field(default="", compare=False)
 
     def truth(self) -> Truth:
@@ -108,7 +109,7 @@ class Scenario:
             serial += 1
             is_candidate = deployed and rng.random() * (s_rate + self.rate) >= s_rate
             degrade = self.shift(t - self.deploy_at) if is_candidate else 0.0
-            yield Event(f"e{self.seed}-{serial}", START + t, "chat",
+            yield Event(f"{self.service}-{self.seed}-{serial}", START + t, self.service,
                         CANDIDATE if is_candidate else STABLE, "", self._metrics(rng, degrade,
                                                                                  load))
 

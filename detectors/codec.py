@@ -1,9 +1,11 @@
 """The versioned byte format of a service monitor's state (Faust table values).
 
-Layout: ``b"RGSM"``, one version byte, then zlib-compressed JSON. Histograms (``{bin: weight}``
-with integer keys) are stored as ``[[bin, weight], ...]`` in their insertion order and the
-dedupe memory as packed 32-bit integers, so a round trip rebuilds the state exactly, float
-for float, and later decisions are the same. Nothing of River (or any pickle) is stored.
+Layout: ``b"RGSM"``, one version byte, then zlib-compressed JSON. The open bucket is kept
+as the metrics of its events (summed when it closes, as without a round trip). Histograms
+(``{bin: weight}`` with integer keys) are stored as ``[[bin, weight], ...]`` in insertion
+order and the dedupe memory as packed 32-bit integers, so a round trip rebuilds the state
+exactly, float for float, and later decisions are the same. Nothing of River (or any
+pickle) is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ VERSION = 1
 
 def _hists_out(buckets: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     return {
-        release: {name: [e[0], list(e[1].items())] if len(e) == 2 else e
+        release: {name: [e[0], list(e[1].items()), *e[2:]] if type(e[1]) is dict else e
                   for name, e in sums.items()}
         for release, sums in buckets.items()
     }
@@ -31,8 +33,8 @@ def _hists_out(buckets: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, 
 
 def _hists_in(buckets: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     return {
-        release: {name: [e[0], {int(b): w for b, w in e[1]}] if len(e) == 2 else e
-                  for name, e in sums.items()}
+        release: {name: [e[0], {int(b): w for b, w in e[1]}, *e[2:]] if type(e[1]) is list
+                  else e for name, e in sums.items()}
         for release, sums in buckets.items()
     }
 
@@ -40,7 +42,6 @@ def _hists_in(buckets: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, l
 def encode_state(state: dict[str, Any]) -> bytes:
     """Serialise a monitor's plain state (see ``ServiceMonitor.to_bytes``)."""
     plain = dict(state)
-    plain["open"] = _hists_out(state["open"])
     plain["refs"] = _hists_out(state["refs"])
     plain["seen"] = base64.b64encode(array("I", state["seen"]).tobytes()).decode()
     return MAGIC + bytes([VERSION]) + zlib.compress(orjson.dumps(plain), 6)
@@ -61,7 +62,6 @@ def decode_state(data: bytes) -> dict[str, Any]:
                          f"(reads {VERSION})")
     try:
         plain: dict[str, Any] = orjson.loads(zlib.decompress(data[5:]))
-        plain["open"] = _hists_in(plain["open"])
         plain["refs"] = _hists_in(plain["refs"])
         seen = array("I")
         seen.frombytes(base64.b64decode(plain["seen"]))

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.accumulate import MEAN, QUANTILE, mean_and_sd
+from detectors.accumulate import MEAN, QUANTILE, mean_and_sd, weight
 from detectors.histogram import bin_of, quantile, weight_above
 from detectors.policy import MetricRule
 
@@ -77,7 +77,7 @@ def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
     >>> round(h.baseline, 3), h.score([100, 7, 7])[0] > 0 > h.score([100, 3, 3])[0]
     (0.03, True)
     """
-    if ref is None or ref[0] < rule.min_samples:
+    if ref is None or weight(ref) < rule.min_samples:
         return None
     w = ref[0]
     sign = rule.sign
@@ -102,7 +102,7 @@ def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
 
 
 def _quantile_hypotheses(rule: MetricRule, ref: list[Any], margin: float) -> Hypotheses | None:
-    w, hist = ref[0], ref[1]
+    w, hist = ref[0], ref[1]  # weights scaled by ref[2]: only ratios of them are used here
     base = quantile(hist, rule.q)
     if not base > 0:
         return None
@@ -115,8 +115,9 @@ def _quantile_hypotheses(rule: MetricRule, ref: list[Any], margin: float) -> Hyp
     # One bin of slack each way, so that rounding to bins can only make the test stricter.
     p0 = weight_above(hist, bin_of(y0) - 1) / w
     p1 = weight_above(hist, bin_of(y1) + 1) / w
-    shift = margin * math.sqrt(max(p0 * (1 - p0), 1.0 / w) / w)
+    samples = weight(ref)
+    shift = margin * math.sqrt(max(p0 * (1 - p0), 1.0 / samples) / samples)
     ratios = _bernoulli(p0 + shift, p1 + shift)
     if ratios is None or p1 <= p0:
         return None
-    return Hypotheses(QUANTILE, base, w, ratios[0], ratios[1], cut_bin=bin_of(cut))
+    return Hypotheses(QUANTILE, base, samples, ratios[0], ratios[1], cut_bin=bin_of(cut))

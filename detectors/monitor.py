@@ -1,8 +1,8 @@
 """The per-service monitor: events in, decisions out, state as versioned bytes.
 
-Per event it only checks for a duplicate and adds to the open event-time bucket; tests run
-once per closed bucket (:mod:`detectors.assess`). Time is the events' own time, never the
-clock of the machine.
+Per event it only checks for a duplicate and appends the metrics to the open event-time
+bucket; sums are taken and tests run once per closed bucket (:mod:`detectors.assess`).
+Time is the events' own time, never the clock of the machine.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import zlib
 from collections import deque
 from typing import Any
 
-from detectors.accumulate import MEAN, Bucket, add_event, clip_range, compile_slots, fold
+from detectors.accumulate import MEAN, Bucket, clip_range, compile_slots, fold, summarise
 from detectors.assess import Candidate, Context, assess_bucket
 from detectors.codec import decode_state, encode_state
 from detectors.decision import Decision
 from detectors.events import Event
 from detectors.policy import Policy
 
+_crc32 = zlib.crc32
 DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
 MAX_LATENESS_SECONDS = 300.0  # later than this behind the newest bucket: dropped and counted
 FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
@@ -47,7 +48,7 @@ class ServiceMonitor:
         self._slots = compile_slots(policy)
         self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
         self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
-        self._open: dict[str, Bucket] = {}
+        self._open: dict[str, list[dict[str, float]]] = {}  # release -> metrics of events
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
         self.stable: str | None = None
@@ -56,24 +57,26 @@ class ServiceMonitor:
         self._finished: list[str] = []
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque(maxlen=dedupe_window)
-        self.counts = {"events": 0, "duplicates": 0, "late": 0, "too_late": 0}
+        self.counts = {"duplicates": 0, "late": 0, "too_late": 0}
+        self._dedupe_window = dedupe_window
+        self._bucket_seconds = policy.bucket_seconds
 
     # -- per event ------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
         """Count one valid event; return the decisions of any bucket it closes."""
-        key = zlib.crc32(event.event_id.encode())
+        key = _crc32(event.event_id.encode())
         seen = self._seen
         if key in seen:
             self.counts["duplicates"] += 1
             return _NONE
         order = self._seen_order
-        if len(order) == order.maxlen:
+        if len(order) == self._dedupe_window:
             seen.discard(order[0])
         order.append(key)
         seen.add(key)
-        bucket = int(event.ts // self.policy.bucket_seconds)
+        bucket = int(event.ts // self._bucket_seconds)
         decisions = _NONE
-        if bucket > self._bucket:
+        if bucket != self._bucket and bucket > self._bucket:
             if self._bucket >= 0:
                 decisions = self._close(event.ts)
             self._bucket = bucket
@@ -83,12 +86,11 @@ class ServiceMonitor:
                 self.counts["too_late"] += 1
                 return _NONE
             self.counts["late"] += 1
-        self.counts["events"] += 1
-        sums = self._open.get(event.release)
-        if sums is None:
-            sums = self._open[event.release] = {}
+        pending = self._open.get(event.release)
+        if pending is None:
+            pending = self._open[event.release] = []
             self._infer_roles(event.release)
-        add_event(sums, event.metrics, self._slots, self._clips)
+        pending.append(event.metrics)
         return decisions
 
     # -- roles ----------------------------------------------------------------------------
@@ -117,8 +119,11 @@ class ServiceMonitor:
 
     # -- per bucket -----------------------------------------------------------------------
     def _close(self, ts: float) -> list[Decision]:
-        sums, self._open = self._open, {}
+        pending, self._open = self._open, {}
         stable = self.stable
+        sums = {release: summarise(events, self._slots, self._clips)
+                for release, events in pending.items()
+                if release == stable or (self.candidate and release == self.candidate.release)}
         if stable is not None and stable in sums:
             fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
             self._update_clips()

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from river.drift import ADWIN
-
 CAP = 2.0  # the CUSUM is capped at CAP x threshold so that a huge blip is forgotten in minutes
 RECENT_BUCKETS = 6  # "the last minute" at 10 s buckets
 
@@ -126,6 +124,8 @@ def recovered(run: list[list[float]]) -> bool:
     """
     if len(run) < 2 * RECENT_BUCKETS:
         return False
+    from river.drift import ADWIN  # imported on first use: river takes seconds to import
+
     detector = ADWIN(delta=0.002, clock=1, min_window_length=RECENT_BUCKETS, grace_period=6)
     changed = False
     for entry in run:

@@ -32,9 +32,9 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so that `rollguard --help` works even while a module has a problem.
-    from rollguard.cli import services
+    from rollguard.cli import replay, services
 
-    for command in (*services.COMMANDS,):
+    for command in (*services.COMMANDS, *replay.COMMANDS):
         main.add_command(command)
 
 
