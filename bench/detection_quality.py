@@ -67,6 +67,7 @@ def families(seeds: int) -> dict[str, list[Scenario]]:
 @dataclass
 class Outcome:
     family: str
+    metric: str | None
     decider: str
     expect: str
     rollback_at: float | None
@@ -97,16 +98,20 @@ def run_one(job: tuple[str, Scenario, bool]) -> list[Outcome]:
         DECIDERS[1]: FixedRule().decide(events),
         DECIDERS[2]: ArgoStyle().decide(events),
     }
-    return [Outcome(family, name, truth.expect, at, truth.onset, truth.deadline, truth.earliest)
+    return [Outcome(family, scenario.metric, name, truth.expect, at, truth.onset, truth.deadline,
+                    truth.earliest)
             for name, at in results.items()]
 
 
-def table(outcomes: list[Outcome]) -> list[str]:
-    rows = ["| scenario | decider | runs | false rollbacks | missed | late | median delay | "
-            "worst delay |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    keys = list(dict.fromkeys((o.family, o.decider) for o in outcomes))
-    for family, decider in keys:
-        group = [o for o in outcomes if o.family == family and o.decider == decider]
+def table(outcomes: list[Outcome], by_metric: bool = False) -> list[str]:
+    first = "| scenario | metric |" if by_metric else "| scenario | decider |"
+    rows = [f"{first} runs | false rollbacks | missed | late | median delay | worst delay |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    keys = list(dict.fromkeys((o.family, o.metric if by_metric else o.decider)
+                              for o in outcomes))
+    for family, second in keys:
+        group = [o for o in outcomes if o.family == family
+                 and (o.metric if by_metric else o.decider) == second]
         false = sum(1 for o in group if o.rollback_at is not None and (
             o.expect == "no_rollback" or (o.earliest is not None and o.rollback_at < o.earliest)))
         due = [o for o in group if o.expect == "rollback"]
@@ -124,7 +129,7 @@ def table(outcomes: list[Outcome]) -> list[str]:
             missed_text = "-"
         else:
             late_text, missed_text = str(late), str(missed)
-        rows.append(f"| {family} | {decider} | {len(group)} | {false} | {missed_text} | "
+        rows.append(f"| {family} | {second} | {len(group)} | {false} | {missed_text} | "
                     f"{late_text} | {med} | {worst} |")
     return rows
 
@@ -147,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     with Pool(args.jobs) as pool:
         outcomes = [o for chunk in pool.imap(run_one, jobs, chunksize=4) for o in chunk]
     print("\n".join(table(outcomes)))
+    mine = [o for o in outcomes if o.decider == DECIDERS[0] and o.expect == "rollback"
+            and o.metric is not None]
+    print("\nDefault policy by metric (regression scenarios):\n")
+    print("\n".join(table(mine, by_metric=True)))
     print(f"\n{len(jobs)} scenario runs, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
 

@@ -53,6 +53,7 @@ class Scenario:
     duration: float = 3600.0
     deploy_at: float = 600.0
     metric: str | None = None
+    also: tuple[str, ...] = ()  # further metrics degraded the same way, at the same time
     magnitude: float = 0.0  # in tolerances
     onset: float = 0.0  # seconds after the deploy
     blip: float | None = None  # degradation lasts this long, then recovers
@@ -116,7 +117,8 @@ class Scenario:
     def _metrics(self, rng: random.Random, degrade: float, load: float) -> dict[str, float]:
         d = dict.fromkeys(METRICS, 0.0)
         if self.metric is not None:
-            d[self.metric] = degrade
+            for name in (self.metric, *self.also):
+                d[name] = degrade
         tol = TOLERANCE
         m = {
             "hallucination": float(rng.random() < BASE["hallucination"]

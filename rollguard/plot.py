@@ -113,14 +113,13 @@ def draw(recorder: SeriesRecorder, decisions: list[Decision], path: str | Path,
     for ax, rule in zip(axes.flat, rules, strict=False):
         if stable:
             bx, by = recorder.series(service, stable, rule)
-            ax.plot(minutes(bx), by, color="0.35", lw=1.5, label=f"baseline {stable}")
+            ax.plot(minutes(bx), by, color="0.35", lw=1.5)
             band = [b * (1 + rule.sign * rule.tolerance) if rule.relative
                     else b + rule.sign * rule.tolerance for b in by]
-            ax.fill_between(minutes(bx), by, band, color="tab:green", alpha=0.18, lw=0,
-                            label=f"tolerance {tolerance_text(rule)}")
+            ax.fill_between(minutes(bx), by, band, color="tab:green", alpha=0.18, lw=0)
         if candidate:
             cx, cy = recorder.series(service, candidate, rule)
-            ax.plot(minutes(cx), cy, color="tab:blue", lw=1.8, label=f"candidate {candidate}")
+            ax.plot(minutes(cx), cy, color="tab:blue", lw=1.8)
             deploy = recorder.first_seen.get((service, candidate))
             if deploy is not None:
                 ax.axvline((deploy - t0) / 60, color="tab:blue", ls=":", lw=1)
@@ -139,14 +138,23 @@ def draw(recorder: SeriesRecorder, decisions: list[Decision], path: str | Path,
                 ax.axvline(x, color="tab:orange", ls="--", lw=1.4)
                 ax.annotate(d.verdict, (x, 1.0), xycoords=("data", "axes fraction"),
                             color="tab:orange", fontsize=8, ha="right", va="top", rotation=90)
-        ax.set_title(describe(rule), fontsize=10, loc="left")
+        ax.set_title(f"{describe(rule)}   (tolerance {tolerance_text(rule)})", fontsize=10,
+                     loc="left")
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(rules):]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("minutes since the first event")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=3, fontsize=9, frameon=False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    legend = [Line2D([], [], color="0.35", lw=1.5, label=f"baseline {stable}"),
+              Line2D([], [], color="tab:blue", lw=1.8, label=f"candidate {candidate}"),
+              Patch(color="tab:green", alpha=0.18, label="tolerance band"),
+              Line2D([], [], color="tab:blue", ls=":", label="candidate deployed"),
+              Line2D([], [], color="tab:red", lw=2.2, label="rollback"),
+              Line2D([], [], color="tab:orange", ls="--", label="alert")]
+    fig.legend(handles=legend, loc="upper right", ncol=3, fontsize=9, frameon=False)
     start = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M UTC")
     verdict = next((f"rolled back {d.release} to {d.to}" for d in mine if d.action == "rollback"),
                    "no rollback")

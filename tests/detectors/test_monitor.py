@@ -65,7 +65,7 @@ def test_no_second_rollback_for_a_candidate_even_across_a_round_trip() -> None:
 def test_state_stays_a_few_kilobytes_however_long_the_stream() -> None:
     """Bytes per service stay bounded: after 2 hours they are what they were after 30 min."""
     monitor = ServiceMonitor("chat", default_policy())
-    sizes = {}
+    sizes: dict[int, int] = {}
     for event in Scenario(2, rate=5.0, duration=7200).events():
         monitor.observe(event)
         minute = int((event.ts - 1_790_000_000) // 60)
