@@ -26,42 +26,99 @@ def compile_slots(policy: Policy) -> dict[str, tuple[int, float]]:
 
 
 def summarise(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
-              clips: Mapping[str, tuple[float, float]]) -> Bucket:
+              clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
     """Sum one release's events of a bucket; metrics the policy does not name are ignored.
 
     Done once per bucket over the whole list (comprehensions, no per-event calls): this is
     what keeps the per-event cost of :meth:`ServiceMonitor.observe` to an append. Mean
     metrics are clipped to the baseline's plausible range (``clips``) so that one absurd
-    value cannot move a mean by itself.
+    value cannot move a mean by itself. ``carried`` holds the exact partial sums of earlier
+    events of the same bucket (see :func:`carry`); sums are correctly rounded (``fsum``), so
+    they are the same whether or not part of the bucket went through a state round trip.
 
     >>> slots = {"error": (RATE, 0.5), "toxicity": (SHARE, 0.5), "latency_ms": (QUANTILE, 0)}
-    >>> summarise([{"error": 1.0, "toxicity": 0.7, "other": 3.0, "latency_ms": 1.0},
-    ...            {"error": 0.0, "latency_ms": 1.0}], slots, {})
+    >>> events = [{"error": 1.0, "toxicity": 0.7, "other": 3.0, "latency_ms": 1.0},
+    ...           {"error": 0.0, "latency_ms": 1.0}]
+    >>> summarise(events, slots, {})
     {'error': [2, 1.0, 1.0], 'toxicity': [1, 1.0, 1.0], 'latency_ms': [2, {0: 2}]}
+    >>> summarise(events[1:], slots, {}, carry(events[:1], slots, {})) == summarise(
+    ...     events, slots, {})
+    True
     """
     bucket: Bucket = {}
-    log, floor = math.log, math.floor
+    log, floor, fsum = math.log, math.floor, math.fsum
     for name, (kind, threshold) in slots.items():
         values = [m[name] for m in events if name in m]
-        if not values:
+        before = carried.get(name) if carried else None
+        if not values and before is None:
             continue
-        n = len(values)
+        n = len(values) + (before[0] if before else 0)
         if kind == QUANTILE:
-            hist: dict[int, int] = {}
+            hist: dict[int, int] = dict(before[1]) if before else {}
             for index in [floor(log(v) * INV_LOG_RATIO) if v > 0.0 else ZERO_BIN
                           for v in values]:
                 hist[index] = hist.get(index, 0) + 1
             bucket[name] = [n, hist]
             continue
         if kind == SHARE:
-            k = float(sum(1 for v in values if v >= threshold))
-            bucket[name] = [n, k, k]
-            continue
-        if kind == MEAN and name in clips:
+            values = [1.0 if v >= threshold else 0.0 for v in values]
+        elif kind == MEAN and name in clips:
             lo, hi = clips[name]
             values = [lo if v < lo else hi if v > hi else v for v in values]
-        bucket[name] = [n, math.fsum(values), math.fsum([v * v for v in values])]
+        squares = [v * v for v in values]
+        if before:
+            values, squares = before[1] + values, before[2] + squares
+        bucket[name] = [n, fsum(values), fsum(squares)]
     return bucket
+
+
+def carry(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
+          clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
+    """The events of an open bucket as exact partial sums, for serialising its state.
+
+    Non-quantile entries are ``[n, partials of the sum, partials of the squares]`` where the
+    partials are non-overlapping floats whose exact sum is the exact sum of the values
+    (Shewchuk's algorithm, as in ``math.fsum``); quantile entries are ``[n, {bin: count}]``.
+    """
+    out: Bucket = {}
+    for name, (kind, threshold) in slots.items():
+        values = [m[name] for m in events if name in m]
+        before = carried.get(name) if carried else None
+        if not values and before is None:
+            continue
+        n = len(values) + (before[0] if before else 0)
+        if kind == QUANTILE:
+            out[name] = [n, summarise(events, {name: (kind, threshold)}, clips,
+                                      carried)[name][1]]
+            continue
+        if kind == SHARE:
+            values = [1.0 if v >= threshold else 0.0 for v in values]
+        elif kind == MEAN and name in clips:
+            lo, hi = clips[name]
+            values = [lo if v < lo else hi if v > hi else v for v in values]
+        squares = [v * v for v in values]
+        if before:
+            values, squares = before[1] + values, before[2] + squares
+        out[name] = [n, _partials(values), _partials(squares)]
+    return out
+
+
+def _partials(values: list[float]) -> list[float]:
+    # Shewchuk's exact summation: the returned floats sum exactly to the sum of the values.
+    partials: list[float] = []
+    for x in values:
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)
+            if low:
+                partials[i] = low
+                i += 1
+            x = high
+        partials[i:] = [x]
+    return partials
 
 
 def fold(reference: Bucket, bucket: Bucket, decay: float, prune: float = 1e-3) -> None:

@@ -11,7 +11,7 @@ import zlib
 from collections import deque
 from typing import Any
 
-from detectors.accumulate import MEAN, Bucket, clip_range, compile_slots, fold, summarise
+from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
 from detectors.assess import Candidate, Context, assess_bucket
 from detectors.codec import decode_state, encode_state
 from detectors.decision import Decision
@@ -49,6 +49,7 @@ class ServiceMonitor:
         self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
         self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
         self._open: dict[str, list[dict[str, float]]] = {}  # release -> metrics of events
+        self._carried: dict[str, Bucket] = {}  # release -> exact sums from before a restore
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
         self.stable: str | None = None
@@ -120,10 +121,12 @@ class ServiceMonitor:
     # -- per bucket -----------------------------------------------------------------------
     def _close(self, ts: float) -> list[Decision]:
         pending, self._open = self._open, {}
+        carried, self._carried = self._carried, {}
         stable = self.stable
-        sums = {release: summarise(events, self._slots, self._clips)
-                for release, events in pending.items()
-                if release == stable or (self.candidate and release == self.candidate.release)}
+        roles = {stable, self.candidate.release if self.candidate else None}
+        sums = {release: summarise(pending.get(release, []), self._slots, self._clips,
+                                   carried.get(release))
+                for release in (*pending, *carried) if release in roles}
         if stable is not None and stable in sums:
             fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
             self._update_clips()
@@ -163,7 +166,9 @@ class ServiceMonitor:
         return encode_state({
             "service": self.service,
             "bucket": self._bucket,
-            "open": self._open,
+            "carried": {release: carry(self._open.get(release, []), self._slots, self._clips,
+                                       self._carried.get(release))
+                        for release in {*self._open, *self._carried}},
             "refs": self._refs,
             "stable": self.stable,
             "candidate": self.candidate.to_list() if self.candidate else None,
@@ -179,7 +184,7 @@ class ServiceMonitor:
         state: dict[str, Any] = decode_state(data)
         monitor = cls(state["service"], policy)
         monitor._bucket = state["bucket"]
-        monitor._open = state["open"]
+        monitor._carried = state["carried"]
         monitor._refs = state["refs"]
         monitor.stable = state["stable"]
         raw = state["candidate"]
