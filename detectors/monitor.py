@@ -22,7 +22,6 @@ _crc32 = zlib.crc32
 DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
 MAX_LATENESS_SECONDS = 300.0  # later than this behind the newest bucket: dropped and counted
 FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
-_NONE: list[Decision] = []
 
 
 class ServiceMonitor:
@@ -69,14 +68,14 @@ class ServiceMonitor:
         seen = self._seen
         if key in seen:
             self.counts["duplicates"] += 1
-            return _NONE
+            return []
         order = self._seen_order
         if len(order) == self._dedupe_window:
             seen.discard(order[0])
         order.append(key)
         seen.add(key)
         bucket = int(event.ts // self._bucket_seconds)
-        decisions = _NONE
+        decisions: list[Decision] = []
         if bucket != self._bucket and bucket > self._bucket:
             if self._bucket >= 0:
                 decisions = self._close(event.ts)
@@ -85,7 +84,7 @@ class ServiceMonitor:
             # A few seconds out of order: count it in the open bucket, a smear of one bucket.
             if (self._bucket - bucket) * self.policy.bucket_seconds > MAX_LATENESS_SECONDS:
                 self.counts["too_late"] += 1
-                return _NONE
+                return []
             self.counts["late"] += 1
         pending = self._open.get(event.release)
         if pending is None:
@@ -132,7 +131,7 @@ class ServiceMonitor:
             self._update_clips()
         cand = self.candidate
         if cand is None or cand.finished or stable is None:
-            return _NONE
+            return []
         cand_sums = sums.get(cand.release)
         cand_ref = self._refs.setdefault(cand.release, {})
         ctx = Context(self.service, self.policy, stable, self._bucket, ts,
@@ -154,7 +153,7 @@ class ServiceMonitor:
     def flush(self, ts: float | None = None) -> list[Decision]:
         """Close the open bucket now (end of a replay); ``ts`` defaults to its end."""
         if self._bucket < 0:
-            return _NONE
+            return []
         end = (self._bucket + 1) * self.policy.bucket_seconds if ts is None else ts
         decisions = self._close(end)
         self._bucket += 1

@@ -120,3 +120,11 @@ def test_events_far_too_late_are_dropped_and_counted() -> None:
     monitor.observe(_event(2, "r1", 1_790_000_000.0, error=1.0))
     monitor.observe(_event(3, "r1", 1_790_000_998.0, error=1.0))
     assert monitor.counts == {"duplicates": 0, "late": 1, "too_late": 1}
+
+
+def test_returned_decision_lists_are_the_callers_to_keep() -> None:
+    """A caller may extend the list observe returns without changing later results."""
+    monitor = ServiceMonitor("chat", default_policy())
+    first = monitor.observe(_event(1, "r1", 1_790_000_000.0, error=0.0))
+    first.append("not a decision")  # type: ignore[arg-type]
+    assert monitor.observe(_event(2, "r1", 1_790_000_001.0, error=0.0)) == []
