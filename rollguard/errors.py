@@ -6,6 +6,7 @@
     ├── ConfigError              a setting, policy or command line is wrong (names the field)
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
+    ├── StateError               stored detector state is corrupt or of an unknown version
     └── RollbackError            a pointer operation was not applied
         ├── UnknownService
         ├── UnknownRelease
@@ -47,6 +48,10 @@ class InvalidEvent(RollguardError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class StateError(RollguardError):
+    """Serialised detector state cannot be read: corrupt, or written by another version."""
 
 
 class RollbackError(RollguardError):

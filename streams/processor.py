@@ -12,12 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actions.commands import Command, new_command, sign
+from actions.pointer import PointerState
 from detectors.events import validate_event
 from detectors.monitor import Decision, ServiceMonitor
 from detectors.policy import Policy
-
-from actions.commands import Command, new_command, sign
-from actions.pointer import PointerState
 from rollguard.errors import InvalidEvent, RollguardError
 from streams import messages
 from streams.wire import split_message

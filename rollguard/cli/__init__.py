@@ -32,9 +32,10 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so that `rollguard --help` works even while a module has a problem.
-    from rollguard.cli import demo, pointer, services, worker
+    from rollguard.cli import demo, pointer, replay, services, worker
 
-    for command in (*services.COMMANDS, *pointer.COMMANDS, *worker.COMMANDS, *demo.COMMANDS):
+    groups = (services, pointer, replay, worker, demo)
+    for command in (c for group in groups for c in group.COMMANDS):
         main.add_command(command)
 
 

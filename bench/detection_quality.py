@@ -1,0 +1,164 @@
+"""Detection quality over many seeds: the default policy against two reference deciders.
+
+Run: ``python -m bench.detection_quality [--seeds N] [--jobs 2]``. Prints a markdown table:
+per scenario family, false rollbacks (a rollback where none is due, or while the shift was
+still at most half the tolerance),
+missed regressions (no rollback at all), late ones (after 8 min at >= 2 ev/s, 25 min at
+0.5 ev/s), and the median and worst delay from the onset (from where a creep reaches 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import Pool
+
+from bench.reference import ArgoStyle, FixedRule
+from bench.scenarios import METRICS, Scenario, dirty, to_lines
+from detectors.events import Event
+from detectors.policy import default_policy
+from rollguard.replay import Replay
+
+DECIDERS = ("default policy", FixedRule.name, ArgoStyle.name)
+
+
+def families(seeds: int) -> dict[str, list[Scenario]]:
+    """Scenario families of the acceptance criteria, each over ``seeds`` seeds."""
+    out: dict[str, list[Scenario]] = {}
+
+    def add(name: str, make: Callable[[int, str], Scenario], metrics: tuple[str, ...] = METRICS,
+            ) -> None:
+        out[name] = [make(seed, m) for m in metrics for seed in range(seeds)]
+
+    hour = 3600.0
+    add("sustained 2x, 2 ev/s", lambda s, m: Scenario(s, metric=m, magnitude=2.0,
+                                                       duration=1800))
+    add("sustained 2x, 0.5 ev/s", lambda s, m: Scenario(s, rate=0.5, metric=m, magnitude=2.0,
+                                                         duration=3000))
+    add("sustained 4x, 2 ev/s", lambda s, m: Scenario(s, metric=m, magnitude=4.0,
+                                                       duration=1500))
+    add("late onset 2x (40 min), 2 ev/s", lambda s, m: Scenario(
+        s, metric=m, magnitude=2.0, onset=2400, duration=4200))
+    add("creep to 3x over 10 min, 2 ev/s", lambda s, m: Scenario(
+        s, metric=m, magnitude=3.0, creep=600, duration=2400))
+    add("full cutover 2x (history baseline)", lambda s, m: Scenario(
+        s, mode="cutover", metric=m, magnitude=2.0, duration=1800))
+    add("half tolerance, 2 ev/s", lambda s, m: Scenario(s, metric=m, magnitude=0.5,
+                                                         duration=hour))
+    add("half tolerance, 0.5 ev/s", lambda s, m: Scenario(s, rate=0.5, metric=m,
+                                                           magnitude=0.5, duration=hour))
+    add("2-min blip 10x", lambda s, m: Scenario(s, metric=m, magnitude=10.0, blip=120,
+                                                 onset=600, duration=2400))
+    add("two 2-min blips 10x, 1 h apart", lambda s, m: Scenario(
+        s, metric=m, magnitude=10.0, blip=120, onset=300, blips=(3900,), duration=5400))
+    add("low traffic noise (0.2 ev/s)", lambda s, m: Scenario(s, rate=0.2, duration=hour),
+        ("none",))
+    add("heavy-tailed latency", lambda s, m: Scenario(s, heavy_tails=True, duration=hour),
+        ("none",))
+    add("load rises and falls", lambda s, m: Scenario(s, load_swing=True, rate=1.0,
+                                                       duration=2 * hour), ("none",))
+    return out
+
+
+@dataclass
+class Outcome:
+    family: str
+    metric: str | None
+    decider: str
+    expect: str
+    rollback_at: float | None
+    onset: float | None
+    deadline: float | None
+    earliest: float | None
+
+
+def _policy_rollback(events: list[Event], lines: list[bytes] | None) -> float | None:
+    replay = Replay(default_policy())
+    if lines is None:
+        for e in events:
+            replay.feed(e)
+    else:
+        replay.feed_lines(lines)
+    replay.finish()
+    firsts = [d.ts for d in replay.decisions if d.action == "rollback"]
+    return firsts[0] if firsts else None
+
+
+def run_one(job: tuple[str, Scenario, bool]) -> list[Outcome]:
+    family, scenario, with_dirty = job
+    events = list(scenario.events())
+    truth = scenario.truth()
+    lines = dirty(to_lines(events), scenario.seed) if with_dirty else None
+    results = {
+        DECIDERS[0]: _policy_rollback(events, lines),
+        DECIDERS[1]: FixedRule().decide(events),
+        DECIDERS[2]: ArgoStyle().decide(events),
+    }
+    return [Outcome(family, scenario.metric, name, truth.expect, at, truth.onset, truth.deadline,
+                    truth.earliest)
+            for name, at in results.items()]
+
+
+def table(outcomes: list[Outcome], by_metric: bool = False) -> list[str]:
+    first = "| scenario | metric |" if by_metric else "| scenario | decider |"
+    rows = [f"{first} runs | false rollbacks | missed | late | median delay | worst delay |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    keys = list(dict.fromkeys((o.family, o.metric if by_metric else o.decider)
+                              for o in outcomes))
+    for family, second in keys:
+        group = [o for o in outcomes if o.family == family
+                 and (o.metric if by_metric else o.decider) == second]
+        false = sum(1 for o in group if o.rollback_at is not None and (
+            o.expect == "no_rollback" or (o.earliest is not None and o.rollback_at < o.earliest)))
+        due = [o for o in group if o.expect == "rollback"]
+        missed = sum(1 for o in due if o.rollback_at is None)
+        # A rollback while a creep is between 0.5x and 2x the tolerance counts as no delay.
+        delays = [max(0.0, o.rollback_at - o.onset) / 60 for o in due
+                  if o.rollback_at is not None and o.onset is not None
+                  and o.earliest is not None and o.rollback_at >= o.earliest]
+        late = sum(1 for o in due if o.rollback_at is not None and o.deadline is not None
+                   and o.rollback_at > o.deadline)
+        med = f"{statistics.median(delays):.1f} min" if delays else "-"
+        worst = f"{max(delays):.1f} min" if delays else "-"
+        if not due:
+            late_text = med = worst = "-"
+            missed_text = "-"
+        else:
+            late_text, missed_text = str(late), str(missed)
+        rows.append(f"| {family} | {second} | {len(group)} | {false} | {missed_text} | "
+                    f"{late_text} | {med} | {worst} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", default="", help="run families whose name contains this")
+    args = parser.parse_args(argv)
+    jobs = [(name, sc, False) for name, group in families(args.seeds).items()
+            if args.only in name for sc in group]
+    if not args.only or "dirty" in args.only:
+        jobs += [("dirty input: sustained 2x hallucination", Scenario(
+            s, metric="hallucination", magnitude=2.0, duration=1800), True)
+            for s in range(args.seeds)]
+        jobs += [("dirty input: no regression", Scenario(s, duration=1800), True)
+                 for s in range(args.seeds)]
+    started = time.perf_counter()
+    with Pool(args.jobs) as pool:
+        outcomes = [o for chunk in pool.imap(run_one, jobs, chunksize=4) for o in chunk]
+    print("\n".join(table(outcomes)))
+    mine = [o for o in outcomes if o.decider == DECIDERS[0] and o.expect == "rollback"
+            and o.metric is not None]
+    print("\nDefault policy by metric (regression scenarios):\n")
+    print("\n".join(table(mine, by_metric=True)))
+    print(f"\n{len(jobs)} scenario runs, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

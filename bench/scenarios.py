@@ -1,0 +1,181 @@
+"""Seeded event streams for every acceptance case of the default policy.
+
+A :class:`Scenario` is a service with a stable release serving alone for ``deploy_at``
+seconds, then a candidate (a canary next to the stable, or a full cutover). One metric of
+the candidate may be degraded by ``magnitude`` x its default tolerance: from ``onset``
+seconds after the deploy, for ``blip`` seconds only, or creeping in over ``creep`` seconds.
+``truth()`` says what a good decider must do and by when.
+
+>>> s = Scenario(seed=1, metric="error", magnitude=2.0, duration=900)
+>>> events = list(s.events())
+>>> len(events) > 5000, events[0].release, s.truth().expect
+(True, 'stable-1', 'rollback')
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import orjson
+
+from detectors.events import Event
+
+START = 1_790_000_000.0
+STABLE, CANDIDATE = "stable-1", "candidate-2"
+METRICS = ("hallucination", "toxicity", "accuracy", "latency_ms", "error", "complaint",
+           "cost_usd")
+# Healthy levels of the generator, and the default policy's tolerance of each metric.
+BASE = {"hallucination": 0.03, "toxicity": 0.005, "accuracy": 0.88, "latency_ms": 600.0,
+        "error": 0.005, "complaint": 0.003, "cost_usd": 0.002}
+TOLERANCE = {"hallucination": 0.02, "toxicity": 0.01, "accuracy": 0.03, "latency_ms": 0.25,
+             "error": 0.01, "complaint": 0.01, "cost_usd": 0.25}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What should happen: ``rollback`` (by ``deadline``) or ``no_rollback``."""
+
+    expect: str
+    onset: float | None = None  # event time from which the degradation is >= 2x tolerance
+    deadline: float | None = None
+    earliest: float | None = None  # a rollback before this (shift <= tolerance/2) is false
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int
+    rate: float = 2.0  # candidate events per second
+    stable_rate: float | None = None  # during a canary; default 4 x rate
+    mode: str = "canary"  # or "cutover": the stable stops serving at the deploy
+    duration: float = 3600.0
+    deploy_at: float = 600.0
+    metric: str | None = None
+    also: tuple[str, ...] = ()  # further metrics degraded the same way, at the same time
+    magnitude: float = 0.0  # in tolerances
+    onset: float = 0.0  # seconds after the deploy
+    blip: float | None = None  # degradation lasts this long, then recovers
+    blips: tuple[float, ...] = ()  # onsets (after deploy) of further blips of the same length
+    creep: float | None = None  # seconds to ramp from 0 to magnitude
+    heavy_tails: bool = False
+    load_swing: bool = False
+    service: str = "chat"
+    name: str = field(default="", compare=False)
+
+    def truth(self) -> Truth:
+        if self.metric is None or self.magnitude <= 0.5 or self.blip is not None:
+            return Truth("no_rollback")
+        start = earliest = START + self.deploy_at + self.onset
+        if self.creep:
+            earliest += self.creep * 0.5 / self.magnitude
+            start += self.creep * min(1.0, 2.0 / self.magnitude)
+        budget = 480.0 if self.rate >= 2.0 else 1500.0
+        return Truth("rollback" if self.magnitude >= 2.0 else "either", start, start + budget,
+                     earliest)
+
+    def shift(self, t: float) -> float:
+        """Degradation of the candidate at ``t`` seconds after the deploy, in tolerances."""
+        if self.metric is None:
+            return 0.0
+        if self.blip is not None:
+            starts = (self.onset, *self.blips)
+            return self.magnitude if any(s <= t < s + self.blip for s in starts) else 0.0
+        if t < self.onset:
+            return 0.0
+        if self.creep:
+            return self.magnitude * min(1.0, (t - self.onset) / self.creep)
+        return self.magnitude
+
+    def load(self, t: float) -> float:
+        """Traffic multiplier: 1, or a swing between 0.3 and 1.7 with a 40-minute period."""
+        return 1.0 + 0.7 * math.sin(2 * math.pi * t / 2400.0) if self.load_swing else 1.0
+
+    def events(self) -> Iterator[Event]:
+        """The events in time order (the generator is deterministic for a seed)."""
+        rng = random.Random(self.seed)
+        stable_rate = self.stable_rate if self.stable_rate is not None else 4 * self.rate
+        t, serial = 0.0, 0
+        while t < self.duration:
+            deployed = t >= self.deploy_at
+            load = self.load(t)
+            s_rate = stable_rate if deployed else stable_rate + self.rate
+            if deployed and self.mode == "cutover":
+                s_rate = 0.0
+            total = (s_rate + (self.rate if deployed else 0.0)) * load
+            t += rng.expovariate(total)
+            if t >= self.duration:
+                break
+            serial += 1
+            is_candidate = deployed and rng.random() * (s_rate + self.rate) >= s_rate
+            degrade = self.shift(t - self.deploy_at) if is_candidate else 0.0
+            yield Event(f"{self.service}-{self.seed}-{serial}", START + t, self.service,
+                        CANDIDATE if is_candidate else STABLE, "", self._metrics(rng, degrade,
+                                                                                 load))
+
+    def _metrics(self, rng: random.Random, degrade: float, load: float) -> dict[str, float]:
+        d = dict.fromkeys(METRICS, 0.0)
+        if self.metric is not None:
+            for name in (self.metric, *self.also):
+                d[name] = degrade
+        tol = TOLERANCE
+        m = {
+            "hallucination": float(rng.random() < BASE["hallucination"]
+                                   + d["hallucination"] * tol["hallucination"]),
+            "toxicity": (rng.uniform(0.5, 1.0) if rng.random() < BASE["toxicity"]
+                         + d["toxicity"] * tol["toxicity"] else rng.uniform(0.0, 0.3)),
+            "error": float(rng.random() < BASE["error"] + d["error"] * tol["error"]),
+            "complaint": float(rng.random() < BASE["complaint"]
+                               + d["complaint"] * tol["complaint"]),
+        }
+        latency = BASE["latency_ms"] * math.exp(rng.gauss(0.0, 0.5))
+        latency *= (1 + d["latency_ms"] * tol["latency_ms"]) * (1 + 0.3 * (load - 1))
+        if self.heavy_tails and rng.random() < 0.003:
+            latency *= rng.uniform(10.0, 60.0)  # a rare stall: a few per thousand
+        m["latency_ms"] = latency
+        cost = BASE["cost_usd"] * math.exp(rng.gauss(-0.045, 0.3))
+        m["cost_usd"] = cost * (1 + d["cost_usd"] * tol["cost_usd"])
+        if rng.random() < 0.5:  # only half the outputs are graded for accuracy
+            accuracy = rng.gauss(BASE["accuracy"] - d["accuracy"] * tol["accuracy"], 0.08)
+            m["accuracy"] = min(1.0, max(0.0, accuracy))
+        return m
+
+
+def to_lines(events: Iterator[Event] | list[Event]) -> list[bytes]:
+    """JSON lines of the events, as a recorder would write them."""
+    return [orjson.dumps({"event_id": e.event_id, "ts": e.ts, "service": e.service,
+                          "release": e.release, "cohort": e.cohort, "metrics": e.metrics})
+            for e in events]
+
+
+JUNK = (b"not json at all", b"[1, 2, 3]", b'{"event_id": "x", "service": "chat"}',
+        b'{"event_id": "y", "ts": 1790000000, "service": "chat", "release": "r", "metrics": 3}',
+        b'{"event_id": "z", "ts": "soon", "service": "chat", "release": "r", "metrics": {}}',
+        b'{"event_id": "w", "ts": 1790000000, "service": "chat", "release": "r",'
+        b' "metrics": {"hallucination": 0.5}}', b'{"ts": NaN}', b"")
+
+
+def dirty(lines: list[bytes], seed: int, *, invalid: float = 0.05, duplicates: float = 0.03,
+          jitter: float = 3.0) -> list[bytes]:
+    """Add invalid lines, duplicated events and timestamps out of order by up to ``jitter`` s.
+
+    Jitter moves events by swapping neighbours in the file order, as a collector that merges
+    a few streams would; event timestamps themselves are kept.
+    """
+    rng = random.Random(seed)
+    order = sorted(range(len(lines)),
+                   key=lambda i: orjson.loads(lines[i])["ts"] + rng.uniform(-jitter, jitter))
+    out: list[bytes] = []
+    for i in order:
+        out.append(lines[i])
+        if rng.random() < duplicates:
+            out.insert(len(out) - rng.randint(0, min(20, len(out) - 1)), lines[i])
+        if rng.random() < invalid / (1 - invalid):
+            out.append(rng.choice(JUNK))
+    return out
+
+
+def variant(base: Scenario, **changes: object) -> Scenario:
+    """A copy of a scenario with some fields changed."""
+    return replace(base, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,210 @@
+"""The per-service monitor: events in, decisions out, state as versioned bytes.
+
+Per event it only checks for a duplicate and appends the metrics to the open event-time
+bucket; sums are taken and tests run once per closed bucket (:mod:`detectors.assess`).
+Time is the events' own time, never the clock of the machine.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from typing import Any
+
+from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
+from detectors.assess import Candidate, Context, assess_bucket
+from detectors.codec import decode_state, encode_state
+from detectors.decision import Decision
+from detectors.events import Event
+from detectors.policy import Policy
+
+_crc32 = zlib.crc32
+DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
+MAX_LATENESS_SECONDS = 300.0  # later than this behind the newest bucket: dropped and counted
+FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
+
+
+class ServiceMonitor:
+    """Watch the releases of one service and decide about its candidate.
+
+    Roles come from :meth:`set_roles`; until it is called they are inferred from the events:
+    the first release seen is the stable one, a later one is the candidate.
+
+    Examples
+    --------
+    >>> from detectors.policy import default_policy
+    >>> m = ServiceMonitor("chat", default_policy())
+    >>> e = Event("id-1", 1_700_000_000.0, "chat", "r1", "", {"error": 0.0})
+    >>> m.observe(e), m.stable
+    ([], 'r1')
+    >>> ServiceMonitor.from_bytes(m.to_bytes(), default_policy()).to_bytes() == m.to_bytes()
+    True
+    """
+
+    def __init__(self, service: str, policy: Policy, *, dedupe_window: int = DEDUPE_WINDOW):
+        self.service = service
+        self.policy = policy
+        self._slots = compile_slots(policy)
+        self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+        self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
+        self._open: dict[str, list[dict[str, float]]] = {}  # release -> metrics of events
+        self._carried: dict[str, Bucket] = {}  # release -> exact sums from before a restore
+        self._refs: dict[str, Bucket] = {}
+        self._clips: dict[str, tuple[float, float]] = {}
+        self.stable: str | None = None
+        self.candidate: Candidate | None = None
+        self._explicit_roles = False
+        self._finished: list[str] = []
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque(maxlen=dedupe_window)
+        self.counts = {"duplicates": 0, "late": 0, "too_late": 0}
+        self._dedupe_window = dedupe_window
+        self._bucket_seconds = policy.bucket_seconds
+
+    # -- per event ------------------------------------------------------------------------
+    def observe(self, event: Event) -> list[Decision]:
+        """Count one valid event; return the decisions of any bucket it closes."""
+        key = _crc32(event.event_id.encode())
+        seen = self._seen
+        if key in seen:
+            self.counts["duplicates"] += 1
+            return []
+        order = self._seen_order
+        if len(order) == self._dedupe_window:
+            seen.discard(order[0])
+        order.append(key)
+        seen.add(key)
+        bucket = int(event.ts // self._bucket_seconds)
+        decisions: list[Decision] = []
+        if bucket != self._bucket and bucket > self._bucket:
+            if self._bucket >= 0:
+                decisions = self._close(event.ts)
+            self._bucket = bucket
+        elif bucket < self._bucket:
+            # A few seconds out of order: count it in the open bucket, a smear of one bucket.
+            if (self._bucket - bucket) * self.policy.bucket_seconds > MAX_LATENESS_SECONDS:
+                self.counts["too_late"] += 1
+                return []
+            self.counts["late"] += 1
+        pending = self._open.get(event.release)
+        if pending is None:
+            pending = self._open[event.release] = []
+            self._infer_roles(event.release)
+        pending.append(event.metrics)
+        return decisions
+
+    # -- roles ----------------------------------------------------------------------------
+    def set_roles(self, stable: str | None, candidate: str | None) -> None:
+        """Use these roles from now on (the worker reads them from the release pointer)."""
+        self._explicit_roles = True
+        self._assign(stable, candidate)
+
+    def _infer_roles(self, release: str) -> None:
+        if self._explicit_roles or release == self.stable or release in self._finished:
+            return
+        if self.stable is None:
+            self._assign(release, None)
+        elif self.candidate is None or self.candidate.release != release:
+            self._assign(self.stable, release)
+
+    def _assign(self, stable: str | None, candidate: str | None) -> None:
+        self.stable = stable
+        current = self.candidate.release if self.candidate else None
+        if candidate != current:
+            self.candidate = None if candidate is None or candidate == stable else Candidate(
+                candidate, first_bucket=self._bucket, finished=candidate in self._finished)
+        keep = {stable, candidate}
+        self._refs = {r: ref for r, ref in self._refs.items() if r in keep}
+        self._update_clips()
+
+    # -- per bucket -----------------------------------------------------------------------
+    def _close(self, ts: float) -> list[Decision]:
+        pending, self._open = self._open, {}
+        carried, self._carried = self._carried, {}
+        stable = self.stable
+        roles = {stable, self.candidate.release if self.candidate else None}
+        sums = {release: summarise(pending.get(release, []), self._slots, self._clips,
+                                   carried.get(release))
+                for release in (*pending, *carried) if release in roles}
+        if stable is not None and stable in sums:
+            fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
+            self._update_clips()
+        cand = self.candidate
+        if cand is None or cand.finished or stable is None:
+            return []
+        cand_sums = sums.get(cand.release)
+        cand_ref = self._refs.setdefault(cand.release, {})
+        ctx = Context(self.service, self.policy, stable, self._bucket, ts,
+                      self._refs.get(stable, {}), cand_ref)
+        decisions = assess_bucket(ctx, cand, cand_sums)
+        if cand_sums:
+            fold(cand_ref, cand_sums, self._decay)
+        if cand.finished and cand.release not in self._finished:
+            self._finished = [*self._finished, cand.release][-FINISHED_MEMORY:]
+        return decisions
+
+    def _update_clips(self) -> None:
+        ref = self._refs.get(self.stable or "", {})
+        self._clips = {
+            name: clip_range(ref[name]) for name, rule in self.policy.metrics.items()
+            if self._slots[name][0] == MEAN and name in ref and ref[name][0] >= rule.min_samples
+        }
+
+    def flush(self, ts: float | None = None) -> list[Decision]:
+        """Close the open bucket now (end of a replay); ``ts`` defaults to its end."""
+        if self._bucket < 0:
+            return []
+        end = (self._bucket + 1) * self.policy.bucket_seconds if ts is None else ts
+        decisions = self._close(end)
+        self._bucket += 1
+        return decisions
+
+    # -- state ----------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The whole state as versioned bytes (see :mod:`detectors.codec`)."""
+        return encode_state({
+            "service": self.service,
+            "bucket": self._bucket,
+            "carried": {release: carry(self._open.get(release, []), self._slots, self._clips,
+                                       self._carried.get(release))
+                        for release in {*self._open, *self._carried}},
+            "refs": self._refs,
+            "stable": self.stable,
+            "candidate": self.candidate.to_list() if self.candidate else None,
+            "explicit_roles": self._explicit_roles,
+            "finished": self._finished,
+            "seen": list(self._seen_order),
+            "counts": self.counts,
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes, policy: Policy) -> ServiceMonitor:
+        """Rebuild a monitor; later decisions are the same as the original's would be."""
+        state: dict[str, Any] = decode_state(data)
+        monitor = cls(state["service"], policy)
+        monitor._bucket = state["bucket"]
+        monitor._carried = state["carried"]
+        monitor._refs = state["refs"]
+        monitor.stable = state["stable"]
+        raw = state["candidate"]
+        monitor.candidate = Candidate.from_list(raw) if raw is not None else None
+        monitor._explicit_roles = state["explicit_roles"]
+        monitor._finished = state["finished"]
+        monitor._seen_order.extend(state["seen"])
+        monitor._seen.update(state["seen"])
+        monitor.counts.update(state["counts"])
+        monitor._update_clips()
+        return monitor
+
+    def __repr__(self) -> str:
+        cand = self.candidate.release if self.candidate else None
+        when = "-" if self._bucket < 0 else f"{self._bucket * self.policy.bucket_seconds:.0f}"
+        return (f"ServiceMonitor({self.service!r}, stable={self.stable!r}, "
+                f"candidate={cand!r}, t={when})")
+
+
+def state_size(monitor: ServiceMonitor) -> int:
+    """Bytes of a monitor's serialised state (what a Faust table row costs)."""
+    return len(monitor.to_bytes())
+
+

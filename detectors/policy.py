@@ -1,0 +1,255 @@
+"""The policy: which metrics to watch, how much worse is too much, and what to do then."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rollguard.errors import ConfigError
+
+STATISTICS = ("rate", "share", "mean", "quantile")
+ACTIONS = ("rollback", "alert", "approve", "dry-run")
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """How one metric is compared with the baseline.
+
+    ``statistic``: ``rate`` (share of 1s), ``share`` (share of values >= ``threshold``),
+    ``mean`` or ``quantile`` (``q``). ``tolerance`` is how much worse than the baseline is
+    still acceptable, absolute or ``relative`` to the baseline value. ``components`` empty
+    means all. A ``critical`` metric acts alone; others alert alone and act via composites.
+    """
+
+    name: str
+    statistic: str
+    worse: str = "higher"
+    tolerance: float = 0.0
+    relative: bool = False
+    threshold: float = 0.5
+    q: float = 0.95
+    min_samples: int = 200
+    action: str = "rollback"
+    components: tuple[str, ...] = ()
+    critical: bool = True
+
+    @property
+    def sign(self) -> float:
+        """+1 when higher values are worse, -1 when lower values are worse."""
+        return 1.0 if self.worse == "higher" else -1.0
+
+
+@dataclass(frozen=True)
+class CompositeRule:
+    """Act when at least ``at_least`` of ``metrics`` each reach ``evidence`` x the threshold."""
+
+    name: str
+    metrics: tuple[str, ...]
+    at_least: int
+    evidence: float = 0.5
+    action: str = "rollback"
+    components: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A whole policy; build it with :func:`load_policy`, :func:`default_policy` or
+    :func:`policy_from_dict` so that every field is checked."""
+
+    metrics: Mapping[str, MetricRule]
+    composites: tuple[CompositeRule, ...] = ()
+    bucket_seconds: float = 10.0
+    evidence_threshold: float = 8.0
+    blip_seconds: float = 120.0
+    baseline_half_life_seconds: float = 300.0
+    baseline_margin: float = 2.0
+    stale_after_seconds: float = 300.0
+    inconclusive_after_seconds: float = 1800.0
+    max_episode_seconds: float = 1800.0
+    name: str = "custom"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _number(raw: Mapping[str, Any], key: str, where: str, default: float, *,
+            low: float = 0.0, high: float = float("inf"), strict_low: bool = True) -> float:
+    value = raw.get(key, default)
+    if type(value) not in (int, float):
+        raise ConfigError(f"{where}{key}: must be a number, got {value!r}")
+    number = float(value)
+    too_low = number <= low if strict_low else number < low
+    if too_low or number > high:
+        bound = f"> {low}" if strict_low else f">= {low}"
+        extra = f" and <= {high}" if high != float("inf") else ""
+        raise ConfigError(f"{where}{key}: must be {bound}{extra}, got {value!r}")
+    return number
+
+
+def _choice(raw: Mapping[str, Any], key: str, where: str, default: str,
+            choices: tuple[str, ...]) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"{where}{key}: must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _components(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    value = raw.get("components", "all")
+    if value == "all" or value == ["all"]:
+        return ()
+    if not isinstance(value, list) or not value or not all(
+        isinstance(c, str) and c for c in value
+    ):
+        raise ConfigError(f"{where}components: must be 'all' or a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _bool(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}{key}: must be true or false, got {value!r}")
+    return value
+
+
+def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    # A misspelt key silently ignored would leave a default the author did not mean.
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}{unknown[0]}: unknown field")
+
+
+_METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",
+                "min_samples", "action", "components", "critical"}
+
+
+def _metric(name: str, raw: object) -> MetricRule:
+    where = f"metrics.{name}."
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"metrics.{name}: must be a table of settings")
+    _known(raw, _METRIC_KEYS, where)
+    if "statistic" not in raw:
+        raise ConfigError(f"{where}statistic: is required")
+    statistic = _choice(raw, "statistic", where, "rate", STATISTICS)
+    if "tolerance" not in raw:
+        raise ConfigError(f"{where}tolerance: is required")
+    worse = _choice(raw, "worse", where, "higher", ("higher", "lower"))
+    if statistic == "quantile" and worse != "higher":
+        raise ConfigError(f"{where}worse: quantile metrics support only 'higher'")
+    min_samples = raw.get("min_samples", 200)
+    if type(min_samples) is not int or min_samples < 1:
+        raise ConfigError(f"{where}min_samples: must be an integer >= 1, got {min_samples!r}")
+    return MetricRule(
+        name=name,
+        statistic=statistic,
+        worse=worse,
+        tolerance=_number(raw, "tolerance", where, 0.0),
+        relative=_bool(raw, "relative", where, statistic == "quantile"),
+        threshold=_number(raw, "threshold", where, 0.5, low=float("-inf")),
+        q=_number(raw, "q", where, 0.95, high=0.999),
+        min_samples=min_samples,
+        action=_choice(raw, "action", where, "rollback", ACTIONS),
+        components=_components(raw, where),
+        critical=_bool(raw, "critical", where, True),
+    )
+
+
+def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> CompositeRule:
+    where = f"composites[{index}]."
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"composites[{index}]: must be a table of settings")
+    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components"}, where)
+    members = raw.get("metrics")
+    if not isinstance(members, list) or len(members) < 2:
+        raise ConfigError(f"{where}metrics: must list at least two metrics")
+    for member in members:
+        if member not in metrics:
+            raise ConfigError(f"{where}metrics: {member!r} is not a metric of this policy")
+    at_least = raw.get("at_least", 2)
+    if type(at_least) is not int or not 1 <= at_least <= len(members):
+        raise ConfigError(f"{where}at_least: must be an integer in 1..{len(members)}")
+    return CompositeRule(
+        name=str(raw.get("name", f"composite-{index}")),
+        metrics=tuple(members),
+        at_least=at_least,
+        evidence=_number(raw, "evidence", where, 0.5, high=1.0),
+        action=_choice(raw, "action", where, "rollback", ACTIONS),
+        components=_components(raw, where),
+    )
+
+
+_TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
+             "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
+             "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds"}
+
+
+def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
+    """Check a decoded policy document and build a :class:`Policy`.
+
+    >>> policy_from_dict({"metrics": {"latency_ms": {"statistic": "quantile", "tolerance": 0}}})
+    Traceback (most recent call last):
+    ...
+    rollguard.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError("policy: must be a table with a 'metrics' section")
+    _known(raw, _TOP_KEYS, "")
+    version = raw.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"version: this rollguard reads policy version {SCHEMA_VERSION}, "
+                          f"got {version!r}")
+    section = raw.get("metrics")
+    if not isinstance(section, Mapping) or not section:
+        raise ConfigError("metrics: must name at least one metric")
+    metrics = {str(key): _metric(str(key), value) for key, value in section.items()}
+    composites_raw = raw.get("composites", [])
+    if not isinstance(composites_raw, list):
+        raise ConfigError("composites: must be a list")
+    bucket = _number(raw, "bucket_seconds", "", 10.0, high=300.0)
+    blip = _number(raw, "blip_seconds", "", 120.0, low=0.0, strict_low=False)
+    max_episode = _number(raw, "max_episode_seconds", "", 1800.0)
+    if max_episode < blip + 6 * bucket:
+        raise ConfigError("max_episode_seconds: must exceed blip_seconds by six buckets")
+    return Policy(
+        metrics=metrics,
+        composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
+        bucket_seconds=bucket,
+        evidence_threshold=_number(raw, "evidence_threshold", "", 8.0),
+        blip_seconds=blip,
+        baseline_half_life_seconds=_number(raw, "baseline_half_life_seconds", "", 300.0),
+        baseline_margin=_number(raw, "baseline_margin", "", 2.0, strict_low=False),
+        stale_after_seconds=_number(raw, "stale_after_seconds", "", 300.0),
+        inconclusive_after_seconds=_number(raw, "inconclusive_after_seconds", "", 1800.0),
+        max_episode_seconds=max_episode,
+        name=str(raw.get("name", name)),
+    )
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read a policy from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"policy file {source}: cannot be read ({exc.strerror})") from exc
+    try:
+        raw = tomllib.loads(text) if source.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"policy file {source}: not valid {source.suffix[1:]}: {first}") from exc
+    return policy_from_dict(raw, name=source.stem)
+
+
+def default_policy() -> Policy:
+    """The shipped policy covering the seven standard metrics.
+
+    >>> sorted(default_policy().metrics)  # doctest: +NORMALIZE_WHITESPACE
+    ['accuracy', 'complaint', 'cost_usd', 'error', 'hallucination', 'latency_ms', 'toxicity']
+    """
+    text = resources.files("detectors").joinpath("default_policy.yaml").read_text("utf-8")
+    return policy_from_dict(yaml.safe_load(text), name="default")

@@ -1,0 +1,134 @@
+"""One metric of one candidate over time: CUSUM, the bad stretch, and the blip-robust score.
+
+Verdict logic, in plain words:
+
+* Every closed bucket adds its log-likelihood ratio (see :mod:`detectors.evidence`) to a
+  CUSUM; the stretch since the CUSUM last stood at zero is the *run*.
+* The run is **sustained** when, after leaving out its worst ``blip`` (any stretch of at most
+  ``blip_buckets`` buckets), the evidence that is left still reaches the threshold, and the
+  last minute does not point back to the baseline. A blip of 2 minutes, however large, is
+  always left out, so it can never be the evidence for a rollback. The score is never larger
+  than the plain CUSUM, so the CUSUM's false-alarm bound holds for it.
+* An **episode** opens when the CUSUM reaches the threshold; it closes as **transient** when
+  the CUSUM falls back to a quarter of it, or when River's ADWIN finds a change in the run's
+  evidence and the evidence since then favours the baseline (a faster "it recovered").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CAP = 2.0  # the CUSUM is capped at CAP x threshold so that a huge blip is forgotten in minutes
+RECENT_BUCKETS = 6  # "the last minute" at 10 s buckets
+
+
+@dataclass
+class MetricTrack:
+    """Bounded state of one metric of one candidate; plain data, serialisable as a list."""
+
+    cusum: float = 0.0
+    run: list[list[float]] = field(default_factory=list)  # [bucket, llr, n, s] per bucket
+    samples: int = 0
+    last_bucket: int = -1
+    episode_start: int = -1  # bucket where the CUSUM first reached the threshold, -1 if none
+    peak: float = 0.0
+    score: float = 0.0  # the last blip-robust score computed
+    done: bool = False  # a sustained verdict was given: nothing more to say for this metric
+    stale: bool = False  # an inconclusive "stopped arriving" alert is outstanding
+    thin: bool = False  # an inconclusive "too little data" alert was given
+
+    def update(self, bucket: int, llr: float, n: int, s: float, *, threshold: float,
+               max_buckets: int) -> bool:
+        """Add one bucket's evidence; True when an open episode has just recovered."""
+        self.samples += n
+        self.last_bucket = bucket
+        self.cusum = min(max(self.cusum + llr, 0.0), CAP * threshold)
+        if self.cusum == 0.0:
+            self.run.clear()
+        else:
+            self.run.append([bucket, llr, n, s])
+            while self.run and bucket - self.run[0][0] >= max_buckets:
+                del self.run[0]  # bounded: only the last max_episode_seconds are looked at
+        if self.episode_start < 0:
+            if self.cusum >= threshold:
+                self.episode_start, self.peak = bucket, self.cusum
+            return False
+        self.peak = max(self.peak, self.cusum)
+        if self.cusum <= threshold / 4 or recovered(self.run):
+            self.cusum = 0.0
+            self.run.clear()
+            return True
+        return False
+
+    def close_episode(self) -> None:
+        self.episode_start, self.peak = -1, 0.0
+
+    def recent_llr(self) -> float:
+        """Evidence of the last minute of the run (negative: it points back to the baseline)."""
+        if not self.run:
+            return 0.0
+        end = self.run[-1][0]
+        return sum(r[1] for r in self.run if end - r[0] < RECENT_BUCKETS)
+
+    def to_list(self) -> list[Any]:
+        return [self.cusum, self.run, self.samples, self.last_bucket, self.episode_start,
+                self.peak, self.score, self.done, self.stale, self.thin]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> MetricTrack:
+        run = [[int(r[0]), r[1], int(r[2]), r[3]] for r in data[1]]
+        return cls(data[0], run, *data[2:])
+
+
+def robust_score(run: list[list[float]], blip_buckets: int) -> tuple[float, int]:
+    """Best evidence of a suffix of the run once its worst blip is left out.
+
+    Returns ``(score, start)``: the score and the index in ``run`` where that suffix starts.
+    O(len(run) x blip_buckets), computed only while the CUSUM is high.
+
+    >>> steady = [[b, 1.0, 20, 2] for b in range(30)]
+    >>> robust_score(steady, blip_buckets=14)
+    (16.0, 0)
+    >>> blip = [[b, 50.0 if b < 12 else -0.2, 20, 2] for b in range(30)]
+    >>> robust_score(blip, blip_buckets=14)[0] <= 0.0
+    True
+    """
+    best, best_start = 0.0, len(run)
+    suffix = 0.0
+    worst_blip = 0.0
+    for start in range(len(run) - 1, -1, -1):
+        suffix += run[start][1]
+        first = run[start][0]
+        stretch = 0.0
+        for entry in run[start:]:
+            if entry[0] - first >= blip_buckets:
+                break
+            stretch += entry[1]
+            if stretch > worst_blip:
+                worst_blip = stretch
+        if suffix - worst_blip > best:
+            best, best_start = suffix - worst_blip, start
+    return best, best_start
+
+
+def recovered(run: list[list[float]]) -> bool:
+    """River ADWIN over the run's evidence found a change, and the evidence since the last
+    change favours the baseline. ADWIN is rebuilt from the bounded run on every call, so
+    nothing of River is ever stored (its objects do not survive version upgrades).
+
+    >>> recovered([[b, 3.0 if b < 40 else -0.5, 20, 2] for b in range(80)])
+    True
+    >>> recovered([[b, 0.5, 20, 2] for b in range(80)])
+    False
+    """
+    if len(run) < 2 * RECENT_BUCKETS:
+        return False
+    from river.drift import ADWIN  # imported on first use: river takes seconds to import
+
+    detector = ADWIN(delta=0.002, clock=1, min_window_length=RECENT_BUCKETS, grace_period=6)
+    changed = False
+    for entry in run:
+        detector.update(entry[1])
+        changed = changed or detector.drift_detected
+    return changed and detector.estimation < 0.0
