@@ -24,4 +24,4 @@ test: services-up
 	$(VENV)/bin/pytest -q
 
 demo: services-up
-	$(VENV)/bin/rollguard check
+	$(VENV)/bin/rollguard demo

@@ -115,7 +115,7 @@ class Simulation:
             user = f"user-{self.rng.randrange(50_000)}"
             release, components = self.reader.resolve(user)
             metrics = scenario.metrics(components, t, self.rng)
-            self.emitter.emit(self.options.service, release, metrics, ts=T0 + t)
+            self.emitter.emit(self.state.service, release, metrics, ts=T0 + t)
             self.state.record(release, t, metrics)
 
 
@@ -167,8 +167,8 @@ class Observer:
 
     def on_server(self, line: dict[str, object]) -> None:
         candidate = line.get("candidate")
-        share = f", {candidate} on {_num(line, 'percent'):.0f} %" if candidate else ""
-        self.state.server = (f"epoch {line.get('epoch')}: serving {line.get('active')} "
+        share = f" + {candidate} on {_num(line, 'percent'):.0f} %" if candidate else ""
+        self.state.server = (f"epoch {line.get('epoch')}: {line.get('active')} "
                              f"(model {line.get('model')}){share}")
         self.state.pointer = self.state.server
         m = self.state.milestones
@@ -267,8 +267,8 @@ async def simulate(options: DemoOptions, state: DemoState, emitter: Emitter,
                 live.update(render(state), refresh=True)
             elif sim_t - last_print >= 60:
                 last_print = sim_t
-                console.print(f"simulated {sim_t:5.0f}s  phase {state.phase:<12} "
-                              f"{state.server}")
+                console.print(f"simulated {sim_t:5.0f}s  {state.phase:<11} {state.server}",
+                              soft_wrap=True)
             switched = state.milestones.switched_wall
             if sim_t >= scenario.duration or (
                     switched is not None

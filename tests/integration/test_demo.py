@@ -1,0 +1,37 @@
+"""`rollguard demo`, the README's main command, runs the whole loop and reports it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+
+def run_demo(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "rollguard.cli", "demo", *args], capture_output=True,
+        text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_demo_rolls_back_the_regression_but_not_the_blip() -> None:
+    """The blip gives transient alerts; the regression one rollback; the server switches."""
+    out = run_demo("--speed", "90", "--seed", "3")
+    assert "rollbacks: 1" in out, out[-1500:]
+    assert re.search(r"transient alerts: [1-9]", out), out[-1500:]
+    decided = re.search(r"rollback decided at simulated (\d+) s \((\d+) s", out)
+    assert decided and 0 < int(decided.group(2)) <= 8 * 60, out[-1500:]
+    assert "serving process switched" in out
+
+
+def test_demo_with_blips_only_never_rolls_back() -> None:
+    """The blip-only scenario ends without a rollback."""
+    out = run_demo("--scenario", "blip", "--speed", "120")
+    assert "rollbacks: 0" in out, out[-1500:]
