@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
-from detectors.policy import Policy
 from faust.types import TP
 
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
+from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
 from streams.actuator import Actuator
 from streams.gaps import GapGuard
