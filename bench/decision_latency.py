@@ -18,14 +18,14 @@ import time
 import uuid
 
 import orjson
-from detectors.events import validate_event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import default_policy
 
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from actions.state import PointerState
+from detectors.events import validate_event
+from detectors.monitor import ServiceMonitor
+from detectors.policy import default_policy
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import ensure_topics, producer
@@ -100,6 +100,7 @@ async def main() -> None:
     print(f"trials: {len(ms)}; decision-to-switch latency: p50 {percentile(ms, 0.5):.0f} ms, "
           f"p99 {percentile(ms, 0.99):.0f} ms, max {max(ms):.0f} ms, "
           f"mean {statistics.mean(ms):.0f} ms")
+    print("each trial, in order (ms):", " ".join(f"{x:.0f}" for x in ms))
 
 
 if __name__ == "__main__":
