@@ -10,8 +10,8 @@ time to show it does not grow.
 from __future__ import annotations
 
 import argparse
-import random
 import os
+import random
 
 from detectors.events import Event
 from detectors.monitor import ServiceMonitor
