@@ -24,6 +24,7 @@ from rich.live import Live
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
 from actions.reader import PointerReader
+from actions.state import PointerState
 from rollguard import services
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
@@ -130,6 +131,14 @@ async def promote(store: PointerStore, service: str, release: str, percent: floa
     (await store.execute(command, now)).raise_for_status()
 
 
+def describe_pointer(pointer: PointerState) -> str:
+    """One line for the view: what the pointer in Redis says now."""
+    staged = (f", candidate {pointer.candidate} on {pointer.percent:.0f} %"
+              if pointer.candidate else "")
+    pin = ", pinned" if pointer.pinned else ""
+    return f"epoch {pointer.epoch}: active {pointer.active}, stable {pointer.stable}{staged}{pin}"
+
+
 def _num(record: dict[str, object], key: str) -> float:
     value = record.get(key)
     return float(value) if isinstance(value, int | float | str) else float("nan")
@@ -170,7 +179,6 @@ class Observer:
         share = f" + {candidate} on {_num(line, 'percent'):.0f} %" if candidate else ""
         self.state.server = (f"epoch {line.get('epoch')}: {line.get('active')} "
                              f"(model {line.get('model')}){share}")
-        self.state.pointer = self.state.server
         m = self.state.milestones
         if m.decided_wall is not None and not candidate and m.switched_wall is None:
             m.switched_wall = _num(line, "wall")
@@ -263,6 +271,7 @@ async def simulate(options: DemoOptions, state: DemoState, emitter: Emitter,
                 state.milestones.regression_wall = time.time()
             simulation.emit_until(sim_t)
             state.sim_t, state.phase = sim_t, scenario.phase(sim_t)
+            state.pointer = describe_pointer(reader.state)
             if live is not None:
                 live.update(render(state), refresh=True)
             elif sim_t - last_print >= 60:
