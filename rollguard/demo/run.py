@@ -149,6 +149,7 @@ class Observer:
 
     def __init__(self, state: DemoState) -> None:
         self.state = state
+        self.server_lines: list[tuple[float, object]] = []
 
     def on_alert(self, alert: dict[str, object]) -> None:
         kind, verdict = alert.get("type"), alert.get("verdict")
@@ -171,6 +172,7 @@ class Observer:
             m.decided_wall = _num(record, "at")
             self.state.alerts.append(f"[{m.decided_sim:5.0f}s] ROLLBACK decided: "
                                      f"{record.get('reason')}")
+            self._find_switch()
         if record.get("type") == "outcome" and record.get("status") == "applied":
             m.applied_wall = _num(record, "at")
 
@@ -179,9 +181,21 @@ class Observer:
         share = f" + {candidate} on {_num(line, 'percent'):.0f} %" if candidate else ""
         self.state.server = (f"epoch {line.get('epoch')}: {line.get('active')} "
                              f"(model {line.get('model')}){share}")
+        self.server_lines.append((_num(line, "wall"), line.get("epoch")))
+        self._find_switch()
+
+    def _find_switch(self) -> None:
+        """The first pointer change the server saw after the decision is the switch: a full
+        rollback drops the candidate, a partial one replaces it with a derived release.
+        (The server's report and the decision arrive by different paths, in either order.)"""
         m = self.state.milestones
-        if m.decided_wall is not None and not candidate and m.switched_wall is None:
-            m.switched_wall = _num(line, "wall")
+        if m.decided_wall is None or m.switched_wall is not None:
+            return
+        before = [epoch for wall, epoch in self.server_lines if wall < m.decided_wall]
+        for wall, epoch in self.server_lines:
+            if wall >= m.decided_wall and (not before or epoch != before[-1]):
+                m.switched_wall = wall
+                return
 
 
 async def prepare_service(store: PointerStore, service: str, secret: bytes) -> None:

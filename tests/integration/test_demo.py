@@ -35,3 +35,11 @@ def test_demo_with_blips_only_never_rolls_back() -> None:
     """The blip-only scenario ends without a rollback."""
     out = run_demo("--scenario", "blip", "--speed", "120")
     assert "rollbacks: 0" in out, out[-1500:]
+
+
+def test_demo_latency_regression_rolls_back_only_the_model() -> None:
+    """A latency-only regression is answered by a partial rollback of the model component."""
+    out = run_demo("--scenario", "latency", "--speed", "90")
+    assert "rollbacks: 1" in out, out[-1500:]
+    assert "v2~rollback(model)->v1" in out
+    assert "serving process switched" in out
