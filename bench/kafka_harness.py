@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Iterator
 
 import orjson
@@ -68,7 +67,3 @@ async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[
 
 async def prepare(run: IsolatedRun) -> None:
     await ensure_topics(run.settings().topics())
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from rollguard.errors import ConfigError
@@ -75,11 +75,3 @@ def redis_address() -> Address:
     ):
         raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {url!r}")
     return Address(parsed.hostname or "localhost", parsed.port or 6379)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """A snapshot of the environment, for code that wants all settings at once."""
-
-    kafka_bootstrap: str = field(default_factory=kafka_bootstrap)
-    redis_url: str = field(default_factory=redis_url)

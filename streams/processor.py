@@ -17,7 +17,7 @@ from actions.pointer import PointerState
 from detectors.events import validate_event
 from detectors.monitor import Decision, ServiceMonitor
 from detectors.policy import Policy
-from rollguard.errors import InvalidEvent, RollguardError
+from rollguard.errors import InvalidEvent
 from streams import messages
 from streams.wire import split_message
 
@@ -151,9 +151,3 @@ class EventProcessor:
             expected_epoch=pointer.epoch,
         )
         return sign(command, self.secret)
-
-
-def decode_failure(exc: RollguardError | ValueError, value: Any) -> bytes:
-    """A dead letter for a message the processor could not handle at all."""
-    reason = getattr(exc, "reason", type(exc).__name__)
-    return messages.dead_letter(str(reason), str(exc), value)

@@ -45,7 +45,3 @@ def split_message(value: bytes | None) -> list[tuple[Any, str | None]]:
 def encode_batch(events: Iterable[Mapping[str, Any]]) -> bytes:
     """Encode events as one message value (a JSON array)."""
     return orjson.dumps(list(events))
-
-
-def encode_event(event: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(event)
