@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from actions.commands import Command
 from actions.releases import Release, derive
@@ -132,6 +133,12 @@ def _mark_stable(state: PointerState, command: Command, now: float) -> Plan:
     return Change(_next(state, command, now, stable=name), f"{name} is now stable")
 
 
+# The pointer fields of a service that stages nothing: no candidate, no share, no cohorts.
+NO_CANDIDATE: dict[str, Any] = {
+    "candidate": None, "candidate_components": None, "percent": 0.0, "cohorts": (),
+}
+
+
 def _promote(
     state: PointerState, command: Command, releases: Mapping[str, Release], now: float
 ) -> Plan:
@@ -147,10 +154,7 @@ def _promote(
             now,
             active=release.name,
             active_components=dict(release.components),
-            candidate=None,
-            candidate_components=None,
-            percent=0.0,
-            cohorts=(),
+            **NO_CANDIDATE,
         )
         return Change(new, f"{release.name} is now active for {state.service}")
     if release.name == state.active:
@@ -195,10 +199,7 @@ def _rollback(
         active=target.name,
         active_components=dict(target.components),
         stable=stable,
-        candidate=None,
-        candidate_components=None,
-        percent=0.0,
-        cohorts=(),
+        **NO_CANDIDATE,
     )
     return Change(new, f"rolled {state.service} back to {target.name}")
 
@@ -277,8 +278,7 @@ def _staged(state: PointerState, command: Command, target: Release, now: float) 
     if (percent, cohorts) == (state.percent, state.cohorts):
         return NoChange(f"{state.candidate} already serves {_share(state)} of {state.service}")
     if percent == 0 and not cohorts:
-        new = _next(state, command, now, candidate=None, candidate_components=None,
-                    percent=0.0, cohorts=())
+        new = _next(state, command, now, **NO_CANDIDATE)
         return Change(new, f"{state.candidate} no longer serves {state.service}")
     new = _next(state, command, now, percent=percent, cohorts=cohorts)
     return Change(new, f"{state.candidate} now serves {_share(new)} of {state.service}")

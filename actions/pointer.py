@@ -13,7 +13,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from actions.commands import Command, refusal
+from actions.commands import Command, Op, new_command, refusal, sign
 from actions.connect import unavailable
 from actions.keys import PREFIX, ServiceKeys
 from actions.plan import Change, Plan, Refusal, plan
@@ -202,6 +202,16 @@ class PointerStore:
         state = None if raw is None else decode(raw)
         # Releases are immutable and only ever added, so reading them outside the script is safe.
         return state, {_text(k): Release.from_json(v) for k, v in contents.items()}
+
+    async def issue(self, service: str, op: Op, issued_by: str, now: float | None = None,
+                    **fields: Any) -> Outcome:
+        """Sign a new command with this store's secret and execute it: what an operator does.
+
+        ``fields`` are :class:`Command` fields (``release``, ``percent``, ``reason``, ...).
+        """
+        at = time.time() if now is None else now
+        return await self.execute(sign(new_command(service, op, issued_by, at, **fields),
+                                       self.secret), at)
 
     async def execute(self, command: Command, now: float) -> Outcome:
         """Check, plan and apply ``command`` in one atomic step; never partially applied.

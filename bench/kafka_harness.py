@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import orjson
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from rollguard.config import kafka_bootstrap
 from streams.connect import ensure_topics, producer
@@ -58,11 +57,6 @@ async def end_offsets(topic: str, partitions: int) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
-
-
-async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> dict[int, int]:
-    offsets = await admin.list_consumer_group_offsets(group)
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def prepare(run: IsolatedRun) -> None:

@@ -15,9 +15,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.kafka_harness import committed, end_offsets, load_topic, prepare, steady_batches
+from bench.kafka_harness import end_offsets, load_topic, prepare, steady_batches
 from rollguard.config import kafka_bootstrap
-from streams.runs import IsolatedRun
+from streams.runs import IsolatedRun, committed_offsets
 
 
 async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
@@ -56,7 +56,7 @@ async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = sum((await committed(admin, run.app_id, topic)).values())
+            done = sum((await committed_offsets(admin, run.app_id, topic)).values())
             stamp = time.perf_counter()
             if done and first is None:
                 first = (stamp, done)

@@ -75,6 +75,13 @@ class IsolatedRun:
             )
 
 
+async def committed_offsets(admin: AIOKafkaAdminClient, group: str,
+                            topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic``, by partition."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
 async def wait_processed(run: IsolatedRun, timeout: float = 90.0) -> None:
     """Wait until the worker's group has committed every message of the events topic."""
     topic = run.topic("events")
@@ -86,8 +93,7 @@ async def wait_processed(run: IsolatedRun, timeout: float = 90.0) -> None:
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(run.app_id)
-            done = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic}
+            done = await committed_offsets(admin, run.app_id, topic)
             if all(done.get(p, 0) >= end for p, end in ends.items()):
                 return
             await asyncio.sleep(0.2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ import click
 import orjson
 import yaml
 
-from actions.commands import Op, new_command, secret_from_env, sign
+from actions.commands import Op, secret_from_env
 from actions.connect import async_redis_client
 from actions.pointer import Outcome, PointerStore
 from actions.releases import Release
@@ -219,7 +218,7 @@ def history(service: str, count: int, as_json: bool) -> None:
 
 
 def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -> None:
-    secret, is_default = secret_from_env()
+    _, is_default = secret_from_env()
     if is_default:
         click.echo("warning: ROLLGUARD_SECRET is not set; signing with the dev default secret",
                    err=True)
@@ -227,9 +226,7 @@ def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -
 
     async def work() -> Outcome:
         async with _store() as store:
-            now = time.time()
-            command = sign(new_command(service, op, issued_by, now, **fields), secret)
-            outcome = await store.execute(command, now)
+            outcome = await store.issue(service, op, issued_by, **fields)
             if as_json:
                 _echo_json(_outcome_dict(outcome))
             return outcome.raise_for_status()

@@ -123,12 +123,9 @@ class Simulation:
 async def promote(store: PointerStore, service: str, release: str, percent: float | None,
                   secret: bytes) -> None:
     """What an operator's `rollguard promote` does: a signed promote command."""
-    from actions.commands import new_command, sign
-
-    now = time.time()
-    command = sign(new_command(service, "promote", "demo-operator", now, release=release,
-                               percent=percent, reason="demo deploy"), secret)
-    (await store.execute(command, now)).raise_for_status()
+    outcome = await store.issue(service, "promote", "demo-operator", release=release,
+                                percent=percent, reason="demo deploy")
+    outcome.raise_for_status()
 
 
 def describe_pointer(pointer: PointerState) -> str:
