@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import time
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -45,24 +47,37 @@ async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
         await consumer.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
-                         timeout: float = 600.0) -> tuple[int, float]:
-    """Start a worker, time it from its first committed progress to the last message."""
+                         timeout: float = 600.0) -> tuple[int, float, float]:
+    """Start a worker, time it from its first committed progress to the last message.
+
+    Returns events, wall seconds and the worker's CPU seconds over the same stretch: on a
+    shared machine CPU per event is the steadier figure (wall time includes waiting for a core).
+    """
     topic = run.topic("events")
     process = run.start_worker()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()
     try:
-        first: tuple[float, int] | None = None
+        first: tuple[float, int, float] | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done = sum((await committed_offsets(admin, run.app_id, topic)).values())
-            stamp = time.perf_counter()
+            stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
             if done and first is None:
-                first = (stamp, done)
+                first = (stamp, done, cpu)
             if done >= total_messages:
                 assert first is not None
-                return (done - first[1]) * batch, stamp - first[0]
+                return (done - first[1]) * batch, stamp - first[0], cpu - first[2]
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited with {process.returncode}")
             await asyncio.sleep(0.25)
@@ -86,7 +101,7 @@ async def main() -> None:
     await load_topic(topic, messages)
     total = sum((await end_offsets(topic, run.partitions)).values())
     raw_events, raw_s = await raw_consume(topic, total)
-    worker_events, worker_s = await worker_consume(run, total, args.batch)
+    worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch)
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
     print(f"machine: {platform.machine()}, {platform.python_version()}, cores=2")
     print(f"messages: {total} of {args.batch} events ({args.services} services)")
@@ -94,6 +109,9 @@ async def main() -> None:
     print(f"rollguard worker end to end:   {worker_rate:,.0f} events/s "
           f"(measured over {worker_events:,} events)")
     print(f"ratio worker / raw:            {worker_rate / raw_rate:.2f}")
+    if worker_cpu:
+        print(f"worker CPU per event:          {worker_cpu / worker_events * 1e6:.2f} µs "
+              f"({worker_events / worker_cpu:,.0f} events per CPU second)")
 
 
 if __name__ == "__main__":

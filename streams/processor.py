@@ -19,6 +19,7 @@ from detectors.monitor import Decision, ServiceMonitor
 from detectors.policy import Policy
 from rollguard.errors import InvalidEvent
 from streams import messages
+from streams.checkpoint import unpack
 from streams.wire import split_message
 
 # How long a rollback command may wait in the commands topic before it is refused as stale.
@@ -51,11 +52,16 @@ class EventProcessor:
         """Drop the in-process monitors (after a rebalance); the table holds the truth."""
         self.monitors.clear()
 
+    def state_of(self, service: str) -> bytes | None:
+        """The live state of ``service`` as bytes, None when this worker holds none."""
+        monitor = self.monitors.get(service)
+        return monitor.to_bytes() if monitor is not None else None
+
     def monitor_for(self, service: str, stored: bytes | None) -> ServiceMonitor:
         monitor = self.monitors.get(service)
         if monitor is None:
             if stored:
-                monitor = ServiceMonitor.from_bytes(stored, self.policy)
+                monitor = ServiceMonitor.from_bytes(unpack(stored)[1], self.policy)
             else:
                 monitor = ServiceMonitor(service, self.policy)
             self.monitors[service] = monitor
@@ -63,11 +69,19 @@ class EventProcessor:
 
     def handle(
         self, key: bytes | None, value: bytes | None, stored: bytes | None,
-        pointer: PointerState | None,
+        pointer: PointerState | None, offset: int | None = None,
     ) -> tuple[str | None, Outputs]:
-        """Process one message; returns the service whose state changed, and the outputs."""
+        """Process one message; returns the service whose state changed, and the outputs.
+
+        ``stored`` is the service's table value (:mod:`streams.checkpoint`); a message at or
+        below the offset it was stored through is already counted in it and is skipped.
+        """
         out = Outputs()
         service = key.decode("utf-8", errors="replace") if key else None
+        if service is not None and offset is not None and stored and service not in self.monitors:
+            through = unpack(stored)[0]
+            if through is not None and offset <= through:
+                return None, out
         monitor: ServiceMonitor | None = None
         for raw, reason in split_message(value):
             if reason is not None:

@@ -22,6 +22,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
     ("ROLLGUARD_PARTITIONS", "4", "partitions of the events topic and its tables"),
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
+    ("ROLLGUARD_CHECKPOINT_S", "2", "seconds between writes of live state to the table"),
 )
 
 DEV_SECRET = "rollguard-dev-secret-change-me"
@@ -29,6 +30,17 @@ DEV_SECRET = "rollguard-dev-secret-change-me"
 
 def _get(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
+
+
+def _seconds(name: str, default: str) -> float:
+    raw = _get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 3600.0:
+        raise ConfigError(f"{name}: must be a number of seconds in [0, 3600], got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class WorkerSettings:
     topic_dead: str
     partitions: int
     data_dir: str
+    checkpoint_s: float = 2.0
 
     @property
     def secret_is_default(self) -> bool:
@@ -76,6 +89,7 @@ class WorkerSettings:
             topic_dead=_get("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters"),
             partitions=partitions,
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
+            checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", "2"),
         )
 
     def topics(self) -> dict[str, int]:

@@ -1,0 +1,114 @@
+"""When the worker writes live detector state to its changelogged table, and what it writes.
+
+Why not after every message: serialising a service's state costs about a millisecond (its
+open bucket is summed exactly), far more than the events of a typical message. The live
+monitors in memory are the truth while the worker runs; the table is a checkpoint of them.
+
+The rules, per events-topic partition:
+
+- A partition is checkpointed while one of its messages is being handled (Faust writes a
+  table only from inside the stream, so that the changelog lands on that same partition):
+  when ``interval_s`` has passed since its last checkpoint, and at once after a message
+  that produced any output (a decision, an alert, a dead letter), so that what was sent and
+  the state that sent it are stored together.
+- A checkpoint writes every service changed since the last one, each with the offset it has
+  applied through, and then the partition's applied offset.
+- After a crash or a rebalance, messages after the checkpoint are read again (the gap guard,
+  :mod:`streams.gaps`, seeks back to the partition's applied offset + 1); a service whose
+  stored state already covers a message (a crash in the middle of a checkpoint) skips it.
+  So every event is counted exactly once in the state, whatever fails when.
+
+Pure: offsets and the clock are passed in.
+
+>>> marks = Checkpoints(interval_s=2.0)
+>>> marks.applied(0) is None
+True
+>>> marks.note(0, "chat", offset=7, now=10.0)
+>>> marks.due(0, now=11.0), marks.due(0, now=12.5)
+(False, True)
+>>> marks.take(0, now=12.5)
+({'chat': 7}, 7)
+>>> marks.take(0, now=12.6)
+({}, 7)
+>>> unpack(pack(7, b"RGSM..."))
+(7, b'RGSM...')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+CHECKPOINT_MAGIC = b"RGCK"
+
+
+def applied_offset_key(partition: int) -> bytes:
+    """Table key of the last events offset applied on a partition (no service name has NUL)."""
+    return b"\x00applied-offset:%d" % partition
+
+
+def pack(through: int, state: bytes) -> bytes:
+    """A table value: the offset the state has applied through, then the state itself."""
+    return CHECKPOINT_MAGIC + through.to_bytes(8, "big", signed=True) + state
+
+
+def unpack(value: bytes) -> tuple[int | None, bytes]:
+    """``(through_offset, state)`` of a table value; a bare state has no offset."""
+    if value[:4] == CHECKPOINT_MAGIC:
+        return int.from_bytes(value[4:12], "big", signed=True), value[12:]
+    return None, value
+
+
+@dataclass
+class Checkpoints:
+    """Per partition: the services changed since the last checkpoint, and when it was."""
+
+    interval_s: float = 2.0
+    _dirty: dict[int, dict[str, int]] = field(default_factory=dict)
+    _applied: dict[int, int] = field(default_factory=dict)
+    _since: dict[int, float] = field(default_factory=dict)
+
+    def applied(self, partition: int) -> int | None:
+        """The last offset handled on ``partition`` by this process (None: none yet)."""
+        return self._applied.get(partition)
+
+    def restore(self, partition: int, offset: int | None) -> None:
+        """Start from the offset the table holds for ``partition``."""
+        if offset is not None:
+            self._applied[partition] = offset
+
+    def note(self, partition: int, service: str | None, offset: int, now: float) -> None:
+        """A message at ``offset`` was handled; ``service``'s state changed (if not None)."""
+        self._applied[partition] = offset
+        self._since.setdefault(partition, now)
+        if service is not None:
+            self._dirty.setdefault(partition, {})[service] = offset
+
+    def due(self, partition: int, now: float) -> bool:
+        return now - self._since.get(partition, now) >= self.interval_s
+
+    def take(self, partition: int, now: float) -> tuple[dict[str, int], int]:
+        """The services to write with their offsets, and the partition's applied offset;
+        the caller writes them (services first) and the partition counts as clean."""
+        self._since[partition] = now
+        return self._dirty.pop(partition, {}), self._applied[partition]
+
+    def writes(self, partition: int, now: float,
+               state_of: Callable[[str], bytes | None]) -> list[tuple[bytes, bytes]]:
+        """The table writes of a checkpoint of ``partition``, in the order to make them:
+        each changed service's state (``state_of``; None: no longer held), then the
+        partition's applied offset. The partition counts as clean afterwards."""
+        services, offset = self.take(partition, now)
+        out = []
+        for service, through in services.items():
+            state = state_of(service)
+            if state is not None:
+                out.append((service.encode(), pack(through, state)))
+        out.append((applied_offset_key(partition), str(offset).encode()))
+        return out
+
+    def forget(self) -> None:
+        """After a rebalance: what was not checkpointed is read again from Kafka."""
+        self._dirty.clear()
+        self._applied.clear()
+        self._since.clear()
