@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -164,7 +164,7 @@ def cases(base: float, tol: float) -> list[RateCase]:
     ]
 
 
-def main(argv: list[str] | None = None, make: Callable[..., Policy] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=0)
@@ -173,8 +173,12 @@ def main(argv: list[str] | None = None, make: Callable[..., Policy] | None = Non
     parser.add_argument("--only", default="", help="cases whose name contains this")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--margin", type=float, default=None)
+    parser.add_argument("--blip", type=float, default=None,
+                        help="blip_seconds (0: no blip protection, for comparison only)")
     args = parser.parse_args(argv)
     changes: dict[str, float] = {}
+    if args.blip is not None:
+        changes["blip_seconds"] = args.blip
     if args.threshold is not None:
         changes["evidence_threshold"] = args.threshold
     if args.margin is not None:
