@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing import Pool
 
 from bench.reference import ArgoStyle, FixedRule
-from bench.scenarios import METRICS, Scenario, dirty, to_lines
+from bench.scenarios import METRICS, Scenario, dirty, to_lines, variant
 from detectors.events import Event
 from detectors.policy import default_policy
 from rollguard.replay import Replay
@@ -139,15 +139,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="run families whose name contains this")
+    parser.add_argument("--metrics", default="",
+                        help="comma-separated degraded metrics to run ('none': the healthy "
+                             "families without a degraded metric); default all")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1")
     args = parser.parse_args(argv)
-    jobs = [(name, sc, False) for name, group in families(args.seeds).items()
-            if args.only in name for sc in group]
-    if not args.only or "dirty" in args.only:
+    wanted = set(args.metrics.split(",")) if args.metrics else None
+
+    def keep(sc: Scenario) -> bool:
+        return wanted is None or (sc.metric or "none") in wanted
+
+    jobs = [(name, variant(sc, seed=sc.seed + args.first_seed), False)
+            for name, group in families(args.seeds).items()
+            if args.only in name for sc in group if keep(sc)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if (not args.only or "dirty" in args.only) and (wanted is None or "hallucination" in wanted):
         jobs += [("dirty input: sustained 2x hallucination", Scenario(
             s, metric="hallucination", magnitude=2.0, duration=1800), True)
-            for s in range(args.seeds)]
+            for s in seeds]
         jobs += [("dirty input: no regression", Scenario(s, duration=1800), True)
-                 for s in range(args.seeds)]
+                 for s in seeds]
     started = time.perf_counter()
     with Pool(args.jobs) as pool:
         outcomes = [o for chunk in pool.imap(run_one, jobs, chunksize=4) for o in chunk]

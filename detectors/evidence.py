@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.accumulate import MEAN, QUANTILE, mean_and_sd, weight
-from detectors.histogram import bin_of, quantile, weight_above
+from detectors.histogram import INV_LOG_RATIO, RATIO, bin_of, quantile, weight_above
 from detectors.policy import MetricRule
 
 _EPS = 1e-6
@@ -107,18 +107,31 @@ def _quantile_hypotheses(rule: MetricRule, ref: list[Any], margin: float) -> Hyp
     if not base > 0:
         return None
     tol = rule.tolerance
+    cut_bin = bin_of(base * (1 + tol) if rule.relative else base + tol)
+    # The candidate counts values in bins above cut_bin, i.e. values >= edge. Under H0 it is
+    # the baseline worse by tol/2, so it counts a baseline value v iff shifted(v) >= edge.
+    edge = RATIO ** (cut_bin + 1)
     if rule.relative:
-        cut = base * (1 + tol)
-        y0, y1 = cut / (1 + tol / 2), cut / (1 + 2 * tol)
+        y0, y1 = edge / (1 + tol / 2), edge / (1 + 2 * tol)
     else:
-        cut, y0, y1 = base + tol, base + tol / 2, base - tol
-    # One bin of slack on H0, so that rounding to bins can only over-state the acceptable
-    # exceedance (the false-alarm bound needs p0 >= the truth; p1 only tunes the power).
+        y0, y1 = edge - tol / 2, edge - 2 * tol
+    # H0 takes the whole bin holding y0: binning can only over-state the acceptable
+    # exceedance (the false-alarm bound needs p0 >= the truth). H1 only tunes the power, so
+    # it takes the best estimate (log-linear within the bin).
     p0 = weight_above(hist, bin_of(y0) - 1) / w
-    p1 = weight_above(hist, bin_of(y1)) / w
+    p1 = _share_above(hist, y1) / w
     samples = weight(ref)
     shift = margin * math.sqrt(max(p0 * (1 - p0), 1.0 / samples) / samples)
     ratios = _bernoulli(p0 + shift, p1 + shift)
     if ratios is None or p1 <= p0:
         return None
-    return Hypotheses(QUANTILE, base, samples, ratios[0], ratios[1], cut_bin=bin_of(cut))
+    return Hypotheses(QUANTILE, base, samples, ratios[0], ratios[1], cut_bin=cut_bin)
+
+
+def _share_above(hist: dict[int, float], value: float) -> float:
+    """Weight of values above ``value``, splitting its bin log-linearly."""
+    if value <= 0.0:
+        return sum(hist.values())
+    index = bin_of(value)
+    inside = math.log(value) * INV_LOG_RATIO - index  # position within the bin, 0..1
+    return weight_above(hist, index) + hist.get(index, 0.0) * (1.0 - inside)
