@@ -62,9 +62,9 @@ async def _worker(
     service: str, readers: int, ready: Any, done: Any, results: Any, refresh_s: float,
     freeze: bool,
 ) -> None:
-    # Two flat arrays, not a list of tuples: 75,000 tuples kept alive for the whole run made
-    # the worker's garbage collector do full collections of 20-90 ms in the middle of flips,
-    # a pause the benchmark caused itself and a serving process does not have.
+    # Two flat arrays, not a list of tuples: up to 75,000 tuples kept alive for the run are
+    # garbage-collector work (full collections of the workers took 20-90 ms mid-flip) that
+    # the benchmark would add itself and a serving process does not have.
     epochs, times = array("q"), array("d")
 
     def on_change(state: PointerState) -> None:
