@@ -39,6 +39,12 @@ IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 # losses in a row the last attempt becomes a compare-and-set and is reported as a conflict.
 MAX_ATTEMPTS = 20
 
+# Decoded releases by their exact stored bytes. Every command reads all releases of its service
+# (they only accumulate), and decoding each one (JSON, name and component checks) on every
+# command grew with the service's history; a release never changes, so its bytes can key it.
+RELEASES_CACHED = 4096
+_releases: dict[bytes | str, Release] = {}
+
 ERRORS: dict[str, type[RollbackError]] = {
     "unknown_service": UnknownService,
     "unknown_release": UnknownRelease,
@@ -54,6 +60,17 @@ def _lua(name: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decoded_release(raw: bytes | str) -> Release:
+    """The release stored as ``raw``, decoded once per process (the table empties when full)."""
+    release = _releases.get(raw)
+    if release is None:
+        release = Release.from_json(raw)
+        if len(_releases) >= RELEASES_CACHED:
+            _releases.clear()
+        _releases[raw] = release
+    return release
 
 
 @dataclass(frozen=True)
@@ -201,7 +218,7 @@ class PointerStore:
         raw, contents = await self._io(fetch)
         state = None if raw is None else decode(raw)
         # Releases are immutable and only ever added, so reading them outside the script is safe.
-        return state, {_text(k): Release.from_json(v) for k, v in contents.items()}
+        return state, {_text(k): decoded_release(v) for k, v in contents.items()}
 
     async def issue(self, service: str, op: Op, issued_by: str, now: float | None = None,
                     **fields: Any) -> Outcome:

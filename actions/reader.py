@@ -6,6 +6,10 @@ reconnect may have missed messages: pub/sub does not replay), and re-read every
 ``refresh_interval_s`` as a safety net. While Redis cannot be reached the reader says so
 (``fresh`` is False, ``on_stale`` is called, a warning is logged); with ``max_stale_s`` set,
 ``resolve()`` raises ServiceUnavailable once the copy has been unconfirmed that long.
+
+A server that follows many services (hundreds of readers) should call ``gc.freeze()`` once its
+readers have started: a full collection of such a process took 20-90 ms in the middle of flips
+on a 2-core machine (bench/RESULTS-actions.md), and frozen start-up objects are never walked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from actions.reader_core import (
     ReaderCore,
     address_of,
     log,
+    refresh_delay,
 )
 from actions.subscriber import ChannelSubscriber, ReplyError, subscribe
 from actions.sync_reader import SyncPointerReader
@@ -73,6 +78,9 @@ class PointerReader(ReaderCore):
         self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
         self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # Started with the first coroutine on_change returns: a plain function needs no task,
+        # and a process with hundreds of readers keeps fewer objects for its collector to walk.
+        self._callback_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Subscribe, then load the pointer (in this order, so no change can slip between)."""
@@ -88,14 +96,15 @@ class PointerReader(ReaderCore):
         self._tasks = [
             asyncio.create_task(self._watch(), name=f"pointer-watch-{self.service}"),
             asyncio.create_task(self._refresh(), name=f"pointer-refresh-{self.service}"),
-            asyncio.create_task(self._run_callbacks(), name=f"pointer-callbacks-{self.service}"),
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = self._tasks + ([self._callback_task] if self._callback_task else [])
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._callback_task = None
         self._close_subscriber()
         if self._owns_client:
             await self.client.aclose()
@@ -141,17 +150,27 @@ class PointerReader(ReaderCore):
             log.exception("%s: ignoring an undecodable pointer", self.service)
             return
         self._messages += 1
-        if result is not None and inspect.isawaitable(result):
-            self._callbacks.put_nowait(result)
+        if result is not None:
+            self._defer(result)
 
     async def _reread(self) -> None:
         seen = self._messages
         raw = await self.client.get(self.keys.pointer)
         # A message applied while the GET was in flight may be newer than what it returned.
         result = self._accept(raw, authoritative=self._messages == seen)
-        if result is not None and inspect.isawaitable(result):
-            self._callbacks.put_nowait(result)
+        if result is not None:
+            self._defer(result)
         self._confirmed()
+
+    def _defer(self, result: Any) -> None:
+        """Queue what a coroutine on_change returned; one task runs them in order."""
+        if not inspect.isawaitable(result):
+            return
+        self._callbacks.put_nowait(result)
+        if self._callback_task is None or self._callback_task.done():
+            self._callback_task = asyncio.get_running_loop().create_task(
+                self._run_callbacks(), name=f"pointer-callbacks-{self.service}"
+            )
 
     async def _run_callbacks(self) -> None:
         while True:
@@ -188,7 +207,7 @@ class PointerReader(ReaderCore):
 
     async def _refresh(self) -> None:
         while True:
-            await asyncio.sleep(self.refresh_interval_s)
+            await asyncio.sleep(refresh_delay(self.refresh_interval_s))
             if self._subscriber is None:
                 self._check_expiry()
                 continue  # _watch is reconnecting and re-reads once it is back

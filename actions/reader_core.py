@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,15 @@ OnChange = Callable[[PointerState], Any]
 OnStale = Callable[[BaseException], Any]
 NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
+# Each periodic re-read waits a random 80-100 % of refresh_interval_s: readers started together
+# (a deploy, a process with many readers) drift apart instead of reading in step, and the
+# configured interval stays the longest gap, as section 4 of the protocol promises.
+REFRESH_JITTER = 0.2
+
+
+def refresh_delay(interval_s: float) -> float:
+    """The wait before the next periodic re-read: at most ``interval_s``, at least 80 % of it."""
+    return interval_s * (1.0 - REFRESH_JITTER * random.random())
 
 # Decoded pointer values, shared by every reader in the process and keyed by the exact bytes:
 # readers of one service all receive the same bytes for a change (the message, then the same

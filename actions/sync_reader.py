@@ -18,6 +18,7 @@ from actions.reader_core import (
     ReaderCore,
     address_of,
     log,
+    refresh_delay,
 )
 from rollguard.errors import ServiceUnavailable, UnknownService
 
@@ -98,7 +99,7 @@ class SyncPointerReader(ReaderCore):
 
     def _run(self) -> None:
         backoff = BACKOFF_S[0]
-        next_refresh = time.monotonic() + self.refresh_interval_s
+        next_refresh = time.monotonic() + refresh_delay(self.refresh_interval_s)
         while not self._stop.is_set():
             try:
                 if self._pubsub is None:
@@ -111,7 +112,7 @@ class SyncPointerReader(ReaderCore):
                 elif message is not None and message["type"] == "message":
                     self._accept(message["data"], authoritative=False)
                 if time.monotonic() >= next_refresh:
-                    next_refresh = time.monotonic() + self.refresh_interval_s
+                    next_refresh = time.monotonic() + refresh_delay(self.refresh_interval_s)
                     self._accept(self.client.get(self.keys.pointer), authoritative=True)
             except NETWORK_ERRORS as exc:
                 self._lost(exc)

@@ -15,16 +15,22 @@ is bounded by that CPU work queued on the cores, not by Redis.
 Readers in one process share the decode of a pointer value (``actions.reader_core.decoded``);
 500 separate servers would each decode it once. ``--unshared-decode`` turns the sharing off in
 the worker processes, to show what the same packing costs when every reader decodes.
+
+The readers run with the library's default periodic re-read (5 s, ``--refresh-s``), as servers
+do. ``--gc-freeze`` makes the workers call ``gc.freeze()`` once their readers started, which
+``actions/reader.py`` recommends to servers with many readers; it is off by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import statistics
 import time
 import uuid
+from array import array
 from typing import Any
 
 from actions import reader_core
@@ -44,27 +50,38 @@ def unshared(raw: bytes | str) -> tuple[PointerState, Router]:
 
 
 def worker(
-    service: str, readers: int, ready: Any, done: Any, results: Any, share: bool = True
+    service: str, readers: int, ready: Any, done: Any, results: Any, share: bool = True,
+    refresh_s: float = 5.0, freeze: bool = False,
 ) -> None:
     if not share:
         reader_core.decoded = unshared
-    asyncio.run(_worker(service, readers, ready, done, results))
+    asyncio.run(_worker(service, readers, ready, done, results, refresh_s, freeze))
 
 
-async def _worker(service: str, readers: int, ready: Any, done: Any, results: Any) -> None:
-    seen: list[tuple[int, float]] = []
+async def _worker(
+    service: str, readers: int, ready: Any, done: Any, results: Any, refresh_s: float,
+    freeze: bool,
+) -> None:
+    # Two flat arrays, not a list of tuples: up to 75,000 tuples kept alive for the run are
+    # garbage-collector work (full collections of the workers took 20-90 ms mid-flip) that
+    # the benchmark would add itself and a serving process does not have.
+    epochs, times = array("q"), array("d")
 
     def on_change(state: PointerState) -> None:
-        seen.append((state.epoch, time.monotonic()))
+        epochs.append(state.epoch)
+        times.append(time.monotonic())
 
     client = async_redis_client()
     client.connection_pool.max_connections = readers + 8
     started = []
     for _ in range(readers):
-        reader = PointerReader(client, service, on_change=on_change, refresh_interval_s=3600)
+        reader = PointerReader(client, service, on_change=on_change, refresh_interval_s=refresh_s)
         await reader.start()
         started.append(reader)
-    seen.clear()  # the initial loads are not flips
+    del epochs[:], times[:]  # the initial loads are not flips
+    if freeze:  # what docs/pointer-protocol.md recommends to servers after startup
+        gc.collect()
+        gc.freeze()
     ready.release()
     cpu_start = time.process_time()
     while not done.is_set():
@@ -73,7 +90,7 @@ async def _worker(service: str, readers: int, ready: Any, done: Any, results: An
     for reader in started:
         await reader.stop()
     await client.aclose()
-    results.put((seen, cpu))
+    results.put((list(zip(epochs, times, strict=True)), cpu))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,7 +99,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    readers: int, processes: int, flips: int, gap_s: float, share: bool = True
+    readers: int, processes: int, flips: int, gap_s: float, share: bool = True,
+    refresh_s: float = 5.0, freeze: bool = False,
 ) -> dict[str, float]:
     service = f"bench-flip-{uuid.uuid4().hex[:8]}"
     client = async_redis_client()
@@ -103,7 +121,10 @@ async def run(
     ready, done, results = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
     shares = [readers // processes + (i < readers % processes) for i in range(processes)]
     procs = [
-        ctx.Process(target=worker, args=(service, n, ready, done, results, share)) for n in shares
+        ctx.Process(
+            target=worker, args=(service, n, ready, done, results, share, refresh_s, freeze)
+        )
+        for n in shares
     ]
     for p in procs:
         p.start()
@@ -146,13 +167,18 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=100.0)
     parser.add_argument("--unshared-decode", action="store_true",
                         help="every reader decodes each value itself (as separate servers do)")
+    parser.add_argument("--refresh-s", type=float, default=5.0,
+                        help="the readers' periodic re-read interval (the library default: 5 s)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() in the worker processes once their readers started")
     args = parser.parse_args()
     print("| readers | processes | flips | p50 ms | p99 ms | max ms "
           "| slowest reader per flip p50 / p99 ms | missed | reader CPU per flip µs |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in args.readers:
         r = asyncio.run(
-            run(n, args.processes, args.flips, args.gap_ms / 1000, not args.unshared_decode)
+            run(n, args.processes, args.flips, args.gap_ms / 1000, not args.unshared_decode,
+                args.refresh_s, args.gc_freeze)
         )
         print(f"| {n} | {r['processes']} | {r['flips']} | {r['p50']:.2f} | {r['p99']:.2f} "
               f"| {r['max']:.2f} | {r['slowest_reader_p50']:.2f} / {r['slowest_reader_p99']:.2f} "

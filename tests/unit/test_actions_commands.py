@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -94,3 +95,13 @@ def test_invalid_fields_are_rejected_when_built(field: str, value: object) -> No
     """An unknown op or a share above 100% cannot even be constructed."""
     with pytest.raises(ConfigError, match=field):
         Command(**{**new_command("bot", "pin", "ann", 0.0).as_dict(), field: value})
+
+
+@given(commands)
+def test_the_encodings_are_the_bytes_of_the_full_field_dict(command: Command) -> None:
+    """canonical() and to_bytes() skip asdict's deep copy but must write the same bytes."""
+    signed = sign(command, SECRET)
+    full = asdict(signed)
+    assert signed.to_bytes() == orjson.dumps(full, option=orjson.OPT_SORT_KEYS)
+    del full["signature"]
+    assert signed.canonical() == orjson.dumps(full, option=orjson.OPT_SORT_KEYS)

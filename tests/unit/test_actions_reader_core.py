@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions import reader_core
-from actions.reader_core import ReaderCore, decoded
+from actions.reader_core import REFRESH_JITTER, ReaderCore, decoded, refresh_delay
 from actions.state import PointerState, encode
 
 
@@ -47,3 +47,9 @@ def test_the_shared_table_stays_small() -> None:
         decoded(value(epoch))
     assert 0 < len(reader_core._decoded) <= reader_core.DECODED_MAX
     assert decoded(value(7))[0].epoch == 7
+
+
+def test_periodic_rereads_are_spread_but_never_later_than_the_interval() -> None:
+    delays = [refresh_delay(5.0) for _ in range(2000)]
+    assert all(5.0 * (1 - REFRESH_JITTER) <= d <= 5.0 for d in delays)
+    assert max(delays) - min(delays) > 0.5  # spread over most of the allowed second

@@ -209,3 +209,23 @@ async def test_a_reader_on_a_uvloop_event_loop_sees_a_flip(
     assert await asyncio.to_thread(started.wait, ARRIVAL_S)
     await issue("promote", release="v2")
     assert await asyncio.wait_for(served, ARRIVAL_S) == "v2"
+
+
+async def test_a_plain_function_callback_needs_no_callback_task(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """Only a coroutine on_change starts the task that awaits callbacks; it keeps their order."""
+    seen: list[int] = []
+    async with PointerReader(released.client, service, on_change=lambda s: None) as plain:
+        await issue("promote", release="v2")
+        await asyncio.sleep(0.2)
+        assert plain._callback_task is None
+    changes = Changes()
+    async with PointerReader(released.client, service, on_change=changes) as reader:
+        assert reader._callback_task is not None  # the initial load's callback
+        await issue("promote", release="v1")
+        await issue("promote", release="v2")
+        await changes.epoch(4)
+        seen = [s.epoch for s in changes.seen]
+    assert seen == sorted(seen) and seen[-1] == 4
+    assert reader._callback_task is None  # stop() ended it
