@@ -96,6 +96,7 @@ async def main() -> None:
         worker.terminate()
         worker.wait(30)
         await client.aclose()
+        await run.delete_topics()
     ms = [x * 1000 for x in latencies]
     print(f"trials: {len(ms)}; decision-to-switch latency: p50 {percentile(ms, 0.5):.0f} ms, "
           f"p99 {percentile(ms, 0.99):.0f} ms, max {max(ms):.0f} ms, "

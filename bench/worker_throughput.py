@@ -100,8 +100,11 @@ async def main() -> None:
     topic = run.topic("events")
     await load_topic(topic, messages)
     total = sum((await end_offsets(topic, run.partitions)).values())
-    raw_events, raw_s = await raw_consume(topic, total)
-    worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch)
+    try:
+        raw_events, raw_s = await raw_consume(topic, total)
+        worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch)
+    finally:
+        await run.delete_topics()
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
     print(f"machine: {platform.machine()}, {platform.python_version()}, cores=2")
     print(f"messages: {total} of {args.batch} events ({args.services} services)")

@@ -64,6 +64,19 @@ class IsolatedRun:
             os.environ.clear()
             os.environ.update(saved)
 
+    async def delete_topics(self) -> None:
+        """Delete the run's topics and Faust's topics of its app (changelogs): a broker that
+        keeps thousands of finished runs' partitions gets slower for every later one."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics()
+                    if t.startswith((f"{self.run_id}.", f"{self.app_id}-"))]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
     def start_worker(self, log_path: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
         """``rollguard worker`` in a child process, logging to ``log_path``."""
         path = log_path or Path(".rollguard/runs") / f"{self.run_id}.log"

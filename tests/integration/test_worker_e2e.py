@@ -36,6 +36,7 @@ BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
 async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("e2e", partitions=2)
     yield run
+    await run.delete_topics()
 
 
 def start(run: IsolatedRun) -> subprocess.Popen[bytes]:
@@ -165,6 +166,7 @@ async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> Non
             assert sum(reasons.values()) == len(bad), reasons
             assert "not_json" in reasons and len(reasons) >= 3
         await store.client.aclose()
+        await run.delete_topics()
     assert outcomes[True] == outcomes[False] and len(outcomes[False]) == 1
 
 
