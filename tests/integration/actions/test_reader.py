@@ -229,3 +229,33 @@ async def test_a_plain_function_callback_needs_no_callback_task(
         seen = [s.epoch for s in changes.seen]
     assert seen == sorted(seen) and seen[-1] == 4
     assert reader._callback_task is None  # stop() ended it
+
+
+async def test_stop_returns_in_bounded_time_even_if_a_task_ignores_cancellation(
+    released: PointerStore, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown never hangs on a reader: a task stuck past cancellation is abandoned after
+    STOP_TIMEOUT_S and the reader's connection is closed anyway."""
+    import actions.reader
+
+    monkeypatch.setattr(actions.reader, "STOP_TIMEOUT_S", 0.2)
+
+    let_go = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not let_go.is_set():
+            try:
+                await let_go.wait()
+            except asyncio.CancelledError:
+                continue
+
+    reader = PointerReader(released.client, service)
+    await reader.start()
+    stuck = asyncio.create_task(stubborn())
+    reader._tasks.append(stuck)
+    started = time.monotonic()
+    await asyncio.wait_for(reader.stop(), 5.0)
+    assert time.monotonic() - started < 2.0
+    assert reader._subscriber is None and not stuck.done()
+    let_go.set()
+    await stuck
