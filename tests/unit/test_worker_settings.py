@@ -1,0 +1,32 @@
+"""Worker settings come from the environment; a wrong value is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollguard.errors import ConfigError
+from streams.settings import VARIABLES, WorkerSettings
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("ROLLGUARD_PARTITIONS", "0"), ("ROLLGUARD_PARTITIONS", "four"),
+    ("ROLLGUARD_CHECKPOINT_S", "-1"), ("ROLLGUARD_CHECKPOINT_S", "soon"),
+    ("ROLLGUARD_CHECKPOINT_S", "7200"), ("ROLLGUARD_CHECKPOINT_S", "nan"),
+])
+def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                    value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        WorkerSettings.from_env()
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("", 2.0), ("0", 0.0), ("0.5", 0.5),
+                                                ("30", 30.0)])
+def test_checkpoint_interval_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                seconds: float) -> None:
+    monkeypatch.setenv("ROLLGUARD_CHECKPOINT_S", value)
+    assert WorkerSettings.from_env().checkpoint_s == seconds
+
+
+def test_every_setting_is_listed_for_help() -> None:
+    assert "ROLLGUARD_CHECKPOINT_S" in {name for name, _, _ in VARIABLES}
