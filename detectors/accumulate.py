@@ -7,7 +7,7 @@ rates, shares and means, ``[n, {bin: count}]`` for quantiles.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from detectors.histogram import INV_LOG_RATIO, ZERO_BIN
@@ -45,8 +45,28 @@ def summarise(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[i
     ...     events, slots, {})
     True
     """
+    return _sums(events, slots, clips, carried, math.fsum)
+
+
+def carry(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
+          clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
+    """The events of an open bucket as exact partial sums, for serialising its state.
+
+    Non-quantile entries are ``[n, partials of the sum, partials of the squares]`` where the
+    partials are non-overlapping floats whose exact sum is the exact sum of the values
+    (Shewchuk's algorithm, as in ``math.fsum``); quantile entries are ``[n, {bin: count}]``.
+    """
+    return _sums(events, slots, clips, carried, _partials)
+
+
+def _sums(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
+          clips: Mapping[str, tuple[float, float]], carried: Bucket | None,
+          total: Callable[[list[float]], Any]) -> Bucket:
+    # One pass per metric: histograms for quantiles; for the others the values (shares as
+    # 0/1, means clipped) and their squares, each reduced by ``total`` together with the
+    # carried partial sums.
     bucket: Bucket = {}
-    log, floor, fsum = math.log, math.floor, math.fsum
+    log, floor = math.log, math.floor
     for name, (kind, threshold) in slots.items():
         values = [m[name] for m in events if name in m]
         before = carried.get(name) if carried else None
@@ -68,39 +88,8 @@ def summarise(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[i
         squares = [v * v for v in values]
         if before:
             values, squares = before[1] + values, before[2] + squares
-        bucket[name] = [n, fsum(values), fsum(squares)]
+        bucket[name] = [n, total(values), total(squares)]
     return bucket
-
-
-def carry(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
-          clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
-    """The events of an open bucket as exact partial sums, for serialising its state.
-
-    Non-quantile entries are ``[n, partials of the sum, partials of the squares]`` where the
-    partials are non-overlapping floats whose exact sum is the exact sum of the values
-    (Shewchuk's algorithm, as in ``math.fsum``); quantile entries are ``[n, {bin: count}]``.
-    """
-    out: Bucket = {}
-    for name, (kind, threshold) in slots.items():
-        values = [m[name] for m in events if name in m]
-        before = carried.get(name) if carried else None
-        if not values and before is None:
-            continue
-        n = len(values) + (before[0] if before else 0)
-        if kind == QUANTILE:
-            out[name] = [n, summarise(events, {name: (kind, threshold)}, clips,
-                                      carried)[name][1]]
-            continue
-        if kind == SHARE:
-            values = [1.0 if v >= threshold else 0.0 for v in values]
-        elif kind == MEAN and name in clips:
-            lo, hi = clips[name]
-            values = [lo if v < lo else hi if v > hi else v for v in values]
-        squares = [v * v for v in values]
-        if before:
-            values, squares = before[1] + values, before[2] + squares
-        out[name] = [n, _partials(values), _partials(squares)]
-    return out
 
 
 def _partials(values: list[float]) -> list[float]:

@@ -6,11 +6,12 @@ monitors in memory are the truth while the worker runs; the table is a checkpoin
 
 The rules, per events-topic partition:
 
-- A partition is checkpointed while one of its messages is being handled (Faust writes a
-  table only from inside the stream, so that the changelog lands on that same partition):
-  when ``interval_s`` has passed since its last checkpoint, and at once after a message
-  that produced any output (a decision, an alert, a dead letter), so that what was sent and
-  the state that sent it are stored together.
+- A partition is checkpointed when ``interval_s`` has passed since its last checkpoint (on
+  its next message, or from a timer once it went quiet; the changelog write always goes to
+  that same partition, see :mod:`streams.table`), and at once after a message that produced
+  a decision, once what the decision sent is in Kafka.
+- Messages are acknowledged only when a checkpoint holds them, so the committed offset never
+  runs ahead of the stored state.
 - A checkpoint writes every service changed since the last one, each with the offset it has
   applied through, and then the partition's applied offset.
 - After a crash or a rebalance, messages after the checkpoint are read again (the gap guard,
