@@ -6,17 +6,22 @@ import asyncio
 import random
 from collections.abc import Iterator
 
-import orjson
 from aiokafka import TopicPartition
 
 from rollguard.config import kafka_bootstrap
 from streams.connect import ensure_topics, producer
 from streams.runs import IsolatedRun
+from streams.wire import encode_batch, encode_blocks
+
+LAYOUTS = {"blocks": encode_blocks, "objects": encode_batch}
+"""How a message's events are laid out: columns (what the emitter sends) or event objects."""
 
 
 def steady_batches(services: int, events_per_service: int, batch: int, seed: int = 1,
-                   start_ts: float = 1_700_000_000.0) -> Iterator[tuple[bytes, bytes]]:
+                   start_ts: float = 1_700_000_000.0, layout: str = "blocks",
+                   ) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) messages of healthy traffic: one stable release per service."""
+    encode = LAYOUTS[layout]
     rng = random.Random(seed)
     for service_index in range(services):
         service = f"svc-{service_index}"
@@ -36,7 +41,7 @@ def steady_batches(services: int, events_per_service: int, batch: int, seed: int
                         "error": int(rng.random() < 0.01),
                     },
                 })
-            yield key, orjson.dumps(events)
+            yield key, encode(events)
 
 
 async def load_topic(topic: str, messages: list[tuple[bytes, bytes]]) -> None:

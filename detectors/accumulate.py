@@ -7,7 +7,9 @@ rates, shares and means, ``[n, {bin: count}]`` for quantiles.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import mul
 from typing import Any
 
 from detectors.histogram import INV_LOG_RATIO, ZERO_BIN
@@ -25,8 +27,13 @@ def compile_slots(policy: Policy) -> dict[str, tuple[int, float]]:
     return {name: (KINDS[r.statistic], r.threshold) for name, r in policy.metrics.items()}
 
 
+Columns = Mapping[str, Sequence[float]]
+"""Metric name -> values of events that came as a block (:mod:`detectors.blocks`)."""
+
+
 def summarise(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
-              clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
+              clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None,
+              columns: Columns | None = None) -> Bucket:
     """Sum one release's events of a bucket; metrics the policy does not name are ignored.
 
     Done once per bucket over the whole list (comprehensions, no per-event calls): this is
@@ -45,68 +52,74 @@ def summarise(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[i
     ...     events, slots, {})
     True
     """
-    return _sums(events, slots, clips, carried, math.fsum)
+    return _sums(events, slots, clips, carried, columns, math.fsum)
 
 
 def carry(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
-          clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None) -> Bucket:
+          clips: Mapping[str, tuple[float, float]], carried: Bucket | None = None,
+          columns: Columns | None = None) -> Bucket:
     """The events of an open bucket as exact partial sums, for serialising its state.
 
     Non-quantile entries are ``[n, partials of the sum, partials of the squares]`` where the
-    partials are non-overlapping floats whose exact sum is the exact sum of the values
-    (Shewchuk's algorithm, as in ``math.fsum``); quantile entries are ``[n, {bin: count}]``.
+    partials are floats whose exact sum is the exact sum of the values; quantile entries are
+    ``[n, {bin: count}]``.
     """
-    return _sums(events, slots, clips, carried, _partials)
+    return _sums(events, slots, clips, carried, columns, _partials)
 
 
 def _sums(events: Sequence[Mapping[str, float]], slots: Mapping[str, tuple[int, float]],
           clips: Mapping[str, tuple[float, float]], carried: Bucket | None,
-          total: Callable[[list[float]], Any]) -> Bucket:
-    # One pass per metric: histograms for quantiles; for the others the values (shares as
-    # 0/1, means clipped) and their squares, each reduced by ``total`` together with the
-    # carried partial sums.
+          columns: Columns | None, total: Callable[[list[float]], Any]) -> Bucket:
+    # One pass per metric, in C where it can be (map, min, max, Counter): histograms for
+    # quantiles; for the others the values (shares as a count, means clipped) and their
+    # squares, each reduced by ``total`` together with the carried partial sums.
     bucket: Bucket = {}
-    log, floor = math.log, math.floor
     for name, (kind, threshold) in slots.items():
-        values = [m[name] for m in events if name in m]
+        values: Sequence[float] = [m[name] for m in events if name in m] if events else []
+        if columns and name in columns:
+            values = [*values, *columns[name]] if values else columns[name]
         before = carried.get(name) if carried else None
         if not values and before is None:
             continue
         n = len(values) + (before[0] if before else 0)
         if kind == QUANTILE:
-            hist: dict[int, int] = dict(before[1]) if before else {}
-            for index in [floor(log(v) * INV_LOG_RATIO) if v > 0.0 else ZERO_BIN
-                          for v in values]:
-                hist[index] = hist.get(index, 0) + 1
-            bucket[name] = [n, hist]
+            hist = Counter(_bins(values))
+            if before:
+                hist.update(before[1])
+            bucket[name] = [n, dict(sorted(hist.items()))]
             continue
-        if kind == SHARE:
-            values = [1.0 if v >= threshold else 0.0 for v in values]
-        elif kind == MEAN and name in clips:
-            lo, hi = clips[name]
-            values = [lo if v < lo else hi if v > hi else v for v in values]
-        squares = [v * v for v in values]
+        if kind == SHARE:  # a share's values are 0 or 1: their sum and sum of squares agree
+            above = float(sum(map(float(threshold).__le__, values)))  # v >= threshold
+            values = squares = [above]
+        else:
+            if kind == MEAN and name in clips and values:
+                lo, hi = clips[name]
+                if min(values) < lo or max(values) > hi:
+                    values = [lo if v < lo else hi if v > hi else v for v in values]
+            squares = list(map(mul, values, values))
         if before:
-            values, squares = before[1] + values, before[2] + squares
-        bucket[name] = [n, total(values), total(squares)]
+            values, squares = [*before[1], *values], [*before[2], *squares]
+        bucket[name] = [n, total(list(values)), total(squares)]
     return bucket
 
 
+def _bins(values: Sequence[float]) -> Iterable[int]:
+    # histogram.bin_of of each value; without a zero among them, all in C.
+    if values and min(values) > 0.0:
+        return map(math.floor, map(INV_LOG_RATIO.__mul__, map(math.log, values)))
+    return [math.floor(math.log(v) * INV_LOG_RATIO) if v > 0.0 else ZERO_BIN for v in values]
+
+
 def _partials(values: list[float]) -> list[float]:
-    # Shewchuk's exact summation: the returned floats sum exactly to the sum of the values.
+    # Floats whose exact sum is the exact sum of the values: the correctly rounded sum, then
+    # the correctly rounded remainder, until nothing remains. Each step is a C pass (fsum);
+    # two or three suffice for real data. A rounded remainder of 0.0 means an exact 0, since
+    # a sum of floats is a multiple of the smallest subnormal.
     partials: list[float] = []
-    for x in values:
-        i = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            high = x + y
-            low = y - (high - x)
-            if low:
-                partials[i] = low
-                i += 1
-            x = high
-        partials[i:] = [x]
+    rest = math.fsum(values)
+    while rest:
+        partials.append(rest)
+        rest = math.fsum([*values, *[-p for p in partials]])
     return partials
 
 

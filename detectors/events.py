@@ -31,6 +31,7 @@ REASONS = (
     "bad_metrics",
     "bad_metric_value",
     "metric_out_of_range",
+    "bad_block",
 )
 """Every reason code :class:`~rollguard.errors.InvalidEvent` can carry from this module."""
 
@@ -109,7 +110,7 @@ def _text(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
 
 _INF = float("inf")
 # name -> (low, high, must be 0 or 1); other metric names only have to be finite numbers.
-_RANGES: dict[str, tuple[float, float, bool]] = {
+METRIC_RANGES: dict[str, tuple[float, float, bool]] = {
     **{name: (0.0, 1.0, True) for name in BINARY_METRICS},
     **{name: (0.0, 1.0, False) for name in UNIT_METRICS},
     **{name: (0.0, _INF, False) for name in NON_NEGATIVE_METRICS},
@@ -137,7 +138,7 @@ def _metrics(raw: dict[str, Any]) -> dict[str, float]:
             converted[name] = value
         elif value - value != 0.0:  # NaN or +-inf (orjson never yields them; json does)
             raise InvalidEvent("bad_metric_value", f"metrics.{name} must be finite")
-        bounds = _RANGES.get(name)
+        bounds = METRIC_RANGES.get(name)
         if bounds is not None and (value < bounds[0] or value > bounds[1] or (
                 bounds[2] and value != 0.0 and value != 1.0)):
             low, high, binary = bounds

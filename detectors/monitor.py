@@ -2,17 +2,23 @@
 
 Per event it only checks for a duplicate and appends the metrics to the open event-time
 bucket; sums are taken and tests run once per closed bucket (:mod:`detectors.assess`).
-Time is the events' own time, never the clock of the machine.
+A block of events (:mod:`detectors.blocks`) takes the same steps a column at a time, and
+decides exactly as its events one by one would. Time is the events' own time, never the
+clock of the machine.
 """
 
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
 from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
 from detectors.assess import Candidate, Context, assess_bucket
+from detectors.blocks import Block
 from detectors.codec import decode_state, encode_state
 from detectors.decision import Decision
 from detectors.events import Event
@@ -22,6 +28,9 @@ _crc32 = zlib.crc32
 DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
 MAX_LATENESS_SECONDS = 300.0  # later than this behind the newest bucket: dropped and counted
 FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
+
+# The open bucket's events of one release: metrics of single events, and values of blocks.
+Pending = tuple[list[dict[str, float]], dict[str, list[float]]]
 
 
 class ServiceMonitor:
@@ -47,7 +56,7 @@ class ServiceMonitor:
         self._slots = compile_slots(policy)
         self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
         self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
-        self._open: dict[str, list[dict[str, float]]] = {}  # release -> metrics of events
+        self._open: dict[str, Pending] = {}  # release -> its events in the open bucket
         self._carried: dict[str, Bucket] = {}  # release -> exact sums from before a restore
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
@@ -86,12 +95,113 @@ class ServiceMonitor:
                 self.counts["too_late"] += 1
                 return []
             self.counts["late"] += 1
-        pending = self._open.get(event.release)
-        if pending is None:
-            pending = self._open[event.release] = []
-            self._infer_roles(event.release)
-        pending.append(event.metrics)
+        self._pending(event.release)[0].append(event.metrics)
         return decisions
+
+    def observe_block(self, block: Block) -> list[Decision]:
+        """Count a block of valid events: the same as :meth:`observe` on each, in order."""
+        keys = list(map(_crc32, map(str.encode, block.event_ids)))
+        if not self._remember_new(keys):
+            return self._observe_each(block, self._remember_each(keys))
+        ts = block.ts
+        if ts != sorted(ts) or ts[0] // self._bucket_seconds < self._bucket:
+            return self._observe_each(block, range(len(keys)))
+        # In time order and none late (the usual case): each bucket's events are one slice.
+        decisions: list[Decision] = []
+        bucket_of: Any = self._bucket_seconds.__rfloordiv__  # t // bucket_seconds, as observe
+        start = 0
+        while start < len(ts):
+            bucket = int(bucket_of(ts[start]))
+            end = bisect_left(ts, bucket + 1, lo=start, key=bucket_of)
+            if bucket > self._bucket:
+                if self._bucket >= 0:
+                    decisions += self._close(ts[start])
+                self._bucket = bucket
+            self._add_block(block, slice(start, end))
+            start = end
+        return decisions
+
+    def _remember_new(self, keys: list[int]) -> bool:
+        # The common case, all of them new: remember them at once. False (nothing done)
+        # when some key is a duplicate, of the window or within the block.
+        seen, order = self._seen, self._seen_order
+        if not seen.isdisjoint(keys) or len(set(keys)) != len(keys):
+            return False
+        if len(keys) >= self._dedupe_window:
+            order.extend(keys)
+            seen.clear()
+            seen.update(order)
+            return True
+        evicted = len(order) + len(keys) - self._dedupe_window
+        if evicted > 0:
+            seen.difference_update(islice(order, evicted))
+        order.extend(keys)
+        seen.update(keys)
+        return True
+
+    def _remember_each(self, keys: list[int]) -> list[int]:
+        # The indices of the keys that are new, remembering them one by one as observe does.
+        seen, order, fresh = self._seen, self._seen_order, []
+        for i, key in enumerate(keys):
+            if key in seen:
+                self.counts["duplicates"] += 1
+                continue
+            if len(order) == self._dedupe_window:
+                seen.discard(order[0])
+            order.append(key)
+            seen.add(key)
+            fresh.append(i)
+        return fresh
+
+    def _observe_each(self, block: Block, indices: Sequence[int]) -> list[Decision]:
+        # observe()'s bucket steps for each event; runs of events that open no bucket are
+        # added together.
+        decisions: list[Decision] = []
+        take: list[int] = []
+        ts, width = block.ts, self._bucket_seconds
+        for i in indices:
+            bucket = int(ts[i] // width)
+            if bucket > self._bucket:
+                if take:
+                    self._add_block(block, take)
+                    take = []
+                if self._bucket >= 0:
+                    decisions += self._close(ts[i])
+                self._bucket = bucket
+            elif bucket < self._bucket:
+                if (self._bucket - bucket) * width > MAX_LATENESS_SECONDS:
+                    self.counts["too_late"] += 1
+                    continue
+                self.counts["late"] += 1
+            take.append(i)
+        if take:
+            self._add_block(block, take)
+        return decisions
+
+    def _add_block(self, block: Block, part: slice | list[int]) -> None:
+        columns = self._pending(block.release)[1]
+        for name in self._slots:
+            raw = block.columns.get(name)
+            if raw is None:
+                continue
+            if type(part) is slice:
+                values = block.dense[name][part] if name in block.gapless else [
+                    float(v) for v in raw[part] if v is not None]
+            else:
+                values = [float(raw[i]) for i in part if raw[i] is not None]
+            if values:
+                have = columns.get(name)
+                if have is None:
+                    columns[name] = values
+                else:
+                    have.extend(values)
+
+    def _pending(self, release: str) -> Pending:
+        pending = self._open.get(release)
+        if pending is None:
+            pending = self._open[release] = ([], {})
+            self._infer_roles(release)
+        return pending
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None) -> None:
@@ -115,7 +225,6 @@ class ServiceMonitor:
                 candidate, first_bucket=self._bucket, finished=candidate in self._finished)
         keep = {stable, candidate}
         self._refs = {r: ref for r, ref in self._refs.items() if r in keep}
-        self._update_clips()
 
     # -- per bucket -----------------------------------------------------------------------
     def _close(self, ts: float) -> list[Decision]:
@@ -123,8 +232,8 @@ class ServiceMonitor:
         carried, self._carried = self._carried, {}
         stable = self.stable
         roles = {stable, self.candidate.release if self.candidate else None}
-        sums = {release: summarise(pending.get(release, []), self._slots, self._clips,
-                                   carried.get(release))
+        sums = {release: _sum(summarise, pending.get(release), self._slots, self._clips,
+                              carried.get(release))
                 for release in (*pending, *carried) if release in roles}
         if stable is not None and stable in sums:
             fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
@@ -144,6 +253,8 @@ class ServiceMonitor:
         return decisions
 
     def _update_clips(self) -> None:
+        # Only when a bucket closes: within a bucket the clips stay as they are, so that its
+        # events can be summed at any time in between (to_bytes) with the same result.
         ref = self._refs.get(self.stable or "", {})
         self._clips = {
             name: clip_range(ref[name]) for name, rule in self.policy.metrics.items()
@@ -161,13 +272,18 @@ class ServiceMonitor:
 
     # -- state ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """The whole state as versioned bytes (see :mod:`detectors.codec`)."""
+        """The whole state as versioned bytes (see :mod:`detectors.codec`).
+
+        The open bucket's events are folded into exact partial sums first (the sums its
+        close would take, as the clips do not change within a bucket), so each event is
+        summed once however often the state is written.
+        """
+        self._carry_open()
         return encode_state({
             "service": self.service,
             "bucket": self._bucket,
-            "carried": {release: carry(self._open.get(release, []), self._slots, self._clips,
-                                       self._carried.get(release))
-                        for release in {*self._open, *self._carried}},
+            "carried": self._carried,
+            "clips": self._clips,
             "refs": self._refs,
             "stable": self.stable,
             "candidate": self.candidate.to_list() if self.candidate else None,
@@ -177,6 +293,15 @@ class ServiceMonitor:
             "counts": self.counts,
         })
 
+    def _carry_open(self) -> None:
+        carried = self._carried
+        self._carried = {
+            release: _sum(carry, self._open.get(release), self._slots, self._clips,
+                          carried.get(release))
+            for release in {*self._open, *carried}}
+        # The releases stay known as seen in this bucket, as they would without a write.
+        self._open = {release: ([], {}) for release in self._open}
+
     @classmethod
     def from_bytes(cls, data: bytes, policy: Policy) -> ServiceMonitor:
         """Rebuild a monitor; later decisions are the same as the original's would be."""
@@ -184,6 +309,7 @@ class ServiceMonitor:
         monitor = cls(state["service"], policy)
         monitor._bucket = state["bucket"]
         monitor._carried = state["carried"]
+        monitor._open = {release: ([], {}) for release in state["carried"]}
         monitor._refs = state["refs"]
         monitor.stable = state["stable"]
         raw = state["candidate"]
@@ -193,7 +319,10 @@ class ServiceMonitor:
         monitor._seen_order.extend(state["seen"])
         monitor._seen.update(state["seen"])
         monitor.counts.update(state["counts"])
-        monitor._update_clips()
+        if "clips" in state:
+            monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
+        else:  # written before clips were stored
+            monitor._update_clips()
         return monitor
 
     def __repr__(self) -> str:
@@ -201,6 +330,13 @@ class ServiceMonitor:
         when = "-" if self._bucket < 0 else f"{self._bucket * self.policy.bucket_seconds:.0f}"
         return (f"ServiceMonitor({self.service!r}, stable={self.stable!r}, "
                 f"candidate={cand!r}, t={when})")
+
+
+def _sum(how: Callable[..., Bucket], pending: Pending | None, slots: dict[str, tuple[int, float]],
+         clips: dict[str, tuple[float, float]], carried: Bucket | None) -> Bucket:
+    # summarise() or carry() of one release's open events, of both kinds.
+    events, columns = pending if pending is not None else ([], None)
+    return how(events, slots, clips, carried, columns)
 
 
 def state_size(monitor: ServiceMonitor) -> int:

@@ -2,7 +2,8 @@
 
 ``emit()`` only appends to an in-memory buffer (a ``deque`` append: safe from any thread and
 never blocking the request); a background task sends the buffer to Kafka in batches, one
-message per service and batch, keyed by service. When the buffer is full the event is
+message per service and batch, keyed by service, its events as columns (one block per
+release and cohort: see docs/wire-format.md), which the worker reads a column at a time. When the buffer is full the event is
 dropped and counted, with a warning, rather than stalling the server. ``close()`` flushes.
 
 Asyncio servers::
@@ -33,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from rollguard.config import kafka_bootstrap
 from rollguard.errors import ServiceUnavailable
 from streams.connect import CONNECT_TIMEOUT_MS
-from streams.wire import encode_batch
+from streams.wire import encode_blocks
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class Emitter:
             key = service.encode()
             for i in range(0, len(events), self.batch_events):
                 chunk = events[i : i + self.batch_events]
-                future = await self._producer.send(self.topic, encode_batch(chunk), key=key)
+                future = await self._producer.send(self.topic, encode_blocks(chunk), key=key)
                 deliveries.append((len(chunk), future))
         for count, future in deliveries:
             try:

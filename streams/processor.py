@@ -8,13 +8,14 @@ so a flip made by hand is respected and a pinned service is left alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from actions.commands import Command, new_command, sign
 from actions.pointer import PointerState
-from detectors.events import validate_event
+from detectors.blocks import Block, block_events, is_block, validate_block
+from detectors.events import Event, validate_event
 from detectors.monitor import Decision, ServiceMonitor
 from detectors.policy import Policy
 from rollguard.errors import InvalidEvent
@@ -83,28 +84,53 @@ class EventProcessor:
             if through is not None and offset <= through:
                 return None, out
         monitor: ServiceMonitor | None = None
-        for raw, reason in split_message(value):
-            if reason is not None:
-                out.dead.append(messages.dead_letter(reason, "", value))
-                continue
-            try:
-                event = validate_event(raw)
-            except InvalidEvent as exc:
-                out.dead.append(messages.dead_letter(exc.reason, exc.detail, raw))
-                continue
+        for item, raw in self._valid(value, out):
             if service is None:
-                service = event.service  # un-keyed producers: fine on one partition
-            if event.service != service:
-                detail = f"event for {event.service!r} in a message keyed {service!r}"
+                service = item.service  # un-keyed producers: fine on one partition
+            if item.service != service:
+                detail = f"event for {item.service!r} in a message keyed {service!r}"
                 out.dead.append(messages.dead_letter("key_mismatch", detail, raw))
                 continue
             if monitor is None:
                 monitor = self.monitor_for(service, stored)
                 self._apply_roles(monitor, pointer)
-            out.events += 1
-            for decision in monitor.observe(event):
+            if isinstance(item, Event):
+                out.events += 1
+                decisions = monitor.observe(item)
+            else:
+                out.events += len(item)
+                decisions = monitor.observe_block(item)
+            for decision in decisions:
                 self._route(decision, pointer, out)
         return (service if monitor is not None else None), out
+
+    @staticmethod
+    def _valid(value: bytes | None, out: Outputs) -> Iterator[tuple[Event | Block, Any]]:
+        # The valid events and blocks of a message, each with what it was decoded from;
+        # everything else goes to the dead letters with its reason.
+        for raw, reason in split_message(value):
+            if reason is not None:
+                out.dead.append(messages.dead_letter(reason, "", value))
+                continue
+            if is_block(raw):
+                try:
+                    block = validate_block(raw)
+                except InvalidEvent as exc:
+                    out.dead.append(messages.dead_letter(exc.reason, exc.detail, raw))
+                    continue
+                if block is not None:
+                    yield block, raw
+                    continue
+                singles: Iterable[Any] = block_events(raw)  # some are bad: one by one
+            else:
+                singles = (raw,)
+            for one in singles:
+                try:
+                    event = validate_event(one)
+                except InvalidEvent as exc:
+                    out.dead.append(messages.dead_letter(exc.reason, exc.detail, one))
+                    continue
+                yield event, one
 
     @staticmethod
     def _apply_roles(monitor: ServiceMonitor, pointer: PointerState | None) -> None:

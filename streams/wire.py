@@ -1,8 +1,9 @@
 """The Kafka wire format of evaluation events: one event, or a batch of them, per message.
 
-A message value is UTF-8 JSON: either one event object, or an array of event objects (what
-the emitter sends, so that one Kafka message carries many events). The key is the service
-name. See docs/wire-format.md.
+A message value is UTF-8 JSON: either one event object, or an array of event objects and
+blocks (:mod:`detectors.blocks`: the events of one release as columns, which is what the
+emitter sends, so that one Kafka message carries many events and the worker reads them a
+column at a time). The key is the service name. See docs/wire-format.md.
 
 >>> [e for e, _ in split_message(b'[{"a": 1}, 2]')]
 [{'a': 1}, 2]
@@ -43,5 +44,37 @@ def split_message(value: bytes | None) -> list[tuple[Any, str | None]]:
 
 
 def encode_batch(events: Iterable[Mapping[str, Any]]) -> bytes:
-    """Encode events as one message value (a JSON array)."""
+    """Encode events as one message value (a JSON array of event objects)."""
     return orjson.dumps(list(events))
+
+
+def encode_blocks(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """Encode events as one message value: a JSON array of blocks, one per release and cohort.
+
+    Events keep their order within a block; blocks come in the order of their first event.
+    A metric an event lacks is ``null`` in its column.
+
+    >>> encode_blocks([{"event_id": "a", "ts": 1.0, "service": "s", "release": "r",
+    ...                 "metrics": {"error": 0}},
+    ...                {"event_id": "b", "ts": 2.0, "service": "s", "release": "r",
+    ...                 "metrics": {"latency_ms": 5.5}}])
+    b'[{"service":"s","release":"r","event_id":["a","b"],"ts":[1.0,2.0],"metrics":{"error":[0,null],"latency_ms":[null,5.5]}}]'
+    """
+    groups: dict[tuple[str, str, str | None], list[Mapping[str, Any]]] = {}
+    for event in events:
+        key = (event["service"], event["release"], event.get("cohort"))
+        groups.setdefault(key, []).append(event)
+    return orjson.dumps([_block(key, group) for key, group in groups.items()])
+
+
+def _block(key: tuple[str, str, str | None], events: list[Mapping[str, Any]]) -> dict[str, Any]:
+    service, release, cohort = key
+    names = dict.fromkeys(name for event in events for name in event["metrics"])
+    block: dict[str, Any] = {"service": service, "release": release}
+    if cohort is not None:
+        block["cohort"] = cohort
+    block["event_id"] = [event["event_id"] for event in events]
+    block["ts"] = [event["ts"] for event in events]
+    block["metrics"] = {name: [event["metrics"].get(name) for event in events]
+                        for name in names}
+    return block

@@ -149,6 +149,12 @@ async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> Non
                                               "release": "v2", "metrics": {}}])),
             (service.encode(), orjson.dumps({"event_id": "y", "ts": 1.0, "service": service,
                                              "release": "v2", "metrics": {"toxicity": 7}})),
+            (service.encode(), orjson.dumps([{"service": service, "release": "v2",
+                                              "event_id": ["b1", "b2"], "ts": [1.0],
+                                              "metrics": {}}])),
+            (service.encode(), orjson.dumps({"service": service, "release": "v2",
+                                             "event_id": ["b3"], "ts": ["soon"],
+                                             "metrics": {"error": [0]}})),
         ] * 10 if dirty else []
         worker = start(run)
         try:
@@ -164,7 +170,7 @@ async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> Non
             dead = await read_topic(run.topic("dead"))
             reasons = collections.Counter(d["reason"] for d in dead)
             assert sum(reasons.values()) == len(bad), reasons
-            assert "not_json" in reasons and len(reasons) >= 3
+            assert {"not_json", "bad_block", "bad_ts"} <= set(reasons)
         await store.client.aclose()
         await run.delete_topics()
     assert outcomes[True] == outcomes[False] and len(outcomes[False]) == 1
