@@ -19,8 +19,9 @@ LAYOUTS = {"blocks": encode_blocks, "objects": encode_batch}
 
 def steady_batches(services: int, events_per_service: int, batch: int, seed: int = 1,
                    start_ts: float = 1_700_000_000.0, layout: str = "blocks",
-                   ) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) messages of healthy traffic: one stable release per service."""
+                   service_rate: float = 10.0) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) messages of healthy traffic: one stable release per service, each
+    sending ``service_rate`` events per second of event time."""
     encode = LAYOUTS[layout]
     rng = random.Random(seed)
     for service_index in range(services):
@@ -30,7 +31,7 @@ def steady_batches(services: int, events_per_service: int, batch: int, seed: int
             events = []
             for i in range(first, min(first + batch, events_per_service)):
                 events.append({
-                    "event_id": f"{service}-{i}", "ts": start_ts + i * 0.1,
+                    "event_id": f"{service}-{i}", "ts": start_ts + i / service_rate,
                     "service": service, "release": "v1",
                     "metrics": {
                         "hallucination": int(rng.random() < 0.05),

@@ -2,6 +2,9 @@
 against raw aiokafka consumption of the same messages on the same broker in the same run.
 
     .venv/bin/python -m bench.worker_throughput --services 100 --events 10000 --batch 500
+
+``--layout blocks,objects`` runs the same traffic once as blocks (columns, what the emitter
+sends) and once as arrays of event objects, each against its own raw ceiling.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.kafka_harness import end_offsets, load_topic, prepare, steady_batches
+from bench.kafka_harness import LAYOUTS, end_offsets, load_topic, prepare, steady_batches
 from rollguard.config import kafka_bootstrap
 from streams.runs import IsolatedRun, committed_offsets
 
@@ -38,8 +41,9 @@ async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
                 start = time.perf_counter()
             for messages in batches.values():
                 for message in messages:
-                    for event in orjson.loads(message.value):
-                        events += event["service"] is not None
+                    for item in orjson.loads(message.value):
+                        ids = item["event_id"]
+                        events += len(ids) if type(ids) is list else 1
                     seen += 1
         assert start is not None
         return events, time.perf_counter() - start
@@ -88,15 +92,11 @@ async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
         process.wait(30)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--services", type=int, default=100)
-    parser.add_argument("--events", type=int, default=10_000, help="per service")
-    parser.add_argument("--batch", type=int, default=500, help="events per Kafka message")
-    args = parser.parse_args()
+async def measure(args: argparse.Namespace, layout: str) -> None:
     run = IsolatedRun.new("bench-tput")
     await prepare(run)
-    messages = list(steady_batches(args.services, args.events, args.batch))
+    messages = list(steady_batches(args.services, args.events, args.batch, layout=layout,
+                                   service_rate=args.service_rate))
     topic = run.topic("events")
     await load_topic(topic, messages)
     total = sum((await end_offsets(topic, run.partitions)).values())
@@ -106,8 +106,10 @@ async def main() -> None:
     finally:
         await run.delete_topics()
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
-    print(f"machine: {platform.machine()}, {platform.python_version()}, cores=2")
-    print(f"messages: {total} of {args.batch} events ({args.services} services)")
+    size = sum(len(value) for _, value in messages) / (args.services * args.events)
+    print(f"-- layout {layout}: {total} messages of {args.batch} events "
+          f"({args.services} services at {args.service_rate:g} events/s of event time), "
+          f"{size:.0f} bytes per event")
     print(f"raw aiokafka getmany + orjson: {raw_rate:,.0f} events/s")
     print(f"rollguard worker end to end:   {worker_rate:,.0f} events/s "
           f"(measured over {worker_events:,} events)")
@@ -115,6 +117,26 @@ async def main() -> None:
     if worker_cpu:
         print(f"worker CPU per event:          {worker_cpu / worker_events * 1e6:.2f} µs "
               f"({worker_events / worker_cpu:,.0f} events per CPU second)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--services", type=int, default=100)
+    parser.add_argument("--events", type=int, default=10_000, help="per service")
+    parser.add_argument("--batch", type=int, default=500, help="events per Kafka message")
+    parser.add_argument("--service-rate", type=float, default=10.0,
+                        help="events per second of event time per service: 10 closes a bucket "
+                        "every 100 events (many quiet services), 1000 every 10,000")
+    parser.add_argument("--layout", default="blocks",
+                        help=f"comma-separated, of: {', '.join(LAYOUTS)}")
+    args = parser.parse_args()
+    layouts = args.layout.split(",")
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        parser.error(f"unknown layout {', '.join(sorted(unknown))}; known: {', '.join(LAYOUTS)}")
+    print(f"machine: {platform.machine()}, {platform.python_version()}, cores={os.cpu_count()}")
+    for layout in layouts:
+        await measure(args, layout)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from detectors.blocks import Block, block_as_events
 from detectors.decision import Decision
-from detectors.events import Event, parse_event
+from detectors.events import Event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import Policy
-from rollguard.errors import InvalidEvent
+from streams.wire import read_message
 
 
 @dataclass
@@ -50,22 +51,41 @@ class Replay:
         self._on_event = on_event
 
     def feed_lines(self, lines: Iterable[bytes | str]) -> None:
+        """Each line is what a Kafka message of the events topic holds: one event, or an
+        array of events and blocks (docs/wire-format.md)."""
         rejected = self.summary.rejected
         read = 0
         for line in lines:
-            read += 1
-            try:
-                event = parse_event(line)
-            except InvalidEvent as exc:
-                rejected[exc.reason] += 1
-                continue
-            self.feed(event)
+            for item, _, error in read_message(line.encode() if type(line) is str else line):
+                if item is None:
+                    assert error is not None
+                    read += 1
+                    rejected[error.reason] += 1
+                elif isinstance(item, Event):
+                    read += 1
+                    self.feed(item)
+                else:
+                    read += len(item)
+                    self.feed_block(item)
         self.summary.read += read
 
-    def feed(self, event: Event) -> None:
-        monitor = self.monitors.get(event.service)
+    def feed_block(self, block: Block) -> None:
+        monitor = self._monitor(block.service)
+        if self._on_event is not None:
+            for event in block_as_events(block):
+                self._on_event(event)
+        decisions = monitor.observe_block(block)
+        if decisions:
+            self._emit(decisions)
+
+    def _monitor(self, service: str) -> ServiceMonitor:
+        monitor = self.monitors.get(service)
         if monitor is None:
-            monitor = self.monitors[event.service] = ServiceMonitor(event.service, self.policy)
+            monitor = self.monitors[service] = ServiceMonitor(service, self.policy)
+        return monitor
+
+    def feed(self, event: Event) -> None:
+        monitor = self._monitor(event.service)
         if self._on_event is not None:
             self._on_event(event)
         decisions = monitor.observe(event)

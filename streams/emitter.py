@@ -3,8 +3,9 @@
 ``emit()`` only appends to an in-memory buffer (a ``deque`` append: safe from any thread and
 never blocking the request); a background task sends the buffer to Kafka in batches, one
 message per service and batch, keyed by service, its events as columns (one block per
-release and cohort: see docs/wire-format.md), which the worker reads a column at a time. When the buffer is full the event is
-dropped and counted, with a warning, rather than stalling the server. ``close()`` flushes.
+release and cohort: see docs/wire-format.md), which the worker reads a column at a time.
+When the buffer is full the event is dropped and counted, with a warning, rather than
+stalling the server. ``close()`` flushes.
 
 Asyncio servers::
 

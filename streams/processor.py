@@ -8,20 +8,18 @@ so a flip made by hand is respected and a pinned service is left alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from actions.commands import Command, new_command, sign
 from actions.pointer import PointerState
-from detectors.blocks import Block, block_events, is_block, validate_block
-from detectors.events import Event, validate_event
+from detectors.events import Event
 from detectors.monitor import Decision, ServiceMonitor
 from detectors.policy import Policy
-from rollguard.errors import InvalidEvent
 from streams import messages
 from streams.checkpoint import unpack
-from streams.wire import split_message
+from streams.wire import read_message
 
 # How long a rollback command may wait in the commands topic before it is refused as stale.
 COMMAND_TTL_S = 300.0
@@ -84,7 +82,11 @@ class EventProcessor:
             if through is not None and offset <= through:
                 return None, out
         monitor: ServiceMonitor | None = None
-        for item, raw in self._valid(value, out):
+        for item, raw, error in read_message(value):
+            if item is None:
+                assert error is not None
+                out.dead.append(messages.dead_letter(error.reason, error.detail, raw))
+                continue
             if service is None:
                 service = item.service  # un-keyed producers: fine on one partition
             if item.service != service:
@@ -103,34 +105,6 @@ class EventProcessor:
             for decision in decisions:
                 self._route(decision, pointer, out)
         return (service if monitor is not None else None), out
-
-    @staticmethod
-    def _valid(value: bytes | None, out: Outputs) -> Iterator[tuple[Event | Block, Any]]:
-        # The valid events and blocks of a message, each with what it was decoded from;
-        # everything else goes to the dead letters with its reason.
-        for raw, reason in split_message(value):
-            if reason is not None:
-                out.dead.append(messages.dead_letter(reason, "", value))
-                continue
-            if is_block(raw):
-                try:
-                    block = validate_block(raw)
-                except InvalidEvent as exc:
-                    out.dead.append(messages.dead_letter(exc.reason, exc.detail, raw))
-                    continue
-                if block is not None:
-                    yield block, raw
-                    continue
-                singles: Iterable[Any] = block_events(raw)  # some are bad: one by one
-            else:
-                singles = (raw,)
-            for one in singles:
-                try:
-                    event = validate_event(one)
-                except InvalidEvent as exc:
-                    out.dead.append(messages.dead_letter(exc.reason, exc.detail, one))
-                    continue
-                yield event, one
 
     @staticmethod
     def _apply_roles(monitor: ServiceMonitor, pointer: PointerState | None) -> None:

@@ -15,10 +15,14 @@ column at a time). The key is the service name. See docs/wire-format.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
+
+from detectors.blocks import Block, block_events, is_block, validate_block
+from detectors.events import Event, validate_event
+from rollguard.errors import InvalidEvent
 
 # A batch is capped so that one message never exceeds Kafka's default 1 MB message size.
 MAX_BATCH_BYTES = 900_000
@@ -41,6 +45,40 @@ def split_message(value: bytes | None) -> list[tuple[Any, str | None]]:
             return [(None, "empty_batch")]
         return [(item, None) for item in decoded]
     return [(decoded, None)]
+
+
+def read_message(value: bytes | None) -> Iterator[tuple[Event | Block | None, Any,
+                                                       InvalidEvent | None]]:
+    """The events and blocks of a message, valid or not: ``(item, raw, None)`` for a valid
+    event or block, ``(None, raw, error)`` for each thing rejected (``raw`` is what it was
+    decoded from, or the whole value when that could not be decoded).
+
+    >>> [(type(i).__name__, e and e.reason) for i, _, e in read_message(b'[{"a": 1}]')]
+    [('NoneType', 'missing_event_id')]
+    """
+    for raw, reason in split_message(value):
+        if reason is not None:
+            yield None, value, InvalidEvent(reason)
+            continue
+        if is_block(raw):
+            try:
+                block = validate_block(raw)
+            except InvalidEvent as exc:
+                yield None, raw, exc
+                continue
+            if block is not None:
+                yield block, raw, None
+                continue
+            singles: Iterable[Any] = block_events(raw)  # some are bad: judge them one by one
+        else:
+            singles = (raw,)
+        for one in singles:
+            try:
+                event = validate_event(one)
+            except InvalidEvent as exc:
+                yield None, one, exc
+                continue
+            yield event, one, None
 
 
 def encode_batch(events: Iterable[Mapping[str, Any]]) -> bytes:

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.scenarios import Scenario
 from detectors.blocks import Block, block_events, is_block, validate_block
 from detectors.events import REASONS, Event, validate_event
 from detectors.monitor import ServiceMonitor
+from detectors.policy import Policy, default_policy
 from rollguard.errors import InvalidEvent
 from streams.wire import encode_blocks
 from tests.detectors.conftest import busy_stream, dry_run_policy
@@ -33,7 +35,8 @@ def block(n: int = 2, **fields: Any) -> dict[str, Any]:
         ({}, {"error": [0.0, 0.0], "latency_ms": [100.0, 100.0]}),
         ({"metrics": {"error": [True, None]}}, {"error": [1.0]}),
         ({"metrics": {"toxicity": [None, None]}}, {"toxicity": []}),
-        ({"ts": [1_700_000_000, 1_700_000_001]}, {"error": [0.0, 0.0], "latency_ms": [100.0, 100.0]}),
+        ({"ts": [1_700_000_000, 1_700_000_001]},
+         {"error": [0.0, 0.0], "latency_ms": [100.0, 100.0]}),
         ({"cohort": None}, {"error": [0.0, 0.0], "latency_ms": [100.0, 100.0]}),
         ({"metrics": {"custom": [-5, 2.5]}}, {"custom": [-5.0, 2.5]}),
     ],
@@ -181,8 +184,8 @@ def chunks(events: list[dict[str, Any]], rng: random.Random, longest: int) -> li
 
 
 def observe_chunks(pieces: list[list[dict]], rng: random.Random, writes: float,
-                   restores: float) -> tuple[list[dict], bytes]:
-    policy = dry_run_policy()
+                   restores: float, policy: Policy | None = None) -> tuple[list[dict], bytes]:
+    policy = policy or dry_run_policy()
     monitor = ServiceMonitor("chat", policy)
     decisions: list[dict] = []
     for piece in pieces:
@@ -198,8 +201,9 @@ def observe_chunks(pieces: list[list[dict]], rng: random.Random, writes: float,
     return decisions, monitor.to_bytes()
 
 
-def observe_one_by_one(events: list[dict[str, Any]]) -> tuple[list[dict], bytes]:
-    monitor = ServiceMonitor("chat", dry_run_policy())
+def observe_one_by_one(events: list[dict[str, Any]],
+                       policy: Policy | None = None) -> tuple[list[dict], bytes]:
+    monitor = ServiceMonitor("chat", policy or dry_run_policy())
     decisions = [d.to_dict() for e in events for d in monitor.observe(validate_event(e))]
     decisions += [d.to_dict() for d in monitor.flush()]
     return decisions, monitor.to_bytes()
@@ -219,3 +223,22 @@ def test_blocks_decide_exactly_as_their_events_one_by_one(
     got, state = observe_chunks(chunks(events, rng, longest), rng, writes, restores)
     assert got == expected
     assert state == expected_state
+
+
+@pytest.mark.parametrize(
+    ("seed", "metric", "mode"),
+    [(1, "error", "canary"), (2, "latency_ms", "canary"), (3, "accuracy", "cutover"),
+     (4, "toxicity", "canary"), (5, "cost_usd", "cutover"), (6, "hallucination", "canary")],
+)
+def test_blocks_roll_back_exactly_when_single_events_do(seed: int, metric: str,
+                                                        mode: str) -> None:
+    """With the default policy, a sustained regression sent as blocks is rolled back at the
+    same bucket, with the same evidence, as when its events come one by one."""
+    scenario = Scenario(seed, rate=6.0, mode=mode, metric=metric, magnitude=3.0,
+                        duration=1500)
+    rng = random.Random(seed)
+    events = [as_wire(e, rng) for e in scenario.events()]
+    expected, expected_state = observe_one_by_one(events, default_policy())
+    assert [d["action"] for d in expected].count("rollback") == 1
+    got, state = observe_chunks(chunks(events, rng, 400), rng, 0.1, 0.3, default_policy())
+    assert (got, state) == (expected, expected_state)
