@@ -56,7 +56,8 @@ class Replay:
         rejected = self.summary.rejected
         read = 0
         for line in lines:
-            for item, _, error in read_message(line.encode() if type(line) is str else line):
+            value = line.encode() if isinstance(line, str) else line
+            for item, _, error in read_message(value):
                 if item is None:
                     assert error is not None
                     read += 1

@@ -143,7 +143,7 @@ def test_a_block_is_valid_exactly_when_each_of_its_events_is(raw: dict[str, Any]
     """The column checks accept a block iff every event passes the single-event checks,
     and then hold the same values those events would."""
     events = block_events(raw)
-    singles = []
+    singles: list[Event | None] = []
     for event in events:
         try:
             singles.append(validate_event(event))

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bench.scenarios import Scenario, to_lines
 from rollguard.cli import main
+from streams.wire import encode_blocks
 
 KEYS = ["ts", "service", "release", "action", "verdict", "to", "components", "reason",
         "evidence", "requires_approval", "dry_run"]
@@ -66,3 +67,25 @@ def test_replay_plot_writes_a_png(recording: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["replay", str(recording), "--plot", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_replay_of_recorded_kafka_messages_with_blocks_decides_the_same(
+        recording: Path, tmp_path: Path) -> None:
+    """Lines holding what the events topic carries (arrays of blocks, as the emitter sends)
+    give the same decisions and counts as the same events one per line."""
+    lines = recording.read_bytes().splitlines()
+    runs: list[list[dict]] = []
+    for line in lines[1:-1]:
+        event = orjson.loads(line)
+        if runs and runs[-1][-1]["release"] == event["release"] and len(runs[-1]) < 200:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    messages = tmp_path / "messages.jsonl"
+    messages.write_bytes(b"\n".join([lines[0], *map(encode_blocks, runs), lines[-1]]) + b"\n")
+    one_by_one = CliRunner().invoke(main, ["replay", str(recording)])
+    as_blocks = CliRunner().invoke(main, ["replay", str(messages)])
+    assert as_blocks.exit_code == 0, as_blocks.output
+    assert len(runs) < len(lines) / 3  # blocks of several events, not one each
+    assert as_blocks.stdout == one_by_one.stdout and "rollback" in as_blocks.stdout
+    assert as_blocks.stderr == one_by_one.stderr
