@@ -9,20 +9,27 @@ import uuid
 import orjson
 import pytest
 
+from detectors.blocks import Block, block_as_events, is_block
+from detectors.events import Event
 from streams.connect import consumer, ensure_topics
 from streams.emitter import BackgroundEmitter, Emitter
+from streams.wire import read_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 
-async def read_events(topic: str, count: int, timeout: float = 30) -> list[tuple[bytes, dict]]:
-    found: list[tuple[bytes, dict]] = []
+async def read_events(topic: str, count: int, timeout: float = 30) -> list[tuple[bytes, Event]]:
+    """The events on a topic as the worker reads them; every message must be all blocks."""
+    found: list[tuple[bytes, Event]] = []
     async with consumer(topic, auto_offset_reset="earliest", group_id=None) as into:
         deadline = time.monotonic() + timeout
         while len(found) < count and time.monotonic() < deadline:
             for messages in (await into.getmany(timeout_ms=500)).values():
                 for message in messages:
-                    found.extend((message.key, e) for e in orjson.loads(message.value))
+                    assert all(is_block(item) for item in orjson.loads(message.value))
+                    for item, _, error in read_message(message.value):
+                        assert isinstance(item, Block), error
+                        found.extend((message.key, e) for e in block_as_events(item))
     return found
 
 
@@ -37,8 +44,10 @@ async def test_emitted_events_arrive_batched_and_keyed_by_service() -> None:
     await emitter.close()
     events = await read_events(topic, 300)
     assert len(events) == 300 and emitter.sent == 300 and emitter.dropped == 0
-    assert all(key == event["service"].encode() for key, event in events)
-    assert len({event["event_id"] for _, event in events}) == 300
+    assert all(key == event.service.encode() for key, event in events)
+    assert len({event.event_id for _, event in events}) == 300
+    assert sorted(event.ts for _, event in events) == [1000.0 + i for i in range(300)]
+    assert all(event.metrics == {"error": float(event.ts % 2)} for _, event in events)
 
 
 async def test_full_buffer_drops_and_counts_instead_of_blocking() -> None:
