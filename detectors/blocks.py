@@ -26,11 +26,10 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.events import METRIC_RANGES, Event
+from detectors.events import METRIC_RANGES
 from rollguard.errors import InvalidEvent
 
 _NONE = type(None)
@@ -160,11 +159,3 @@ def block_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
         for i, (event_id, ts) in enumerate(zip(obj["event_id"], obj["ts"], strict=True))
     ]
 
-
-def block_as_events(block: Block) -> Iterator[Event]:
-    """The events of a valid block, one by one (for whoever needs them so, e.g. a plot)."""
-    columns = block.columns
-    for i, (event_id, ts) in enumerate(zip(block.event_ids, block.ts, strict=True)):
-        yield Event(event_id, ts, block.service, block.release, block.cohort,
-                    {name: float(column[i]) for name, column in columns.items()
-                     if column[i] is not None})

@@ -73,30 +73,41 @@ class ServiceMonitor:
     # -- per event ------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
         """Count one valid event; return the decisions of any bucket it closes."""
-        key = _crc32(event.event_id.encode())
+        if not self._is_new(_crc32(event.event_id.encode())):
+            return []
+        decisions, counted = self._enter(event.ts)
+        if counted:
+            self._pending(event.release)[0].append(event.metrics)
+        return decisions
+
+    def _is_new(self, key: int) -> bool:
+        # Remember one event id (as its CRC); False for a duplicate within the window.
         seen = self._seen
         if key in seen:
             self.counts["duplicates"] += 1
-            return []
+            return False
         order = self._seen_order
         if len(order) == self._dedupe_window:
             seen.discard(order[0])
         order.append(key)
         seen.add(key)
-        bucket = int(event.ts // self._bucket_seconds)
-        decisions: list[Decision] = []
-        if bucket != self._bucket and bucket > self._bucket:
-            if self._bucket >= 0:
-                decisions = self._close(event.ts)
+        return True
+
+    def _enter(self, ts: float) -> tuple[list[Decision], bool]:
+        # Place an event at ``ts``: close the open bucket when it starts a later one (its
+        # decisions are returned), and say whether it is counted (False: too late).
+        bucket = int(ts // self._bucket_seconds)
+        if bucket > self._bucket:
+            decisions = self._close(ts) if self._bucket >= 0 else []
             self._bucket = bucket
-        elif bucket < self._bucket:
+            return decisions, True
+        if bucket < self._bucket:
             # A few seconds out of order: count it in the open bucket, a smear of one bucket.
-            if (self._bucket - bucket) * self.policy.bucket_seconds > MAX_LATENESS_SECONDS:
+            if (self._bucket - bucket) * self._bucket_seconds > MAX_LATENESS_SECONDS:
                 self.counts["too_late"] += 1
-                return []
+                return [], False
             self.counts["late"] += 1
-        self._pending(event.release)[0].append(event.metrics)
-        return decisions
+        return [], True
 
     def observe_block(self, block: Block) -> list[Decision]:
         """Count a block of valid events: the same as :meth:`observe` on each, in order."""
@@ -111,12 +122,8 @@ class ServiceMonitor:
         bucket_of: Any = self._bucket_seconds.__rfloordiv__  # t // bucket_seconds, as observe
         start = 0
         while start < len(ts):
-            bucket = int(bucket_of(ts[start]))
-            end = bisect_left(ts, bucket + 1, lo=start, key=bucket_of)
-            if bucket > self._bucket:
-                if self._bucket >= 0:
-                    decisions += self._close(ts[start])
-                self._bucket = bucket
+            end = bisect_left(ts, bucket_of(ts[start]) + 1, lo=start, key=bucket_of)
+            decisions += self._enter(ts[start])[0]  # never too late: none is late here
             self._add_block(block, slice(start, end))
             start = end
         return decisions
@@ -141,39 +148,22 @@ class ServiceMonitor:
 
     def _remember_each(self, keys: list[int]) -> list[int]:
         # The indices of the keys that are new, remembering them one by one as observe does.
-        seen, order, fresh = self._seen, self._seen_order, []
-        for i, key in enumerate(keys):
-            if key in seen:
-                self.counts["duplicates"] += 1
-                continue
-            if len(order) == self._dedupe_window:
-                seen.discard(order[0])
-            order.append(key)
-            seen.add(key)
-            fresh.append(i)
-        return fresh
+        return [i for i, key in enumerate(keys) if self._is_new(key)]
 
     def _observe_each(self, block: Block, indices: Sequence[int]) -> list[Decision]:
-        # observe()'s bucket steps for each event; runs of events that open no bucket are
-        # added together.
+        # observe()'s steps for each event; runs of events that open no bucket are added
+        # together, each run before the close of its bucket.
         decisions: list[Decision] = []
         take: list[int] = []
         ts, width = block.ts, self._bucket_seconds
         for i in indices:
-            bucket = int(ts[i] // width)
-            if bucket > self._bucket:
-                if take:
-                    self._add_block(block, take)
-                    take = []
-                if self._bucket >= 0:
-                    decisions += self._close(ts[i])
-                self._bucket = bucket
-            elif bucket < self._bucket:
-                if (self._bucket - bucket) * width > MAX_LATENESS_SECONDS:
-                    self.counts["too_late"] += 1
-                    continue
-                self.counts["late"] += 1
-            take.append(i)
+            if take and ts[i] // width > self._bucket:
+                self._add_block(block, take)
+                take = []
+            closed, counted = self._enter(ts[i])
+            decisions += closed
+            if counted:
+                take.append(i)
         if take:
             self._add_block(block, take)
         return decisions

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from detectors.blocks import Block, block_as_events
+from detectors.blocks import Block, block_events
 from detectors.decision import Decision
-from detectors.events import Event
+from detectors.events import Event, validate_event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import Policy
 from streams.wire import read_message
@@ -57,7 +58,7 @@ class Replay:
         read = 0
         for line in lines:
             value = line.encode() if isinstance(line, str) else line
-            for item, _, error in read_message(value):
+            for item, raw, error in read_message(value):
                 if item is None:
                     assert error is not None
                     read += 1
@@ -67,14 +68,15 @@ class Replay:
                     self.feed(item)
                 else:
                     read += len(item)
-                    self.feed_block(item)
+                    self.feed_block(item, raw)
         self.summary.read += read
 
-    def feed_block(self, block: Block) -> None:
+    def feed_block(self, block: Block, raw: dict[str, Any]) -> None:
+        """Count a valid block (``raw`` is what it was decoded from)."""
         monitor = self._monitor(block.service)
         if self._on_event is not None:
-            for event in block_as_events(block):
-                self._on_event(event)
+            for event in block_events(raw):
+                self._on_event(validate_event(event))
         decisions = monitor.observe_block(block)
         if decisions:
             self._emit(decisions)

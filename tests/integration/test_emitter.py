@@ -9,8 +9,8 @@ import uuid
 import orjson
 import pytest
 
-from detectors.blocks import Block, block_as_events, is_block
-from detectors.events import Event
+from detectors.blocks import Block, block_events, is_block
+from detectors.events import Event, validate_event
 from streams.connect import consumer, ensure_topics
 from streams.emitter import BackgroundEmitter, Emitter
 from streams.wire import read_message
@@ -27,9 +27,9 @@ async def read_events(topic: str, count: int, timeout: float = 30) -> list[tuple
             for messages in (await into.getmany(timeout_ms=500)).values():
                 for message in messages:
                     assert all(is_block(item) for item in orjson.loads(message.value))
-                    for item, _, error in read_message(message.value):
+                    for item, raw, error in read_message(message.value):
                         assert isinstance(item, Block), error
-                        found.extend((message.key, e) for e in block_as_events(item))
+                        found.extend((message.key, validate_event(e)) for e in block_events(raw))
     return found
 
 
