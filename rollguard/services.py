@@ -277,7 +277,8 @@ def start_kafka(service: Managed) -> int:
         cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config)],
+             # "=" joined: a random id can begin with "-", which argparse takes for an option
+             f"--cluster-id={cluster_id}", "-c", str(config)],
             check=True, stdout=subprocess.DEVNULL,
         )
     return _spawn(service, [
