@@ -17,6 +17,9 @@ from typing import Any
 
 import orjson
 
+from actions.commands import Command
+from actions.respond import Suppression
+from detectors.decision import Decision
 from rollguard.errors import CommandRefused
 
 
@@ -73,3 +76,20 @@ def verify_approval(message: dict[str, Any], secret: bytes, now: float,
     if now - ts > max_age_s:
         raise CommandRefused(f"approval of {command_id}: expired")
     return command_id, by
+
+
+def decision_messages(decision: Decision, response: Command | Suppression | None,
+                      at: float) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The ``(alerts, audit, commands)`` messages of one decision and what it means for the
+    pointer (:func:`actions.respond.respond`); ``at`` is the wall-clock time."""
+    record = decision.to_dict()
+    if response is None:
+        return ([dumps({"type": "alert", "at": at, **record})],
+                [dumps({"type": "decision", "at": at, **record})], [])
+    if isinstance(response, Suppression):
+        note = dumps({"type": "rollback-suppressed", "at": at, "why": response.why, **record})
+        return [note], [note], []
+    approval = "required" if decision.requires_approval else None
+    command = dumps({"type": "command", "approval": approval, "command": response.as_dict()})
+    audit = dumps({"type": "decision", "at": at, "command_id": response.command_id, **record})
+    return [], [audit], [command]

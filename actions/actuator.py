@@ -17,9 +17,9 @@ from typing import Any
 from actions.approvals import PendingCommands
 from actions.commands import Command, sign, verify
 from actions.pointer import PointerStore
+from actions.respond import COMMAND_TTL_S
 from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
 from streams import messages
-from streams.processor import COMMAND_TTL_S
 
 
 @dataclass
