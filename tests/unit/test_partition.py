@@ -8,6 +8,8 @@ import orjson
 import pytest
 
 from actions.state import PointerState
+from detectors.decision import Decision
+from detectors.monitors import Fed
 from detectors.policy import default_policy
 from streams.checkpoint import applied_offset_key
 from streams.partition import Effects, PartitionLoop
@@ -126,3 +128,26 @@ def test_a_message_that_breaks_the_core_is_a_dead_letter_and_the_loop_goes_on(
     out = feed(loop, [good_block()], offset=0)
     assert [orjson.loads(d)["reason"] for d in out.dead] == ["processing_error"]
     assert loop.counts["rejected"] == 1
+
+
+def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollback decision gives its command and audit record, the pointer cache of its
+    service is stale, and the checkpoint holding the state comes with it, not later."""
+    decision = Decision(ts=T0, service="chat", release="v2", action="rollback",
+                        verdict="sustained", to="v1", components=[], reason="worse")
+    pointer = PointerState("chat", "v1", "v1", 4, {}, candidate="v2", percent=50.0)
+    loop = new_loop()
+    real = loop.monitors.feed
+
+    def deciding(*args: Any, **kwargs: Any) -> Fed:
+        fed = real(*args, **kwargs)
+        fed.decisions.append(decision)
+        return fed
+
+    monkeypatch.setattr(loop.monitors, "feed", deciding)
+    out = feed(loop, [good_block()], offset=0, now=0.0, pointer=pointer)
+    [command] = [orjson.loads(c)["command"] for c in out.commands]
+    assert (command["op"], command["expected_epoch"]) == ("rollback", 4)
+    assert [orjson.loads(a)["command_id"] for a in out.audit] == [command["command_id"]]
+    assert out.commanded == ["chat"] and out.acks == [0]
+    assert [k for _, k, _ in out.writes] == [b"chat", applied_offset_key(0)]
