@@ -1,12 +1,15 @@
 """Every Redis key and channel name of the pointer protocol, in one place.
 
 All keys of one service share the hash tag ``{SERVICE}`` so that a Redis Cluster keeps them in
-one slot, which the single Lua script that changes them requires.
+one slot, which the Lua scripts that change them (``actions/lua/``, the approvals' take)
+require; every key a script touches is passed in its KEYS.
 
 >>> ServiceKeys.of("support-bot").pointer
 'rollguard:{support-bot}:pointer'
 >>> ServiceKeys.of("support-bot").idempotency("k-1")
 'rollguard:{support-bot}:idem:k-1'
+>>> ServiceKeys.of("support-bot").pending
+'rollguard:{support-bot}:pending'
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class ServiceKeys:
     history: str  # STREAM: one entry per command outcome
     changes: str  # pub/sub CHANNEL: the new pointer JSON after every applied change
     idempotency_prefix: str  # STRING per key, with a TTL: the command that used it
+    spent_prefix: str  # STRING per command id, with a TTL: the command ran (a repeat is a replay)
+    pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
 
     @classmethod
     def of(cls, service: str, prefix: str = PREFIX) -> ServiceKeys:
@@ -54,7 +59,12 @@ class ServiceKeys:
             history=f"{base}:history",
             changes=f"{base}:changes",
             idempotency_prefix=f"{base}:idem:",
+            spent_prefix=f"{base}:spent:",
+            pending=f"{base}:pending",
         )
 
     def idempotency(self, key: str) -> str:
         return self.idempotency_prefix + key
+
+    def spent(self, command_id: str) -> str:
+        return self.spent_prefix + command_id

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 import redis
@@ -18,23 +17,20 @@ from actions.connect import unavailable
 from actions.keys import PREFIX, ServiceKeys
 from actions.plan import Change, Plan, Refusal, plan
 from actions.releases import Release, new_release
-from actions.state import PointerState, decode, encode
-from rollguard.errors import (
-    CommandRefused,
-    PointerConflict,
-    ReleaseConflict,
-    RollbackError,
-    ServicePinned,
-    UnknownComponent,
-    UnknownRelease,
-    UnknownService,
+from actions.script import (
+    Outcome,
+    history_entry,
+    outcome_of,
+    request_digest,
+    script_args,
 )
+from actions.state import PointerState, decode
+from rollguard.errors import ReleaseConflict, UnknownRelease, UnknownService
 
-Status = Literal["applied", "already_applied", "conflict", "refused"]
+__all__ = ["Outcome", "PointerState", "PointerStore", "decoded_release"]
+
 T = TypeVar("T")
 
-# An idempotency key is remembered this long: far longer than any retry of a command.
-IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 # Commands without an expected epoch re-plan when another flip lands first; after this many
 # losses in a row the last attempt becomes a compare-and-set and is reported as a conflict.
 MAX_ATTEMPTS = 20
@@ -44,15 +40,6 @@ MAX_ATTEMPTS = 20
 # command grew with the service's history; a release never changes, so its bytes can key it.
 RELEASES_CACHED = 4096
 _releases: dict[bytes | str, Release] = {}
-
-ERRORS: dict[str, type[RollbackError]] = {
-    "unknown_service": UnknownService,
-    "unknown_release": UnknownRelease,
-    "unknown_component": UnknownComponent,
-    "pinned": ServicePinned,
-    "epoch_moved": PointerConflict,
-}
-
 
 def _lua(name: str) -> str:
     return resources.files("actions").joinpath(f"lua/{name}").read_text(encoding="utf-8")
@@ -71,33 +58,6 @@ def decoded_release(raw: bytes | str) -> Release:
             _releases.clear()
         _releases[raw] = release
     return release
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one command; ``code`` says why when it did not apply."""
-
-    status: Status
-    command_id: str
-    service: str
-    epoch_before: int
-    epoch_after: int
-    message: str
-    code: str = ""
-    history_id: str = ""
-    state: PointerState | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Applied now or before: the pointer is as the command asked."""
-        return self.status in ("applied", "already_applied")
-
-    def raise_for_status(self) -> Outcome:
-        """Return self if ``ok``, else raise the matching RollbackError."""
-        if self.ok:
-            return self
-        error = ERRORS.get(self.code, CommandRefused if self.status == "refused" else RollbackError)
-        raise error(f"{self.service}: {self.status} ({self.code}): {self.message}")
 
 
 class PointerStore:
@@ -230,15 +190,41 @@ class PointerStore:
         return await self.execute(sign(new_command(service, op, issued_by, at, **fields),
                                        self.secret), at)
 
+    async def admit(self, command: Command, now: float) -> Outcome | None:
+        """None if ``command`` is signed with this store's secret and current; else its
+        refusal, recorded in the service's history (when the service exists).
+
+        The one place a command's signature and expiry are checked: :meth:`execute` runs
+        it first, the actuator before it keeps a command for approval.
+        """
+        problem = refusal(command, self.secret, now)
+        if problem is None:
+            return None
+        keys = self.keys(command.service)
+        return await self._run(keys, command, now, "refuse", 0, Refusal(*problem))
+
+    async def record_refusal(self, service: str, code: str, message: str, now: float,
+                             entry: Mapping[str, str]) -> Outcome:
+        """Record a refusal of something that is not a readable command (a malformed one,
+        a bad approval) in ``service``'s history (when the service exists)."""
+        keys = self.keys(service)
+        fields = [str(v) for pair in ({"at": repr(now), **entry}).items() for v in pair]
+        args = script_args("refuse", 0, None, None, fields, Refusal(code, message), None,
+                            keys, now, "")
+        result = await self._apply(keys, "", "", args)
+        return outcome_of(result, entry.get("command_id", ""), service, None)
+
     async def execute(self, command: Command, now: float) -> Outcome:
         """Check, plan and apply ``command`` in one atomic step; never partially applied.
 
-        Every outcome, refusals included, is appended to the service's history.
+        Every outcome, refusals included, is appended to the service's history (when the
+        service exists). A command id runs once: a second time it is refused as ``replayed``,
+        as is an idempotency key already used for another request.
         """
+        refused = await self.admit(command, now)
+        if refused is not None:
+            return refused
         keys = self.keys(command.service)
-        problem = refusal(command, self.secret, now)
-        if problem is not None:
-            return await self._run(keys, command, now, "refuse", 0, Refusal(*problem))
         for attempt in range(MAX_ATTEMPTS):
             state, releases = await self._snapshot(keys)
             planned = plan(state, command, releases, now)
@@ -249,66 +235,34 @@ class PointerStore:
                 return outcome
         raise AssertionError("unreachable: the last attempt is a compare-and-set")
 
-    async def _run(
-        self,
-        keys: ServiceKeys,
-        command: Command,
-        now: float,
-        mode: str,
-        epoch: int,
-        planned: Plan,
-        strict: bool = False,
-    ) -> Any:
+    async def _run(self, keys: ServiceKeys, command: Command, now: float, mode: str,
+                   epoch: int, planned: Plan, strict: bool = False) -> Any:
         expected = command.expected_epoch
         if strict and expected is None:
             expected = epoch
-        new_state = planned.state if isinstance(planned, Change) else None
-        derived = planned.derived if isinstance(planned, Change) else None
-        code = planned.reason if isinstance(planned, Refusal) else ""
-        idem = {"command_id": command.command_id, "epoch": epoch + (1 if new_state else 0)}
-        args: list[bytes | str | int | float] = [
-            mode,
-            epoch,
-            "" if expected is None else expected,
-            b"" if new_state is None else encode(new_state),
-            orjson.dumps(_entry(command, now)),
-            code,
-            planned.message,
-            orjson.dumps(idem),
-            IDEMPOTENCY_TTL_S,
-            "" if derived is None else derived.name,
-            b"" if derived is None else derived.to_json(),
-            keys.changes,
-            now,
-        ]
+        change = planned if isinstance(planned, Change) else None
+        request = request_digest(command)
+        idem = {"command_id": command.command_id, "epoch": epoch + (1 if change else 0),
+                "request": request}
+        args = script_args(mode, epoch, expected, change, history_entry(command, now), planned,
+                            idem, keys, now, request)
+        result = await self._apply(keys, command.idempotency_key, command.command_id, args)
+        if _text(result[0]) == "retry":
+            return None
+        return outcome_of(result, command.command_id, command.service,
+                        change.state if change is not None else None)
+
+    async def _apply(self, keys: ServiceKeys, idempotency_key: str, command_id: str,
+                     args: list[bytes | str | int | float]) -> Any:
         script = self.lua_apply
         assert script is not None
-        result = await self._io(
+        return await self._io(
             lambda: script(
-                keys=[
-                    keys.pointer,
-                    keys.history,
-                    keys.idempotency(command.idempotency_key),
-                    keys.releases,
-                    keys.release_order,
-                ],
+                keys=[keys.pointer, keys.history, keys.idempotency(idempotency_key),
+                      keys.releases, keys.release_order, keys.spent(command_id)],
                 args=args,
                 client=self.client,
             )
-        )
-        status = _text(result[0])
-        if status == "retry":
-            return None
-        return Outcome(
-            status=status,  # type: ignore[arg-type]
-            command_id=command.command_id,
-            service=command.service,
-            epoch_before=int(result[3]),
-            epoch_after=int(result[4]),
-            message=_text(result[2]),
-            code=_text(result[1]),
-            history_id=_text(result[5]),
-            state=new_state if status == "applied" else None,
         )
 
     # -- history --------------------------------------------------------------------------
@@ -322,19 +276,6 @@ class PointerStore:
 
 def _components(components: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in components.items())
-
-
-def _entry(command: Command, now: float) -> list[str]:
-    """The history fields describing a command (the script appends the outcome)."""
-    return [
-        "at", repr(now),
-        "command_id", command.command_id,
-        "idempotency_key", command.idempotency_key,
-        "op", command.op,
-        "issued_by", command.issued_by,
-        "release", command.release or "",
-        "command", command.to_bytes().decode(),
-    ]  # fmt: skip
 
 
 def _history_entry(entry_id: Any, fields: Mapping[Any, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from detectors.policy import default_policy
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import ensure_topics, producer
-from streams.runs import IsolatedRun, wait_processed
+from tests.support.runs import IsolatedRun, wait_processed
 
 SCENARIO = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
 

@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 
 from rollguard.config import kafka_bootstrap
 from streams.connect import ensure_topics, producer
-from streams.runs import IsolatedRun
 from streams.wire import encode_batch, encode_blocks
+from tests.support.runs import IsolatedRun
 
 LAYOUTS = {"blocks": encode_blocks, "objects": encode_batch}
 """How a message's events are laid out: columns (what the emitter sends) or event objects."""

@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_harness import LAYOUTS, end_offsets, load_topic, prepare, steady_batches
 from rollguard.config import kafka_bootstrap
-from streams.runs import IsolatedRun, committed_offsets
+from tests.support.runs import IsolatedRun, committed_offsets
 
 
 async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:

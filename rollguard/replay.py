@@ -1,16 +1,15 @@
-"""Replay recorded events through the decision core, in file order, one monitor per service."""
+"""Replay recorded events through the decision core, in file order, as the worker would."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from detectors.blocks import Block, block_events
+from detectors.blocks import block_events
 from detectors.decision import Decision
 from detectors.events import Event, validate_event
-from detectors.monitor import ServiceMonitor
+from detectors.monitors import Fed, Item, MonitorSet
 from detectors.policy import Policy
 from streams.wire import read_message
 
@@ -40,12 +39,13 @@ class Summary:
 
 
 class Replay:
-    """Feed events to one :class:`ServiceMonitor` per service and collect decisions."""
+    """Feed recorded messages to one :class:`MonitorSet`, as the worker does, and collect
+    decisions."""
 
     def __init__(self, policy: Policy, on_decision: Callable[[Decision], None] | None = None,
                  on_event: Callable[[Event], None] | None = None) -> None:
         self.policy = policy
-        self.monitors: dict[str, ServiceMonitor] = {}
+        self.monitors = MonitorSet(policy)
         self.summary = Summary()
         self.decisions: list[Decision] = []
         self._on_decision = on_decision
@@ -53,53 +53,38 @@ class Replay:
 
     def feed_lines(self, lines: Iterable[bytes | str]) -> None:
         """Each line is what a Kafka message of the events topic holds: one event, or an
-        array of events and blocks (docs/wire-format.md)."""
-        rejected = self.summary.rejected
-        read = 0
+        array of events and blocks (docs/wire-format.md), all of one service."""
+        summary = self.summary
         for line in lines:
-            value = line.encode() if isinstance(line, str) else line
-            for item, raw, error in read_message(value):
-                if item is None:
-                    assert error is not None
-                    read += 1
-                    rejected[error.reason] += 1
-                elif isinstance(item, Event):
-                    read += 1
-                    self.feed(item)
-                else:
-                    read += len(item)
-                    self.feed_block(item, raw)
-        self.summary.read += read
-
-    def feed_block(self, block: Block, raw: dict[str, Any]) -> None:
-        """Count a valid block (``raw`` is what it was decoded from)."""
-        monitor = self._monitor(block.service)
-        if self._on_event is not None:
-            for event in block_events(raw):
-                self._on_event(validate_event(event))
-        decisions = monitor.observe_block(block)
-        if decisions:
-            self._emit(decisions)
-
-    def _monitor(self, service: str) -> ServiceMonitor:
-        monitor = self.monitors.get(service)
-        if monitor is None:
-            monitor = self.monitors[service] = ServiceMonitor(service, self.policy)
-        return monitor
+            fed = self._feed(list(read_message(line.encode() if isinstance(line, str)
+                                               else line)))
+            summary.read += fed.events + len(fed.rejected)
+            for rejected in fed.rejected:
+                summary.rejected[rejected.reason] += 1
 
     def feed(self, event: Event) -> None:
-        monitor = self._monitor(event.service)
+        """Count one valid event (a message of its own)."""
+        self.summary.read += 1
+        self._feed([(event, None, None)])
+
+    def _feed(self, items: list[Item]) -> Fed:
         if self._on_event is not None:
-            self._on_event(event)
-        decisions = monitor.observe(event)
-        if decisions:
-            self._emit(decisions)
+            for item, raw, _ in items:
+                if isinstance(item, Event):
+                    self._on_event(item)
+                elif item is not None:  # a block: the recorder plots its events one by one
+                    for event in block_events(raw):
+                        self._on_event(validate_event(event))
+        fed = self.monitors.feed(items)
+        if fed.decisions:
+            self._emit(fed.decisions)
+        return fed
 
     def finish(self) -> Summary:
         """Close every open bucket and total the counters."""
         summary = self.summary
-        for monitor in self.monitors.values():
-            self._emit(monitor.flush())
+        self._emit(self.monitors.flush())
+        for monitor in self.monitors:
             summary.duplicates += monitor.counts["duplicates"]
             summary.late += monitor.counts["late"]
             summary.too_late += monitor.counts["too_late"]

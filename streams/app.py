@@ -1,9 +1,12 @@
-"""The Faust app: thin agents that decode, call the core, and send.
+"""The Faust app: thin agents that feed the partition loop and carry out its effects.
 
 - ``monitor`` reads evaluation events (keyed by service, so one service's state lives on one
-  partition and moves with it), keeps each service's detector state in a changelogged table,
-  and sends rollback commands, alerts, audit records and dead letters.
-- ``actuate`` reads the commands topic and executes commands against the Redis pointer.
+  partition and moves with it) into :class:`streams.partition.PartitionLoop`, which keeps
+  each service's detector state and checkpoints it to a changelogged table; the agent sends
+  what it returns (rollback commands, alerts, audit records, dead letters), writes the
+  table, seeks and acknowledges.
+- ``actuate`` reads the commands topic into :class:`actions.actuator.Actuator`, which
+  executes commands against the Redis pointer.
 """
 
 from __future__ import annotations
@@ -12,24 +15,22 @@ import asyncio
 import gc
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import faust
 from faust.types import TP
 
+from actions.actuator import Actuator
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
+from actions.pointer_cache import PointerCache
+from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
-from streams.actuator import Actuator
-from streams.checkpoint import Checkpoints, applied_offset_key
 from streams.gaps import GapGuard
-from streams.messages import dead_letter
-from streams.processor import EventProcessor, Outputs
-from streams.roles import PointerCache
+from streams.partition import Effects, PartitionLoop
 from streams.settings import WorkerSettings
 from streams.table import StateTable
 
@@ -53,8 +54,9 @@ async def until_available(what: str, call: Callable[[], Awaitable[T]]) -> T:
             await asyncio.sleep(RETRY_S)
 
 
-def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
-    app = faust.App(
+def new_app(settings: WorkerSettings) -> faust.App:
+    """The Faust app with the worker's settings (no agents yet)."""
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -71,129 +73,102 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         Table=StateTable,
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
     )
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
-                           "key_serializer": "raw", "value_serializer": "raw"}
-    events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
-    commands = app.topic(settings.topic_commands, partitions=1, **raw)
-    alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
-    audit = app.topic(settings.topic_audit, partitions=1, **raw)
-    dead = app.topic(settings.topic_dead, partitions=1, **raw)
-    # key_type/value_type bytes make the changelog raw bytes (our versioned state encoding).
-    states = cast(StateTable, app.Table(STATE_TABLE, default=None,
-                                        partitions=settings.partitions, key_type=bytes,
-                                        value_type=bytes))
 
-    redis = async_redis_client(settings.redis_url)
-    store = PointerStore(redis, settings.secret)
-    pointers = PointerCache(store)
-    processor = EventProcessor(policy, settings.secret)
-    actuator = Actuator(store, PendingCommands(redis), settings.secret)
-    counts: Counter[str] = Counter()
-    guard = GapGuard()
-    marks = Checkpoints(settings.checkpoint_s)
-    acks: dict[str, faust.StreamT[bytes]] = {}
 
+class Edge:
+    """The worker's topics, state table and Redis pointers: what carries effects out."""
+
+    def __init__(self, app: faust.App, settings: WorkerSettings) -> None:
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
+                               "key_serializer": "raw", "value_serializer": "raw"}
+        self.app = app
+        self.events_topic = settings.topic_events
+        self.events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
+        self.commands = app.topic(settings.topic_commands, partitions=1, **raw)
+        self.alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
+        self.audit = app.topic(settings.topic_audit, partitions=1, **raw)
+        self.dead = app.topic(settings.topic_dead, partitions=1, **raw)
+        # key_type/value_type bytes make the changelog raw bytes (our state encoding).
+        self.states = cast(StateTable, app.Table(STATE_TABLE, default=None,
+                                                 partitions=settings.partitions,
+                                                 key_type=bytes, value_type=bytes))
+        redis = async_redis_client(settings.redis_url)
+        store = PointerStore(redis, settings.secret)
+        self.pointers = PointerCache(store)
+        self.actuator = Actuator(store, PendingCommands(redis), settings.secret)
+        self.stream: faust.StreamT[bytes] | None = None  # the events stream, for acks
+
+    @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
                        ) -> list[Awaitable[Any]]:
         return [await topic.send(key=key, value=value) for value in values]
 
-    unacked: dict[int, list[faust.EventT[bytes]]] = {}
+    async def pointer_of(self, key: bytes | None) -> PointerState | None:
+        """The pointer of the service a message's key names (None: unkeyed or unknown)."""
+        if not key:
+            return None
+        service = key.decode("utf-8", "replace")
+        return await until_available("monitor", lambda: self.pointers.get(service))
 
-    async def checkpoint(partition: int, now: float) -> None:
-        # Services first, then the partition's offset: a crash in between leaves services
-        # that skip what they already hold (streams/checkpoint.py). Only then are the
-        # messages acknowledged, so the committed offset never runs ahead of the stored
-        # state (Faust flushes these writes before it commits).
-        for key, value in marks.writes(partition, now, processor.state_of):
-            states.write(partition, key, value)
-        for done in unacked.pop(partition, []):
-            await acks["stream"].ack(done)
+    async def carry_out(self, out: Effects[faust.EventT[bytes]]) -> None:
+        """Carry out effects in the order streams/partition.py gives: what a decision sent
+        is in Kafka before the table holds the state that made it; acks come last."""
+        for partition, offset in out.seeks:
+            await self.app.consumer.seek(TP(self.events_topic, partition), offset)
+        await self.send_all(self.dead, out.dead, out.key)
+        if out.decisions:
+            await asyncio.gather(*await self.send_all(self.alerts, out.alerts, out.key),
+                                 *await self.send_all(self.audit, out.audit, out.key),
+                                 *await self.send_all(self.commands, out.commands, out.key))
+        for service in out.commanded:
+            self.pointers.invalidate(service)
+        for partition, key, value in out.writes:
+            self.states.write(partition, key, value)
+        for done in out.acks:
+            assert self.stream is not None
+            await self.stream.ack(done)
 
-    @app.agent(events)
+    async def actuate(self, key: bytes | None, value: bytes | None) -> None:
+        """Execute one message of the commands topic; send its alerts and audit records."""
+        out = await until_available("actuator", lambda: self.actuator.handle(value))
+        for record in out.outcomes:
+            self.pointers.invalidate(record["service"])
+        await self.send_all(self.alerts, out.alerts, key)
+        await self.send_all(self.audit, out.audit, key)
+
+
+def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
+    app = new_app(settings)
+    edge = Edge(app, settings)
+    loop: PartitionLoop[faust.EventT[bytes]] = PartitionLoop(
+        policy, settings.secret, edge.states.get, settings.checkpoint_s)
+
+    @app.agent(edge.events)
     async def monitor(stream: faust.StreamT[bytes]) -> None:
         # Manual acks: a message is acknowledged once a checkpoint holds its effect.
-        manual = acks["stream"] = cast(faust.Stream[bytes], stream).noack()
+        manual = edge.stream = cast(faust.Stream[bytes], stream).noack()
         async for event in manual.events():
-            message = event.message
-            partition, now = message.partition, time.monotonic()
-            unacked.setdefault(partition, []).append(event)
-            if marks.applied(partition) is None:
-                stored = states.get(applied_offset_key(partition))
-                marks.restore(partition, int(stored) if stored else None)
-            verdict = guard.admit(partition, message.offset, marks.applied(partition), now)
-            if verdict.seek_to is not None:
-                log.warning("monitor: offsets skipped on %s[%d]; reading again from %d",
-                            message.topic, partition, verdict.seek_to)
-                await app.consumer.seek(message.tp, verdict.seek_to)
-            if verdict.process:
-                service, out = await handle_events(event.key, event.value, message.offset)
-                marks.note(partition, service, message.offset, now)
-                await send_all(dead, out.dead, event.key)
-                if out.decisions:
-                    # What a decision sent must be in Kafka before the state that made it
-                    # is checkpointed: a crash in between then repeats the decision
-                    # (commands are idempotent), never loses it.
-                    sent = [*await send_all(alerts, out.alerts, event.key),
-                            *await send_all(audit, out.audit, event.key),
-                            *await send_all(commands, out.commands, event.key)]
-                    await asyncio.gather(*sent)
-                if out.decisions or marks.due(partition, now):
-                    await checkpoint(partition, now)
+            message, key = event.message, event.key
+            await edge.carry_out(loop.on_message(message.partition, message.offset, key,
+                                                 event.value, await edge.pointer_of(key),
+                                                 time.monotonic(), event))
             # Faust's fetcher runs on this event loop and needs turns; a batch of events
             # keeps the loop busy for milliseconds, so hand it a turn after each message.
             await asyncio.sleep(0)
 
-    @app.timer(max(settings.checkpoint_s / 2, 0.05))
+    @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
-        # A partition that went quiet is checkpointed here, so its last messages are
-        # committed without waiting for more traffic.
-        now = time.monotonic()
-        for partition in list(unacked):
-            if marks.applied(partition) is not None and marks.due(partition, now):
-                await checkpoint(partition, now)
+        # Quiet partitions are checkpointed here; seeks that lost a race are repeated.
+        await edge.carry_out(loop.on_timer(time.monotonic()))
 
-    async def handle_events(key: bytes | None, value: bytes | None,
-                            offset: int) -> tuple[str | None, Outputs]:
-        service_hint = key.decode("utf-8", "replace") if key else None
-        pointer = None
-        if service_hint:
-            pointer = await until_available(
-                "monitor", lambda s=service_hint: pointers.get(s))  # type: ignore[misc]
-        try:
-            service, out = processor.handle(key, value, states.get(key) if key else None,
-                                            pointer, offset)
-        except Exception:  # a bug must not stop the stream: park the message, go on
-            log.exception("monitor: message for %r could not be processed", service_hint)
-            return None, Outputs(dead=[dead_letter("processing_error", "", value)])
-        counts["events"] += out.events
-        counts["rejected"] += len(out.dead)
-        if out.commands:
-            pointers.invalidate(service or "")
-        return service, out
-
-    @app.agent(commands)
+    @app.agent(edge.commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
         async for key, value in stream.items():
-            out = await until_available("actuator", lambda v=value: actuator.handle(v))  # type: ignore[misc]
-            for record in out.outcomes:
-                pointers.invalidate(record["service"])
-            await send_all(alerts, out.alerts, key)
-            await send_all(audit, out.audit, key)
+            await edge.actuate(key, value)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
-        # The table is the truth after a rebalance; live copies may belong elsewhere now.
-        processor.forget()
-        guard.forget()
-        marks.forget()
-        unacked.clear()  # not acknowledged: whoever owns them now reads them again
-
-    @app.timer(GapGuard.retry_s)
-    async def reseek() -> None:
-        # A seek can lose the race against messages already fetched: repeat it until the
-        # missing offset arrives (streams/gaps.py).
-        for partition, offset in guard.due(time.monotonic()):
-            await app.consumer.seek(TP(settings.topic_events, partition), offset)
+        loop.on_revoked()
 
     @app.task
     async def settle_heap() -> None:
@@ -205,8 +180,9 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.timer(30.0)
     async def report() -> None:
-        if counts:
-            log.info("monitor: %d events, %d rejected", counts["events"], counts["rejected"])
+        if loop.counts:
+            log.info("monitor: %d events, %d rejected",
+                     loop.counts["events"], loop.counts["rejected"])
 
-    app.conf.rollguard_counts = counts  # for tests and benchmarks in the same process
+    app.conf.rollguard_counts = loop.counts  # for tests and benchmarks in the same process
     return app

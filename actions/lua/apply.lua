@@ -1,11 +1,13 @@
 -- Apply one planned pointer command atomically: check, write, record, publish.
--- Nothing is written unless every check passes; every outcome but "retry" is recorded.
+-- Nothing is written unless every check passes; every outcome but "retry" is recorded in the
+-- history, unless the service does not exist (no pointer, no release): no key is made for it.
 --
 -- KEYS[1]  pointer         STRING  pointer JSON, carries "epoch"
 -- KEYS[2]  history         STREAM  one entry per command outcome
 -- KEYS[3]  idempotency     STRING  record of the command that used this idempotency key
 -- KEYS[4]  releases        HASH    release name -> release JSON
 -- KEYS[5]  release order   ZSET    release name scored by registration time
+-- KEYS[6]  spent           STRING  set once this command id ran: running it again is a replay
 -- ARGV[1]  mode            "refuse": record a refusal and stop (bad signature, expired, ...)
 --                          "plan":   run the checks below, then apply the planned result
 -- ARGV[2]  planned epoch   the epoch the caller read and planned against (0: no pointer)
@@ -20,8 +22,11 @@
 -- ARGV[11] derived JSON
 -- ARGV[12] channel         pub/sub channel that receives the new pointer JSON
 -- ARGV[13] now             unix seconds (release order score)
+-- ARGV[14] request         digest of what the command asks for; an idempotency key already
+--                          used for another request is refused as a replay
 -- return {outcome, code, message, epoch_before, epoch_after, history entry id}
 --   outcome "applied" | "already_applied" | "conflict" | "refused" | "retry";
+--   the history entry id is "" when the service does not exist;
 --   "retry" (nothing written or recorded): the pointer moved since the caller read it and the
 --   command carries no expected epoch, so the caller reads again and plans again.
 
@@ -31,7 +36,12 @@ if raw then
     current = tonumber(cjson.decode(raw)['epoch'])
 end
 
+local known = raw or redis.call('EXISTS', KEYS[4]) == 1
+
 local function record(outcome, code, message, after)
+    if not known then
+        return {outcome, code, message, current, after, ''}
+    end
     local fields = cjson.decode(ARGV[5])
     local tail = {'outcome', outcome, 'code', code, 'message', message,
                   'epoch_before', tostring(current), 'epoch_after', tostring(after)}
@@ -46,16 +56,32 @@ if ARGV[1] == 'refuse' then
     return record('refused', ARGV[6], ARGV[7], current)
 end
 
+if redis.call('EXISTS', KEYS[6]) == 1 then
+    return record('refused', 'replayed', 'this command already ran once', current)
+end
+
+-- Every outcome from here on but "retry" spends the command id.
+local function spend(outcome, code, message, after)
+    if known then
+        redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[9]))
+    end
+    return record(outcome, code, message, after)
+end
+
 local done = redis.call('GET', KEYS[3])
 if done then
     local previous = cjson.decode(done)
-    return record('already_applied', 'duplicate',
+    if previous['request'] and previous['request'] ~= ARGV[14] then
+        return spend('refused', 'replayed', 'idempotency key already used by command ' ..
+            previous['command_id'] .. ' for another request', current)
+    end
+    return spend('already_applied', 'duplicate',
         'idempotency key already used by command ' .. previous['command_id'] ..
         ' (epoch ' .. tostring(previous['epoch']) .. ')', current)
 end
 
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= current then
-    return record('conflict', 'epoch_moved', 'expected epoch ' .. ARGV[3] ..
+    return spend('conflict', 'epoch_moved', 'expected epoch ' .. ARGV[3] ..
         ' but the pointer is at epoch ' .. tostring(current), current)
 end
 
@@ -64,18 +90,19 @@ if tonumber(ARGV[2]) ~= current then
 end
 
 if ARGV[6] ~= '' then
-    return record('refused', ARGV[6], ARGV[7], current)
+    return spend('refused', ARGV[6], ARGV[7], current)
 end
 
 redis.call('SET', KEYS[3], ARGV[8], 'EX', tonumber(ARGV[9]))
 if ARGV[4] == '' then
-    return record('already_applied', 'no_change', ARGV[7], current)
+    return spend('already_applied', 'no_change', ARGV[7], current)
 end
 
 if ARGV[10] ~= '' and redis.call('HSETNX', KEYS[4], ARGV[10], ARGV[11]) == 1 then
     redis.call('ZADD', KEYS[5], ARGV[13], ARGV[10])
 end
 redis.call('SET', KEYS[1], ARGV[4])
-local result = record('applied', '', ARGV[7], current + 1)
+known = true
+local result = spend('applied', '', ARGV[7], current + 1)
 redis.call('PUBLISH', ARGV[12], ARGV[4])
 return result

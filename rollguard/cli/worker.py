@@ -45,19 +45,28 @@ def worker(loglevel: str) -> None:
 
 
 @click.command("approve")
+@click.argument("service")
 @click.argument("command_id")
 @click.option("--by", "by", required=True, help="Who approves (recorded in the audit trail).")
-def approve(command_id: str, by: str) -> None:
-    """Approve a rollback that waits for a person; the actuator then executes it."""
-    from streams import messages
+def approve(service: str, command_id: str, by: str) -> None:
+    """Approve a rollback of SERVICE that waits for a person; the actuator then executes it.
+
+    The alert that asks for approval names both (``rollguard approve SERVICE COMMAND_ID``).
+    """
+    from actions.approvals import approval
+    from actions.keys import check_service
     from streams.connect import producer
 
-    settings = WorkerSettings.from_env()
+    try:
+        settings = WorkerSettings.from_env()
+        check_service(service)
+    except RollguardError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def send() -> None:
         async with producer(settings.kafka_bootstrap) as out:
-            value = messages.approval(command_id, by, time.time(), settings.secret)
-            await out.send_and_wait(settings.topic_commands, value)
+            value = approval(service, command_id, by, time.time(), settings.secret)
+            await out.send_and_wait(settings.topic_commands, value, key=service.encode())
 
     run_or_exit(send)
     click.echo(f"approval of {command_id} by {by} sent to {settings.topic_commands}")

@@ -26,11 +26,11 @@ from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from actions.state import PointerState
 from rollguard import services
+from rollguard.demo.isolated import WorkerRun
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
-from streams.runs import IsolatedRun
 
 T0 = 1_763_856_000.0  # event time of the simulation's start
 
@@ -43,7 +43,7 @@ class DemoOptions:
     linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
 
 
-async def wait_for_worker_ready(run: IsolatedRun, process: subprocess.Popen[bytes],
+async def wait_for_worker_ready(run: WorkerRun, process: subprocess.Popen[bytes],
                                 timeout: float = 90.0) -> None:
     """The worker logs "Ready" once it has joined its group and recovered its tables."""
     from pathlib import Path
@@ -77,7 +77,7 @@ async def follow_server(process: subprocess.Popen[bytes],
 
 
 @contextlib.asynccontextmanager
-async def children(run: IsolatedRun, service: str) -> AsyncIterator[
+async def children(run: WorkerRun, service: str) -> AsyncIterator[
         tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
     worker = run.start_worker()
     server = subprocess.Popen(
@@ -226,7 +226,7 @@ async def run_simulated_service(options: DemoOptions) -> None:
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     """Run the whole demo; returns the final state (the summary is printed too)."""
     services.up()
-    run = IsolatedRun.new("demo", partitions=2)
+    run = WorkerRun.new("demo", partitions=2)
     secret = run.secret.encode()
     service = f"{options.service}-{run.run_id[-8:]}"
     state = DemoState(service=service, speed=options.speed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -14,7 +14,7 @@ from actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
 from streams.connect import consumer, ensure_topics, producer
-from streams.runs import IsolatedRun
+from tests.support.runs import IsolatedRun
 
 T0 = 1_763_856_000.0
 
@@ -65,3 +65,25 @@ async def read_topic(
 
 def new_service() -> str:
     return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+async def send_commands(run: IsolatedRun, values: Iterable[bytes], key: str) -> None:
+    """Put messages on the run's commands topic, as the monitor or `rollguard approve` do."""
+    async with producer() as out:
+        for value in values:
+            await out.send_and_wait(run.topic("commands"), value, key=key.encode())
+
+
+async def wait_for_audit(run: IsolatedRun, done: Callable[[list[dict[str, Any]]], bool],
+                         timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Read the run's audit topic until ``done`` holds for the records so far; return them."""
+    found: list[dict[str, Any]] = []
+    async with consumer(run.topic("audit"), auto_offset_reset="earliest",
+                        group_id=None) as into:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for messages in (await into.getmany(timeout_ms=200)).values():
+                found.extend(orjson.loads(m.value) for m in messages)
+            if done(found):
+                return found
+    raise TimeoutError(f"the audit topic never showed what was awaited: {found[-5:]}")

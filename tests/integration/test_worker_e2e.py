@@ -17,7 +17,6 @@ import pytest
 
 from actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
-from streams.runs import IsolatedRun, wait_processed
 from tests.integration.e2e_support import (
     new_service,
     produce,
@@ -25,6 +24,7 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
+from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
@@ -95,8 +95,7 @@ async def test_transient_spike_raises_an_alert_and_flips_nothing(run: IsolatedRu
     worker = start(run)
     try:
         await produce(run, scenario_events(service, spiky))
-        await wait_processed(run)
-        await asyncio.sleep(1.0)  # let any command in flight reach the actuator
+        await wait_processed(run)  # events checkpointed, and any command they caused carried out
     finally:
         stop(worker)
     alerts = await read_topic(run.topic("alerts"))
@@ -127,7 +126,6 @@ async def test_worker_killed_mid_regression_resumes_with_exactly_one_rollback(
     try:
         await produce(run, events[cut:])
         await wait_processed(run)
-        await asyncio.sleep(1.0)
     finally:
         stop(worker)
     assert len(applied_rollbacks(await store.history(service, count=100))) == 1
@@ -160,7 +158,6 @@ async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> Non
         try:
             await produce(run, events, raw_lines=bad)
             await wait_processed(run)
-            await asyncio.sleep(1.0)
         finally:
             stop(worker)
         audit = await read_topic(run.topic("audit"))

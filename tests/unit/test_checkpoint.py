@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from detectors.policy import default_policy
 from streams.checkpoint import Checkpoints, applied_offset_key, pack, unpack
-from streams.processor import EventProcessor
+from streams.partition import PartitionLoop
 
 SERVICES = ("chat", "search", "mail")
+T0 = 1_790_000_000.0
 
 
 def messages(seed: int, count: int = 40) -> list[tuple[bytes, bytes]]:
@@ -36,35 +37,40 @@ def messages(seed: int, count: int = 40) -> list[tuple[bytes, bytes]]:
 
 def run(log: list[tuple[bytes, bytes]], checkpoint_after: set[int], crash: tuple[int, int] | None
         ) -> dict[str, bytes]:
-    """Handle ``log`` like the worker's agent does, checkpointing after the given offsets.
+    """Feed ``log`` to the worker's :class:`PartitionLoop`, checkpointing (from its timer)
+    after the given offsets and carrying out its table writes and acks as the agent does.
 
     ``crash = (offset, k)``: the process dies during the checkpoint after ``offset``, when
-    only the first ``k`` of its table writes have landed; a new process then restores from
-    the table and reads again from the partition's applied offset + 1.
-    Returns each service's final state.
+    only the first ``k`` of its table writes have landed; a new loop then restores from the
+    table and the partition is read again from its start (the gap guard and the stored
+    offsets skip what the table holds). Returns each service's final state.
     """
     table: dict[bytes, bytes] = {}
-    start = 0
     while True:
-        processor = EventProcessor(default_policy(), b"secret")
-        marks = Checkpoints(interval_s=1e9)
-        stored = table.get(applied_offset_key(0))
-        marks.restore(0, int(stored) if stored else None)
-        start = int(stored) + 1 if stored else 0
-        for offset in range(start, len(log)):
-            key, value = log[offset]
-            service, _ = processor.handle(key, value, table.get(key), None, offset)
-            marks.note(0, service, offset, now=0.0)
+        loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"secret", table.get,
+                                                 interval_s=5.0, clock=lambda: T0)
+        clock = 0.0
+        for offset, (key, value) in enumerate(log):
+            effects = loop.on_message(0, offset, key, value, None, clock, offset)
             if offset in checkpoint_after or offset == len(log) - 1:
-                writes = marks.writes(0, 0.0, processor.state_of)
-                if crash is not None and crash[0] == offset:
-                    table.update(writes[:crash[1]])
-                    crash = None
-                    break  # the process died here
-                table.update(writes)
+                clock += 10.0
+                effects = loop.on_timer(clock)
+            writes = [(k, v) for _, k, v in effects.writes]
+            if crash is not None and crash[0] == offset and writes:
+                table.update(writes[:crash[1]])
+                crash = None
+                break  # the process died here
+            table.update(writes)
+            assert_held(table, effects.acks)
         else:
             # A service with nothing left to read after the restart is as the table holds it.
-            return {s: processor.state_of(s) or unpack(table[s.encode()])[1] for s in SERVICES}
+            return {s: loop.state_of(s) or unpack(table[s.encode()])[1] for s in SERVICES}
+
+
+def assert_held(table: dict[bytes, bytes], acks: list[int]) -> None:
+    """Acknowledged messages are held by the table: its applied offset covers them."""
+    if acks:
+        assert max(acks) <= int(table[applied_offset_key(0)])
 
 
 @settings(max_examples=60, deadline=None)
@@ -81,16 +87,17 @@ def test_a_crash_anywhere_in_a_checkpoint_counts_every_event_once(seed: int, dat
 
 def test_without_the_stored_offsets_a_replay_would_count_events_twice() -> None:
     """The per-service offsets matter: a state stored ahead of its partition's offset,
-    replayed without them, differs from the uncrashed state (the test above could fail)."""
+    read again without them, differs from the uncrashed state (the test above could fail)."""
     log = messages(3)
-    processor = EventProcessor(default_policy(), b"secret")
+    table: dict[bytes, bytes] = {}
+    loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"secret", table.get)
     for offset, (key, value) in enumerate(log):
-        processor.handle(key, value, None, None, offset)
-    ahead = {s.encode(): processor.state_of(s) for s in SERVICES}
-    replayed = EventProcessor(default_policy(), b"secret")
+        loop.on_message(0, offset, key, value, None, 0.0, offset)
+    ahead = {s.encode(): loop.state_of(s) or b"" for s in SERVICES}  # bare states: no offsets
+    replayed: PartitionLoop[int] = PartitionLoop(default_policy(), b"secret", ahead.get)
     for offset, (key, value) in enumerate(log):
-        replayed.handle(key, value, ahead[key], None, offset)  # bare states: no offsets
-    assert any(replayed.state_of(s) != processor.state_of(s) for s in SERVICES)
+        replayed.on_message(0, offset, key, value, None, 0.0, offset)
+    assert any(replayed.state_of(s) != loop.state_of(s) for s in SERVICES)
 
 
 @pytest.mark.parametrize(("noted_at", "now", "due"), [

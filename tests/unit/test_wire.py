@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actions.approvals import approval, verify_approval
 from rollguard.errors import CommandRefused
 from streams import messages
 from streams.wire import encode_batch, split_message
@@ -50,18 +51,19 @@ def test_dead_letter_keeps_the_original_and_the_reason() -> None:
         (lambda m: m, 100.0 + 301, "expired"),
         (lambda m: {**m, "by": "mallory"}, 101.0, "bad signature"),
         (lambda m: {**m, "command_id": "other"}, 101.0, "bad signature"),
+        (lambda m: {**m, "service": "other"}, 101.0, "bad signature"),
         (lambda m: {k: v for k, v in m.items() if k != "signature"}, 101.0, "malformed"),
     ],
 )
 def test_approvals_that_are_forged_or_stale_are_refused(mutate, now: float, match: str) -> None:
     """An approval must be signed with the secret, unchanged and recent."""
-    message = mutate(messages.loads(messages.approval("cmd-1", "ana", 100.0, b"secret")))
+    message = mutate(messages.loads(approval("chat", "cmd-1", "ana", 100.0, b"secret")))
     with pytest.raises(CommandRefused, match=match):
-        messages.verify_approval(message, b"secret", now)
+        verify_approval(message, b"secret", now)
 
 
 def test_approval_without_an_approver_is_refused() -> None:
     """Somebody has to be named as the approver."""
-    message = messages.loads(messages.approval("cmd-1", " ", 100.0, b"secret"))
+    message = messages.loads(approval("chat", "cmd-1", " ", 100.0, b"secret"))
     with pytest.raises(CommandRefused, match="no approver"):
-        messages.verify_approval(message, b"secret", 101.0)
+        verify_approval(message, b"secret", 101.0)

@@ -123,15 +123,44 @@ async def test_racing_flips_without_expected_epoch_apply_one_per_epoch(
 async def test_the_same_idempotency_key_applies_once(
     released: PointerStore, service: str
 ) -> None:
-    """A command executed twice (or re-issued with the same key) changes nothing the second time."""
+    """A command re-issued with the same key for the same request changes nothing."""
     first = command(service, "rollback", idempotency_key="incident-7", release="v2")
     retry = command(service, "rollback", idempotency_key="incident-7", release="v2")
     assert (await released.execute(first, time.time())).status == "applied"
-    for again in (first, retry):
-        outcome = await released.execute(again, time.time())
-        assert (outcome.status, outcome.code) == ("already_applied", "duplicate")
-        assert outcome.epoch_before == outcome.epoch_after == 2
+    outcome = await released.execute(retry, time.time())
+    assert (outcome.status, outcome.code) == ("already_applied", "duplicate")
+    assert outcome.epoch_before == outcome.epoch_after == 2
     assert (await released.read(service)).epoch == 2
+
+
+@pytest.mark.parametrize("replay", ["same-command", "same-key-other-request"])
+async def test_a_replayed_command_is_refused_and_recorded(
+    released: PointerStore, service: str, replay: str
+) -> None:
+    """A command id that already ran, or an idempotency key used for another request, is
+    refused as a replay, recorded, and the pointer stays as it is."""
+    first = command(service, "rollback", idempotency_key="incident-8", release="v2")
+    assert (await released.execute(first, time.time())).status == "applied"
+    again = first if replay == "same-command" else command(
+        service, "promote", idempotency_key="incident-8", release="v2")
+    outcome = await released.execute(again, time.time())
+    assert (outcome.status, outcome.code) == ("refused", "replayed")
+    assert (await released.read(service)).epoch == 2
+    last = (await released.history(service))[-1]
+    assert (last["outcome"], last["code"], last["command_id"]) == (
+        "refused", "replayed", again.command_id)
+
+
+async def test_refusals_for_a_service_that_does_not_exist_make_no_keys(
+    store: PointerStore, service: str
+) -> None:
+    """A forged command or a rollback for an unknown service is refused without a history."""
+    forged = replace(command(service, "rollback", release="v1"), signature="00")
+    unknown = command(service, "rollback", release="v1")
+    for bad in (forged, unknown):
+        outcome = await store.execute(bad, time.time())
+        assert outcome.status == "refused" and outcome.history_id == ""
+    assert [k async for k in store.client.scan_iter(match=f"rollguard:{{{service}}}:*")] == []
 
 
 async def test_a_flip_already_made_is_reported_as_already_applied(

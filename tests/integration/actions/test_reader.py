@@ -218,7 +218,8 @@ async def test_a_plain_function_callback_needs_no_callback_task(
     seen: list[int] = []
     async with PointerReader(released.client, service, on_change=lambda s: None) as plain:
         await issue("promote", release="v2")
-        await asyncio.sleep(0.2)
+        while plain.state.epoch < 2:  # the change arrived and its callback ran
+            await asyncio.sleep(0.01)
         assert plain._callback_task is None
     changes = Changes()
     async with PointerReader(released.client, service, on_change=changes) as reader:

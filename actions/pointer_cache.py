@@ -1,4 +1,5 @@
-"""A short-lived cache of version pointers, so the hot path reads Redis once a second at most."""
+"""A short-lived cache of version pointers, so the worker reads Redis once a second at most
+per service."""
 
 from __future__ import annotations
 

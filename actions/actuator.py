@@ -1,0 +1,149 @@
+"""Execute the messages of the commands topic against the Redis version pointer, and hold
+rollbacks that wait for a person until ``rollguard approve`` arrives.
+
+Every message gives exactly one audit record of its outcome: applied, already applied (the
+same idempotency key ran before), conflict (someone flipped first), refused (unsigned,
+wrongly signed, expired, replayed, malformed, pinned, a bad approval), or awaiting approval.
+A refusal is also appended to the service's Redis history when the service name is valid
+and the service exists (:meth:`PointerStore.admit` checks signatures, in one place);
+otherwise it goes to the audit topic only, so no message can create keys for a service
+nobody registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from actions.approvals import PendingCommands, verify_approval
+from actions.commands import Command, sign
+from actions.keys import SERVICE_NAME
+from actions.pointer import Outcome, PointerStore
+from actions.respond import COMMAND_TTL_S
+from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
+
+
+@dataclass
+class ActuatorOutputs:
+    """Messages to send, and the outcome records of commands that reached the pointer."""
+
+    alerts: list[bytes] = field(default_factory=list)
+    audit: list[bytes] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Actuator:
+    store: PointerStore
+    pending: PendingCommands
+    secret: bytes
+    clock: Callable[[], float] = time.time
+
+    async def handle(self, value: bytes | None) -> ActuatorOutputs:
+        """Carry out one commands-topic message; ServiceUnavailable means: try again later."""
+        out = ActuatorOutputs()
+        now = self.clock()
+        try:
+            message = orjson.loads(value or b"")
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "command":
+                await self._on_command(message, now, out)
+            elif kind == "approval":
+                await self._on_approval(message, now, out)
+            else:
+                raise CommandRefused(f"unknown message type {kind!r}")
+        except ServiceUnavailable:
+            raise  # the agent retries: a command is never dropped because Redis blinked
+        except (RollguardError, ValueError, KeyError, TypeError) as exc:
+            _record(out, {"type": "command-refused", "at": now, "why": str(exc)}, alert=True)
+        return out
+
+    async def _on_command(self, message: dict[str, Any], now: float, out: ActuatorOutputs) -> None:
+        body = message.get("command")
+        try:
+            command = Command.from_bytes(orjson.dumps(body))
+        except CommandRefused as exc:
+            fields = body if isinstance(body, dict) else {}
+            await self._refuse(fields.get("service"), "malformed", str(exc), now, out, {
+                "command_id": str(fields.get("command_id", "")), "op": str(fields.get("op", "")),
+                "command": orjson.dumps(body).decode()})
+            return
+        if message.get("approval") != "required":
+            await self._execute(command, now, out, approved_by=None)
+            return
+        refused = await self.store.admit(command, now)  # never keep what would be refused
+        if refused is not None:
+            self._outcome(command, refused, now, out, approved_by=None)
+            return
+        await self.pending.put(command.service, command.command_id, command.to_bytes())
+        _record(out, {
+            "type": "approval-needed", "at": now, "service": command.service,
+            "command_id": command.command_id, "reason": command.reason,
+            "how": f"rollguard approve {command.service} {command.command_id} --by NAME",
+        }, alert=True)
+
+    async def _on_approval(self, message: dict[str, Any], now: float, out: ActuatorOutputs) -> None:
+        try:
+            service, command_id, by = verify_approval(message, self.secret, now)
+            stored = await self.pending.take(service, command_id)
+            if stored is None:
+                raise CommandRefused(f"approval of {command_id}: no command waits under that id")
+        except CommandRefused as exc:
+            await self._refuse(message.get("service"), "bad_approval", str(exc), now, out, {
+                "command_id": str(message.get("command_id", "")), "op": "approve",
+                "issued_by": str(message.get("by", ""))})
+            return
+        original = Command.from_bytes(stored)
+        # The approval is the new authority: record who gave it and sign afresh, so a command
+        # that waited longer than its expiry can still run once a person says so.
+        approved = sign(dataclasses.replace(
+            original,
+            evidence={**original.evidence, "approved_by": by, "approved_at": now},
+            expires_at=now + COMMAND_TTL_S,
+        ), self.secret)
+        await self._execute(approved, now, out, approved_by=by)
+
+    async def _refuse(self, service: Any, code: str, why: str, now: float, out: ActuatorOutputs,
+                      entry: dict[str, str]) -> None:
+        """A refusal of something that is no valid command: in the service's history when it
+        names a valid service, and on the audit topic always."""
+        if not (isinstance(service, str) and SERVICE_NAME.match(service)):
+            _record(out, {"type": "command-refused", "at": now, "code": code, "why": why},
+                    alert=True)
+            return
+        outcome = await self.store.record_refusal(service, code, why, now, entry)
+        _record(out, {"type": "outcome", "at": now, "service": service,
+                      "command_id": entry.get("command_id", ""), "op": entry.get("op", ""),
+                      "status": outcome.status, "code": code, "message": why,
+                      "recorded": bool(outcome.history_id)}, alert=True)
+
+    async def _execute(self, command: Command, now: float, out: ActuatorOutputs,
+                       approved_by: str | None) -> None:
+        outcome = await self.store.execute(command, now)
+        self._outcome(command, outcome, now, out, approved_by)
+
+    @staticmethod
+    def _outcome(command: Command, outcome: Outcome, now: float, out: ActuatorOutputs,
+                 approved_by: str | None) -> None:
+        record = {
+            "type": "outcome", "at": now, "service": command.service,
+            "command_id": command.command_id, "op": command.op, "status": outcome.status,
+            "code": outcome.code, "epoch_before": outcome.epoch_before,
+            "epoch_after": outcome.epoch_after, "message": outcome.message,
+            "issued_by": command.issued_by, "approved_by": approved_by,
+            "reason": command.reason, "recorded": bool(outcome.history_id),
+        }
+        out.outcomes.append(record)
+        _record(out, record, alert=outcome.status in ("applied", "conflict", "refused"))
+
+
+def _record(out: ActuatorOutputs, record: dict[str, Any], alert: bool) -> None:
+    encoded = orjson.dumps(record)
+    out.audit.append(encoded)
+    if alert:
+        out.alerts.append(encoded)

@@ -1,0 +1,96 @@
+"""What a decision means for the version pointer: a signed command, or why there is none.
+
+Pure: the decision, the service's pointer (None: none registered), the time and the secret
+in; a :class:`~actions.commands.Command` or a :class:`Suppression` out. The release roles a
+monitor judges by come from the pointer too (:func:`roles_of`), so a flip made by hand is
+respected and a pinned service is left alone.
+
+>>> from detectors.decision import Decision
+>>> d = Decision(ts=1.0, service="chat", release="v2", action="rollback",
+...              verdict="sustained", to="v1", components=[], reason="worse")
+>>> respond(d, None, now=10.0, secret=b"s")
+Suppression(why='no version pointer is registered for this service')
+>>> idempotency_key(d)
+'chat:v2:rollback:*'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actions.commands import Command, new_command, sign
+from actions.state import PointerState
+from detectors.decision import Decision
+
+# How long a rollback command may wait in the commands topic before it is refused as stale;
+# an approved command is signed afresh for as long.
+COMMAND_TTL_S = 300.0
+NO_POINTER = "no version pointer is registered for this service"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A rollback decision that must not act on the pointer, and why."""
+
+    why: str
+
+
+def roles_of(pointer: PointerState | None) -> tuple[str | None, str | None] | None:
+    """The ``(stable, candidate)`` releases a monitor judges by; None: infer them."""
+    if pointer is None:
+        return None
+    return pointer.stable, pointer.watched_release
+
+
+def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
+    """Why a rollback decision must not flip the pointer, or None when it may."""
+    if decision.dry_run:
+        return "dry-run: the policy evaluates this rule without acting on it"
+    if pointer is None:
+        return NO_POINTER
+    if pointer.pinned:
+        return "the service is pinned; automatic rollbacks are refused"
+    if decision.release != pointer.watched_release:
+        return f"{decision.release} is no longer the release under watch"
+    return None
+
+
+def idempotency_key(decision: Decision) -> str:
+    """One key per (service, release, components) rolled back: a repeat of the same
+    decision (after a restart, say) changes nothing."""
+    components = ",".join(decision.components) or "*"
+    return f"{decision.service}:{decision.release}:rollback:{components}"
+
+
+def rollback_command(decision: Decision, pointer: PointerState, now: float,
+                     secret: bytes) -> Command:
+    """The signed command of a rollback decision, a compare-and-set on the pointer's epoch."""
+    evidence: dict[str, Any] = {"verdict": decision.verdict, **decision.evidence}
+    command = new_command(
+        decision.service,
+        "rollback",
+        f"rule:{decision.evidence.get('rule', 'policy')}",
+        now,
+        ttl_s=COMMAND_TTL_S,
+        idempotency_key=idempotency_key(decision),
+        release=decision.to or None,
+        components=tuple(decision.components),
+        reason=decision.reason,
+        evidence=evidence,
+        expected_epoch=pointer.epoch,
+    )
+    return sign(command, secret)
+
+
+def respond(decision: Decision, pointer: PointerState | None, now: float,
+            secret: bytes) -> Command | Suppression | None:
+    """A rollback decision's signed command, or the suppression that stops it; None for a
+    decision that only alerts."""
+    if decision.action != "rollback":
+        return None
+    blocked = why_not_act(decision, pointer)
+    if blocked is not None:
+        return Suppression(blocked)
+    assert pointer is not None
+    return rollback_command(decision, pointer, now, secret)

@@ -1,0 +1,142 @@
+"""The actuator on the real Redis: commands-topic messages in, pointer changes, history and
+audit records out; every refusal recorded; approvals that wait for a person run once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from actions.actuator import Actuator
+from actions.approvals import PendingCommands, approval
+from actions.commands import Command, sign
+from actions.pointer import PointerStore
+from tests.integration.actions.conftest import SECRET, command
+
+pytestmark = pytest.mark.integration
+
+
+def message(cmd: Command | dict[str, Any], approval_needed: bool = False) -> bytes:
+    body = cmd.as_dict() if isinstance(cmd, Command) else cmd
+    return orjson.dumps({"type": "command", "approval": "required" if approval_needed else None,
+                         "command": body})
+
+
+@pytest.fixture(name="actuator")
+def fixture_actuator(released: PointerStore) -> Actuator:
+    return Actuator(released, PendingCommands(released.client), SECRET)
+
+
+def audit(out: Any) -> list[dict[str, Any]]:
+    return [orjson.loads(a) for a in out.audit]
+
+
+def forged(service: str) -> Command:
+    return replace(command(service, "promote", release="v2"), signature="ab" * 32)
+
+
+def wrongly_signed(service: str) -> Command:
+    return sign(replace(command(service, "promote", release="v2"), signature=""), b"other")
+
+
+def expired(service: str) -> Command:
+    return sign(replace(command(service, "promote", release="v2"),
+                        expires_at=time.time() - 1), SECRET)
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda s: replace(command(s, "promote", release="v2"), signature=""), "unsigned"),
+    (forged, "bad_signature"),
+    (wrongly_signed, "bad_signature"),
+    (expired, "expired"),
+], ids=["unsigned", "forged", "wrong-secret", "expired"])
+@pytest.mark.parametrize("approval_needed", [False, True], ids=["direct", "for-approval"])
+async def test_a_bad_command_is_refused_in_the_history_and_the_audit(
+        actuator: Actuator, released: PointerStore, service: str, make: Any, code: str,
+        approval_needed: bool) -> None:
+    """Refused before it runs or waits for approval; recorded in both places; pointer kept."""
+    bad = make(service)
+    out = await actuator.handle(message(bad, approval_needed))
+    [record] = audit(out)
+    assert (record["status"], record["code"], record["command_id"]) == ("refused", code,
+                                                                       bad.command_id)
+    last = (await released.history(service))[-1]
+    assert (last["outcome"], last["code"], last["command_id"]) == ("refused", code,
+                                                                   bad.command_id)
+    assert (await released.read(service)).epoch == 1
+    assert await actuator.pending.list(service) == {}
+
+
+async def test_a_malformed_command_is_refused_in_the_history_and_the_audit(
+        actuator: Actuator, released: PointerStore, service: str) -> None:
+    body = {**command(service, "promote", release="v2").as_dict(), "op": "explode"}
+    [record] = audit(await actuator.handle(message(body)))
+    assert (record["status"], record["code"]) == ("refused", "malformed")
+    last = (await released.history(service))[-1]
+    assert (last["outcome"], last["code"], last["command_id"]) == (
+        "refused", "malformed", body["command_id"])
+
+
+async def test_a_refusal_for_an_unknown_service_goes_to_the_audit_topic_only(
+        actuator: Actuator, released: PointerStore) -> None:
+    """No history key is made for a service nobody registered, valid name or not."""
+    unknown = {**forged("x").as_dict(), "service": "nobody-registered-this"}
+    [record] = audit(await actuator.handle(message(unknown)))
+    assert (record["status"], record["code"], record["recorded"]) == (
+        "refused", "bad_signature", False)
+    invalid = {**forged("x").as_dict(), "service": "not a name"}
+    [record] = audit(await actuator.handle(message(invalid)))
+    assert record["type"] == "command-refused" and "service name" in record["why"]
+    assert not [k async for k in released.client.scan_iter(match="rollguard:{nobody-*")]
+
+
+async def test_a_command_run_and_then_replayed_is_refused(
+        actuator: Actuator, released: PointerStore, service: str) -> None:
+    good = command(service, "promote", release="v2", percent=10.0)
+    [applied] = audit(await actuator.handle(message(good)))
+    assert applied["status"] == "applied"
+    [replayed] = audit(await actuator.handle(message(good)))
+    assert (replayed["status"], replayed["code"]) == ("refused", "replayed")
+    assert (await released.read(service)).epoch == 2
+
+
+async def test_an_approved_command_runs_once_however_often_it_is_approved(
+        actuator: Actuator, released: PointerStore, service: str) -> None:
+    """Two approvals of one waiting command, at once: one flip, one refusal."""
+    waiting = command(service, "promote", release="v2", percent=20.0)
+    [asked] = audit(await actuator.handle(message(waiting, approval_needed=True)))
+    assert asked["type"] == "approval-needed" and service in asked["how"]
+    assert (await released.read(service)).epoch == 1
+    ok = approval(service, waiting.command_id, "ana", time.time(), SECRET)
+    outs = await asyncio.gather(*(actuator.handle(ok) for _ in range(2)))
+    statuses = sorted(record["status"] for out in outs for record in audit(out))
+    assert statuses == ["applied", "refused"]
+    state = await released.read(service)
+    assert (state.epoch, state.candidate, state.percent) == (2, "v2", 20.0)
+    applied = [h for h in await released.history(service) if h["outcome"] == "applied"]
+    assert applied[-1]["command"]["evidence"]["approved_by"] == "ana"
+
+
+async def test_a_forged_approval_is_refused_and_the_command_keeps_waiting(
+        actuator: Actuator, released: PointerStore, service: str) -> None:
+    waiting = command(service, "promote", release="v2", percent=20.0)
+    await actuator.handle(message(waiting, approval_needed=True))
+    bad = approval(service, waiting.command_id, "mallory", time.time(), b"guess")
+    [record] = audit(await actuator.handle(bad))
+    assert (record["status"], record["code"]) == ("refused", "bad_approval")
+    assert (await released.history(service))[-1]["code"] == "bad_approval"
+    assert list(await actuator.pending.list(service)) == [waiting.command_id]
+
+
+async def test_the_pending_store_takes_a_command_once(
+        released: PointerStore, service: str) -> None:
+    """Two takes of one command at once: one gets it, the other None (the Lua is atomic)."""
+    pending = PendingCommands(released.client)
+    await pending.put(service, "c-1", b"{}")
+    taken = await asyncio.gather(*(pending.take(service, "c-1") for _ in range(5)))
+    assert sorted(taken, key=lambda t: t is None) == [b"{}", None, None, None, None]
+    assert await pending.list(service) == {}

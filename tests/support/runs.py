@@ -1,0 +1,67 @@
+"""The worker harness of the end-to-end tests and the benchmarks: isolated runs that clean up
+after themselves, and waits for a positive signal from a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from rollguard.config import kafka_bootstrap
+from rollguard.demo.isolated import WorkerRun
+from streams.connect import consumer
+
+
+class IsolatedRun(WorkerRun):
+    """A :class:`WorkerRun` whose topics are deleted when the test or benchmark is done."""
+
+    async def delete_topics(self) -> None:
+        """Delete the run's topics and Faust's topics of its app (changelogs): a broker that
+        keeps thousands of finished runs' partitions gets slower for every later one."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics()
+                    if t.startswith((f"{self.run_id}.", f"{self.app_id}-"))]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
+
+async def committed_offsets(admin: AIOKafkaAdminClient, group: str,
+                            topic: str) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic``, by partition."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def wait_processed(run: IsolatedRun, timeout: float = 90.0,
+                         roles: tuple[str, ...] = ("events", "commands")) -> None:
+    """Wait until the worker's group has committed every message so far of the run's
+    ``roles`` topics: the monitor checkpointed every event (and sent what it decided before
+    that), and the actuator carried out every command sent by then."""
+    for role in roles:
+        await _wait_committed(run, run.topic(role), run.partitions if role == "events" else 1,
+                              timeout)
+
+
+async def _wait_committed(run: IsolatedRun, topic: str, partitions: int,
+                          timeout: float) -> None:
+    async with consumer(group_id=None) as probe:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.env()["KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = await committed_offsets(admin, run.app_id, topic)
+            if all(done.get(p, 0) >= end for p, end in ends.items()):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    raise TimeoutError(f"worker {run.app_id} did not catch up with {topic} in {timeout}s")

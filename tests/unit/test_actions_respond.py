@@ -1,0 +1,60 @@
+"""What a decision means for the pointer: a signed command, or a suppression that says why."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from actions.commands import Command, refusal
+from actions.respond import NO_POINTER, Suppression, idempotency_key, respond, roles_of
+from actions.state import PointerState
+from detectors.decision import Decision
+
+SECRET = b"respond-secret"
+NOW = 1_800_000_000.0
+POINTER = PointerState("chat", active="v1", stable="v1", epoch=7, active_components={},
+                       candidate="v2", candidate_components={}, percent=50.0)
+ROLLBACK = Decision(ts=NOW, service="chat", release="v2", action="rollback",
+                    verdict="sustained", to="v1", components=["model"], reason="worse",
+                    evidence={"rule": "latency", "metric": "latency_ms"})
+
+
+@pytest.mark.parametrize(("decision", "pointer", "why"), [
+    (dataclasses.replace(ROLLBACK, dry_run=True), POINTER, "dry-run"),
+    (ROLLBACK, None, NO_POINTER),
+    (ROLLBACK, dataclasses.replace(POINTER, pinned=True), "pinned"),
+    (dataclasses.replace(ROLLBACK, release="v3"), POINTER, "no longer the release under watch"),
+], ids=["dry-run", "no-pointer", "pinned", "not-watched"])
+def test_a_rollback_that_must_not_act_is_suppressed_with_why(
+        decision: Decision, pointer: PointerState | None, why: str) -> None:
+    response = respond(decision, pointer, NOW, SECRET)
+    assert isinstance(response, Suppression) and why in response.why
+
+
+def test_a_rollback_becomes_a_signed_compare_and_set_command() -> None:
+    """The command is signed with the secret, valid now, expects the pointer's epoch, and
+    carries the decision's idempotency key and evidence."""
+    command = respond(ROLLBACK, POINTER, NOW, SECRET)
+    assert isinstance(command, Command)
+    assert refusal(command, SECRET, NOW) is None
+    assert (command.op, command.release, command.components) == ("rollback", "v1", ("model",))
+    assert command.expected_epoch == 7 and command.issued_by == "rule:latency"
+    assert command.idempotency_key == idempotency_key(ROLLBACK) == "chat:v2:rollback:model"
+    assert command.evidence["verdict"] == "sustained"
+
+
+def test_the_same_decision_twice_gives_the_same_idempotency_key() -> None:
+    first, again = (respond(ROLLBACK, POINTER, NOW + i, SECRET) for i in range(2))
+    assert isinstance(first, Command) and isinstance(again, Command)
+    assert first.command_id != again.command_id
+    assert first.idempotency_key == again.idempotency_key
+
+
+def test_an_alert_means_nothing_for_the_pointer() -> None:
+    assert respond(dataclasses.replace(ROLLBACK, action="alert"), POINTER, NOW, SECRET) is None
+
+
+def test_the_roles_come_from_the_pointer() -> None:
+    assert roles_of(POINTER) == ("v1", "v2")
+    assert roles_of(None) is None

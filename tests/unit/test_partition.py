@@ -1,0 +1,153 @@
+"""The worker's partition loop: one Kafka message in, effects out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from actions.state import PointerState
+from detectors.decision import Decision
+from detectors.monitors import Fed
+from detectors.policy import default_policy
+from streams.checkpoint import applied_offset_key
+from streams.partition import Effects, PartitionLoop
+
+T0 = 1_700_000_000.0
+
+
+def good_block(service: str = "chat", n: int = 3, first: int = 0) -> dict[str, Any]:
+    return {"service": service, "release": "r1",
+            "event_id": [f"{service}-{first + i}" for i in range(n)],
+            "ts": [T0 + first + i for i in range(n)],
+            "metrics": {"error": [0] * n, "latency_ms": [120.0] * n}}
+
+
+def new_loop(table: dict[bytes, bytes] | None = None) -> PartitionLoop[int]:
+    return PartitionLoop(default_policy(), b"secret", (table or {}).get, clock=lambda: T0)
+
+
+def feed(loop: PartitionLoop[int], items: list[Any], key: bytes | None = b"chat",
+         offset: int = 0, now: float = 0.0, pointer: PointerState | None = None) -> Effects[int]:
+    return loop.on_message(0, offset, key, orjson.dumps(items), pointer, now, offset)
+
+
+def handle(items: list[Any], key: bytes | None = b"chat") -> tuple[int, list[str]]:
+    out = feed(new_loop(), items, key)
+    return out.events, [orjson.loads(d)["reason"] for d in out.dead]
+
+
+@pytest.mark.parametrize(
+    ("items", "events", "reasons"),
+    [
+        ([good_block(), good_block(first=3)], 6, []),
+        ([good_block(), {**good_block(first=3), "ts": [T0, T0]}], 3, ["bad_block"]),
+        ([{**good_block(), "metrics": {"error": [0, 3, 1]}}], 2, ["metric_out_of_range"]),
+        ([{**good_block(), "event_id": ["a", None, ""]}], 1, ["missing_event_id", "bad_event_id"]),
+        ([good_block(), good_block("other", first=3)], 3, ["key_mismatch"]),
+        ([good_block(), {"event_id": "one", "ts": T0 + 9, "service": "chat", "release": "r1",
+                         "metrics": {"error": 1}}], 4, []),
+    ],
+)
+def test_each_bad_event_of_a_message_is_a_dead_letter_and_the_rest_count(
+        items: list[Any], events: int, reasons: list[str]) -> None:
+    """Blocks and single events mix in one message; only what is bad is set aside."""
+    counted, dead = handle(items)
+    assert dead == reasons
+    assert counted == events
+
+
+def test_a_block_sent_twice_is_counted_once() -> None:
+    """A producer's retry of a whole block is dropped by the dedupe, event by event."""
+    loop = new_loop()
+    for offset in range(2):
+        feed(loop, [good_block()], offset=offset)
+    monitor = loop.monitors.get("chat")
+    assert monitor is not None and monitor.counts["duplicates"] == 3
+
+
+def test_an_unkeyed_message_of_blocks_uses_the_blocks_service() -> None:
+    """Producers without keys still get their blocks counted for the named service."""
+    loop = new_loop()
+    out = feed(loop, [good_block("solo")], key=None)
+    assert (out.events, out.dead) == (3, [])
+    monitor = loop.monitors.get("solo")
+    assert monitor is not None and monitor.counts["duplicates"] == 0
+
+
+def test_a_message_is_acknowledged_only_with_the_checkpoint_that_holds_it() -> None:
+    """No acks before a checkpoint; then the services' states, the applied offset last, and
+    every message so far acknowledged."""
+    loop = new_loop()
+    first = feed(loop, [good_block()], offset=0, now=0.0)
+    assert (first.writes, first.acks) == ([], [])
+    due = feed(loop, [good_block(first=3)], offset=1, now=5.0)
+    assert [k for _, k, _ in due.writes] == [b"chat", applied_offset_key(0)]
+    assert due.acks == [0, 1]
+
+
+def test_a_quiet_partition_is_checkpointed_by_the_timer() -> None:
+    loop = new_loop()
+    feed(loop, [good_block()], offset=0, now=0.0)
+    assert loop.on_timer(1.0).acks == []
+    assert loop.on_timer(2.5).acks == [0]
+    assert loop.on_timer(10.0).writes == []  # nothing new: nothing to write
+
+
+def test_a_skipped_offset_is_sought_and_the_message_after_it_waits() -> None:
+    """Offsets 1..2 never arrived: seek back to 1, leave 3 for later, repeat the seek."""
+    loop = new_loop({applied_offset_key(0): b"0"})
+    out = feed(loop, [good_block()], offset=3, now=0.0)
+    assert (out.seeks, out.events) == ([(0, 1)], 0)
+    assert loop.on_timer(1.5).seeks == [(0, 1)]
+
+
+def test_a_redelivered_message_is_not_counted_again() -> None:
+    loop = new_loop()
+    assert feed(loop, [good_block()], offset=0).events == 3
+    assert feed(loop, [good_block(first=3)], offset=0).events == 0
+
+
+def test_revoking_forgets_live_monitors_and_unacknowledged_messages() -> None:
+    loop = new_loop()
+    feed(loop, [good_block()], offset=0)
+    loop.on_revoked()
+    assert "chat" not in loop.monitors
+    assert loop.on_timer(100.0).acks == []
+
+
+def test_a_message_that_breaks_the_core_is_a_dead_letter_and_the_loop_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = new_loop()
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(loop.monitors, "feed", broken)
+    out = feed(loop, [good_block()], offset=0)
+    assert [orjson.loads(d)["reason"] for d in out.dead] == ["processing_error"]
+    assert loop.counts["rejected"] == 1
+
+
+def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollback decision gives its command and audit record, the pointer cache of its
+    service is stale, and the checkpoint holding the state comes with it, not later."""
+    decision = Decision(ts=T0, service="chat", release="v2", action="rollback",
+                        verdict="sustained", to="v1", components=[], reason="worse")
+    pointer = PointerState("chat", "v1", "v1", 4, {}, candidate="v2", percent=50.0)
+    loop = new_loop()
+    real = loop.monitors.feed
+
+    def deciding(*args: Any, **kwargs: Any) -> Fed:
+        fed = real(*args, **kwargs)
+        fed.decisions.append(decision)
+        return fed
+
+    monkeypatch.setattr(loop.monitors, "feed", deciding)
+    out = feed(loop, [good_block()], offset=0, now=0.0, pointer=pointer)
+    [command] = [orjson.loads(c)["command"] for c in out.commands]
+    assert (command["op"], command["expected_epoch"]) == ("rollback", 4)
+    assert [orjson.loads(a)["command_id"] for a in out.audit] == [command["command_id"]]
+    assert out.commanded == ["chat"] and out.acks == [0]
+    assert [k for _, k, _ in out.writes] == [b"chat", applied_offset_key(0)]
