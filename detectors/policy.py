@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rollguard.errors import ConfigError
+from detectors.errors import ConfigError
 
 STATISTICS = ("rate", "share", "mean", "quantile")
 ACTIONS = ("rollback", "alert", "approve", "dry-run")
@@ -194,7 +194,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     >>> policy_from_dict({"metrics": {"latency_ms": {"statistic": "quantile", "tolerance": 0}}})
     Traceback (most recent call last):
     ...
-    rollguard.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
+    detectors.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("policy: must be a table with a 'metrics' section")
