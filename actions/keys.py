@@ -7,6 +7,8 @@ one slot, which the single Lua script that changes them requires.
 'rollguard:{support-bot}:pointer'
 >>> ServiceKeys.of("support-bot").idempotency("k-1")
 'rollguard:{support-bot}:idem:k-1'
+>>> ServiceKeys.of("support-bot").pattern
+'rollguard:{support-bot}:*'
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ServiceKeys:
     history: str  # STREAM: one entry per command outcome
     changes: str  # pub/sub CHANNEL: the new pointer JSON after every applied change
     idempotency_prefix: str  # STRING per key, with a TTL: the command that used it
+    pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
 
     @classmethod
     def of(cls, service: str, prefix: str = PREFIX) -> ServiceKeys:
@@ -54,7 +57,17 @@ class ServiceKeys:
             history=f"{base}:history",
             changes=f"{base}:changes",
             idempotency_prefix=f"{base}:idem:",
+            pattern=f"{base}:*",
         )
 
     def idempotency(self, key: str) -> str:
         return self.idempotency_prefix + key
+
+
+def check_key(token: str, prefix: str = PREFIX) -> str:
+    """A throw-away key (and channel) of ``rollguard check``'s Redis round trip.
+
+    >>> check_key("0f3a")
+    'rollguard:check:0f3a'
+    """
+    return f"{prefix}:check:{token}"
