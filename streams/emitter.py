@@ -195,6 +195,7 @@ class BackgroundEmitter:
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)  # no thread left behind
             self._thread.join()
+            self._loop.close()
             raise
 
     def emit(self, service: str, release: str, metrics: Mapping[str, float | bool],
@@ -206,6 +207,8 @@ class BackgroundEmitter:
         asyncio.run_coroutine_threadsafe(self.emitter.close(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> Self:
         self.start()

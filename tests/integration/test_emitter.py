@@ -100,4 +100,5 @@ def test_leaving_with_flushes_the_background_emitter_and_ends_its_thread() -> No
         for i in range(50):
             emitter.emit("svc", "v1", {"latency_ms": float(i)})
     assert emitter.emitter.sent == 50 and not emitter._thread.is_alive()
+    assert emitter._loop.is_closed()
     assert len(asyncio.run(read_events(topic, 50))) == 50
