@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
@@ -21,15 +20,6 @@ OPS: tuple[str, ...] = ("promote", "rollback", "pin", "unpin", "mark_stable")
 DEFAULT_TTL_S = 300.0
 # Clocks of the issuer and the executor may disagree a little.
 CLOCK_SKEW_S = 30.0
-SECRET_ENV = "ROLLGUARD_SECRET"
-# For a laptop only: anyone who reads this line can sign commands for a server that uses it.
-DEV_SECRET = b"rollguard-dev-secret"
-
-
-def secret_from_env() -> tuple[bytes, bool]:
-    """The HMAC secret from ``ROLLGUARD_SECRET``, and whether the dev default was used instead."""
-    value = os.environ.get(SECRET_ENV, "")
-    return (value.encode(), False) if value else (DEV_SECRET, True)
 
 
 @dataclass(frozen=True)

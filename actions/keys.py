@@ -10,6 +10,8 @@ require; every key a script touches is passed in its KEYS.
 'rollguard:{support-bot}:idem:k-1'
 >>> ServiceKeys.of("support-bot").pending
 'rollguard:{support-bot}:pending'
+>>> ServiceKeys.of("support-bot").pattern
+'rollguard:{support-bot}:*'
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ServiceKeys:
     idempotency_prefix: str  # STRING per key, with a TTL: the command that used it
     spent_prefix: str  # STRING per command id, with a TTL: the command ran (a repeat is a replay)
     pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
+    pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
 
     @classmethod
     def of(cls, service: str, prefix: str = PREFIX) -> ServiceKeys:
@@ -61,6 +64,7 @@ class ServiceKeys:
             idempotency_prefix=f"{base}:idem:",
             spent_prefix=f"{base}:spent:",
             pending=f"{base}:pending",
+            pattern=f"{base}:*",
         )
 
     def idempotency(self, key: str) -> str:
@@ -68,3 +72,12 @@ class ServiceKeys:
 
     def spent(self, command_id: str) -> str:
         return self.spent_prefix + command_id
+
+
+def check_key(token: str, prefix: str = PREFIX) -> str:
+    """A throw-away key (and channel) of ``rollguard check``'s Redis round trip.
+
+    >>> check_key("0f3a")
+    'rollguard:check:0f3a'
+    """
+    return f"{prefix}:check:{token}"

@@ -36,6 +36,7 @@ from typing import Any
 from actions import reader_core
 from actions.commands import new_command, sign
 from actions.connect import async_redis_client
+from actions.keys import ServiceKeys
 from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from actions.routing import Router
@@ -141,7 +142,7 @@ async def run(
     cpu_s = sum(cpu for _, cpu in reports)
     for p in procs:
         p.join()
-    keys = [k async for k in client.scan_iter(match=f"rollguard:{{{service}}}:*")]
+    keys = [k async for k in client.scan_iter(match=ServiceKeys.of(service).pattern)]
     await client.delete(*keys)
     await client.aclose()
     latencies = [(t - issued[e]) * 1000 for e, t in seen if e in issued]

@@ -15,6 +15,7 @@ import uuid
 
 from actions.commands import new_command, sign
 from actions.connect import async_redis_client
+from actions.keys import ServiceKeys
 from actions.pointer import PointerStore
 from actions.reader import PointerReader
 
@@ -66,7 +67,7 @@ async def main(n: int, repeats: int) -> None:
         await asyncio.wait_for(changed.wait(), 5)
         rows.append(("candidate at 30% (hash)", per_call_ns(reader.resolve, keys, repeats)))
         rows.append(("cohort hit", per_call_ns(reader.resolve, keys, repeats, cohort="beta")))
-    keys_to_delete = [k async for k in client.scan_iter(match=f"rollguard:{{{service}}}:*")]
+    keys_to_delete = [k async for k in client.scan_iter(match=ServiceKeys.of(service).pattern)]
     await client.delete(*keys_to_delete)
     await client.aclose()
     print(f"resolve() per call, best of {repeats} x {n} keys; empty loop {baseline:.0f} ns")

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.accumulate import KINDS, Bucket
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.evidence import hypotheses
 from detectors.explain import describe, metric_reason, window_evidence
-from detectors.policy import CompositeRule, MetricRule, Policy
+from detectors.policy import CompositeRule, MetricRule, Policy, RuleAction
 from detectors.track import MetricTrack, robust_score
 
 
@@ -59,18 +59,17 @@ class Context:
                 math.ceil(p.stale_after_seconds / p.bucket_seconds))
 
 
-def _decision(ctx: Context, cand: Candidate, action: str, verdict: str, components: tuple[str, ...],
-              reason: str, evidence: dict[str, Any]) -> Decision:
-    dry_run = action == "dry-run"
-    approve = action == "approve"
-    acted = "rollback" if action in ("rollback", "approve", "dry-run") else "alert"
-    if verdict != "sustained":
-        acted = "alert"
-    if acted == "rollback" and not dry_run:
+def _decision(ctx: Context, cand: Candidate, action: RuleAction, verdict: Verdict,
+              components: tuple[str, ...], reason: str, evidence: dict[str, Any]) -> Decision:
+    dry_run = action == RuleAction.DRY_RUN
+    approve = action == RuleAction.APPROVE
+    rollback = action != RuleAction.ALERT and verdict == Verdict.SUSTAINED
+    if rollback and not dry_run:
         cand.finished = True
+    acted = DecisionAction.ROLLBACK if rollback else DecisionAction.ALERT
     return Decision(ctx.ts, ctx.service, cand.release, acted, verdict, ctx.stable,
-                    list(components), reason, evidence, requires_approval=approve and
-                    acted == "rollback", dry_run=dry_run and acted == "rollback")
+                    list(components), reason, evidence, requires_approval=approve and rollback,
+                    dry_run=dry_run and rollback)
 
 
 def _inconclusive(ctx: Context, cand: Candidate, rule: MetricRule, why: str,
@@ -78,7 +77,8 @@ def _inconclusive(ctx: Context, cand: Candidate, rule: MetricRule, why: str,
     evidence = {"metric": rule.name, "statistic": describe(rule), "candidate_samples":
                 track.samples, "min_samples": rule.min_samples, "why": why}
     reason = f"{describe(rule)} of {cand.release} cannot be judged: {why}."
-    return _decision(ctx, cand, "alert", "inconclusive", rule.components, reason, evidence)
+    return _decision(ctx, cand, RuleAction.ALERT, Verdict.INCONCLUSIVE, rule.components, reason,
+                     evidence)
 
 
 def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> list[Decision]:
@@ -150,7 +150,8 @@ def _transient(ctx: Context, cand: Candidate, rule: MetricRule, track: MetricTra
                 "tests": ["cusum-llr"], "detectors": ["adwin-recovery"]}
     reason = (f"{describe(rule)} of {cand.release} was worse than on {ctx.stable} for "
               f"{evidence['duration_s'] / 60:.1f} min, then recovered: a transient blip.")
-    return _decision(ctx, cand, "alert", "transient", rule.components, reason, evidence)
+    return _decision(ctx, cand, RuleAction.ALERT, Verdict.TRANSIENT, rule.components, reason,
+                     evidence)
 
 
 def _sustained(ctx: Context, cand: Candidate, rule: MetricRule, track: MetricTrack, hyp: Any,
@@ -161,9 +162,9 @@ def _sustained(ctx: Context, cand: Candidate, rule: MetricRule, track: MetricTra
                                ctx.candidate_ref.get(rule.name))
     evidence.update(llr=round(track.score, 3), threshold=ctx.policy.evidence_threshold,
                     tests=["cusum-llr", "blip-robust-llr"], detectors=[])
-    reason = metric_reason(rule, evidence, cand.release, ctx.stable, "sustained")
-    action = rule.action if rule.critical else "alert"
-    return _decision(ctx, cand, action, "sustained", rule.components, reason, evidence)
+    reason = metric_reason(rule, evidence, cand.release, ctx.stable, Verdict.SUSTAINED)
+    action = rule.action if rule.critical else RuleAction.ALERT
+    return _decision(ctx, cand, action, Verdict.SUSTAINED, rule.components, reason, evidence)
 
 
 def _composite(ctx: Context, cand: Candidate, rule: CompositeRule) -> Decision | None:
@@ -179,4 +180,4 @@ def _composite(ctx: Context, cand: Candidate, rule: CompositeRule) -> Decision |
     reason = (f"{len(strong)} of {len(rule.metrics)} signals of '{rule.name}' "
               f"({', '.join(strong)}) are worse on {cand.release} than on {ctx.stable} at once.")
     components = rule.components
-    return _decision(ctx, cand, rule.action, "sustained", components, reason, evidence)
+    return _decision(ctx, cand, rule.action, Verdict.SUSTAINED, components, reason, evidence)

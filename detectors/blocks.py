@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from detectors.errors import InvalidEvent
 from detectors.events import METRIC_RANGES
-from rollguard.errors import InvalidEvent
 
 _NONE = type(None)
 _NUMBERS = frozenset({float, int})

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from rollguard.errors import StateError
+from detectors.errors import StateError
 
 MAGIC = b"RGSM"
 VERSION = 1
@@ -58,7 +58,7 @@ def decode_state(data: bytes) -> dict[str, Any]:
     >>> decode_state(b"RGSM\\x07...")
     Traceback (most recent call last):
     ...
-    rollguard.errors.StateError: monitor state version 7 is not readable by this rollguard (reads 1)
+    detectors.errors.StateError: monitor state version 7 is not readable by this rollguard (reads 1)
     """
     if len(data) < 5 or data[:4] != MAGIC:
         raise StateError("not a rollguard monitor state (bad magic bytes)")

@@ -3,30 +3,53 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-VERDICTS = ("ok", "transient", "sustained", "inconclusive")
-"""``ok`` is never emitted: a decision is only made when something is worth saying."""
+
+class Verdict(StrEnum):
+    """What the evidence says about a candidate's metric. A member is its string value, so
+    JSON and comparisons with plain strings see ``"sustained"``.
+
+    >>> Verdict.SUSTAINED == "sustained", f"{Verdict.TRANSIENT}"
+    (True, 'transient')
+    """
+
+    OK = "ok"  # never emitted: a decision is only made when something is worth saying
+    TRANSIENT = "transient"  # worse for a while, then recovered: an alert
+    SUSTAINED = "sustained"  # worse even leaving out the worst stretch: the rule's action
+    INCONCLUSIVE = "inconclusive"  # too little data, or a metric stopped arriving: an alert
+
+
+class DecisionAction(StrEnum):
+    """What a decision asks for; a policy's ``approve`` and ``dry-run`` are flags of a
+    rollback (:attr:`Decision.requires_approval`, :attr:`Decision.dry_run`)."""
+
+    ROLLBACK = "rollback"
+    ALERT = "alert"
 
 
 @dataclass
 class Decision:
     """One decision, printed by ``rollguard replay`` and acted on by the worker.
 
-    ``action`` is ``rollback`` or ``alert``. A rollback with ``requires_approval`` waits for a
+    ``action`` is a :class:`DecisionAction`. A rollback with ``requires_approval`` waits for a
     person (policy action ``approve``); one with ``dry_run`` is reported, never acted on.
 
-    >>> d = Decision(ts=1.0, service="chat", release="r2", action="alert", verdict="transient",
-    ...              to="r1", components=[], reason="A blip.", evidence={"metric": "error"})
+    >>> d = Decision(ts=1.0, service="chat", release="r2", action=DecisionAction.ALERT,
+    ...              verdict=Verdict.TRANSIENT, to="r1", components=[], reason="A blip.",
+    ...              evidence={"metric": "error"})
     >>> list(d.to_dict())[:5]
     ['ts', 'service', 'release', 'action', 'verdict']
+    >>> import orjson; orjson.dumps({k: d.to_dict()[k] for k in ("action", "verdict")})
+    b'{"action":"alert","verdict":"transient"}'
     """
 
     ts: float
     service: str
     release: str
-    action: str
-    verdict: str
+    action: DecisionAction
+    verdict: Verdict
     to: str | None
     components: list[str]
     reason: str

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from rollguard.errors import InvalidEvent
+from detectors.errors import InvalidEvent
 
 # Allowed value ranges of the standard metrics; any other metric only has to be finite.
 # Binary metrics must be 0 or 1 (a JSON boolean is accepted and read as 0/1).
@@ -88,7 +88,7 @@ def parse_event(line: bytes | str) -> Event:
     >>> parse_event('{"event_id": "a2", "service": "chat", "release": "r1", "metrics": {}}')
     Traceback (most recent call last):
     ...
-    rollguard.errors.InvalidEvent: missing_ts: ts is required
+    detectors.errors.InvalidEvent: missing_ts: ts is required
     """
     try:
         obj = orjson.loads(line)
@@ -157,7 +157,7 @@ def validate_event(obj: object) -> Event:
     >>> validate_event([1, 2])
     Traceback (most recent call last):
     ...
-    rollguard.errors.InvalidEvent: not_object: an event must be a JSON object
+    detectors.errors.InvalidEvent: not_object: an event must be a JSON object
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", "an event must be a JSON object")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.accumulate import QUANTILE
+from detectors.decision import Verdict
 from detectors.evidence import Hypotheses
 from detectors.histogram import quantile
 from detectors.policy import MetricRule
@@ -69,7 +70,7 @@ def window_evidence(rule: MetricRule, hyp: Hypotheses, run: list[list[float]], s
 
 
 def metric_reason(rule: MetricRule, evidence: dict[str, Any], release: str, stable: str,
-                  verdict: str) -> str:
+                  verdict: Verdict) -> str:
     """One sentence a person reads in an alert."""
     what = describe(rule)
     cand = evidence.get("candidate")
@@ -77,7 +78,7 @@ def metric_reason(rule: MetricRule, evidence: dict[str, Any], release: str, stab
     minutes = evidence["duration_s"] / 60
     values = (f"{what} of {release} is {cand_text} against {fmt(evidence['baseline'])} on "
               f"{stable} (tolerance {tolerance_text(rule)})")
-    if verdict == "sustained":
+    if verdict == Verdict.SUSTAINED:
         return (f"{values}, worse for {minutes:.1f} min over {evidence['candidate_samples']} "
                 f"samples even leaving out the worst 2-minute stretch.")
     return f"{values} for {minutes:.1f} min, then recovered: a transient blip."

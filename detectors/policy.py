@@ -5,17 +5,29 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rollguard.errors import ConfigError
+from detectors.errors import ConfigError
 
 STATISTICS = ("rate", "share", "mean", "quantile")
-ACTIONS = ("rollback", "alert", "approve", "dry-run")
 SCHEMA_VERSION = 1
+
+
+class RuleAction(StrEnum):
+    """What a rule does when its metric's regression is sustained."""
+
+    ROLLBACK = "rollback"
+    ALERT = "alert"
+    APPROVE = "approve"  # a rollback that waits for a person
+    DRY_RUN = "dry-run"  # a rollback reported, never acted on
+
+
+ACTIONS = tuple(RuleAction)
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class MetricRule:
     threshold: float = 0.5
     q: float = 0.95
     min_samples: int = 200
-    action: str = "rollback"
+    action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
     critical: bool = True
 
@@ -54,7 +66,7 @@ class CompositeRule:
     metrics: tuple[str, ...]
     at_least: int
     evidence: float = 0.5
-    action: str = "rollback"
+    action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
 
 
@@ -153,7 +165,7 @@ def _metric(name: str, raw: object) -> MetricRule:
         threshold=_number(raw, "threshold", where, 0.5, low=float("-inf")),
         q=_number(raw, "q", where, 0.95, high=0.999),
         min_samples=min_samples,
-        action=_choice(raw, "action", where, "rollback", ACTIONS),
+        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
         components=_components(raw, where),
         critical=_bool(raw, "critical", where, True),
     )
@@ -178,7 +190,7 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
         metrics=tuple(members),
         at_least=at_least,
         evidence=_number(raw, "evidence", where, 0.5, high=1.0),
-        action=_choice(raw, "action", where, "rollback", ACTIONS),
+        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
         components=_components(raw, where),
     )
 
@@ -194,7 +206,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     >>> policy_from_dict({"metrics": {"latency_ms": {"statistic": "quantile", "tolerance": 0}}})
     Traceback (most recent call last):
     ...
-    rollguard.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
+    detectors.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("policy: must be a table with a 'metrics' section")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import redis
 
 from actions.connect import async_redis_client, ping, unavailable
+from actions.keys import check_key
 from rollguard.config import kafka_bootstrap, redis_url
 from streams.connect import consumer, ensure_topics, producer
 
@@ -47,7 +48,7 @@ async def check_redis(url: str | None = None, timeout: float = 5.0) -> CheckResu
     """SET/GET a key and PUBLISH a message to a subscriber."""
     start = time.perf_counter()
     client = async_redis_client(url)
-    key = f"rollguard:check:{uuid.uuid4().hex[:8]}"
+    key = check_key(uuid.uuid4().hex[:8])
     try:
         await ping(client, url)
         await client.set(key, b"ok", ex=60)

@@ -10,6 +10,11 @@ from rollguard.errors import ConfigError
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SECRET_ENV = "ROLLGUARD_SECRET"
+# For a laptop only: anyone who reads this line can sign commands for a server that uses it.
+# The one development default: the worker and the CLI must agree on it, or commands issued
+# from the CLI on a laptop are refused by the worker as wrongly signed.
+DEV_SECRET = b"rollguard-dev-secret"
 
 
 def _env(name: str, default: str) -> str:
@@ -25,6 +30,17 @@ def kafka_bootstrap() -> str:
 def redis_url() -> str:
     """``REDIS_URL``: the Redis server holding version pointers and history."""
     return _env("REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def secret_from_env() -> tuple[bytes, bool]:
+    """``ROLLGUARD_SECRET``, the HMAC key of commands, and whether the dev default stands in.
+
+    >>> import os; os.environ["ROLLGUARD_SECRET"] = " "; secret_from_env() == (DEV_SECRET, True)
+    True
+    >>> del os.environ["ROLLGUARD_SECRET"]
+    """
+    value = _env(SECRET_ENV, "")
+    return (value.encode(), False) if value else (DEV_SECRET, True)
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,30 @@
         └── CommandRefused       unsigned, wrongly signed or expired command
 
 Library errors (redis, aiokafka) are translated at the edge with ``raise ... from exc`` so
-the cause is kept.
+the cause is kept. The root and the errors of the pure core (``ConfigError``, ``InvalidEvent``,
+``StateError``) are defined in :mod:`detectors.errors`, which imports nothing of the edges;
+they are re-exported here, so this module is the one place to import any of them from.
 """
 
 from __future__ import annotations
 
+from detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
 
-class RollguardError(Exception):
-    """Base class of every error rollguard raises on purpose."""
-
-
-class ConfigError(RollguardError):
-    """A setting, policy file or command-line value is wrong."""
+__all__ = [
+    "CommandRefused",
+    "ConfigError",
+    "InvalidEvent",
+    "PointerConflict",
+    "ReleaseConflict",
+    "RollbackError",
+    "RollguardError",
+    "ServicePinned",
+    "ServiceUnavailable",
+    "StateError",
+    "UnknownComponent",
+    "UnknownRelease",
+    "UnknownService",
+]
 
 
 class ServiceUnavailable(RollguardError):
@@ -39,19 +51,6 @@ class ServiceUnavailable(RollguardError):
         self.address = address
         message = f"{what} is not reachable at {address}"
         super().__init__(f"{message}: {detail}" if detail else message)
-
-
-class InvalidEvent(RollguardError):
-    """An evaluation event was rejected; ``reason`` is a short, countable code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-class StateError(RollguardError):
-    """Serialised detector state cannot be read: corrupt, or written by another version."""
 
 
 class RollbackError(RollguardError):

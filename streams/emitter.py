@@ -7,14 +7,13 @@ release and cohort: see docs/wire-format.md), which the worker reads a column at
 When the buffer is full the event is dropped and counted, with a warning, rather than
 stalling the server. ``close()`` flushes.
 
-Asyncio servers::
+Asyncio servers (leaving the block flushes and closes; ``start()``/``close()`` do the same)::
 
-    emitter = Emitter()
-    await emitter.start()
-    emitter.emit("support-bot", "v2", {"hallucination": 0, "latency_ms": 812.0})
-    await emitter.close()
+    async with Emitter() as emitter:
+        emitter.emit("support-bot", "v2", {"hallucination": 0, "latency_ms": 812.0})
 
-Threaded servers use ``BackgroundEmitter``, which runs the same thing on its own thread.
+Threaded servers use ``BackgroundEmitter``, which runs the same thing on its own thread:
+``with BackgroundEmitter() as emitter: ...``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
@@ -93,6 +92,13 @@ class Emitter:
             raise ServiceUnavailable("Kafka", self.bootstrap, str(exc)) from exc
         self._producer = producer
         self._task = asyncio.create_task(self._run(), name="rollguard-emitter")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def emit(
         self,
@@ -184,13 +190,29 @@ class BackgroundEmitter:
 
     def start(self) -> None:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.emitter.start(), self._loop).result()
+        try:
+            asyncio.run_coroutine_threadsafe(self.emitter.start(), self._loop).result()
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)  # no thread left behind
+            self._thread.join()
+            self._loop.close()
+            raise
 
     def emit(self, service: str, release: str, metrics: Mapping[str, float | bool],
              **fields: Any) -> bool:
         return self.emitter.emit(service, release, metrics, **fields)
 
     def close(self, timeout: float = 10.0) -> None:
+        """Flush, stop the emitter and end its thread."""
         asyncio.run_coroutine_threadsafe(self.emitter.close(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from rollguard.config import kafka_bootstrap, redis_url
+from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url, secret_from_env
 from rollguard.errors import ConfigError
 
 # (variable, default, meaning) — `rollguard worker --help` prints this table.
@@ -24,8 +24,6 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
     ("ROLLGUARD_CHECKPOINT_S", "2", "seconds between writes of live state to the table"),
 )
-
-DEV_SECRET = "rollguard-dev-secret-change-me"
 
 
 def _get(name: str, default: str) -> str:
@@ -63,7 +61,7 @@ class WorkerSettings:
 
     @property
     def secret_is_default(self) -> bool:
-        return self.secret == DEV_SECRET.encode()
+        return self.secret == DEV_SECRET
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -80,7 +78,7 @@ class WorkerSettings:
             kafka_bootstrap=kafka_bootstrap(),
             redis_url=redis_url(),
             policy_path=os.environ.get("ROLLGUARD_POLICY") or None,
-            secret=_get("ROLLGUARD_SECRET", DEV_SECRET).encode(),
+            secret=secret_from_env()[0],
             app_id=_get("ROLLGUARD_APP_ID", "rollguard"),
             topic_events=_get("ROLLGUARD_TOPIC_EVENTS", "rollguard.events"),
             topic_commands=_get("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands"),

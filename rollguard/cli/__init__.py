@@ -24,6 +24,14 @@ def run_or_exit(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         sys.exit(1)
 
 
+def warn_if_dev_secret(is_default: bool) -> None:
+    """Say on stderr that commands are signed with the development default secret."""
+    if is_default:
+        click.echo("warning: ROLLGUARD_SECRET is not set; signing with the dev default secret, "
+                   "which anyone can read in rollguard's source: set it anywhere but a laptop",
+                   err=True)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="rollguard")
 def main() -> None:

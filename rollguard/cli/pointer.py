@@ -14,12 +14,13 @@ import click
 import orjson
 import yaml
 
-from actions.commands import Op, secret_from_env
+from actions.commands import Op
 from actions.connect import async_redis_client
 from actions.pointer import Outcome, PointerStore
 from actions.releases import Release
 from actions.state import PointerState
-from rollguard.cli import run_or_exit
+from rollguard.cli import run_or_exit, warn_if_dev_secret
+from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError
 
 as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
@@ -218,10 +219,7 @@ def history(service: str, count: int, as_json: bool) -> None:
 
 
 def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -> None:
-    _, is_default = secret_from_env()
-    if is_default:
-        click.echo("warning: ROLLGUARD_SECRET is not set; signing with the dev default secret",
-                   err=True)
+    warn_if_dev_secret(secret_from_env()[1])
     fields = {k: v for k, v in fields.items() if v not in (None, (), "")}
 
     async def work() -> Outcome:

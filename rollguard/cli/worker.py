@@ -9,7 +9,7 @@ import time
 
 import click
 
-from rollguard.cli import run_or_exit
+from rollguard.cli import run_or_exit, warn_if_dev_secret
 from rollguard.errors import RollguardError
 from streams.settings import WorkerSettings, describe
 
@@ -36,9 +36,7 @@ def worker(loglevel: str) -> None:
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    if settings.secret_is_default:
-        click.echo("warning: ROLLGUARD_SECRET is not set; commands are signed with the "
-                   "development default", err=True)
+    warn_if_dev_secret(settings.secret_is_default)
     app = create_app(settings, policy)
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -62,6 +60,7 @@ def approve(service: str, command_id: str, by: str) -> None:
         check_service(service)
     except RollguardError as exc:
         raise click.ClickException(str(exc)) from None
+    warn_if_dev_secret(settings.secret_is_default)
 
     async def send() -> None:
         async with producer(settings.kafka_bootstrap) as out:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 
+import orjson
 import yaml
 
 from bench.scenarios import START, Scenario
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.events import Event
-from detectors.policy import Policy, default_policy, policy_from_dict
+from detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
 from rollguard.replay import replay_events
 
 
@@ -28,6 +29,17 @@ def test_approve_action_asks_for_a_person() -> None:
     events = Scenario(0, metric="latency_ms", magnitude=4.0, duration=1500).events()
     [decision] = [d for d in replay_events(events, policy) if d.action == "rollback"]
     assert decision.requires_approval and not decision.dry_run
+
+
+def test_actions_and_verdicts_are_typed_and_encode_as_their_names() -> None:
+    """A policy's actions and a decision's action and verdict are enum members whose JSON is
+    the plain word the wire format documents."""
+    policy = policy_with({"latency_ms": {"action": "dry-run"}})
+    assert policy.metrics["latency_ms"].action is RuleAction.DRY_RUN
+    events = Scenario(0, metric="latency_ms", magnitude=4.0, duration=1500).events()
+    decision = next(d for d in replay_events(events, policy) if d.verdict == "sustained")
+    assert (decision.action, decision.verdict) == (DecisionAction.ROLLBACK, Verdict.SUSTAINED)
+    assert orjson.loads(orjson.dumps(decision.to_dict()))["action"] == "rollback"
 
 
 def test_dry_run_is_reported_and_does_not_end_the_candidate() -> None:

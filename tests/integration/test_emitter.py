@@ -76,3 +76,29 @@ def test_background_emitter_serves_threaded_code() -> None:
     emitter.close()
     assert emitter.emitter.sent == 100
     assert len(asyncio.run(read_events(topic, 100))) == 100
+
+
+async def test_leaving_async_with_flushes_and_closes_the_emitter() -> None:
+    """Events emitted inside ``async with Emitter()`` are on the topic once the block is left,
+    with no flush or close of the caller's, and the Kafka producer is stopped."""
+    topic = f"test-emit-{uuid.uuid4().hex[:8]}"
+    await ensure_topics({topic: 1})
+    async with Emitter(topic, linger_s=60) as emitter:  # the sender never wakes by itself
+        for i in range(20):
+            emitter.emit("svc", "v1", {"error": i % 2})
+        assert emitter.sent == 0
+    assert emitter.sent == 20 and emitter._producer is None
+    assert len(await read_events(topic, 20)) == 20
+
+
+def test_leaving_with_flushes_the_background_emitter_and_ends_its_thread() -> None:
+    """``with BackgroundEmitter()`` starts the thread, and leaving it flushes and joins it."""
+    topic = f"test-emit-{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_topics({topic: 1}))
+    with BackgroundEmitter(topic, linger_s=60) as emitter:
+        assert emitter._thread.is_alive()
+        for i in range(50):
+            emitter.emit("svc", "v1", {"latency_ms": float(i)})
+    assert emitter.emitter.sent == 50 and not emitter._thread.is_alive()
+    assert emitter._loop.is_closed()
+    assert len(asyncio.run(read_events(topic, 50))) == 50

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError
 from streams.settings import VARIABLES, WorkerSettings
 
@@ -30,3 +31,17 @@ def test_checkpoint_interval_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch,
 
 def test_every_setting_is_listed_for_help() -> None:
     assert "ROLLGUARD_CHECKPOINT_S" in {name for name, _, _ in VARIABLES}
+
+
+@pytest.mark.parametrize(("value", "is_default"), [(None, True), ("", True), ("  ", True),
+                                                   ("s3cret", False)])
+def test_worker_and_cli_sign_with_the_same_secret(monkeypatch: pytest.MonkeyPatch,
+                                                  value: str | None, is_default: bool) -> None:
+    """Unset, empty or set, the worker's secret is the CLI's: a laptop's commands verify."""
+    if value is None:
+        monkeypatch.delenv("ROLLGUARD_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("ROLLGUARD_SECRET", value)
+    settings = WorkerSettings.from_env()
+    assert (settings.secret, settings.secret_is_default) == secret_from_env()
+    assert settings.secret_is_default is is_default

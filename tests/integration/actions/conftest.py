@@ -11,6 +11,7 @@ import pytest
 
 from actions.commands import Command, Op, new_command, sign
 from actions.connect import async_redis_client
+from actions.keys import ServiceKeys
 from actions.pointer import Outcome, PointerStore
 from tests.integration.actions.private_redis import PrivateRedis
 
@@ -29,7 +30,7 @@ async def fixture_store(servers: None, service: str) -> AsyncIterator[PointerSto
     client = async_redis_client()
     store = PointerStore(client, SECRET)
     yield store
-    keys = [k async for k in client.scan_iter(match=f"rollguard:{{{service}}}:*")]
+    keys = [k async for k in client.scan_iter(match=ServiceKeys.of(service).pattern)]
     if keys:
         await client.delete(*keys)
     await client.aclose()

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from actions.connect import redis_client
+from actions.keys import ServiceKeys
 from rollguard.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -27,7 +28,7 @@ def fixture_cli(service: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     yield run
-    keys = list(client.scan_iter(match=f"rollguard:{{{service}}}:*"))
+    keys = list(client.scan_iter(match=ServiceKeys.of(service).pattern))
     if keys:
         client.delete(*keys)
     client.close()

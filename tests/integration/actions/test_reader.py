@@ -188,6 +188,35 @@ async def test_the_threaded_reader_sees_a_flip(
         await asyncio.to_thread(reader.stop)
 
 
+async def test_async_with_starts_the_reader_and_leaving_it_ends_every_task(
+    released: PointerStore, service: str
+) -> None:
+    """Inside ``async with PointerReader(url, ...)`` the reader resolves; after it, the reader's
+    tasks are done, its subscriber is gone and the client it opened is closed."""
+    async with PointerReader(None, service) as reader:
+        assert reader.resolve("u")[0] == "v1"
+        tasks = list(reader._tasks)
+        assert tasks and not any(task.done() for task in tasks)
+    assert all(task.done() for task in tasks)
+    assert reader._tasks == [] and reader._subscriber is None
+    pool = reader.client.connection_pool
+    assert not any(c.is_connected for c in pool._get_free_connections())
+
+
+async def test_with_starts_the_threaded_reader_and_leaving_it_ends_its_thread(
+    released: PointerStore, service: str
+) -> None:
+    """``with SyncPointerReader(...)`` resolves inside the block and joins its thread after."""
+
+    def serve() -> tuple[str, threading.Thread | None]:
+        with SyncPointerReader(None, service) as reader:
+            assert reader._thread is not None and reader._thread.is_alive()
+            return reader.resolve("u")[0], reader._thread
+
+    release, thread = await asyncio.to_thread(serve)
+    assert release == "v1" and thread is not None and not thread.is_alive()
+
+
 async def test_a_reader_on_a_uvloop_event_loop_sees_a_flip(
     released: PointerStore, service: str, issue: Issue
 ) -> None:

@@ -1,0 +1,29 @@
+"""One exception hierarchy: the core's errors and the edges' share the root and one import."""
+
+from __future__ import annotations
+
+import pytest
+
+import detectors.errors
+import rollguard.errors
+
+
+@pytest.mark.parametrize("name", rollguard.errors.__all__)
+def test_every_error_is_a_rollguard_error(name: str) -> None:
+    """``except RollguardError`` catches every error rollguard raises on purpose."""
+    assert issubclass(getattr(rollguard.errors, name), rollguard.errors.RollguardError)
+
+
+@pytest.mark.parametrize("name", ["RollguardError", "ConfigError", "InvalidEvent", "StateError"])
+def test_the_core_errors_are_the_very_classes_rollguard_errors_exports(name: str) -> None:
+    """The core defines them and ``rollguard.errors`` re-exports them: one class, not a copy."""
+    assert getattr(rollguard.errors, name) is getattr(detectors.errors, name)
+
+
+def test_an_invalid_event_from_the_core_is_caught_as_the_edge_expects() -> None:
+    """A core rejection is caught by the edge's ``except InvalidEvent`` and keeps its reason."""
+    from detectors.events import validate_event
+
+    with pytest.raises(rollguard.errors.InvalidEvent) as caught:
+        validate_event([])
+    assert caught.value.reason == "not_object"
