@@ -36,8 +36,8 @@ from bench.kafka_harness import end_offsets, prepare
 from bench.worker_throughput import cpu_seconds
 from rollguard.config import kafka_bootstrap
 from streams.connect import producer
-from streams.runs import IsolatedRun, committed_offsets
 from streams.wire import encode_blocks
+from tests.support.runs import IsolatedRun, committed_offsets
 
 START_TS = 1_700_000_000.0
 

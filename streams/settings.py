@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url, secret_from_env
 from rollguard.errors import ConfigError
 
+# How often live state is written to the table; see streams/checkpoint.py for what it costs.
+DEFAULT_CHECKPOINT_S = 2.0
+
 # (variable, default, meaning) — `rollguard worker --help` prints this table.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
@@ -22,7 +25,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
     ("ROLLGUARD_PARTITIONS", "4", "partitions of the events topic and its tables"),
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
-    ("ROLLGUARD_CHECKPOINT_S", "2", "seconds between writes of live state to the table"),
+    ("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S),
+     "seconds between writes of live state to the table"),
 )
 
 
@@ -57,7 +61,7 @@ class WorkerSettings:
     topic_dead: str
     partitions: int
     data_dir: str
-    checkpoint_s: float = 2.0
+    checkpoint_s: float = DEFAULT_CHECKPOINT_S
 
     @property
     def secret_is_default(self) -> bool:
@@ -87,7 +91,7 @@ class WorkerSettings:
             topic_dead=_get("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters"),
             partitions=partitions,
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
-            checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", "2"),
+            checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
         )
 
     def topics(self) -> dict[str, int]:

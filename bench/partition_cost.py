@@ -1,0 +1,56 @@
+"""CPU per message of the worker's own loop (:class:`streams.partition.PartitionLoop`), with
+no Kafka, Faust or Redis: the fleet of ``bench.fleet_throughput`` fed in time order, the
+checkpoint clock following event time as it would live.
+
+    .venv/bin/python -m bench.partition_cost --services 1000 --seconds 60 --linger 1
+
+Prints the cost per message of reading and judging it, and of the checkpoints amortised
+over the messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.fleet_throughput import START_TS, fleet_messages, fleet_rates
+from detectors.policy import default_policy
+from streams.partition import PartitionLoop
+from streams.settings import DEFAULT_CHECKPOINT_S
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--linger", type=float, default=1.0)
+    parser.add_argument("--checkpoint-s", type=float, default=DEFAULT_CHECKPOINT_S)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    rates = fleet_rates(args.services, 0.5, 50.0, seed=1)
+    messages = list(fleet_messages(rates, args.seconds, args.linger, seed=1))
+    table: dict[bytes, bytes] = {}
+    loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"bench", table.get,
+                                             args.checkpoint_s)
+    offsets = [0] * args.partitions
+    events = writes = 0
+    per_message = args.seconds / len(messages)
+    start = time.process_time()
+    for i, (key, value, count) in enumerate(messages):
+        partition = hash(key) % args.partitions
+        now = START_TS + i * per_message  # event time, spread evenly over the messages
+        out = loop.on_message(partition, offsets[partition], key, value, None, now, i)
+        offsets[partition] += 1
+        events += count
+        for _, k, v in out.writes:
+            table[k] = v
+        writes += len(out.writes)
+    cpu = time.process_time() - start
+    print(f"{len(messages):,} messages, {events:,} events ({events / len(messages):.1f} per "
+          f"message), {writes:,} table writes (checkpoint every {args.checkpoint_s:g} s)")
+    print(f"partition loop: {cpu / len(messages) * 1e6:.0f} µs of CPU per message, "
+          f"{cpu / events * 1e6:.1f} µs per event")
+
+
+if __name__ == "__main__":
+    main()
