@@ -34,6 +34,8 @@ T = TypeVar("T")
 # Commands without an expected epoch re-plan when another flip lands first; after this many
 # losses in a row the last attempt becomes a compare-and-set and is reported as a conflict.
 MAX_ATTEMPTS = 20
+# Keys per MGET when the worker renews the pointers it holds (PointerStore.read_many).
+MGET_CHUNK = 500
 
 # Decoded releases by their exact stored bytes. Every command reads all releases of its service
 # (they only accumulate), and decoding each one (JSON, name and component checks) on every
@@ -167,6 +169,23 @@ class PointerStore:
         if raw is None:
             raise UnknownService(f"{service} has no version pointer (no release promoted yet)")
         return decode(raw)
+
+    async def read_many(self, services: list[str]) -> dict[str, PointerState | None]:
+        """The pointers of ``services`` in one round trip (None: the service has none)."""
+        keys = [self.keys(service).pointer for service in services]
+
+        async def fetch() -> list[Any]:
+            # MGET in chunks: one reply to parse per chunk, where a GET per key cost about
+            # 4 % of the worker's CPU with 1,000 services refreshed every second.
+            async with self.client.pipeline(transaction=False) as pipe:
+                for first in range(0, len(keys), MGET_CHUNK):
+                    pipe.mget(keys[first:first + MGET_CHUNK])
+                replies = await pipe.execute()
+            return [raw for reply in replies for raw in reply]
+
+        found = await self._io(fetch)
+        return {service: None if raw is None else decode(raw)
+                for service, raw in zip(services, found, strict=True)}
 
     async def _snapshot(self, keys: ServiceKeys) -> tuple[PointerState | None, dict[str, Release]]:
         async def fetch() -> list[Any]:

@@ -45,7 +45,9 @@ def encode_state(state: dict[str, Any]) -> bytes:
     plain = {k: v for k, v in state.items() if k != "seen"}
     plain["refs"] = _hists_out(state["refs"])
     plain["carried"] = _hists_out(state["carried"])
-    body = zlib.compress(orjson.dumps(plain), 6)
+    # Level 1: a checkpoint writes every changed service; level 6 took twice the CPU for
+    # 6 % fewer bytes (measured on the fleet benchmark's states).
+    body = zlib.compress(orjson.dumps(plain), 1)
     seen = array("I", state["seen"])
     if sys.byteorder != "little":
         seen.byteswap()

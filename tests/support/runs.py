@@ -15,7 +15,14 @@ from streams.connect import consumer
 
 
 class IsolatedRun(WorkerRun):
-    """A :class:`WorkerRun` whose topics are deleted when the test or benchmark is done."""
+    """A :class:`WorkerRun` whose topics are deleted when the test or benchmark is done.
+
+    Its workers checkpoint every second (the default is 5 s), so waiting for their committed
+    offsets (:func:`wait_processed`) takes about a second after the last message.
+    """
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return super().env(**{"ROLLGUARD_CHECKPOINT_S": "1", **extra})
 
     async def delete_topics(self) -> None:
         """Delete the run's topics and Faust's topics of its app (changelogs): a broker that

@@ -286,3 +286,17 @@ async def test_history_records_every_command_with_epochs_and_issuer(
     assert entries[2]["command"]["evidence"] == {"rate": 0.12}
     assert entries[2]["command"]["reason"] == "errors"
     assert all(e["at"] > 0 for e in entries)
+
+
+async def test_read_many_gives_each_pointer_and_none_for_services_without_one(
+    released: PointerStore, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's batched refresh reads the same pointers as one read each, across
+    MGET chunks, with None where a service has no pointer."""
+    from actions import pointer as pointer_module
+
+    monkeypatch.setattr(pointer_module, "MGET_CHUNK", 2)
+    names = [service, f"{service}-none-1", service, f"{service}-none-2", service]
+    found = await released.read_many(names)
+    assert found == {service: await released.read(service),
+                     f"{service}-none-1": None, f"{service}-none-2": None}
