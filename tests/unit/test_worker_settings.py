@@ -6,7 +6,7 @@ import pytest
 
 from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError
-from streams.settings import VARIABLES, WorkerSettings
+from streams.settings import DEFAULT_CHECKPOINT_S, VARIABLES, WorkerSettings
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -21,7 +21,7 @@ def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPa
         WorkerSettings.from_env()
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("", 2.0), ("0", 0.0), ("0.5", 0.5),
+@pytest.mark.parametrize(("value", "seconds"), [("", DEFAULT_CHECKPOINT_S), ("0", 0.0), ("0.5", 0.5),
                                                 ("30", 30.0)])
 def test_checkpoint_interval_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
                                                 seconds: float) -> None:
