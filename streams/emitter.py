@@ -39,6 +39,7 @@ from streams.wire import encode_blocks
 log = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = os.environ.get("ROLLGUARD_TOPIC_EVENTS", "rollguard.events")
+DEFAULT_LINGER_S = 1.0
 
 
 class Emitter:
@@ -51,7 +52,13 @@ class Emitter:
     batch_events
         Most events in one Kafka message.
     linger_s
-        How long the sender waits to gather a batch; the latency an event may add.
+        How long the sender waits to gather a batch; the latency an event may add. The
+        worker's cost is mostly per message, so a service's events of one second in one
+        message cost it a fraction of one message each (bench/fleet_throughput.py: at
+        1,000 services of 0.5-50 events/s, 12.7 events per message at 1 s against 1.3 at
+        20 ms), while a second more before an event is judged changes nothing in decisions
+        that take minutes of evidence. A process that dies without ``close()`` loses at
+        most this much of its events.
     """
 
     def __init__(
@@ -61,7 +68,7 @@ class Emitter:
         *,
         max_buffer: int = 100_000,
         batch_events: int = 500,
-        linger_s: float = 0.02,
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap or kafka_bootstrap()

@@ -33,6 +33,7 @@ from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
 
 T0 = 1_763_856_000.0  # event time of the simulation's start
+DEMO_LINGER_S = 0.05
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -210,7 +211,7 @@ async def run_simulated_service(options: DemoOptions) -> None:
     client = async_redis_client(settings.redis_url)
     store = PointerStore(client, settings.secret)
     await prepare_service(store, options.service, settings.secret)
-    emitter = Emitter(settings.topic_events, settings.kafka_bootstrap)
+    emitter = Emitter(settings.topic_events, settings.kafka_bootstrap, linger_s=DEMO_LINGER_S)
     await emitter.start()
     reader = PointerReader(client, options.service)
     await reader.start()
@@ -238,7 +239,9 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     console.print(f"starting the worker and a serving process for {service} ...")
     async with children(run, service) as (worker, server):
         await wait_for_worker_ready(run, worker)
-        emitter = Emitter(run.topic("events"))
+        # The demo's event time runs --speed times faster than the clock: a short linger
+        # keeps a batch within a few simulated seconds.
+        emitter = Emitter(run.topic("events"), linger_s=DEMO_LINGER_S)
         await emitter.start()
         reader = PointerReader(client, service)
         await reader.start()

@@ -21,8 +21,8 @@ def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPa
         WorkerSettings.from_env()
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("", DEFAULT_CHECKPOINT_S), ("0", 0.0), ("0.5", 0.5),
-                                                ("30", 30.0)])
+@pytest.mark.parametrize(("value", "seconds"), [("", DEFAULT_CHECKPOINT_S), ("0", 0.0),
+                                                ("0.5", 0.5), ("30", 30.0)])
 def test_checkpoint_interval_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
                                                 seconds: float) -> None:
     monkeypatch.setenv("ROLLGUARD_CHECKPOINT_S", value)
