@@ -23,21 +23,15 @@ import platform
 import random
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
-
-from bench.kafka_harness import end_offsets, prepare
-from bench.worker_throughput import cpu_seconds
-from rollguard.config import kafka_bootstrap
+from bench.kafka_harness import end_offsets, prepare, time_consumer
 from streams.connect import producer
 from streams.wire import encode_blocks
-from tests.support.runs import IsolatedRun, committed_offsets
+from tests.support.runs import IsolatedRun
 
 START_TS = 1_700_000_000.0
 
@@ -124,38 +118,13 @@ def start_floor(run: IsolatedRun, group: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.DEVNULL)
 
 
-async def consume(run: IsolatedRun, loaded: Loaded, ends: dict[int, int], group: str,
-                  process: subprocess.Popen[bytes], timeout: float = 900.0,
-                  ) -> tuple[int, int, float, float]:
-    """Time ``process`` on the backlog; messages, events, wall and CPU seconds from its
-    first committed progress (in consumer group ``group``) to the end."""
-    topic = run.topic("events")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        first: tuple[float, dict[int, int], float] | None = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                done = await committed_offsets(admin, group, topic)
-            except GroupCoordinatorNotAvailableError:  # the group is still being set up
-                await asyncio.sleep(0.25)
-                continue
-            stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
-            if first is None and any(done.values()):
-                first = (stamp, done, cpu)
-            if all(done.get(p, 0) >= end for p, end in ends.items()):
-                assert first is not None
-                messages, events = loaded.between(first[1], ends)
-                return messages, events, stamp - first[0], cpu - first[2]
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited with {process.returncode}")
-            await asyncio.sleep(0.25)
-        raise TimeoutError("worker did not finish")
-    finally:
-        await admin.close()
-        process.terminate()
-        process.wait(30)
+async def consume(loaded: Loaded, ends: dict[int, int], group: str, topic: str,
+                  process: subprocess.Popen[bytes]) -> tuple[int, int, float, float]:
+    """Messages, events, wall and CPU seconds of ``process`` on the backlog, from its first
+    committed progress (in consumer group ``group``) to the end."""
+    timed = await time_consumer(process, group, topic, ends)
+    messages, events = loaded.between(timed.first, ends)
+    return messages, events, timed.wall, timed.cpu
 
 
 async def measure(args: argparse.Namespace, linger: float) -> tuple[int, int, float]:
@@ -167,8 +136,8 @@ async def measure(args: argparse.Namespace, linger: float) -> tuple[int, int, fl
         loaded = await load(topic, fleet_messages(rates, args.seconds, linger, args.seed))
         ends = await end_offsets(topic, run.partitions)
         floor_group = f"{run.app_id}-floor"
-        floor = await consume(run, loaded, ends, floor_group, start_floor(run, floor_group))
-        messages, events, wall, cpu = await consume(run, loaded, ends, run.app_id,
+        floor = await consume(loaded, ends, floor_group, topic, start_floor(run, floor_group))
+        messages, events, wall, cpu = await consume(loaded, ends, run.app_id, topic,
                                                     run.start_worker())
     finally:
         await run.delete_topics()

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from rollguard.config import kafka_bootstrap
 from streams.connect import ensure_topics, producer
 from streams.wire import encode_batch, encode_blocks
-from tests.support.runs import IsolatedRun
+from tests.support.runs import IsolatedRun, committed_offsets
 
 LAYOUTS = {"blocks": encode_blocks, "objects": encode_batch}
 """How a message's events are laid out: columns (what the emitter sends) or event objects."""
@@ -67,3 +74,51 @@ async def end_offsets(topic: str, partitions: int) -> dict[int, int]:
 
 async def prepare(run: IsolatedRun) -> None:
     await ensure_topics(run.settings().topics())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A consumer timed from its first committed progress to the end of the topic."""
+
+    first: dict[int, int]  # the offsets committed when timing started, by partition
+    wall: float
+    cpu: float  # the process's CPU seconds over the same stretch
+
+
+async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str,
+                        ends: dict[int, int], timeout: float = 900.0) -> Timed:
+    """Watch ``group`` (run by ``process``) consume ``topic`` up to ``ends``; the process is
+    stopped afterwards. On a shared machine CPU is the steadier figure: wall time includes
+    waiting for a core."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    await admin.start()
+    try:
+        first: tuple[float, dict[int, int], float] | None = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done = await committed_offsets(admin, group, topic)
+            except GroupCoordinatorNotAvailableError:  # the group is still being set up
+                done = {}
+            stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
+            if first is None and any(done.values()):
+                first = (stamp, done, cpu)
+            if first is not None and all(done.get(p, 0) >= end for p, end in ends.items()):
+                return Timed(first[1], stamp - first[0], cpu - first[2])
+            if process.poll() is not None:
+                raise RuntimeError(f"{group} exited with {process.returncode}")
+            await asyncio.sleep(0.25)
+        raise TimeoutError(f"{group} did not finish {topic}")
+    finally:
+        await admin.close()
+        process.terminate()
+        process.wait(30)

@@ -14,15 +14,20 @@ import asyncio
 import os
 import platform
 import time
-from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.kafka_harness import LAYOUTS, end_offsets, load_topic, prepare, steady_batches
+from bench.kafka_harness import (
+    LAYOUTS,
+    end_offsets,
+    load_topic,
+    prepare,
+    steady_batches,
+    time_consumer,
+)
 from rollguard.config import kafka_bootstrap
-from tests.support.runs import IsolatedRun, committed_offsets
+from tests.support.runs import IsolatedRun
 
 
 async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
@@ -51,45 +56,13 @@ async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
         await consumer.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), 0.0 where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
-                         timeout: float = 600.0) -> tuple[int, float, float]:
-    """Start a worker, time it from its first committed progress to the last message.
-
-    Returns events, wall seconds and the worker's CPU seconds over the same stretch: on a
-    shared machine CPU per event is the steadier figure (wall time includes waiting for a core).
-    """
-    topic = run.topic("events")
-    process = run.start_worker()
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-    await admin.start()
-    try:
-        first: tuple[float, int, float] | None = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = sum((await committed_offsets(admin, run.app_id, topic)).values())
-            stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
-            if done and first is None:
-                first = (stamp, done, cpu)
-            if done >= total_messages:
-                assert first is not None
-                return (done - first[1]) * batch, stamp - first[0], cpu - first[2]
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited with {process.returncode}")
-            await asyncio.sleep(0.25)
-        raise TimeoutError("worker did not finish")
-    finally:
-        await admin.close()
-        process.terminate()
-        process.wait(30)
+async def worker_consume(run: IsolatedRun, ends: dict[int, int], batch: int,
+                         ) -> tuple[int, float, float]:
+    """Start a worker, time it from its first committed progress to the last message:
+    events, wall seconds and the worker's CPU seconds over the same stretch."""
+    timed = await time_consumer(run.start_worker(), run.app_id, run.topic("events"), ends)
+    done = sum(ends.values()) - sum(timed.first.get(p, 0) for p in ends)
+    return done * batch, timed.wall, timed.cpu
 
 
 async def measure(args: argparse.Namespace, layout: str) -> None:
@@ -99,10 +72,11 @@ async def measure(args: argparse.Namespace, layout: str) -> None:
                                    service_rate=args.service_rate))
     topic = run.topic("events")
     await load_topic(topic, messages)
-    total = sum((await end_offsets(topic, run.partitions)).values())
+    ends = await end_offsets(topic, run.partitions)
+    total = sum(ends.values())
     try:
         raw_events, raw_s = await raw_consume(topic, total)
-        worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch)
+        worker_events, worker_s, worker_cpu = await worker_consume(run, ends, args.batch)
     finally:
         await run.delete_topics()
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
