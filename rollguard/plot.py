@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,55 +107,15 @@ def draw(recorder: SeriesRecorder, decisions: list[Decision], path: str | Path,
     fig, axes = plt.subplots(rows, 2 if len(rules) > 1 else 1, figsize=(14, 2.6 * rows + 0.8),
                              sharex=True, squeeze=False)
     t0 = min((ts for (s, _), ts in recorder.first_seen.items() if s == service), default=0.0)
-
-    def minutes(xs: list[float]) -> list[float]:
-        return [(x - t0) / 60 for x in xs]
-
+    panel = _Panel(recorder, service, stable, candidate, mine, t0)
     for ax, rule in zip(axes.flat, rules, strict=False):
-        if stable:
-            bx, by = recorder.series(service, stable, rule)
-            ax.plot(minutes(bx), by, color="0.35", lw=1.5)
-            band = [b * (1 + rule.sign * rule.tolerance) if rule.relative
-                    else b + rule.sign * rule.tolerance for b in by]
-            ax.fill_between(minutes(bx), by, band, color="tab:green", alpha=0.18, lw=0)
-        if candidate:
-            cx, cy = recorder.series(service, candidate, rule)
-            ax.plot(minutes(cx), cy, color="tab:blue", lw=1.8)
-            deploy = recorder.first_seen.get((service, candidate))
-            if deploy is not None:
-                ax.axvline((deploy - t0) / 60, color="tab:blue", ls=":", lw=1)
-        for d in mine:
-            concerned = d.evidence.get("metric") == rule.name or rule.name in d.evidence.get(
-                "composite", [])
-            x = (d.ts - t0) / 60
-            if d.action == "rollback":
-                ax.axvline(x, color="tab:red", lw=2.2 if concerned else 0.8,
-                           alpha=1.0 if concerned else 0.5)
-                if concerned:
-                    ax.annotate("ROLLBACK", (x, 1.0), xycoords=("data", "axes fraction"),
-                                color="tab:red", fontsize=8, fontweight="bold",
-                                ha="right", va="top", rotation=90)
-            elif concerned:
-                ax.axvline(x, color="tab:orange", ls="--", lw=1.4)
-                ax.annotate(d.verdict, (x, 1.0), xycoords=("data", "axes fraction"),
-                            color="tab:orange", fontsize=8, ha="right", va="top", rotation=90)
-        ax.set_title(f"{describe(rule)}   (tolerance {tolerance_text(rule)})", fontsize=10,
-                     loc="left")
-        ax.grid(alpha=0.3)
+        panel.draw(ax, rule)
     for ax in axes.flat[len(rules):]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("minutes since the first event")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    legend = [Line2D([], [], color="0.35", lw=1.5, label=f"baseline {stable}"),
-              Line2D([], [], color="tab:blue", lw=1.8, label=f"candidate {candidate}"),
-              Patch(color="tab:green", alpha=0.18, label="tolerance band"),
-              Line2D([], [], color="tab:blue", ls=":", label="candidate deployed"),
-              Line2D([], [], color="tab:red", lw=2.2, label="rollback"),
-              Line2D([], [], color="tab:orange", ls="--", label="alert")]
-    fig.legend(handles=legend, loc="upper right", ncol=3, fontsize=9, frameon=False)
+    fig.legend(handles=_legend(stable, candidate), loc="upper right", ncol=3, fontsize=9,
+               frameon=False)
     start = datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d %H:%M UTC")
     verdict = next((f"rolled back {d.release} to {d.to}" for d in mine if d.action == "rollback"),
                    "no rollback")
@@ -165,3 +126,66 @@ def draw(recorder: SeriesRecorder, decisions: list[Decision], path: str | Path,
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+@dataclass
+class _Panel:
+    """One metric's chart: baseline with its tolerance band, candidate, decisions."""
+
+    recorder: SeriesRecorder
+    service: str
+    stable: str | None
+    candidate: str | None
+    decisions: list[Decision]
+    t0: float
+
+    def minutes(self, xs: list[float]) -> list[float]:
+        return [(x - self.t0) / 60 for x in xs]
+
+    def draw(self, ax: Any, rule: MetricRule) -> None:
+        recorder, service = self.recorder, self.service
+        if self.stable:
+            bx, by = recorder.series(service, self.stable, rule)
+            ax.plot(self.minutes(bx), by, color="0.35", lw=1.5)
+            band = [b * (1 + rule.sign * rule.tolerance) if rule.relative
+                    else b + rule.sign * rule.tolerance for b in by]
+            ax.fill_between(self.minutes(bx), by, band, color="tab:green", alpha=0.18, lw=0)
+        if self.candidate:
+            cx, cy = recorder.series(service, self.candidate, rule)
+            ax.plot(self.minutes(cx), cy, color="tab:blue", lw=1.8)
+            deploy = recorder.first_seen.get((service, self.candidate))
+            if deploy is not None:
+                ax.axvline((deploy - self.t0) / 60, color="tab:blue", ls=":", lw=1)
+        for d in self.decisions:
+            self.mark(ax, d, rule)
+        ax.set_title(f"{describe(rule)}   (tolerance {tolerance_text(rule)})", fontsize=10,
+                     loc="left")
+        ax.grid(alpha=0.3)
+
+    def mark(self, ax: Any, d: Decision, rule: MetricRule) -> None:
+        concerned = d.evidence.get("metric") == rule.name or rule.name in d.evidence.get(
+            "composite", [])
+        x = (d.ts - self.t0) / 60
+        if d.action == "rollback":
+            ax.axvline(x, color="tab:red", lw=2.2 if concerned else 0.8,
+                       alpha=1.0 if concerned else 0.5)
+            if concerned:
+                ax.annotate("ROLLBACK", (x, 1.0), xycoords=("data", "axes fraction"),
+                            color="tab:red", fontsize=8, fontweight="bold",
+                            ha="right", va="top", rotation=90)
+        elif concerned:
+            ax.axvline(x, color="tab:orange", ls="--", lw=1.4)
+            ax.annotate(d.verdict, (x, 1.0), xycoords=("data", "axes fraction"),
+                        color="tab:orange", fontsize=8, ha="right", va="top", rotation=90)
+
+
+def _legend(stable: str | None, candidate: str | None) -> list[Any]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return [Line2D([], [], color="0.35", lw=1.5, label=f"baseline {stable}"),
+            Line2D([], [], color="tab:blue", lw=1.8, label=f"candidate {candidate}"),
+            Patch(color="tab:green", alpha=0.18, label="tolerance band"),
+            Line2D([], [], color="tab:blue", ls=":", label="candidate deployed"),
+            Line2D([], [], color="tab:red", lw=2.2, label="rollback"),
+            Line2D([], [], color="tab:orange", ls="--", label="alert")]
