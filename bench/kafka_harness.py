@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiokafka import TopicPartition
 
@@ -45,10 +45,14 @@ def steady_batches(services: int, events_per_service: int, batch: int, seed: int
             yield key, encode(events)
 
 
-async def load_topic(topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+async def load_topic(topic: str, messages: list[tuple[bytes, bytes]],
+                     partition_of: Callable[[bytes], int] | None = None) -> None:
+    """Produce ``messages``, placed by ``partition_of(key)`` (None: the default partitioner)."""
     async with producer(linger_ms=20, max_request_size=2_000_000,
                         max_batch_size=1_000_000) as out:
-        futures = [await out.send(topic, value, key=key) for key, value in messages]
+        futures = [await out.send(topic, value, key=key,
+                                  partition=partition_of(key) if partition_of else None)
+                   for key, value in messages]
         await asyncio.gather(*futures)
 
 

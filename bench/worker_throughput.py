@@ -5,6 +5,9 @@ against raw aiokafka consumption of the same messages on the same broker in the 
 
 ``--layout blocks,objects`` runs the same traffic once as blocks (columns, what the emitter
 sends) and once as arrays of event objects, each against its own raw ceiling.
+``--partitioner crc32`` places messages as librdkafka clients (kcat) do, ``elsewhere`` on a
+partition that never owns the key: those messages take the hop through the by-service topic
+(streams/partition.py); ``murmur2`` (the default) puts every message on its owner's partition.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import asyncio
 import os
 import platform
 import time
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -22,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_harness import LAYOUTS, end_offsets, load_topic, prepare, steady_batches
 from rollguard.config import kafka_bootstrap
+from streams.app import owner_of
 from tests.support.runs import IsolatedRun, committed_offsets
 
 
@@ -60,8 +66,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def placement(name: str, partitions: int) -> Callable[[bytes], int] | None:
+    """Where a producer puts a key: Kafka's default (None), librdkafka's or never its owner."""
+    owner = owner_of(partitions)
+    return {"murmur2": None,
+            "crc32": lambda key: zlib.crc32(key) % partitions,
+            "elsewhere": lambda key: (owner(key) + 1) % partitions}[name]
+
+
 async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
-                         timeout: float = 600.0) -> tuple[int, float, float]:
+                         forwarded: int = 0, timeout: float = 600.0,
+                         ) -> tuple[int, float, float]:
     """Start a worker, time it from its first committed progress to the last message.
 
     Returns events, wall seconds and the worker's CPU seconds over the same stretch: on a
@@ -76,10 +91,12 @@ async def worker_consume(run: IsolatedRun, total_messages: int, batch: int,
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done = sum((await committed_offsets(admin, run.app_id, topic)).values())
+            hopped = sum((await committed_offsets(admin, run.app_id,
+                                                  run.settings().topic_by_service)).values())
             stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
             if done and first is None:
                 first = (stamp, done, cpu)
-            if done >= total_messages:
+            if done >= total_messages and hopped >= forwarded:
                 assert first is not None
                 return (done - first[1]) * batch, stamp - first[0], cpu - first[2]
             if process.poll() is not None:
@@ -98,18 +115,23 @@ async def measure(args: argparse.Namespace, layout: str) -> None:
     messages = list(steady_batches(args.services, args.events, args.batch, layout=layout,
                                    service_rate=args.service_rate))
     topic = run.topic("events")
-    await load_topic(topic, messages)
+    place = placement(args.partitioner, run.partitions)
+    await load_topic(topic, messages, place)
     total = sum((await end_offsets(topic, run.partitions)).values())
+    owner = owner_of(run.partitions)
+    hops = sum(1 for key, _ in messages if place and place(key) != owner(key))
     try:
         raw_events, raw_s = await raw_consume(topic, total)
-        worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch)
+        worker_events, worker_s, worker_cpu = await worker_consume(run, total, args.batch,
+                                                                   hops)
     finally:
         await run.delete_topics()
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
     size = sum(len(value) for _, value in messages) / (args.services * args.events)
     print(f"-- layout {layout}: {total} messages of {args.batch} events "
           f"({args.services} services at {args.service_rate:g} events/s of event time), "
-          f"{size:.0f} bytes per event")
+          f"{size:.0f} bytes per event; partitioner {args.partitioner}: "
+          f"{hops} messages forwarded")
     print(f"raw aiokafka getmany + orjson: {raw_rate:,.0f} events/s")
     print(f"rollguard worker end to end:   {worker_rate:,.0f} events/s "
           f"(measured over {worker_events:,} events)")
@@ -127,6 +149,8 @@ async def main() -> None:
     parser.add_argument("--service-rate", type=float, default=10.0,
                         help="events per second of event time per service: 10 closes a bucket "
                         "every 100 events (many quiet services), 1000 every 10,000")
+    parser.add_argument("--partitioner", default="murmur2",
+                        choices=("murmur2", "crc32", "elsewhere"))
     parser.add_argument("--layout", default="blocks",
                         help=f"comma-separated, of: {', '.join(LAYOUTS)}")
     args = parser.parse_args()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +52,19 @@ async def consumer(
         yield client
     finally:
         await client.stop()
+
+
+async def partition_counts(names: Iterable[str], bootstrap: str | None = None) -> dict[str, int]:
+    """The partition count of each of ``names`` that exists."""
+    address = bootstrap or kafka_bootstrap()
+    async with consumer(bootstrap=address, group_id=None) as probe:
+        try:
+            existing = await probe.topics()
+            found = {name: probe.partitions_for_topic(name) for name in names
+                     if name in existing}
+        except KafkaError as exc:
+            raise ServiceUnavailable("Kafka", address, f"reading topics failed: {exc}") from exc
+    return {name: len(partitions) for name, partitions in found.items() if partitions}
 
 
 async def ensure_topics(
