@@ -27,17 +27,14 @@ def worker(loglevel: str) -> None:
     import faust
 
     from streams.app import create_app
-    from streams.connect import ensure_topics, partition_counts
+    from streams.connect import prepare_topics
 
     logging.basicConfig(level=loglevel.upper())
     try:
         settings = WorkerSettings.from_env()
         policy = _load_policy(settings)
         # An events topic that exists already keeps its partition count: the worker adopts it.
-        existing = asyncio.run(partition_counts(
-            [*settings.topics(), settings.topic_changelog], settings.kafka_bootstrap))
-        settings = settings.adopting(existing)
-        asyncio.run(ensure_topics(settings.topics(), settings.kafka_bootstrap))
+        settings = asyncio.run(prepare_topics(settings))
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
