@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from actions.state import PointerState
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.monitors import Fed
 from detectors.policy import default_policy
 from streams.checkpoint import FORWARDED, applied_offset_key, unpack_lanes
@@ -133,8 +133,8 @@ def test_a_message_that_breaks_the_core_is_a_dead_letter_and_the_loop_goes_on(
 def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback decision gives its command and audit record, the pointer cache of its
     service is stale, and the checkpoint holding the state comes with it, not later."""
-    decision = Decision(ts=T0, service="chat", release="v2", action="rollback",
-                        verdict="sustained", to="v1", components=[], reason="worse")
+    decision = Decision(ts=T0, service="chat", release="v2", action=DecisionAction.ROLLBACK,
+                        verdict=Verdict.SUSTAINED, to="v1", components=[], reason="worse")
     pointer = PointerState("chat", "v1", "v1", 4, {}, candidate="v2", percent=50.0)
     loop = new_loop()
     real = loop.monitors.feed
@@ -155,8 +155,8 @@ def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyP
 
 def owned_by(partition: int) -> PartitionLoop[int]:
     """A loop in which every key belongs to ``partition``."""
-    return PartitionLoop(default_policy(), b"secret", {}.get, clock=lambda: T0,
-                         owner=lambda key: partition)
+    return PartitionLoop(default_policy(), b"secret", dict[bytes, bytes]().get,
+                         clock=lambda: T0, owner=lambda key: partition)
 
 
 @pytest.mark.parametrize(("owner", "forwarded", "events"), [(0, [], 3), (1, [b"chat"], 0)])
