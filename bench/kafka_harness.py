@@ -7,7 +7,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +52,14 @@ def steady_batches(services: int, events_per_service: int, batch: int, seed: int
             yield key, encode(events)
 
 
-async def load_topic(topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+async def load_topic(topic: str, messages: list[tuple[bytes, bytes]],
+                     partition_of: Callable[[bytes], int] | None = None) -> None:
+    """Produce ``messages``, placed by ``partition_of(key)`` (None: the default partitioner)."""
     async with producer(linger_ms=20, max_request_size=2_000_000,
                         max_batch_size=1_000_000) as out:
-        futures = [await out.send(topic, value, key=key) for key, value in messages]
+        futures = [await out.send(topic, value, key=key,
+                                  partition=partition_of(key) if partition_of else None)
+                   for key, value in messages]
         await asyncio.gather(*futures)
 
 
@@ -85,6 +89,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def _consumed(admin: AIOKafkaAdminClient, group: str, totals: dict[str, int]) -> bool:
+    for topic, total in totals.items():
+        if sum((await committed_offsets(admin, group, topic)).values()) < total:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Timed:
     """A consumer timed from its first committed progress to the end of the topic."""
@@ -95,10 +106,11 @@ class Timed:
 
 
 async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str,
-                        ends: dict[int, int], timeout: float = 900.0) -> Timed:
-    """Watch ``group`` (run by ``process``) consume ``topic`` up to ``ends``; the process is
-    stopped afterwards. On a shared machine CPU is the steadier figure: wall time includes
-    waiting for a core."""
+                        ends: dict[int, int], also: dict[str, int] | None = None,
+                        timeout: float = 900.0) -> Timed:
+    """Watch ``group`` (run by ``process``) consume ``topic`` up to ``ends`` (and each topic
+    in ``also`` up to that many messages in all); the process is stopped afterwards. On a
+    shared machine CPU is the steadier figure: wall time includes waiting for a core."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
     await admin.start()
     try:
@@ -112,7 +124,8 @@ async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str
             stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
             if first is None and any(done.values()):
                 first = (stamp, done, cpu)
-            if first is not None and all(done.get(p, 0) >= end for p, end in ends.items()):
+            if (first is not None and all(done.get(p, 0) >= end for p, end in ends.items())
+                    and await _consumed(admin, group, also or {})):
                 return Timed(first[1], stamp - first[0], cpu - first[2])
             if process.poll() is not None:
                 raise RuntimeError(f"{group} exited with {process.returncode}")

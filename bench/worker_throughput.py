@@ -5,6 +5,9 @@ against raw aiokafka consumption of the same messages on the same broker in the 
 
 ``--layout blocks,objects`` runs the same traffic once as blocks (columns, what the emitter
 sends) and once as arrays of event objects, each against its own raw ceiling.
+``--partitioner crc32`` places messages as librdkafka clients (kcat) do, ``elsewhere`` on a
+partition that never owns the key: those messages take the hop through the by-service topic
+(streams/partition.py); ``murmur2`` (the default) puts every message on its owner's partition.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import asyncio
 import os
 import platform
 import time
+import zlib
+from collections.abc import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -27,6 +32,7 @@ from bench.kafka_harness import (
     time_consumer,
 )
 from rollguard.config import kafka_bootstrap
+from streams.app import owner_of
 from tests.support.runs import IsolatedRun
 
 
@@ -56,11 +62,22 @@ async def raw_consume(topic: str, total_messages: int) -> tuple[int, float]:
         await consumer.stop()
 
 
-async def worker_consume(run: IsolatedRun, ends: dict[int, int], batch: int,
+def placement(name: str, partitions: int) -> Callable[[bytes], int] | None:
+    """Where a producer puts a key: Kafka's default (None), librdkafka's or never its owner."""
+    owner = owner_of(partitions)
+    return {"murmur2": None,
+            "crc32": lambda key: zlib.crc32(key) % partitions,
+            "elsewhere": lambda key: (owner(key) + 1) % partitions}[name]
+
+
+async def worker_consume(run: IsolatedRun, ends: dict[int, int], batch: int, forwarded: int = 0,
                          ) -> tuple[int, float, float]:
-    """Start a worker, time it from its first committed progress to the last message:
-    events, wall seconds and the worker's CPU seconds over the same stretch."""
-    timed = await time_consumer(run.start_worker(), run.app_id, run.topic("events"), ends)
+    """Start a worker, time it from its first committed progress to the last message (and
+    the ``forwarded`` messages it hops through the by-service topic): events, wall seconds
+    and the worker's CPU seconds over the same stretch."""
+    hops = {run.settings().topic_by_service: forwarded} if forwarded else {}
+    timed = await time_consumer(run.start_worker(), run.app_id, run.topic("events"), ends,
+                                also=hops)
     done = sum(ends.values()) - sum(timed.first.get(p, 0) for p in ends)
     return done * batch, timed.wall, timed.cpu
 
@@ -71,19 +88,23 @@ async def measure(args: argparse.Namespace, layout: str) -> None:
     messages = list(steady_batches(args.services, args.events, args.batch, layout=layout,
                                    service_rate=args.service_rate))
     topic = run.topic("events")
-    await load_topic(topic, messages)
+    place = placement(args.partitioner, run.partitions)
+    await load_topic(topic, messages, place)
     ends = await end_offsets(topic, run.partitions)
     total = sum(ends.values())
+    owner = owner_of(run.partitions)
+    hops = sum(1 for key, _ in messages if place and place(key) != owner(key))
     try:
         raw_events, raw_s = await raw_consume(topic, total)
-        worker_events, worker_s, worker_cpu = await worker_consume(run, ends, args.batch)
+        worker_events, worker_s, worker_cpu = await worker_consume(run, ends, args.batch, hops)
     finally:
         await run.delete_topics()
     raw_rate, worker_rate = raw_events / raw_s, worker_events / worker_s
     size = sum(len(value) for _, value in messages) / (args.services * args.events)
     print(f"-- layout {layout}: {total} messages of {args.batch} events "
           f"({args.services} services at {args.service_rate:g} events/s of event time), "
-          f"{size:.0f} bytes per event")
+          f"{size:.0f} bytes per event; partitioner {args.partitioner}: "
+          f"{hops} messages forwarded")
     print(f"raw aiokafka getmany + orjson: {raw_rate:,.0f} events/s")
     print(f"rollguard worker end to end:   {worker_rate:,.0f} events/s "
           f"(measured over {worker_events:,} events)")
@@ -101,6 +122,8 @@ async def main() -> None:
     parser.add_argument("--service-rate", type=float, default=10.0,
                         help="events per second of event time per service: 10 closes a bucket "
                         "every 100 events (many quiet services), 1000 every 10,000")
+    parser.add_argument("--partitioner", default="murmur2",
+                        choices=("murmur2", "crc32", "elsewhere"))
     parser.add_argument("--layout", default="blocks",
                         help=f"comma-separated, of: {', '.join(LAYOUTS)}")
     args = parser.parse_args()

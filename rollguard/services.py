@@ -300,6 +300,16 @@ def redis_server_binary() -> str:
     return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def kcat_binary() -> str:
+    """Path of ``kcat`` (librdkafka's command-line client: the cross-client tests produce
+    with it), installed from Debian's packages when missing."""
+    found = shutil.which("kcat")
+    if found:
+        return found
+    apt_install("kcat", needed_for="kcat")
+    return shutil.which("kcat") or "/usr/bin/kcat"
+
+
 def apt_install(package: str, needed_for: str) -> None:
     """Install a Debian package (as root) or say exactly what is missing."""
     if shutil.which("apt-get") is None or os.geteuid() != 0:
@@ -331,7 +341,12 @@ STARTERS = {
 
 
 def up() -> None:
-    """Make both servers answer; start the ones that don't."""
+    """Make both servers answer; start the ones that don't. Install the tools the tests
+    need (kcat) where they are missing."""
+    try:
+        print(f"kcat: {kcat_binary()}")
+    except (ConfigError, subprocess.CalledProcessError) as exc:
+        print(f"kcat: not installed, the cross-client tests will fail ({exc})")
     for service in (redis(), kafka()):
         if service.answers():
             owner = "started here" if service.started_pid() else "reused"

@@ -1,10 +1,14 @@
 """The Faust app: thin agents that feed the partition loop and carry out its effects.
 
-- ``monitor`` reads evaluation events (keyed by service, so one service's state lives on one
-  partition and moves with it) into :class:`streams.partition.PartitionLoop`, which keeps
-  each service's detector state and checkpoints it to a changelogged table; the agent sends
-  what it returns (rollback commands, alerts, audit records, dead letters), writes the
-  table, seeks and acknowledges.
+- ``monitor`` reads evaluation events into :class:`streams.partition.PartitionLoop`, which
+  keeps each service's detector state and checkpoints it to a changelogged table; the agent
+  sends what it returns (rollback commands, alerts, audit records, dead letters, messages
+  forwarded to the partition that owns their service), writes the table, seeks and
+  acknowledges. A service's state lives on the partition its key hashes to with Kafka's
+  default (murmur2) partitioner, and moves with it.
+- ``judge`` does the same for the by-service topic: the messages ``monitor`` forwarded
+  because a producer put them on another partition (librdkafka's CRC32 partitioner, no key).
+- Record batches the Kafka client cannot decode are dead-lettered (:mod:`streams.undecodable`).
 - ``actuate`` reads the commands topic into :class:`actions.actuator.Actuator`, which
   executes commands against the Redis pointer.
 """
@@ -16,9 +20,11 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from actions.actuator import Actuator
@@ -29,9 +35,11 @@ from actions.pointer_cache import PointerCache
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
+from streams import undecodable
+from streams.checkpoint import FORWARDED
 from streams.gaps import GapGuard
 from streams.partition import Effects, PartitionLoop
-from streams.settings import WorkerSettings
+from streams.settings import STATE_TABLE, WorkerSettings
 from streams.table import StateTable
 
 log = logging.getLogger(__name__)
@@ -41,8 +49,17 @@ RETRY_S = 1.0
 # the next fetch more than half of the time (measured: 28k events/s, agent idle 60 %); with
 # 8 MB it idles about 2 % (63k on the same busy machine). A message is at most ~1 MB.
 FETCH_BYTES_PER_PARTITION = 8 * 1024**2
-STATE_TABLE = "monitor-state"
 YIELD_EVERY_S = 0.001
+Handle = tuple[faust.StreamT[bytes], faust.EventT[bytes]]  # what acknowledges a message
+
+
+def owner_of(partitions: int) -> Callable[[bytes], int]:
+    """The partition Kafka's default partitioner (murmur2, as aiokafka, Java and franz-go)
+    gives a key: where that service's state lives."""
+    @lru_cache(maxsize=65_536)
+    def owner(key: bytes) -> int:
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return owner
 
 
 async def until_available(what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -85,6 +102,8 @@ class Edge:
         self.app = app
         self.events_topic = settings.topic_events
         self.events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
+        self.by_service = app.topic(settings.topic_by_service, partitions=settings.partitions,
+                                    **raw)
         self.commands = app.topic(settings.topic_commands, partitions=1, **raw)
         self.alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
         self.audit = app.topic(settings.topic_audit, partitions=1, **raw)
@@ -97,7 +116,7 @@ class Edge:
         store = PointerStore(redis, settings.secret)
         self.pointers = PointerCache(store)
         self.actuator = Actuator(store, PendingCommands(redis), settings.secret)
-        self.stream: faust.StreamT[bytes] | None = None  # the events stream, for acks
+        self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
 
     @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
@@ -122,11 +141,30 @@ class Edge:
         except ServiceUnavailable as exc:
             log.warning("monitor: pointers not refreshed: %s", exc)
 
-    async def carry_out(self, out: Effects[faust.EventT[bytes]]) -> None:
+    async def step(self, loop: PartitionLoop[Handle], stream: faust.StreamT[bytes],
+                   event: faust.EventT[bytes], forwarded: bool) -> Effects[Handle]:
+        """One message of the events topic, or of the by-service topic if ``forwarded``."""
+        message, now, handle = event.message, time.monotonic(), (stream, event)
+        found = undecodable.take(message.topic, message.partition, message.offset)
+        if found is not None:
+            lane = message.partition + (FORWARDED if forwarded else 0)
+            return loop.on_undecodable(lane, found.first, found.last, found.reason, now,
+                                       handle)
+        key = loop.key_of(event.key, event.value)
+        mine = forwarded or loop.owns(message.partition, key)
+        pointer = await self.pointer_of(key) if mine else None
+        on = loop.on_forwarded if forwarded else loop.on_message
+        return on(message.partition, message.offset, key, event.value, pointer, now, handle)
+
+    async def carry_out(self, out: Effects[Handle]) -> None:
         """Carry out effects in the order streams/partition.py gives: what a decision sent
-        is in Kafka before the table holds the state that made it; acks come last."""
-        for partition, offset in out.seeks:
-            await self.app.consumer.seek(TP(self.events_topic, partition), offset)
+        is in Kafka before the table holds the state that made it; forwards are in Kafka
+        before any ack; acks come last."""
+        for lane, offset in out.seeks:
+            topic = self.by_service.get_topic_name() if lane >= FORWARDED else self.events_topic
+            await self.app.consumer.seek(TP(topic, lane % FORWARDED), offset)
+        for key, value in out.forwards:
+            self.forwarding.append(await self.by_service.send(key=key, value=value))
         await self.send_all(self.dead, out.dead, out.key)
         if out.decisions:
             await asyncio.gather(*await self.send_all(self.alerts, out.alerts, out.key),
@@ -136,9 +174,11 @@ class Edge:
             self.pointers.invalidate(service)
         for partition, key, value in out.writes:
             self.states.write(partition, key, value)
-        for done in out.acks:
-            assert self.stream is not None
-            await self.stream.ack(done)
+        if out.acks and self.forwarding:
+            sent, self.forwarding = self.forwarding, []
+            await asyncio.gather(*sent)
+        for stream, done in out.acks:
+            await stream.ack(done)
 
     async def actuate(self, key: bytes | None, value: bytes | None) -> None:
         """Execute one message of the commands topic; send its alerts and audit records."""
@@ -150,28 +190,34 @@ class Edge:
 
 
 def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
+    undecodable.install()
     app = new_app(settings)
     edge = Edge(app, settings)
-    loop: PartitionLoop[faust.EventT[bytes]] = PartitionLoop(
-        policy, settings.secret, edge.states.get, settings.checkpoint_s)
+    loop: PartitionLoop[Handle] = PartitionLoop(
+        policy, settings.secret, edge.states.get, settings.checkpoint_s,
+        owner=owner_of(settings.partitions))
 
-    @app.agent(edge.events)
-    async def monitor(stream: faust.StreamT[bytes]) -> None:
+    async def judge_each(stream: faust.StreamT[bytes], forwarded: bool) -> None:
         # Manual acks: a message is acknowledged once a checkpoint holds its effect.
-        manual = edge.stream = cast(faust.Stream[bytes], stream).noack()
+        manual = cast(faust.Stream[bytes], stream).noack()
         turn = time.monotonic()
         async for event in manual.events():
-            message, key = event.message, event.key
-            now = time.monotonic()
-            await edge.carry_out(loop.on_message(message.partition, message.offset, key,
-                                                 event.value, await edge.pointer_of(key),
-                                                 now, event))
+            await edge.carry_out(await edge.step(loop, manual, event, forwarded))
             # Faust's fetcher and the actuator run on this event loop and need turns, which
             # a stream of buffered messages never gives: hand them one every millisecond
             # (after each message, a turn cost about 3 % of the worker's CPU).
+            now = time.monotonic()
             if now - turn >= YIELD_EVERY_S:
                 turn = now
                 await asyncio.sleep(0)
+
+    @app.agent(edge.events)
+    async def monitor(stream: faust.StreamT[bytes]) -> None:
+        await judge_each(stream, forwarded=False)
+
+    @app.agent(edge.by_service)
+    async def judge(stream: faust.StreamT[bytes]) -> None:
+        await judge_each(stream, forwarded=True)
 
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
@@ -202,8 +248,8 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.timer(30.0)
     async def report() -> None:
         if loop.counts:
-            log.info("monitor: %d events, %d rejected",
-                     loop.counts["events"], loop.counts["rejected"])
+            log.info("monitor: %d events, %d rejected, %d messages forwarded",
+                     loop.counts["events"], loop.counts["rejected"], loop.counts["forwarded"])
 
     app.conf.rollguard_counts = loop.counts  # for tests and benchmarks in the same process
     return app

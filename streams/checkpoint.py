@@ -33,6 +33,16 @@ True
 ({}, 7)
 >>> unpack(pack(7, b"RGSM..."))
 (7, b'RGSM...')
+
+Messages of a service reach it by two lanes (:mod:`streams.partition`): straight from its
+events-topic partition, or forwarded through the by-service topic; a lane is numbered by its
+partition, plus :data:`FORWARDED` for the by-service topic. A stored state holds the offset it
+has applied through on each lane:
+
+>>> marks.seed("chat", (7, None))
+>>> marks.note(0 + FORWARDED, "chat", offset=3, now=13.0)
+>>> [unpack_lanes(v) for _, v in marks.writes(FORWARDED, 13.0, lambda s: b"S")][0]
+(7, 3, b'S')
 """
 
 from __future__ import annotations
@@ -41,6 +51,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CHECKPOINT_MAGIC = b"RGCK"
+LANES_MAGIC = b"RGC2"  # the offsets applied through on both lanes
+FORWARDED = 1 << 20  # lane of by-service topic partition p: p + FORWARDED
+Throughs = tuple[int | None, int | None]  # (events lane, forwarded lane)
 
 
 def applied_offset_key(partition: int) -> bytes:
@@ -48,16 +61,31 @@ def applied_offset_key(partition: int) -> bytes:
     return b"\x00applied-offset:%d" % partition
 
 
-def pack(through: int, state: bytes) -> bytes:
-    """A table value: the offset the state has applied through, then the state itself."""
-    return CHECKPOINT_MAGIC + through.to_bytes(8, "big", signed=True) + state
+def pack(through: int, state: bytes, forwarded: int | None = None) -> bytes:
+    """A table value: the offset the state has applied through (on the events lane, and on
+    the forwarded lane when given), then the state itself."""
+    if forwarded is None:
+        return CHECKPOINT_MAGIC + through.to_bytes(8, "big", signed=True) + state
+    return (LANES_MAGIC + through.to_bytes(8, "big", signed=True)
+            + forwarded.to_bytes(8, "big", signed=True) + state)
 
 
 def unpack(value: bytes) -> tuple[int | None, bytes]:
     """``(through_offset, state)`` of a table value; a bare state has no offset."""
+    through, _, state = unpack_lanes(value)
+    return through, state
+
+
+def unpack_lanes(value: bytes) -> tuple[int | None, int | None, bytes]:
+    """``(events_through, forwarded_through, state)`` of a table value (None: no offset)."""
     if value[:4] == CHECKPOINT_MAGIC:
-        return int.from_bytes(value[4:12], "big", signed=True), value[12:]
-    return None, value
+        return int.from_bytes(value[4:12], "big", signed=True), None, value[12:]
+    if value[:4] == LANES_MAGIC:
+        through, forwarded = (int.from_bytes(value[i:i + 8], "big", signed=True)
+                              for i in (4, 12))
+        return (through if through >= 0 else None,
+                forwarded if forwarded >= 0 else None, value[20:])
+    return None, None, value
 
 
 @dataclass
@@ -68,6 +96,7 @@ class Checkpoints:
     _dirty: dict[int, dict[str, int]] = field(default_factory=dict)
     _applied: dict[int, int] = field(default_factory=dict)
     _since: dict[int, float] = field(default_factory=dict)
+    _through: dict[str, Throughs] = field(default_factory=dict)  # per service, both lanes
 
     def applied(self, partition: int) -> int | None:
         """The last offset handled on ``partition`` by this process (None: none yet)."""
@@ -84,6 +113,14 @@ class Checkpoints:
         self._since.setdefault(partition, now)
         if service is not None:
             self._dirty.setdefault(partition, {})[service] = offset
+            events, forwarded = self._through.get(service, (None, None))
+            self._through[service] = ((offset, forwarded) if partition < FORWARDED
+                                      else (events, offset))
+
+    def seed(self, service: str, throughs: Throughs) -> None:
+        """A service restored from the table: the offsets its stored state holds (kept for
+        the day the other lane feeds it too)."""
+        self._through[service] = throughs
 
     def due(self, partition: int, now: float) -> bool:
         return now - self._since.get(partition, now) >= self.interval_s
@@ -103,8 +140,12 @@ class Checkpoints:
         out = []
         for service, through in services.items():
             state = state_of(service)
-            if state is not None:
-                out.append((service.encode(), pack(through, state)))
+            if state is None:
+                continue
+            events, forwarded = self._through.get(service, (through, None))
+            value = (pack(through, state) if forwarded is None
+                     else pack(-1 if events is None else events, state, forwarded))
+            out.append((service.encode(), value))
         out.append((applied_offset_key(partition), str(offset).encode()))
         return out
 
@@ -113,3 +154,4 @@ class Checkpoints:
         self._dirty.clear()
         self._applied.clear()
         self._since.clear()
+        self._through.clear()

@@ -14,6 +14,15 @@ listed there. That order is what makes every event count exactly once:
   runs ahead of the stored state (Faust flushes the table writes before it commits).
 
 Stored state is looked up through ``stored(key)``, the table's ``get``; time is passed in.
+
+Each service is judged here only on the partition that owns it (``owner(key)``: the
+partition the default partitioner gives its key, where its table entries live), whatever
+partitioner the producer used. A message of the events topic on another partition is
+forwarded (``Effects.forwards``) to the by-service topic, keyed by its service, which the
+default partitioner puts on the owning partition; :meth:`PartitionLoop.on_forwarded` judges
+it there. A message already on its owner's partition is judged at once (no extra hop). The
+two sources are two lanes (:data:`streams.checkpoint.FORWARDED`) with their own offsets,
+checkpoints and acks, sharing the services' monitors and the table partition.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from detectors.decision import Decision
 from detectors.monitors import Fed, MonitorSet
 from detectors.policy import Policy
 from streams import messages
-from streams.checkpoint import Checkpoints, applied_offset_key, unpack
+from streams.checkpoint import FORWARDED, Checkpoints, applied_offset_key, unpack_lanes
 from streams.gaps import GapGuard
 from streams.wire import read_message
 
@@ -49,7 +58,9 @@ class Effects(Generic[H]):
     sends must be in Kafka before the ``writes`` (``(partition, key, value)``, in order) are
     made; ``acks`` are the handles of the messages that may then be acknowledged.
     ``commanded`` names the services a command was issued for (their cached pointers are
-    stale); ``events`` counts the valid events read.
+    stale); ``events`` counts the valid events read. ``forwards`` are ``(key, value)``
+    messages for the by-service topic, to be in Kafka before the ``acks``. Seeks name a lane
+    (partition, plus ``FORWARDED`` for the by-service topic); writes name a table partition.
     """
 
     key: bytes | None = None
@@ -63,17 +74,20 @@ class Effects(Generic[H]):
     writes: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     acks: list[H] = field(default_factory=list)
     events: int = 0
+    forwards: list[tuple[bytes, bytes | None]] = field(default_factory=list)
 
 
 class PartitionLoop(Generic[H]):
     """Messages of the events topic in, :class:`Effects` out; see the module docstring.
 
     ``clock`` gives the wall-clock time stamped on decisions and commands; ``now`` passed
-    to each call is a monotonic time for checkpoint intervals and seek retries.
+    to each call is a monotonic time for checkpoint intervals and seek retries. ``owner``
+    gives the partition that judges a key (None: every message is judged where it is).
     """
 
     def __init__(self, policy: Policy, secret: bytes, stored: Callable[[bytes], bytes | None],
-                 interval_s: float = 2.0, clock: Callable[[], float] = time.time) -> None:
+                 interval_s: float = 2.0, clock: Callable[[], float] = time.time,
+                 owner: Callable[[bytes], int] | None = None) -> None:
         self.secret = secret
         self.clock = clock
         self.guard = GapGuard()
@@ -82,10 +96,33 @@ class PartitionLoop(Generic[H]):
         self.counts: Counter[str] = Counter()
         self._stored = stored
         self._unacked: dict[int, list[H]] = {}
+        self._owner = owner
 
     def _restore(self, service: str) -> bytes | None:
         value = self._stored(service.encode())
-        return unpack(value)[1] if value else None
+        if not value:
+            return None
+        through, forwarded, state = unpack_lanes(value)
+        self.marks.seed(service, (through, forwarded))
+        return state
+
+    @staticmethod
+    def key_of(key: bytes | None, value: bytes | None) -> bytes | None:
+        """The key a message is judged under: its own, or for an un-keyed message the
+        service of its first valid item (its items of other services are dead letters).
+
+        >>> one = b'{"event_id": "e", "ts": 1.0, "service": "%s", "release": "r", "metrics": {}}'
+        >>> PartitionLoop.key_of(None, b"[1, " + one % b"a" + b", " + one % b"b" + b"]")
+        b'a'
+        >>> PartitionLoop.key_of(b"b", b"[]"), PartitionLoop.key_of(None, b"[]")
+        (b'b', None)
+        """
+        if key:
+            return key
+        for item, _raw, _error in read_message(value):
+            if item is not None:
+                return item.service.encode()
+        return None
 
     def state_of(self, service: str) -> bytes | None:
         """The live state of ``service`` as bytes, None when this loop holds none."""
@@ -93,32 +130,77 @@ class PartitionLoop(Generic[H]):
 
     def on_message(self, partition: int, offset: int, key: bytes | None, value: bytes | None,
                    pointer: PointerState | None, now: float, handle: H) -> Effects[H]:
-        """One message of ``partition``; ``pointer`` is the version pointer of the service
-        its key names (None: unkeyed, or none registered); ``handle`` comes back in
-        ``acks`` once the message may be acknowledged."""
+        """One message of the events topic's ``partition``, under its :meth:`key_of`;
+        ``pointer`` is the version pointer of the service that key names (None: unkeyed,
+        or none registered); ``handle`` comes back in ``acks`` once the message may be
+        acknowledged. A message another partition owns is forwarded, not judged."""
         out: Effects[H] = Effects(key=key)
-        self._unacked.setdefault(partition, []).append(handle)
+        if not self._admit(partition, offset, now, handle, out):
+            return out
+        if not self.owns(partition, key):
+            assert key is not None
+            out.forwards.append((key, value))
+            self.counts["forwarded"] += 1
+            return self._done(partition, None, offset, now, out)
+        return self._done(partition, self._handle(key, value, partition, offset, pointer, out),
+                          offset, now, out)
+
+    def owns(self, partition: int, key: bytes | None) -> bool:
+        """Whether messages under ``key`` are judged on the events topic's ``partition``."""
+        return not key or self._owner is None or self._owner(key) == partition
+
+    def on_forwarded(self, partition: int, offset: int, key: bytes | None,
+                     value: bytes | None, pointer: PointerState | None, now: float,
+                     handle: H) -> Effects[H]:
+        """One message of the by-service topic's ``partition`` (forwarded by
+        :meth:`on_message`), judged here as the events topic's own messages are."""
+        lane = partition + FORWARDED
+        out: Effects[H] = Effects(key=key)
+        if not self._admit(lane, offset, now, handle, out):
+            return out
+        return self._done(lane, self._handle(key, value, lane, offset, pointer, out),
+                          offset, now, out)
+
+    def on_undecodable(self, lane: int, first: int, last: int, reason: str, now: float,
+                       handle: H) -> Effects[H]:
+        """Offsets ``first``..``last`` of ``lane`` could not be decoded by the Kafka client
+        (:mod:`streams.undecodable`): one dead letter names them, and they count as read."""
+        out: Effects[H] = Effects()
+        if not self._admit(lane, first, now, handle, out):
+            return out
+        where = {"partition": lane % FORWARDED, "offsets": [first, last],
+                 "topic": "by-service" if lane >= FORWARDED else "events"}
+        out.dead.append(messages.dead_letter("undecodable", reason, where))
+        self.counts["rejected"] += 1
+        return self._done(lane, None, last, now, out)
+
+    def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
+        """Whether to process the message at ``offset`` (:mod:`streams.gaps`)."""
+        self._unacked.setdefault(lane, []).append(handle)
         marks = self.marks
-        if marks.applied(partition) is None:
-            applied = self._stored(applied_offset_key(partition))
-            marks.restore(partition, int(applied) if applied else None)
-        verdict = self.guard.admit(partition, offset, marks.applied(partition), now)
+        if marks.applied(lane) is None:
+            applied = self._stored(applied_offset_key(lane))
+            marks.restore(lane, int(applied) if applied else None)
+        verdict = self.guard.admit(lane, offset, marks.applied(lane), now)
         if verdict.seek_to is not None:
-            log.warning("monitor: offsets skipped on partition %d; reading again from %d",
-                        partition, verdict.seek_to)
-            out.seeks.append((partition, verdict.seek_to))
-        if verdict.process:
-            service = self._handle(key, value, offset, pointer, out)
-            marks.note(partition, service, offset, now)
-            if out.decisions or marks.due(partition, now):
-                self._checkpoint(partition, now, out)
+            log.warning("monitor: offsets skipped on lane %d; reading again from %d",
+                        lane, verdict.seek_to)
+            out.seeks.append((lane, verdict.seek_to))
+        return verdict.process
+
+    def _done(self, lane: int, service: str | None, offset: int, now: float,
+              out: Effects[H]) -> Effects[H]:
+        self.marks.note(lane, service, offset, now)
+        if out.decisions or self.marks.due(lane, now):
+            self._checkpoint(lane, now, out)
         return out
 
-    def _handle(self, key: bytes | None, value: bytes | None, offset: int,
+    def _handle(self, key: bytes | None, value: bytes | None, lane: int, offset: int,
                 pointer: PointerState | None, out: Effects[H]) -> str | None:
         """Feed one message to its service's monitor; the service whose state changed."""
         service = key.decode("utf-8", "replace") if key else None
-        if service is not None and service not in self.monitors and self._holds(key, offset):
+        if (service is not None and service not in self.monitors
+                and self._holds(key, lane, offset)):
             return None  # a crash in mid-checkpoint: the stored state already counts it
         try:
             fed = self.monitors.feed(read_message(value), service, roles_of(pointer))
@@ -133,9 +215,12 @@ class PartitionLoop(Generic[H]):
         self.counts["rejected"] += len(fed.rejected)
         return fed.service
 
-    def _holds(self, key: bytes | None, offset: int) -> bool:
+    def _holds(self, key: bytes | None, lane: int, offset: int) -> bool:
         value = self._stored(key) if key else None
-        through = unpack(value)[0] if value else None
+        if not value:
+            return False
+        events, forwarded, _ = unpack_lanes(value)
+        through = forwarded if lane >= FORWARDED else events
         return through is not None and offset <= through
 
     def _respond(self, fed: Fed, pointer: PointerState | None, out: Effects[H]) -> None:
@@ -153,7 +238,7 @@ class PartitionLoop(Generic[H]):
 
     def _checkpoint(self, partition: int, now: float, out: Effects[H]) -> None:
         for key, value in self.marks.writes(partition, now, self.monitors.state_of):
-            out.writes.append((partition, key, value))
+            out.writes.append((partition % FORWARDED, key, value))
         out.acks += self._unacked.pop(partition, [])
 
     def on_timer(self, now: float) -> Effects[H]:

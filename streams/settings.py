@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 
 from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url, secret_from_env
 from rollguard.errors import ConfigError
+
+log = logging.getLogger(__name__)
+STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 
 # How often live state is written to the table. Each write of a service costs about 0.2-0.3 ms
 # (its open bucket summed exactly, then encoded) plus a changelog record, so with 1,000 busy
@@ -27,7 +32,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_TOPIC_ALERTS", "rollguard.alerts", "alerts for operators"),
     ("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit", "every decision and every outcome"),
     ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
-    ("ROLLGUARD_PARTITIONS", "4", "partitions of the events topic and its tables"),
+    ("ROLLGUARD_PARTITIONS", "4",
+     "partitions of the events topic when the worker creates it (an existing topic's count "
+     "is adopted)"),
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
     ("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S),
      "seconds between writes of live state to the table"),
@@ -98,10 +105,43 @@ class WorkerSettings:
             checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
         )
 
+    @property
+    def topic_by_service(self) -> str:
+        """The internal topic of events forwarded to the partition that owns their service
+        (:mod:`streams.partition`); co-partitioned with the events topic and the table."""
+        return f"{self.app_id}-events-by-service"
+
+    @property
+    def topic_changelog(self) -> str:
+        """Faust's changelog topic of the state table."""
+        return f"{self.app_id}-{STATE_TABLE}-changelog"
+
+    def adopting(self, existing: dict[str, int]) -> WorkerSettings:
+        """These settings with the partition count of the events topic when it exists
+        already (``existing``: topic name → partition count), so that a topic created by
+        someone else, with any count, works; the worker's own partitioned topics must then
+        have that count too, or it cannot start (their data is placed by that count).
+        """
+        count = existing.get(self.topic_events, self.partitions)
+        if count != self.partitions:
+            log.warning("the events topic %s has %d partitions: the worker uses %d "
+                        "(ROLLGUARD_PARTITIONS=%d applies only to a topic it creates)",
+                        self.topic_events, count, count, self.partitions)
+        for topic in (self.topic_by_service, self.topic_changelog):
+            if existing.get(topic, count) != count:
+                raise ConfigError(
+                    f"the events topic {self.topic_events} has {count} partitions but "
+                    f"{topic} has {existing[topic]}: they must be equal (a service's state "
+                    f"lives on the partition its key hashes to). Give the worker a new "
+                    f"ROLLGUARD_APP_ID (it starts with empty state), or recreate {topic} "
+                    f"with {count} partitions")
+        return dataclasses.replace(self, partitions=count)
+
     def topics(self) -> dict[str, int]:
         """Every topic the worker uses, with its partition count."""
         return {
             self.topic_events: self.partitions,
+            self.topic_by_service: self.partitions,
             self.topic_commands: 1,  # one partition: commands execute in the order sent
             self.topic_alerts: 1,
             self.topic_audit: 1,

@@ -27,18 +27,19 @@ def worker(loglevel: str) -> None:
     import faust
 
     from streams.app import create_app
-    from streams.connect import ensure_topics
+    from streams.connect import prepare_topics
 
+    logging.basicConfig(level=loglevel.upper())
     try:
         settings = WorkerSettings.from_env()
         policy = _load_policy(settings)
-        asyncio.run(ensure_topics(settings.topics(), settings.kafka_bootstrap))
+        # An events topic that exists already keeps its partition count: the worker adopts it.
+        settings = asyncio.run(prepare_topics(settings))
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     warn_if_dev_secret(settings.secret_is_default)
     app = create_app(settings, policy)
-    logging.basicConfig(level=loglevel.upper())
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

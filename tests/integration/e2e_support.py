@@ -13,7 +13,7 @@ from actions.connect import async_redis_client
 from actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
-from streams.connect import consumer, ensure_topics, producer
+from streams.connect import consumer, prepare_topics, producer
 from tests.support.runs import IsolatedRun
 
 T0 = 1_763_856_000.0
@@ -24,7 +24,7 @@ def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dic
 
 async def setup_service(run: IsolatedRun, service: str, canary_percent: int) -> PointerStore:
     """Register v1 and v2, make v1 stable, then put v2 on ``canary_percent`` of traffic."""
-    await ensure_topics(run.settings().topics())
+    await prepare_topics(run.settings())
     store = PointerStore(async_redis_client(), run.secret.encode())
     await prepare_service(store, service, run.secret.encode())
     await promote(store, service, "v2", canary_percent, run.secret.encode())

@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from rollguard.config import kafka_bootstrap
 from rollguard.demo.isolated import WorkerRun
-from streams.connect import consumer
+from streams.connect import consumer, partition_counts
 
 
 class IsolatedRun(WorkerRun):
@@ -46,17 +46,18 @@ async def committed_offsets(admin: AIOKafkaAdminClient, group: str,
 
 
 async def wait_processed(run: IsolatedRun, timeout: float = 90.0,
-                         roles: tuple[str, ...] = ("events", "commands")) -> None:
+                         roles: tuple[str, ...] = ("events", "by-service", "commands")) -> None:
     """Wait until the worker's group has committed every message so far of the run's
-    ``roles`` topics: the monitor checkpointed every event (and sent what it decided before
-    that), and the actuator carried out every command sent by then."""
+    ``roles`` topics: the monitor checkpointed every event (and sent what it decided, and
+    forwarded what another partition judges, before that), the forwarded messages were
+    judged, and the actuator carried out every command sent by then."""
     for role in roles:
-        await _wait_committed(run, run.topic(role), run.partitions if role == "events" else 1,
-                              timeout)
+        topic = run.settings().topic_by_service if role == "by-service" else run.topic(role)
+        await _wait_committed(run, topic, timeout)
 
 
-async def _wait_committed(run: IsolatedRun, topic: str, partitions: int,
-                          timeout: float) -> None:
+async def _wait_committed(run: IsolatedRun, topic: str, timeout: float) -> None:
+    partitions = (await partition_counts([topic])).get(topic, 0)
     async with consumer(group_id=None) as probe:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}

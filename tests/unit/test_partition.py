@@ -11,7 +11,7 @@ from actions.state import PointerState
 from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.monitors import Fed
 from detectors.policy import default_policy
-from streams.checkpoint import applied_offset_key
+from streams.checkpoint import FORWARDED, applied_offset_key, unpack_lanes
 from streams.partition import Effects, PartitionLoop
 
 T0 = 1_700_000_000.0
@@ -151,3 +151,57 @@ def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyP
     assert [orjson.loads(a)["command_id"] for a in out.audit] == [command["command_id"]]
     assert out.commanded == ["chat"] and out.acks == [0]
     assert [k for _, k, _ in out.writes] == [b"chat", applied_offset_key(0)]
+
+
+def owned_by(partition: int) -> PartitionLoop[int]:
+    """A loop in which every key belongs to ``partition``."""
+    return PartitionLoop(default_policy(), b"secret", dict[bytes, bytes]().get,
+                         clock=lambda: T0, owner=lambda key: partition)
+
+
+@pytest.mark.parametrize(("owner", "forwarded", "events"), [(0, [], 3), (1, [b"chat"], 0)])
+def test_a_message_is_judged_on_its_services_partition_and_forwarded_from_any_other(
+        owner: int, forwarded: list[bytes], events: int) -> None:
+    """The fast path judges a message where it sits; elsewhere it goes to the by-service
+    topic unjudged, keyed by its service, and is acknowledged like any other."""
+    loop = owned_by(owner)
+    out = loop.on_message(0, 0, b"chat", orjson.dumps([good_block()]), None, 0.0, 0)
+    assert ([k for k, _ in out.forwards], out.events) == (forwarded, events)
+    assert loop.on_timer(5.0).acks == [0]
+
+
+def test_an_unkeyed_message_is_routed_by_its_first_valid_items_service() -> None:
+    """Other services' items in it are dead letters where it is judged (key_mismatch)."""
+    value = orjson.dumps([{"bad": 1}, good_block("solo"), good_block("other")])
+    key = PartitionLoop.key_of(None, value)
+    assert key == b"solo"
+    out = owned_by(0).on_message(0, 0, key, value, None, 0.0, 0)
+    assert [orjson.loads(d)["reason"] for d in out.dead] == ["missing_event_id",
+                                                            "key_mismatch"]
+
+
+def test_forwarded_messages_feed_the_same_monitor_on_their_own_lane() -> None:
+    """Both lanes count into one service; each keeps its offsets, and the stored state
+    holds the offset applied through on each, so a re-read after a crash skips both."""
+    loop = owned_by(0)
+    loop.on_message(0, 5, b"chat", orjson.dumps([good_block()]), None, 0.0, 0)
+    out = loop.on_forwarded(0, 9, b"chat", orjson.dumps([good_block(first=3)]), None, 0.0, 1)
+    assert out.events == 3
+    writes = loop.on_timer(5.0).writes
+    table = {key: value for _, key, value in writes}
+    assert {p for p, _, _ in writes} == {0}
+    assert unpack_lanes(table[b"chat"])[:2] == (5, 9)
+    assert table[applied_offset_key(FORWARDED)] == b"9"
+    again = owned_by(0)
+    again._stored = table.get  # a restart from this checkpoint, before the offsets moved
+    assert again.on_forwarded(0, 9, b"chat", orjson.dumps([good_block(first=3)]), None,
+                              0.0, 1).events == 0
+
+
+def test_an_undecodable_batch_is_one_dead_letter_naming_its_offsets() -> None:
+    loop = new_loop({applied_offset_key(0): b"1"})
+    out = loop.on_undecodable(0, 2, 6, "UnsupportedCodecError: snappy", 0.0, 2)
+    letter = orjson.loads(out.dead[0])
+    assert letter["reason"] == "undecodable"
+    assert letter["value"] == {"topic": "events", "partition": 0, "offsets": [2, 6]}
+    assert feed(loop, [good_block()], offset=7).events == 3  # no gap: 2..6 are read
