@@ -82,7 +82,9 @@ def _rollbacks(future_at: int | None) -> list[Any]:
     before the ``future_at``-th holds an event dated a year ahead."""
     scenario = Scenario(7, metric="error", magnitude=3.0, onset=120, duration=1800)
     clock = [T0]
-    loop: PartitionLoop[int] = PartitionLoop(POLICY, b"secret", {}.get, clock=lambda: clock[0])
+    table: dict[bytes, bytes] = {}
+    loop: PartitionLoop[int] = PartitionLoop(POLICY, b"secret", table.get,
+                                             clock=lambda: clock[0])
     by_second: dict[int, list[Event]] = {}
     for event in scenario.events():
         by_second.setdefault(int(event.ts), []).append(event)
