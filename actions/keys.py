@@ -16,23 +16,20 @@ require; every key a script touches is passed in its KEYS.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from detectors.names import SERVICE_NAME, SERVICE_NAME_RULE, is_service_name
 from rollguard.errors import ConfigError
 
 PREFIX = "rollguard"
 
-# Service names go inside keys and a hash tag: no braces, no spaces, no colons.
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+__all__ = ["PREFIX", "SERVICE_NAME", "ServiceKeys", "check_key", "check_service"]
 
 
 def check_service(service: str) -> str:
     """Return ``service`` if it is a valid service name, else raise ConfigError."""
-    if not SERVICE_NAME.match(service):
-        raise ConfigError(
-            f"service name must be 1-128 letters, digits, '.', '_' or '-': {service!r}"
-        )
+    if not is_service_name(service):
+        raise ConfigError(f"service name must be {SERVICE_NAME_RULE}: {service!r}")
     return service
 
 

@@ -20,7 +20,7 @@ class Candidate:
     """What is known about the candidate release of one service."""
 
     release: str
-    first_bucket: int
+    first_bucket: int  # the first bucket it was known in; -1: named before any event
     last_bucket: int = -1
     finished: bool = False  # a rollback was decided: no second one, no more decisions
     fired: list[str] = field(default_factory=list)  # metrics/composites already decided
@@ -88,6 +88,10 @@ def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> 
     low = h * min([1.0, *(c.evidence for c in policy.composites)])
     blip_buckets, max_buckets, stale_buckets = ctx.buckets
     out: list[Decision] = []
+    if cand.first_bucket < 0:
+        # Named before any event arrived (the worker reads roles from the pointer first):
+        # the candidate appears with the first bucket that closes, not at bucket -1.
+        cand.first_bucket = ctx.bucket
     if cand_bucket:
         cand.last_bucket = ctx.bucket
     for name, rule in policy.metrics.items():

@@ -31,6 +31,7 @@ from typing import Any
 
 from detectors.errors import InvalidEvent
 from detectors.events import METRIC_RANGES
+from detectors.names import is_service_name
 
 _NONE = type(None)
 _NUMBERS = frozenset({float, int})
@@ -79,9 +80,10 @@ def validate_block(obj: dict[str, Any]) -> Block | None:
     service, release, cohort = obj.get("service"), obj.get("release"), obj.get("cohort", "")
     if cohort is None:
         cohort = ""
-    if (type(service) is not str or not service or type(release) is not str or not release
+    if (not is_service_name(service) or type(release) is not str or not release
             or type(cohort) is not str):
         return None
+    assert isinstance(service, str)  # is_service_name said so; this tells the type checker
     if set(map(type, ids)) != {str} or not all(ids):
         return None
     kinds = set(map(type, ts))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from detectors.decode import decode_json
 from detectors.errors import InvalidEvent
+from detectors.names import SERVICE_NAME, SERVICE_NAME_RULE
 
 # Allowed value ranges of the standard metrics; any other metric only has to be finite.
 # Binary metrics must be 0 or 1 (a JSON boolean is accepted and read as 0/1).
@@ -52,6 +52,7 @@ class Event:
     metrics: dict[str, float]
 
 
+_service_name = SERVICE_NAME.match
 _new = object.__new__
 _SETTERS = tuple(Event.__dict__[name].__set__ for name in Event.__slots__)
 
@@ -90,11 +91,7 @@ def parse_event(line: bytes | str) -> Event:
     ...
     detectors.errors.InvalidEvent: missing_ts: ts is required
     """
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("not_json", str(exc)[:80]) from None
-    return validate_event(obj)
+    return validate_event(decode_json(line))
 
 
 def _text(obj: dict[str, Any], field: str, *, required: bool = True) -> str:
@@ -121,8 +118,12 @@ def _metrics(raw: dict[str, Any]) -> dict[str, float]:
     # One loop without helper calls: this runs for every metric of every event. When every
     # value already is a float (the usual case) the decoded dict itself is returned, uncopied.
     converted: dict[str, float] | None = None
+    absent = False
     for name, value in raw.items():
         if type(value) is not float:
+            if value is None:  # null: the event has no such metric, as in a block's column
+                absent = True
+                continue
             if type(value) is bool:  # before int: True reads as 1.0, not as a number
                 value = 1.0 if value else 0.0
             elif type(value) is int:
@@ -144,6 +145,8 @@ def _metrics(raw: dict[str, Any]) -> dict[str, float]:
             low, high, binary = bounds
             allowed = "0 or 1" if binary else f"in [{low:g}, {high:g}]"
             raise InvalidEvent("metric_out_of_range", f"metrics.{name} must be {allowed}")
+    if absent:
+        return {k: v for k, v in {**raw, **(converted or {})}.items() if v is not None}
     if converted:
         return {**raw, **converted}
     return raw
@@ -175,6 +178,8 @@ def validate_event(obj: object) -> Event:
     service = obj.get("service")
     if type(service) is not str or not service:
         service = _text(obj, "service")  # the slow path names what is wrong
+    if _service_name(service) is None:
+        raise InvalidEvent("bad_service", f"service must be {SERVICE_NAME_RULE}")
     release = obj.get("release")
     if type(release) is not str or not release:
         release = _text(obj, "release")

@@ -26,7 +26,6 @@ from detectors.policy import Policy
 
 _crc32 = zlib.crc32
 DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
-MAX_LATENESS_SECONDS = 300.0  # later than this behind the newest bucket: dropped and counted
 FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
 
 # The open bucket's events of one release: metrics of single events, and values of blocks.
@@ -67,6 +66,10 @@ class ServiceMonitor:
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque(maxlen=dedupe_window)
         self.counts = {"duplicates": 0, "late": 0, "too_late": 0}
+        # Indices (0 for a single event) of the events of the last observe calls that came
+        # too late to count; whoever reads them clears the list (MonitorSet dead-letters them).
+        self.too_late: list[int] = []
+        self._lateness = policy.max_lateness_seconds
         self._dedupe_window = dedupe_window
         self._bucket_seconds = policy.bucket_seconds
 
@@ -78,6 +81,8 @@ class ServiceMonitor:
         decisions, counted = self._enter(event.ts)
         if counted:
             self._pending(event.release)[0].append(event.metrics)
+        else:
+            self.too_late.append(0)
         return decisions
 
     def _is_new(self, key: int) -> bool:
@@ -103,7 +108,7 @@ class ServiceMonitor:
             return decisions, True
         if bucket < self._bucket:
             # A few seconds out of order: count it in the open bucket, a smear of one bucket.
-            if (self._bucket - bucket) * self._bucket_seconds > MAX_LATENESS_SECONDS:
+            if (self._bucket - bucket) * self._bucket_seconds > self._lateness:
                 self.counts["too_late"] += 1
                 return [], False
             self.counts["late"] += 1
@@ -164,6 +169,8 @@ class ServiceMonitor:
             decisions += closed
             if counted:
                 take.append(i)
+            else:
+                self.too_late.append(i)
         if take:
             self._add_block(block, take)
         return decisions

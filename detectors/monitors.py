@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors.blocks import Block
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.events import Event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import Policy
@@ -68,11 +68,22 @@ class Fed:
     decisions: list[Decision] = field(default_factory=list)
 
 
+LATE_STREAK_ALERT = 100  # this many events in a row too late to count: the service is blind
+
+
 class MonitorSet:
     """One :class:`ServiceMonitor` per service, created on first sight or restored.
 
     ``restore(service)`` returns the stored state bytes (:meth:`ServiceMonitor.to_bytes`) of
     a service this set holds no live monitor of, or None for a fresh one.
+
+    Event time is bounded both ways: an event dated more than the policy's
+    ``max_future_skew_seconds`` after the wall-clock ``now`` given to :meth:`feed` is
+    rejected (``ts_in_future``), so that it cannot move a service's time ahead and make
+    every later event too late; without ``now`` (a replay: no "now" to compare recorded
+    events with) that check is off. An event more than ``max_lateness_seconds`` behind its
+    service's newest bucket is rejected (``too_late``); :data:`LATE_STREAK_ALERT` of them in
+    a row give an inconclusive alert, since the service is then not judged at all.
     """
 
     def __init__(self, policy: Policy,
@@ -80,6 +91,7 @@ class MonitorSet:
         self.policy = policy
         self._restore = restore
         self._monitors: dict[str, ServiceMonitor] = {}
+        self._late_streak: dict[str, int] = {}  # events in a row too late, per service
 
     def get(self, service: str) -> ServiceMonitor | None:
         """The live monitor of ``service``, None when this set holds none."""
@@ -114,17 +126,21 @@ class MonitorSet:
     def forget(self) -> None:
         """Drop every live monitor (the worker, after a rebalance: the table holds the truth)."""
         self._monitors.clear()
+        self._late_streak.clear()
 
     def feed(self, items: Iterable[Item], service: str | None = None,
-             roles: Roles | None = None) -> Fed:
+             roles: Roles | None = None, now: float | None = None) -> Fed:
         """Feed one message's items to its service's monitor.
 
         ``service`` is the message key (None: the first valid item names it); ``roles``,
         when given, are the ``(stable, candidate)`` releases set on the monitor before its
-        first item (the worker reads them from the version pointer).
+        first item (the worker reads them from the version pointer); ``now`` is the
+        wall-clock time events may not be dated much after (None: not checked).
         """
         fed = Fed()
         monitor: ServiceMonitor | None = None
+        if now is not None:
+            items = self._not_future(items, now + self.policy.max_future_skew_seconds, fed)
         for item, raw, error in items:
             if item is None:
                 assert error is not None
@@ -149,8 +165,79 @@ class MonitorSet:
                 decisions = monitor.observe_block(item)
             if decisions:
                 fed.decisions.extend(decisions)
+            if monitor.too_late or service in self._late_streak:
+                self._count_late(monitor, item, raw, fed)
         return fed
+
+    def _not_future(self, items: Iterable[Item], limit: float, fed: Fed) -> Iterator[Item]:
+        # The items dated no later than ``limit``; a block with some later events is split.
+        for item, raw, error in items:
+            if item is None or (item.ts if isinstance(item, Event) else max(item.ts)) <= limit:
+                yield item, raw, error
+                continue
+            for event, one in _events_of(item, raw):
+                if event.ts > limit:
+                    detail = (f"ts {event.ts:.3f} is more than "
+                              f"{self.policy.max_future_skew_seconds:g} s after the clock's "
+                              f"{limit - self.policy.max_future_skew_seconds:.3f}")
+                    fed.rejected.append(Rejected("ts_in_future", detail, one))
+                else:
+                    yield event, one, None
+
+    def _count_late(self, monitor: ServiceMonitor, item: Event | Block, raw: Any,
+                    fed: Fed) -> None:
+        # Dead-letter the events the monitor found too late; alert once a streak is long.
+        late, monitor.too_late = monitor.too_late, []
+        service, lateness = monitor.service, self.policy.max_lateness_seconds
+        fed.events -= len(late)
+        for i in late:
+            one = raw if isinstance(item, Event) else _event_dict(item, i)
+            ts = item.ts if isinstance(item, Event) else item.ts[i]
+            detail = f"ts {ts:.3f} is more than {lateness:g} s behind {service}'s newest events"
+            fed.rejected.append(Rejected("too_late", detail, one))
+        before = self._late_streak.pop(service, 0)
+        if len(late) < (1 if isinstance(item, Event) else len(item)):
+            return  # some counted: the streak is over
+        streak = self._late_streak[service] = before + len(late)
+        if before < LATE_STREAK_ALERT <= streak:
+            fed.decisions.append(_blind(monitor, item, streak, lateness))
 
     def flush(self) -> list[Decision]:
         """Close every monitor's open bucket (the end of a replay)."""
         return [decision for monitor in self for decision in monitor.flush()]
+
+
+def _event_dict(block: Block, i: int) -> dict[str, Any]:
+    """Event ``i`` of a block as the single-event object it stands for."""
+    one: dict[str, Any] = {"event_id": block.event_ids[i], "ts": block.ts[i],
+                           "service": block.service, "release": block.release}
+    if block.cohort:
+        one["cohort"] = block.cohort
+    one["metrics"] = {name: column[i] for name, column in block.columns.items()
+                      if column[i] is not None}
+    return one
+
+
+def _events_of(item: Event | Block, raw: Any) -> Iterator[tuple[Event, Any]]:
+    if isinstance(item, Event):
+        yield item, raw
+        return
+    for i in range(len(item)):
+        one = _event_dict(item, i)
+        metrics = {name: float(value) for name, value in one["metrics"].items()}
+        yield Event(one["event_id"], one["ts"], item.service, item.release, item.cohort,
+                    metrics), one
+
+
+def _blind(monitor: ServiceMonitor, item: Event | Block, streak: int,
+           lateness: float) -> Decision:
+    # The notice that a service's events all come too late to be judged.
+    ts = item.ts if isinstance(item, Event) else max(item.ts)
+    release = monitor.candidate.release if monitor.candidate else item.release
+    reason = (f"the last {streak} events of {monitor.service} came more than {lateness:g} s "
+              f"behind its newest events and were not counted: {monitor.service} is not "
+              "being judged (is a producer's clock or a backlog far behind?).")
+    evidence = {"why": "too_late", "too_late_in_a_row": streak,
+                "max_lateness_seconds": lateness}
+    return Decision(ts, monitor.service, release, DecisionAction.ALERT, Verdict.INCONCLUSIVE,
+                    monitor.stable, [], reason, evidence)

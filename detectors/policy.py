@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -10,10 +9,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from detectors.documents import read_document, yaml_document
 from detectors.errors import ConfigError
 
+_INF = float("inf")
 STATISTICS = ("rate", "share", "mean", "quantile")
 SCHEMA_VERSION = 1
 
@@ -85,6 +84,8 @@ class Policy:
     stale_after_seconds: float = 300.0
     inconclusive_after_seconds: float = 1800.0
     max_episode_seconds: float = 1800.0
+    max_future_skew_seconds: float = 60.0
+    max_lateness_seconds: float = 300.0
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -95,6 +96,8 @@ def _number(raw: Mapping[str, Any], key: str, where: str, default: float, *,
     if type(value) not in (int, float):
         raise ConfigError(f"{where}{key}: must be a number, got {value!r}")
     number = float(value)
+    if number != number or number in (_INF, -_INF):  # .nan/.inf would switch a rule off
+        raise ConfigError(f"{where}{key}: must be a finite number, got {value!r}")
     too_low = number <= low if strict_low else number < low
     if too_low or number > high:
         bound = f"> {low}" if strict_low else f">= {low}"
@@ -197,7 +200,8 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
 
 _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
-             "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds"}
+             "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
+             "max_future_skew_seconds", "max_lateness_seconds"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -227,6 +231,12 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     max_episode = _number(raw, "max_episode_seconds", "", 1800.0)
     if max_episode < blip + 6 * bucket:
         raise ConfigError("max_episode_seconds: must exceed blip_seconds by six buckets")
+    skew = _number(raw, "max_future_skew_seconds", "", 60.0)
+    lateness = _number(raw, "max_lateness_seconds", "", 300.0, low=bucket, high=86400.0)
+    if skew + bucket > lateness:
+        # After an event dated at the skew limit, events on time must still count.
+        raise ConfigError("max_future_skew_seconds: must be below max_lateness_seconds by "
+                          "a bucket at least")
     return Policy(
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
@@ -238,23 +248,21 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         stale_after_seconds=_number(raw, "stale_after_seconds", "", 300.0),
         inconclusive_after_seconds=_number(raw, "inconclusive_after_seconds", "", 1800.0),
         max_episode_seconds=max_episode,
+        max_future_skew_seconds=skew,
+        max_lateness_seconds=lateness,
         name=str(raw.get("name", name)),
     )
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read a policy from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file."""
+    """Read a policy from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, bounded as
+    :mod:`detectors.documents` says."""
     source = Path(path)
+    raw = read_document(source, "policy file")
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"policy file {source}: cannot be read ({exc.strerror})") from exc
-    try:
-        raw = tomllib.loads(text) if source.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"policy file {source}: not valid {source.suffix[1:]}: {first}") from exc
-    return policy_from_dict(raw, name=source.stem)
+        return policy_from_dict(raw, name=source.stem)
+    except ConfigError as exc:
+        raise ConfigError(f"policy file {source}: {exc}") from None
 
 
 def default_policy() -> Policy:
@@ -264,4 +272,4 @@ def default_policy() -> Policy:
     ['accuracy', 'complaint', 'cost_usd', 'error', 'hallucination', 'latency_ms', 'toxicity']
     """
     text = resources.files("detectors").joinpath("default_policy.yaml").read_text("utf-8")
-    return policy_from_dict(yaml.safe_load(text), name="default")
+    return policy_from_dict(yaml_document(text, "default policy"), name="default")

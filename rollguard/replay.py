@@ -32,7 +32,7 @@ class Summary:
         out = [f"events read: {self.read}  valid: {self.read - rejected}  rejected: {rejected}"]
         out += [f"  rejected {reason}: {count}" for reason, count in self.rejected.most_common()]
         out.append(f"duplicates ignored: {self.duplicates}  out of order: {self.late}  "
-                   f"too late (dropped): {self.too_late}  services: {self.services}")
+                   f"too late (not counted): {self.too_late}  services: {self.services}")
         made = ", ".join(f"{k}: {v}" for k, v in sorted(self.decisions.items())) or "none"
         out.append(f"decisions: {sum(self.decisions.values())} ({made})")
         return out

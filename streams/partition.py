@@ -80,9 +80,11 @@ class Effects(Generic[H]):
 class PartitionLoop(Generic[H]):
     """Messages of the events topic in, :class:`Effects` out; see the module docstring.
 
-    ``clock`` gives the wall-clock time stamped on decisions and commands; ``now`` passed
-    to each call is a monotonic time for checkpoint intervals and seek retries. ``owner``
-    gives the partition that judges a key (None: every message is judged where it is).
+    ``clock`` gives the wall-clock time stamped on decisions and commands, and the "now"
+    events may not be dated much after (the policy's ``max_future_skew_seconds``); ``now``
+    passed to each call is a monotonic time for checkpoint intervals and seek retries.
+    ``owner`` gives the partition that judges a key (None: every message is judged where it
+    is).
     """
 
     def __init__(self, policy: Policy, secret: bytes, stored: Callable[[bytes], bytes | None],
@@ -203,7 +205,8 @@ class PartitionLoop(Generic[H]):
                 and self._holds(key, lane, offset)):
             return None  # a crash in mid-checkpoint: the stored state already counts it
         try:
-            fed = self.monitors.feed(read_message(value), service, roles_of(pointer))
+            fed = self.monitors.feed(read_message(value), service, roles_of(pointer),
+                                     now=self.clock())
             self._respond(fed, pointer, out)
         except Exception:  # a bug must not stop the stream: park the message, go on
             log.exception("monitor: message for %r could not be processed", service)

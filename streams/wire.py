@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from detectors.blocks import Block, block_events, is_block, validate_block
+from detectors.decode import decode_json
 from detectors.events import Event, validate_event
 from rollguard.errors import InvalidEvent
 
@@ -34,15 +35,19 @@ def split_message(value: bytes | None) -> list[tuple[Any, str | None]]:
     Each element of a batch is validated on its own later, so one bad element never takes
     the rest of the batch with it.
     """
+    return [(item, error.reason if error else None) for item, error in _split(value)]
+
+
+def _split(value: bytes | None) -> list[tuple[Any, InvalidEvent | None]]:
     if not value:
-        return [(None, "empty_message")]
+        return [(None, InvalidEvent("empty_message"))]
     try:
-        decoded = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return [(None, "not_json")]
+        decoded = decode_json(value)
+    except InvalidEvent as exc:
+        return [(None, exc)]
     if isinstance(decoded, list):
         if not decoded:
-            return [(None, "empty_batch")]
+            return [(None, InvalidEvent("empty_batch"))]
         return [(item, None) for item in decoded]
     return [(decoded, None)]
 
@@ -56,9 +61,9 @@ def read_message(value: bytes | None) -> Iterator[tuple[Event | Block | None, An
     >>> [(type(i).__name__, e and e.reason) for i, _, e in read_message(b'[{"a": 1}]')]
     [('NoneType', 'missing_event_id')]
     """
-    for raw, reason in split_message(value):
-        if reason is not None:
-            yield None, value, InvalidEvent(reason)
+    for raw, error in _split(value):
+        if error is not None:
+            yield None, value, error
             continue
         if is_block(raw):
             try:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from rollguard import __version__
-from rollguard.errors import RollguardError
+from rollguard.errors import ConfigError, RollguardError
 
 T = TypeVar("T")
 
@@ -22,6 +22,28 @@ def run_or_exit(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def check_text(what: str, value: str) -> str:
+    r"""``value`` if it is printable UTF-8 text, else a ConfigError naming ``what``.
+
+    Bytes of the command line that are not UTF-8 reach Python as lone surrogates, which
+    would fail much later, in an encoder, with a traceback.
+
+    >>> check_text("command id", "3f2a")
+    '3f2a'
+    >>> check_text("command id", "3f\t2a")
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: command id must be printable UTF-8 text, got '3f\t2a'
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} must be printable UTF-8 text, got {value!r}") from None
+    if not value.isprintable():
+        raise ConfigError(f"{what} must be printable UTF-8 text, got {value!r}")
+    return value
 
 
 def warn_if_dev_secret(is_default: bool) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 
 import click
 import orjson
-import yaml
 
 from actions.commands import Op
 from actions.connect import async_redis_client
 from actions.pointer import Outcome, PointerStore
 from actions.releases import Release
 from actions.state import PointerState
-from rollguard.cli import run_or_exit, warn_if_dev_secret
+from detectors.documents import read_document
+from rollguard.cli import check_text, run_or_exit, warn_if_dev_secret
 from rollguard.config import secret_from_env
-from rollguard.errors import ConfigError
+from rollguard.errors import ConfigError, UnknownService
 
 as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 by = click.option(
@@ -69,13 +69,17 @@ def release_group() -> None:
 def _components(pairs: tuple[str, ...], file: Path | None) -> dict[str, str]:
     found: dict[str, str] = {}
     if file is not None:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = read_document(file, "components file") or {}
         data = data.get("components", data) if isinstance(data, dict) else data
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: expected a mapping of component: version")
-        found.update({str(k): str(v) for k, v in data.items()})
+        for name, version in data.items():
+            if type(version) not in (str, int, float) or version == "":
+                raise ConfigError(f"{file}: component {name}: the version must be a string "
+                                  f"or a number, got {version!r}")
+            found[str(name)] = str(version)
     for pair in pairs:
-        name, sep, version = pair.partition("=")
+        name, sep, version = check_text("--component", pair).partition("=")
         if not sep:
             raise ConfigError(f"--component expects NAME=VERSION, got {pair!r}")
         found[name.strip()] = version.strip()
@@ -115,7 +119,10 @@ def list_releases(service: str, as_json: bool) -> None:
 
     async def work() -> list[tuple[Release, float]]:
         async with _store() as store:
-            return await store.releases(service)
+            found = await store.releases(service)
+            if not found:
+                await _known(store, service)
+            return found
 
     found = run_or_exit(work)
     if as_json:
@@ -152,6 +159,18 @@ def show_release(service: str, release: str, as_json: bool) -> None:
 
 
 # -- status and history -------------------------------------------------------------------
+
+
+async def _known(store: PointerStore, service: str) -> None:
+    """Raise UnknownService when ``service`` has neither a release nor a version pointer
+    (a misspelt name must not read as "nothing happened")."""
+    if await store.releases(service):
+        return
+    try:
+        await store.read(service)
+    except UnknownService:
+        raise UnknownService(f"unknown service {service!r}: no release registered and no "
+                             "version pointer") from None
 
 
 def _state_dict(state: PointerState) -> dict[str, Any]:
@@ -192,14 +211,18 @@ def status(service: str, as_json: bool) -> None:
 
 @click.command("history")
 @click.argument("service")
-@click.option("--count", default=50, show_default=True, help="How many recent entries.")
+@click.option("--count", type=click.IntRange(min=1), default=50, show_default=True,
+              help="How many recent entries (at least 1).")
 @as_json
 def history(service: str, count: int, as_json: bool) -> None:
     """What was asked of SERVICE's pointer, by whom, and what happened."""
 
     async def work() -> list[dict[str, Any]]:
         async with _store() as store:
-            return await store.history(service, count=count)
+            entries = await store.history(service, count=count)
+            if not entries:
+                await _known(store, service)
+            return entries
 
     entries = run_or_exit(work)
     if as_json:

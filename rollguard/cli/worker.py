@@ -9,7 +9,7 @@ import time
 
 import click
 
-from rollguard.cli import run_or_exit, warn_if_dev_secret
+from rollguard.cli import check_text, run_or_exit, warn_if_dev_secret
 from rollguard.errors import RollguardError
 from streams.settings import WorkerSettings, describe
 
@@ -59,6 +59,8 @@ def approve(service: str, command_id: str, by: str) -> None:
     try:
         settings = WorkerSettings.from_env()
         check_service(service)
+        check_text("command id", command_id)
+        check_text("--by", by)
     except RollguardError as exc:
         raise click.ClickException(str(exc)) from None
     warn_if_dev_secret(settings.secret_is_default)

@@ -49,6 +49,12 @@ def test_cohort_and_unknown_metrics_are_optional_extras() -> None:
         (with_(ts=1_790_000_000_000), "bad_ts"),  # milliseconds, not seconds
         (with_(service=...), "missing_service"),
         (with_(service=""), "bad_service"),
+        (with_(service="support bot"), "bad_service"),
+        (with_(service="a:b"), "bad_service"),
+        (with_(service="{chat}"), "bad_service"),
+        (with_(service="chät"), "bad_service"),
+        (with_(service="chat\n"), "bad_service"),
+        (with_(service="c" * 129), "bad_service"),
         (with_(release=...), "missing_release"),
         (with_(release=["r1"]), "bad_release"),
         (with_(cohort=3), "bad_cohort"),
@@ -74,11 +80,35 @@ def test_invalid_event_is_rejected_with_its_reason(obj: object, reason: str) -> 
 
 
 @pytest.mark.parametrize(("line", "reason"), [(b"", "not_json"), (b"{", "not_json"),
-                                              (b'{"ts": NaN}', "not_json"), ("[]", "not_object")])
+                                              (b'{"ts": NaN', "not_json"), ("[]", "not_object")])
 def test_unparseable_line_is_rejected(line: bytes | str, reason: str) -> None:
     """Lines that are not JSON objects are rejected, never raised as another error."""
     with pytest.raises(InvalidEvent, match=reason):
         parse_event(line)
+
+
+@pytest.mark.parametrize("null_in", ["error", "latency_ms"])
+def test_a_null_metric_is_absent_as_in_a_block(null_in: str) -> None:
+    """``null`` in an event object means the event has no such metric (docs/wire-format.md)."""
+    metrics = {"error": 0, "latency_ms": 5, null_in: None}
+    event = validate_event(with_(metrics=metrics))
+    assert event.metrics == {k: float(v) for k, v in metrics.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [(b'{"event_id": "a", "ts": NaN, "service": "s", "release": "r", "metrics": {}}', "bad_ts"),
+     (b'{"event_id": "a", "ts": 1e400, "service": "s", "release": "r", "metrics": {}}', "bad_ts"),
+     (b'{"event_id": "a", "ts": 1, "service": "s", "release": "r", "metrics": {"x": -Infinity}}',
+      "bad_metric_value"),
+     (b'{"event_id": "a", "ts": 1, "service": "s", "release": "r", "metrics": {"x": '
+      + b"9" * 400 + b"}}", "bad_metric_value")],
+)
+def test_non_finite_numbers_are_bad_values_not_bad_json(line: bytes, reason: str) -> None:
+    """NaN, Infinity, 1e400 and a 400-digit integer are JSON numbers this event cannot use."""
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(line)
+    assert caught.value.reason == reason
 
 
 def test_parse_event_accepts_text_and_bytes_alike() -> None:

@@ -128,3 +128,27 @@ def test_returned_decision_lists_are_the_callers_to_keep() -> None:
     first = monitor.observe(_event(1, "r1", 1_790_000_000.0, error=0.0))
     first.append("not a decision")  # type: ignore[arg-type]
     assert monitor.observe(_event(2, "r1", 1_790_000_001.0, error=0.0)) == []
+
+
+def _inconclusive(decisions: list) -> list:
+    return [d for d in decisions if d.verdict == "inconclusive"]
+
+
+def test_a_small_canary_is_called_inconclusive_only_after_the_documented_wait() -> None:
+    """Roles set before any event (the worker's way): the wait starts at the first bucket
+    with events, not at bucket -1, so a thin canary is inconclusive after 30 min, not at once."""
+    policy = default_policy()
+    monitor = ServiceMonitor("chat", policy)
+    monitor.set_roles("r1", "r2")
+    start, found, i = 1_790_000_000.0, [], 0
+    for second in range(0, 2400, 5):
+        for release in ("r1", "r1", "r2") if second % 60 == 0 else ("r1", "r1"):
+            i += 1
+            found += monitor.observe(_event(i, release, start + second, error=0.0))
+        if second == 60:
+            assert _inconclusive(found) == []
+    thin = _inconclusive(found)
+    assert thin, "a canary with too few samples is never called inconclusive"
+    waited = thin[0].ts - start
+    assert policy.inconclusive_after_seconds <= waited <= policy.inconclusive_after_seconds + 60
+    assert "after 30 min" in thin[0].reason

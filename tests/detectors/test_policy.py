@@ -98,3 +98,64 @@ def test_missing_policy_file_is_refused(tmp_path: Path) -> None:
     """A path that does not exist is a ConfigError, not an OSError."""
     with pytest.raises(ConfigError, match="cannot be read"):
         load_policy(tmp_path / "absent.yaml")
+
+
+NUMERIC_FIELDS = ["metrics.error.tolerance", "metrics.error.threshold", "metrics.error.q",
+                  "evidence_threshold", "baseline_margin", "bucket_seconds", "blip_seconds",
+                  "baseline_half_life_seconds", "stale_after_seconds",
+                  "inconclusive_after_seconds", "max_episode_seconds",
+                  "max_future_skew_seconds", "max_lateness_seconds"]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("field", NUMERIC_FIELDS)
+def test_a_non_finite_number_is_refused_naming_the_field(tmp_path: Path, field: str,
+                                                         value: str) -> None:
+    """.nan or .inf would switch a rule off without a word: refused, with the field named."""
+    text = yaml.safe_dump(_with(field, 1.0)).replace("1.0", value)
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=rf"{field}: must be a finite number"):
+        load_policy(tmp_path / "p.yaml")
+
+
+def test_a_toml_nan_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text('[metrics.error]\nstatistic = "rate"\ntolerance = nan\n')
+    with pytest.raises(ConfigError, match=r"metrics\.error\.tolerance: must be a finite number"):
+        load_policy(tmp_path / "p.toml")
+
+
+def test_the_event_time_bounds_are_in_the_policy() -> None:
+    """Skew and lateness are policy settings, and the skew stays below the lateness."""
+    policy = default_policy()
+    assert policy.max_future_skew_seconds + policy.bucket_seconds <= policy.max_lateness_seconds
+    with pytest.raises(ConfigError, match="max_future_skew_seconds"):
+        policy_from_dict({**MINIMAL, "max_future_skew_seconds": 300,
+                          "max_lateness_seconds": 300})
+
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi",
+                                                                  strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [("bomb.yaml", BOMB.encode(), "expand to more than"),
+     ("big.yaml", b"# padding\n" * 110_000, "larger than 1000000 bytes"),
+     ("bytes.yaml", b"metrics:\n  error: {statistic: rate, tolerance: 0.01}\n# \xff\n",
+      "not UTF-8"),
+     ("bytes.toml", b'name = "\xff"\n', "not UTF-8"),
+     ("deep.yaml", b"[" * 50_000, "nested too deeply|not valid yaml"),
+     ("cycle.yaml", b"a: &a [*a]\n", "expand to more than")],
+)
+def test_a_hostile_policy_file_is_refused_at_once_naming_the_file(
+        tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    """A YAML bomb, a huge file or undecodable bytes: a clear refusal in milliseconds."""
+    import time
+
+    (tmp_path / name).write_bytes(content)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_policy(tmp_path / name)
+    assert name in str(caught.value)
+    assert time.perf_counter() - started < 2.0

@@ -129,3 +129,47 @@ def test_the_dev_secret_is_used_with_a_warning(
     monkeypatch.delenv("ROLLGUARD_SECRET")
     result = cli("pin", registered)
     assert "dev default secret" in result.stderr
+
+
+@pytest.mark.parametrize("args", [("history", "{missing}"), ("history", "{missing}", "--json"),
+                                  ("release", "list", "{missing}")])
+def test_an_unknown_service_is_an_error_naming_it(cli: Run, service: str,
+                                                   args: tuple[str, ...]) -> None:
+    """A misspelt service name must not read as "no history" with exit code 0."""
+    result = cli(*[a.format(missing=service) for a in args])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: unknown service") and service in result.stderr
+
+
+def test_a_known_service_without_history_is_not_an_error(cli: Run, service: str) -> None:
+    assert cli("release", "register", service, "v1", "--component", "model=m").exit_code == 0
+    assert cli("history", service).exit_code == 0
+
+
+def test_history_count_must_be_at_least_one(cli: Run, registered: str) -> None:
+    result = cli("history", registered, "--count", "0")
+    assert result.exit_code == 2 and "--count" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"components:\n  model: [1, 2]\n", "component model: the version must be a string"),
+     (b"model: {a: 1}\n", "component model: the version must be a string"),
+     (b"model: true\n", "component model: the version must be a string"),
+     (b"model: m-\xff\n", "not UTF-8"),
+     (b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+         b"%s: &%s [%s]\n" % (n, n, b", ".join([b"*" + p] * 9))
+         for p, n in zip([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"],
+                         [b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i"], strict=True)),
+      "expand to more than")],
+    ids=["list", "mapping", "boolean", "not-utf8", "yaml-bomb"],
+)
+def test_a_bad_components_file_is_refused_clearly(cli: Run, service: str, tmp_path,
+                                                  content: bytes, message: str) -> None:
+    """Versions are strings or numbers; the file is bounded like a policy file."""
+    spec = tmp_path / "components.yaml"
+    spec.write_bytes(content)
+    result = cli("release", "register", service, "v1", "--file", str(spec))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert cli("release", "list", service).exit_code == 1  # nothing was registered
