@@ -112,7 +112,7 @@ class Actuator:
                       entry: dict[str, str]) -> None:
         """A refusal of something that is no valid command: in the service's history when it
         names a valid service, and on the audit topic always."""
-        if not (isinstance(service, str) and SERVICE_NAME.match(service)):
+        if not (isinstance(service, str) and SERVICE_NAME.fullmatch(service)):
             _record(out, {"type": "command-refused", "at": now, "code": code, "why": why},
                     alert=True)
             return

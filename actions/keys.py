@@ -23,17 +23,33 @@ from rollguard.errors import ConfigError
 
 PREFIX = "rollguard"
 
-# Service names go inside keys and a hash tag: no braces, no spaces, no colons.
+# Service names go inside keys and a hash tag: no braces, no spaces, no colons. Matched with
+# fullmatch: "$" alone would let a trailing newline through.
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SERVICE_RULE = "1-128 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def check_service(service: str) -> str:
     """Return ``service`` if it is a valid service name, else raise ConfigError."""
-    if not SERVICE_NAME.match(service):
+    if not SERVICE_NAME.fullmatch(service):
         raise ConfigError(
-            f"service name must be 1-128 letters, digits, '.', '_' or '-': {service!r}"
+            f"service name must be {SERVICE_RULE}: {service!r}"
         )
     return service
+
+
+def service_of_key(key: bytes) -> str | None:
+    """The service a message key names, or None when it is no valid service name (not
+    UTF-8, or not :data:`SERVICE_NAME`): such a key must never reach a Redis key.
+
+    >>> service_of_key(b"support-bot"), service_of_key(b"a b"), service_of_key(b"\\xff")
+    ('support-bot', None, None)
+    """
+    try:
+        service = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return service if SERVICE_NAME.fullmatch(service) else None
 
 
 @dataclass(frozen=True)
