@@ -93,7 +93,8 @@ def test_a_message_whose_key_is_no_service_name_is_a_dead_letter(key: bytes) -> 
 
 
 def test_the_dead_letter_of_a_bad_key_names_the_key_and_keeps_the_value() -> None:
-    loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"s", {}.get)
+    table: dict[bytes, bytes] = {}
+    loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"s", table.get)
     out = loop.on_message(0, 0, b"a b", b"[1]", None, 0.0, 0)
     [letter] = [orjson.loads(d) for d in out.dead]
     assert letter["reason"] == "bad_service_key" and "b'a b'" in letter["detail"]
