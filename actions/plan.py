@@ -12,7 +12,7 @@ from typing import Any
 
 from actions.commands import Command
 from actions.releases import Release, derive
-from actions.state import PointerState
+from actions.state import PointerState, to_resolution
 from rollguard.errors import UnknownComponent
 
 
@@ -159,7 +159,7 @@ def _promote(
         return Change(new, f"{release.name} is now active for {state.service}")
     if release.name == state.active:
         return Refusal("invalid", f"{release.name} is already active: stage another release")
-    percent = command.percent or 0.0
+    percent = to_resolution(command.percent or 0.0)
     if (state.candidate, state.percent, state.cohorts) == (release.name, percent, command.cohorts):
         return NoChange(f"{release.name} already serves that share of {state.service}")
     new = _next(
@@ -255,7 +255,7 @@ def _staged(state: PointerState, command: Command, target: Release, now: float) 
         if state.active == target.name:
             return NoChange(f"{state.service} serves {target.name} only: nothing to cut")
         # A fully promoted release becomes the candidate again, with the share asked for.
-        percent = command.percent if command.percent is not None else 0.0
+        percent = to_resolution(command.percent) if command.percent is not None else 0.0
         new = _next(
             state,
             command,
@@ -268,7 +268,7 @@ def _staged(state: PointerState, command: Command, target: Release, now: float) 
             cohorts=(),
         )
         return Change(new, f"{state.active} cut to {percent:g}% of {state.service}")
-    percent = state.percent if command.percent is None else command.percent
+    percent = state.percent if command.percent is None else to_resolution(command.percent)
     if percent > state.percent:
         return Refusal(
             "invalid",

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import orjson
 
 # Bumped if the JSON layout ever changes incompatibly; readers refuse versions they do not know.
 FORMAT = 1
+
+
+def to_resolution(percent: float) -> float:
+    """``percent`` at the protocol's 0.01 % resolution, as the writer stores it: the decimal
+    number as written, rounded half away from zero to two places. A stored share is then a
+    whole number of basis points, and ``round(percent * 100)`` gives that number in every
+    language, whatever its rounding of halves.
+
+    >>> to_resolution(12.345), to_resolution(12.344), to_resolution(0.005), to_resolution(50)
+    (12.35, 12.34, 0.01, 50.0)
+    """
+    return float(Decimal(repr(float(percent))).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,22 @@ def test_a_pointer_state_survives_its_json_encoding() -> None:
     assert decode(encode(s)) == s
     newer = decode(encode(s).replace(b'"active"', b'"region":"eu","active"', 1))
     assert newer == s and newer.extra == {"region": "eu"}
+
+
+@pytest.mark.parametrize(
+    ("asked", "stored", "basis_points"),
+    [(12.345, 12.35, 1235), (12.344, 12.34, 1234), (0.125, 0.13, 13), (0.005, 0.01, 1),
+     (0.004, 0.0, 0), (99.995, 100.0, 10000), (33.3333, 33.33, 3333), (50, 50.0, 5000)],
+)
+def test_a_share_is_stored_at_the_protocols_resolution_rounded_half_away_from_zero(
+        asked: float, stored: float, basis_points: int) -> None:
+    """Readers compute round(percent * 100); the stored value makes that the same integer in
+    every language (no .5 left to round), for a promote and a staged rollback alike."""
+    promoted = run(state(V1), "promote", release="v2", percent=asked)
+    assert isinstance(promoted, Change)
+    assert promoted.state.percent == stored
+    assert decode(encode(promoted.state)).percent == stored
+    assert round(promoted.state.percent * 100) == basis_points
+    if stored < 100.0:
+        cut = run(state(V1, candidate="v2", percent=100.0), "rollback", percent=asked)
+        assert isinstance(cut, Change) and cut.state.percent == stored
