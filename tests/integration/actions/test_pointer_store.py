@@ -10,6 +10,7 @@ import pytest
 
 from actions.commands import sign
 from actions.pointer import PointerStore
+from actions.state import decode
 from rollguard.errors import (
     PointerConflict,
     ReleaseConflict,
@@ -286,3 +287,31 @@ async def test_history_records_every_command_with_epochs_and_issuer(
     assert entries[2]["command"]["evidence"] == {"rate": 0.12}
     assert entries[2]["command"]["reason"] == "errors"
     assert all(e["at"] > 0 for e in entries)
+
+
+async def redis_time(store: PointerStore) -> float:
+    seconds, micros = await store.client.time()
+    return seconds + micros / 1e6
+
+
+async def test_updated_at_is_redis_own_time_of_the_change(
+        store: PointerStore, service: str) -> None:
+    """Not the writer's planning time (here 20 s behind): the script stamps the pointer with
+    Redis's TIME, in the stored value, the published one and the outcome alike. A component
+    named ``updated_at`` keeps its version."""
+    await store.register_release(service, "v1", {"updated_at": "u1", "model": "m1"})
+    pubsub = store.client.pubsub()
+    await pubsub.subscribe(store.keys(service).changes)
+    before = await redis_time(store)
+    outcome = await store.execute(command(service, "promote", release="v1"), time.time() - 20)
+    after = await redis_time(store)
+    stored = await store.read(service)
+    assert before <= stored.updated_at <= after
+    assert outcome.state is not None and outcome.state.updated_at == stored.updated_at
+    assert stored.active_components == {"updated_at": "u1", "model": "m1"}
+    message = None
+    while message is None or message["type"] != "message":
+        message = await pubsub.get_message(timeout=5.0)
+    assert decode(message["data"]) == stored and decode(message["data"]).updated_at == (
+        stored.updated_at)
+    await pubsub.aclose()
