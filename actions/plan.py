@@ -59,6 +59,20 @@ def plan(
     >>> plan(first.state, go, {"v1": v1}, now=2.0)
     NoChange(message='v1 is already the active release of bot')
     """
+    planned = _plan(state, command, releases, now)
+    if isinstance(planned, Change):
+        before = state.watched_release if state is not None else None
+        if planned.state.watched_release != before:
+            # A new episode: the monitor judges this promotion afresh, under its own
+            # idempotency key, even of a release rolled back before.
+            new = planned.state.with_changes(watched_since=planned.state.epoch)
+            return Change(new, planned.message, planned.derived)
+    return planned
+
+
+def _plan(
+    state: PointerState | None, command: Command, releases: Mapping[str, Release], now: float
+) -> Plan:
     if state is None:
         return _first(command, releases, now)
     if command.op in FLIPS and state.pinned:

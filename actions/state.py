@@ -53,6 +53,7 @@ class PointerState:
     updated_at: float = 0.0
     updated_by: str = ""
     command_id: str = ""
+    watched_since: int = 0  # the epoch at which the watched release became watched
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -86,6 +87,7 @@ def encode(state: PointerState) -> bytes:
             "updated_at": state.updated_at,
             "updated_by": state.updated_by,
             "command_id": state.command_id,
+            "watched_since": state.watched_since,
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -127,6 +129,7 @@ def decode(raw: bytes | str) -> PointerState:
         updated_at=float(get("updated_at", 0.0)),
         updated_by=get("updated_by", ""),
         command_id=get("command_id", ""),
+        watched_since=int(get("watched_since", 0)),
         extra={k: data[k] for k in unknown} if unknown else {},
     )
     return state
