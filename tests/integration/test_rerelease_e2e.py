@@ -47,7 +47,7 @@ async def test_a_release_promoted_again_after_a_rollback_is_rolled_back_again(
     store = await setup_service(run, service, canary_percent=50)
     second = scenario_events(service, REGRESSION, seed=8)
     for event in second:  # later in event time, new event ids
-        event["ts"] = float(event["ts"]) + REGRESSION.duration  # type: ignore[arg-type]
+        event["ts"] = float(event["ts"]) + REGRESSION.duration
         event["event_id"] = f"{event['event_id']}-again"
     worker = start(run)
     try:

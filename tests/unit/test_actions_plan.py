@@ -148,12 +148,14 @@ def test_a_share_is_stored_at_the_protocols_resolution_rounded_half_away_from_ze
 def test_each_promotion_of_a_watched_release_starts_a_new_episode() -> None:
     """watched_since is the epoch at which the watched release became watched: a share
     change keeps it, a rollback and a promotion of the same release again renew it."""
-    staged = run(state(V1, stable=V1), "promote", release="v2", percent=10)
-    assert staged.state.watched_since == staged.state.epoch == 6
-    wider = plan(staged.state, new_command("bot", "promote", "ann", 0.0, release="v2",
-                                           percent=50), RELEASES, now=1.0)
-    assert wider.state.watched_since == 6
-    back = plan(wider.state, new_command("bot", "rollback", "ann", 0.0), RELEASES, now=1.0)
-    again = plan(back.state, new_command("bot", "promote", "ann", 0.0, release="v2",
-                                         percent=10), RELEASES, now=1.0)
-    assert again.state.candidate == "v2" and again.state.watched_since == again.state.epoch == 9
+    def changed(before: PointerState, op: Op, **fields: Any) -> PointerState:
+        planned = plan(before, new_command("bot", op, "ann", 0.0, **fields), RELEASES, 1.0)
+        assert isinstance(planned, Change)
+        return planned.state
+
+    staged = changed(state(V1, stable=V1), "promote", release="v2", percent=10)
+    assert staged.watched_since == staged.epoch == 6
+    assert changed(staged, "promote", release="v2", percent=50).watched_since == 6
+    back = changed(staged, "rollback")
+    again = changed(back, "promote", release="v2", percent=10)
+    assert again.candidate == "v2" and again.watched_since == again.epoch == 8
