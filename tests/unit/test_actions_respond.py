@@ -9,15 +9,15 @@ import pytest
 from actions.commands import Command, refusal
 from actions.respond import NO_POINTER, Suppression, idempotency_key, respond, roles_of
 from actions.state import PointerState
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 
 SECRET = b"respond-secret"
 NOW = 1_800_000_000.0
 POINTER = PointerState("chat", active="v1", stable="v1", epoch=7, active_components={},
                        candidate="v2", candidate_components={}, percent=50.0,
                        watched_since=5)
-ROLLBACK = Decision(ts=NOW, service="chat", release="v2", action="rollback",
-                    verdict="sustained", to="v1", components=["model"], reason="worse",
+ROLLBACK = Decision(ts=NOW, service="chat", release="v2", action=DecisionAction.ROLLBACK,
+                    verdict=Verdict.SUSTAINED, to="v1", components=["model"], reason="worse",
                     evidence={"rule": "latency", "metric": "latency_ms"})
 
 
@@ -63,7 +63,8 @@ def test_a_release_promoted_again_gets_a_new_idempotency_key() -> None:
 
 
 def test_an_alert_means_nothing_for_the_pointer() -> None:
-    assert respond(dataclasses.replace(ROLLBACK, action="alert"), POINTER, NOW, SECRET) is None
+    alert = dataclasses.replace(ROLLBACK, action=DecisionAction.ALERT)
+    assert respond(alert, POINTER, NOW, SECRET) is None
 
 
 def test_the_roles_come_from_the_pointer() -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from actions.state import PointerState
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.monitors import Fed
 from detectors.policy import default_policy
 from streams.checkpoint import applied_offset_key
@@ -133,8 +133,8 @@ def test_a_message_that_breaks_the_core_is_a_dead_letter_and_the_loop_goes_on(
 def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rollback decision gives its command and audit record, the pointer cache of its
     service is stale, and the checkpoint holding the state comes with it, not later."""
-    decision = Decision(ts=T0, service="chat", release="v2", action="rollback",
-                        verdict="sustained", to="v1", components=[], reason="worse")
+    decision = Decision(ts=T0, service="chat", release="v2", action=DecisionAction.ROLLBACK,
+                        verdict=Verdict.SUSTAINED, to="v1", components=[], reason="worse")
     pointer = PointerState("chat", "v1", "v1", 4, {}, candidate="v2", percent=50.0)
     loop = new_loop()
     real = loop.monitors.feed
