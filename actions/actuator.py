@@ -22,9 +22,9 @@ import orjson
 
 from actions.approvals import PendingCommands, verify_approval
 from actions.commands import Command, sign
-from actions.keys import SERVICE_NAME
 from actions.pointer import Outcome, PointerStore
 from actions.respond import COMMAND_TTL_S
+from detectors.names import is_service_name
 from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
 
 
@@ -112,7 +112,7 @@ class Actuator:
                       entry: dict[str, str]) -> None:
         """A refusal of something that is no valid command: in the service's history when it
         names a valid service, and on the audit topic always."""
-        if not (isinstance(service, str) and SERVICE_NAME.match(service)):
+        if not is_service_name(service):
             _record(out, {"type": "command-refused", "at": now, "code": code, "why": why},
                     alert=True)
             return

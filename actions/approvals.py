@@ -17,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 
 from actions.connect import unavailable
-from actions.keys import PREFIX, ServiceKeys
+from actions.keys import ServiceKeys, namespace
 from rollguard.errors import CommandRefused
 
 # How long an approval may wait in the commands topic before it is refused as stale.
@@ -37,9 +37,9 @@ return command
 class PendingCommands:
     """Commands awaiting approval, per service."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = PREFIX) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str | None = None) -> None:
         self.client = client
-        self.prefix = prefix
+        self.prefix = namespace(prefix)
         self._take = client.register_script(LUA_TAKE)
 
     def _key(self, service: str) -> str:

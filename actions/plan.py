@@ -12,7 +12,7 @@ from typing import Any
 
 from actions.commands import Command
 from actions.releases import Release, derive
-from actions.state import PointerState
+from actions.state import PointerState, to_resolution
 from rollguard.errors import UnknownComponent
 
 
@@ -59,6 +59,20 @@ def plan(
     >>> plan(first.state, go, {"v1": v1}, now=2.0)
     NoChange(message='v1 is already the active release of bot')
     """
+    planned = _plan(state, command, releases, now)
+    if isinstance(planned, Change):
+        before = state.watched_release if state is not None else None
+        if planned.state.watched_release != before:
+            # A new episode: the monitor judges this promotion afresh, under its own
+            # idempotency key, even of a release rolled back before.
+            new = planned.state.with_changes(watched_since=planned.state.epoch)
+            return Change(new, planned.message, planned.derived)
+    return planned
+
+
+def _plan(
+    state: PointerState | None, command: Command, releases: Mapping[str, Release], now: float
+) -> Plan:
     if state is None:
         return _first(command, releases, now)
     if command.op in FLIPS and state.pinned:
@@ -159,7 +173,7 @@ def _promote(
         return Change(new, f"{release.name} is now active for {state.service}")
     if release.name == state.active:
         return Refusal("invalid", f"{release.name} is already active: stage another release")
-    percent = command.percent or 0.0
+    percent = to_resolution(command.percent or 0.0)
     if (state.candidate, state.percent, state.cohorts) == (release.name, percent, command.cohorts):
         return NoChange(f"{release.name} already serves that share of {state.service}")
     new = _next(
@@ -255,7 +269,7 @@ def _staged(state: PointerState, command: Command, target: Release, now: float) 
         if state.active == target.name:
             return NoChange(f"{state.service} serves {target.name} only: nothing to cut")
         # A fully promoted release becomes the candidate again, with the share asked for.
-        percent = command.percent if command.percent is not None else 0.0
+        percent = to_resolution(command.percent) if command.percent is not None else 0.0
         new = _next(
             state,
             command,
@@ -268,7 +282,7 @@ def _staged(state: PointerState, command: Command, target: Release, now: float) 
             cohorts=(),
         )
         return Change(new, f"{state.active} cut to {percent:g}% of {state.service}")
-    percent = state.percent if command.percent is None else command.percent
+    percent = state.percent if command.percent is None else to_resolution(command.percent)
     if percent > state.percent:
         return Refusal(
             "invalid",

@@ -14,7 +14,7 @@ from redis.commands.core import AsyncScript
 
 from actions.commands import Command, Op, new_command, refusal, sign
 from actions.connect import unavailable
-from actions.keys import PREFIX, ServiceKeys
+from actions.keys import ServiceKeys, namespace
 from actions.plan import Change, Plan, Refusal, plan
 from actions.releases import Release, new_release
 from actions.script import (
@@ -72,18 +72,21 @@ class PointerStore:
     secret
         The shared HMAC secret that commands must be signed with.
     prefix
-        Key prefix (``rollguard``); tests use their own.
+        The namespace of keys and channels; None: ``ROLLGUARD_NAMESPACE`` (``rollguard``).
     """
 
     lua_apply: ClassVar[AsyncScript | None] = None
     lua_register: ClassVar[AsyncScript | None] = None
 
-    def __init__(self, client: aioredis.Redis, secret: bytes, prefix: str = PREFIX) -> None:
+    def __init__(self, client: aioredis.Redis, secret: bytes, prefix: str | None = None,
+                 ) -> None:
         if not secret:
             raise ValueError("PointerStore needs a non-empty secret")
         self.client = client
         self.secret = secret
-        self.prefix = prefix
+        self.prefix = namespace(prefix)
+        # Pub/sub ignores database numbers: the changes channel names ours (actions/keys.py).
+        self.db = int(client.connection_pool.connection_kwargs.get("db") or 0)
         self._register_scripts(client)
 
     @classmethod
@@ -95,7 +98,7 @@ class PointerStore:
             cls.lua_register = client.register_script(_lua("register.lua"))
 
     def keys(self, service: str) -> ServiceKeys:
-        return ServiceKeys.of(service, self.prefix)
+        return ServiceKeys.of(service, self.prefix, self.db)
 
     @property
     def address(self) -> str:

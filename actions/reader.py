@@ -23,7 +23,6 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
 
 from actions.connect import async_redis_client
-from actions.keys import PREFIX
 from actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
@@ -63,9 +62,8 @@ class PointerReader(ReaderCore):
         on_stale: OnStale | None = None,
         refresh_interval_s: float = 5.0,
         max_stale_s: float | None = None,
-        prefix: str = PREFIX,
+        prefix: str | None = None,
     ) -> None:
-        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix)
         self._owns_client = not isinstance(client_or_url, aioredis.Redis)
         self.client = (
             client_or_url
@@ -73,6 +71,8 @@ class PointerReader(ReaderCore):
             else async_redis_client(client_or_url)
         )
         pool = self.client.connection_pool
+        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
+                         int(pool.connection_kwargs.get("db") or 0))
         self.address = address_of(pool.connection_kwargs)
         self._tls = issubclass(pool.connection_class, SSLConnection)
         self._subscriber: ChannelSubscriber | None = None

@@ -62,12 +62,14 @@ class ReaderCore:
         on_stale: OnStale | None,
         refresh_interval_s: float,
         max_stale_s: float | None,
-        prefix: str,
+        prefix: str | None,
+        db: int,
     ) -> None:
         if refresh_interval_s <= 0:
             raise ValueError(f"refresh_interval_s must be > 0: {refresh_interval_s}")
         self.service = service
-        self.keys = ServiceKeys.of(service, prefix)
+        # The channel names the database: a reader never applies another database's change.
+        self.keys = ServiceKeys.of(service, prefix, db)
         self.on_change = on_change
         self.on_stale = on_stale
         self.refresh_interval_s = refresh_interval_s

@@ -10,8 +10,8 @@ respected and a pinned service is left alone.
 ...              verdict="sustained", to="v1", components=[], reason="worse")
 >>> respond(d, None, now=10.0, secret=b"s")
 Suppression(why='no version pointer is registered for this service')
->>> idempotency_key(d)
-'chat:v2:rollback:*'
+>>> idempotency_key(d, PointerState("chat", "v1", "v1", 9, {}, candidate="v2", watched_since=7))
+'chat:v2@7:rollback:*'
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ class Suppression:
     why: str
 
 
-def roles_of(pointer: PointerState | None) -> tuple[str | None, str | None] | None:
-    """The ``(stable, candidate)`` releases a monitor judges by; None: infer them."""
+def roles_of(pointer: PointerState | None) -> tuple[str | None, str | None, int | None] | None:
+    """The ``(stable, candidate, episode)`` a monitor judges by; None: infer them. The
+    episode is the epoch at which the pointer began to watch the candidate."""
     if pointer is None:
         return None
-    return pointer.stable, pointer.watched_release
+    return pointer.stable, pointer.watched_release, pointer.watched_since
 
 
 def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
@@ -56,11 +57,12 @@ def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
     return None
 
 
-def idempotency_key(decision: Decision) -> str:
-    """One key per (service, release, components) rolled back: a repeat of the same
-    decision (after a restart, say) changes nothing."""
+def idempotency_key(decision: Decision, pointer: PointerState) -> str:
+    """One key per (service, release, episode, components) rolled back: a repeat of the
+    same decision (after a restart, say) changes nothing, while the release promoted again
+    (a new episode: ``pointer.watched_since``) can be rolled back again."""
     components = ",".join(decision.components) or "*"
-    return f"{decision.service}:{decision.release}:rollback:{components}"
+    return f"{decision.service}:{decision.release}@{pointer.watched_since}:rollback:{components}"
 
 
 def rollback_command(decision: Decision, pointer: PointerState, now: float,
@@ -73,7 +75,7 @@ def rollback_command(decision: Decision, pointer: PointerState, now: float,
         f"rule:{decision.evidence.get('rule', 'policy')}",
         now,
         ttl_s=COMMAND_TTL_S,
-        idempotency_key=idempotency_key(decision),
+        idempotency_key=idempotency_key(decision, pointer),
         release=decision.to or None,
         components=tuple(decision.components),
         reason=decision.reason,

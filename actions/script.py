@@ -117,8 +117,15 @@ def outcome_of(result: Any, command_id: str, service: str,
         message=_text(result[2]),
         code=_text(result[1]),
         history_id=_text(result[5]),
-        state=state if status == "applied" else None,
+        state=_changed_at(state, result) if status == "applied" else None,
     )
+
+
+def _changed_at(state: PointerState | None, result: Any) -> PointerState | None:
+    # The script stamps the pointer with Redis's TIME of the change (its 7th result).
+    if state is None or len(result) < 7:
+        return state
+    return state.with_changes(updated_at=float(_text(result[6])))
 
 
 def history_entry(command: Command, now: float) -> list[str]:

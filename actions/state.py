@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import orjson
 
 # Bumped if the JSON layout ever changes incompatibly; readers refuse versions they do not know.
 FORMAT = 1
+
+
+def to_resolution(percent: float) -> float:
+    """``percent`` at the protocol's 0.01 % resolution, as the writer stores it: the decimal
+    number as written, rounded half away from zero to two places. A stored share is then a
+    whole number of basis points, and ``round(percent * 100)`` gives that number in every
+    language, whatever its rounding of halves.
+
+    >>> to_resolution(12.345), to_resolution(12.344), to_resolution(0.005), to_resolution(50)
+    (12.35, 12.34, 0.01, 50.0)
+    """
+    return float(Decimal(repr(float(percent))).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class PointerState:
     updated_at: float = 0.0
     updated_by: str = ""
     command_id: str = ""
+    watched_since: int = 0  # the epoch at which the watched release became watched
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -73,6 +87,7 @@ def encode(state: PointerState) -> bytes:
             "updated_at": state.updated_at,
             "updated_by": state.updated_by,
             "command_id": state.command_id,
+            "watched_since": state.watched_since,
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -114,6 +129,7 @@ def decode(raw: bytes | str) -> PointerState:
         updated_at=float(get("updated_at", 0.0)),
         updated_by=get("updated_by", ""),
         command_id=get("command_id", ""),
+        watched_since=int(get("watched_since", 0)),
         extra={k: data[k] for k in unknown} if unknown else {},
     )
     return state

@@ -9,7 +9,6 @@ import time
 import redis
 
 from actions.connect import redis_client
-from actions.keys import PREFIX
 from actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
@@ -41,13 +40,14 @@ class SyncPointerReader(ReaderCore):
         on_stale: OnStale | None = None,
         refresh_interval_s: float = 5.0,
         max_stale_s: float | None = None,
-        prefix: str = PREFIX,
+        prefix: str | None = None,
     ) -> None:
-        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix)
         self._owns_client = not isinstance(client_or_url, redis.Redis)
         self.client = (
             client_or_url if isinstance(client_or_url, redis.Redis) else redis_client(client_or_url)
         )
+        super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
+                         int(self.client.connection_pool.connection_kwargs.get("db") or 0))
         self.address = address_of(self.client.connection_pool.connection_kwargs)
         self._pubsub: redis.client.PubSub | None = None
         self._stop = threading.Event()

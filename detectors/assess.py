@@ -25,15 +25,19 @@ class Candidate:
     finished: bool = False  # a rollback was decided: no second one, no more decisions
     fired: list[str] = field(default_factory=list)  # metrics/composites already decided
     tracks: dict[str, MetricTrack] = field(default_factory=dict)
+    # Which promotion of the release this is (the pointer's ``watched_since`` epoch; None
+    # when roles are inferred): a release promoted again after a rollback is judged afresh.
+    episode: int | None = None
 
     def to_list(self) -> list[Any]:
         return [self.release, self.first_bucket, self.last_bucket, self.finished, self.fired,
-                {name: t.to_list() for name, t in self.tracks.items()}]
+                {name: t.to_list() for name, t in self.tracks.items()}, self.episode]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Candidate:
         tracks = {name: MetricTrack.from_list(t) for name, t in data[5].items()}
-        return cls(data[0], data[1], data[2], data[3], list(data[4]), tracks)
+        episode = data[6] if len(data) > 6 else None
+        return cls(data[0], data[1], data[2], data[3], list(data[4]), tracks, episode)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from detectors.policy import Policy
 
 _crc32 = zlib.crc32
 DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
-FINISHED_MEMORY = 8  # rolled-back releases remembered, so that none is rolled back twice
+FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
 # The open bucket's events of one release: metrics of single events, and values of blocks.
 Pending = tuple[list[dict[str, float]], dict[str, list[float]]]
@@ -62,7 +62,9 @@ class ServiceMonitor:
         self.stable: str | None = None
         self.candidate: Candidate | None = None
         self._explicit_roles = False
-        self._finished: list[str] = []
+        # (release, episode) pairs rolled back: an episode is one promotion of a release
+        # (the pointer's watched_since; None when roles are inferred from the events).
+        self._finished: list[tuple[str, int | None]] = []
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque(maxlen=dedupe_window)
         self.counts = {"duplicates": 0, "late": 0, "too_late": 0}
@@ -201,25 +203,33 @@ class ServiceMonitor:
         return pending
 
     # -- roles ----------------------------------------------------------------------------
-    def set_roles(self, stable: str | None, candidate: str | None) -> None:
-        """Use these roles from now on (the worker reads them from the release pointer)."""
+    def set_roles(self, stable: str | None, candidate: str | None,
+                  episode: int | None = None) -> None:
+        """Use these roles from now on (the worker reads them from the release pointer).
+
+        ``episode`` tells promotions of one release apart (the epoch at which the pointer
+        began to watch it): a release rolled back and promoted again is judged afresh.
+        """
         self._explicit_roles = True
-        self._assign(stable, candidate)
+        self._assign(stable, candidate, episode)
 
     def _infer_roles(self, release: str) -> None:
-        if self._explicit_roles or release == self.stable or release in self._finished:
+        if (self._explicit_roles or release == self.stable
+                or any(release == done for done, _ in self._finished)):
             return
         if self.stable is None:
             self._assign(release, None)
         elif self.candidate is None or self.candidate.release != release:
             self._assign(self.stable, release)
 
-    def _assign(self, stable: str | None, candidate: str | None) -> None:
+    def _assign(self, stable: str | None, candidate: str | None,
+                episode: int | None = None) -> None:
         self.stable = stable
-        current = self.candidate.release if self.candidate else None
-        if candidate != current:
+        cand = self.candidate
+        if (candidate, episode) != ((cand.release, cand.episode) if cand else (None, None)):
             self.candidate = None if candidate is None or candidate == stable else Candidate(
-                candidate, first_bucket=self._bucket, finished=candidate in self._finished)
+                candidate, first_bucket=self._bucket,
+                finished=(candidate, episode) in self._finished, episode=episode)
         keep = {stable, candidate}
         self._refs = {r: ref for r, ref in self._refs.items() if r in keep}
 
@@ -245,8 +255,9 @@ class ServiceMonitor:
         decisions = assess_bucket(ctx, cand, cand_sums)
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
-        if cand.finished and cand.release not in self._finished:
-            self._finished = [*self._finished, cand.release][-FINISHED_MEMORY:]
+        done = (cand.release, cand.episode)
+        if cand.finished and done not in self._finished:
+            self._finished = [*self._finished, done][-FINISHED_MEMORY:]
         return decisions
 
     def _update_clips(self) -> None:
@@ -312,7 +323,9 @@ class ServiceMonitor:
         raw = state["candidate"]
         monitor.candidate = Candidate.from_list(raw) if raw is not None else None
         monitor._explicit_roles = state["explicit_roles"]
-        monitor._finished = state["finished"]
+        # Written before episodes: release names alone, of episodes without a number.
+        monitor._finished = [(done, None) if isinstance(done, str) else (done[0], done[1])
+                             for done in state["finished"]]
         monitor._seen_order.extend(state["seen"])
         monitor._seen.update(state["seen"])
         monitor.counts.update(state["counts"])

@@ -30,6 +30,7 @@ from faust.types import TP
 from actions.actuator import Actuator
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client
+from actions.keys import service_of_key
 from actions.pointer import PointerStore
 from actions.pointer_cache import PointerCache
 from actions.state import PointerState
@@ -124,10 +125,11 @@ class Edge:
         return [await topic.send(key=key, value=value) for value in values]
 
     async def pointer_of(self, key: bytes | None) -> PointerState | None:
-        """The pointer of the service a message's key names (None: unkeyed or unknown)."""
-        if not key:
+        """The pointer of the service a message's key names (None: unkeyed, unknown, or
+        no service name: the partition loop dead-letters such a message)."""
+        service = service_of_key(key) if key else None
+        if service is None:
             return None
-        service = key.decode("utf-8", "replace")
         known, pointer = self.pointers.cached(service)
         if known:
             return pointer

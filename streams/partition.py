@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from actions.commands import Command
+from actions.keys import SERVICE_RULE, service_of_key
 from actions.respond import respond, roles_of
 from actions.state import PointerState
 from detectors.decision import Decision
@@ -200,7 +201,14 @@ class PartitionLoop(Generic[H]):
     def _handle(self, key: bytes | None, value: bytes | None, lane: int, offset: int,
                 pointer: PointerState | None, out: Effects[H]) -> str | None:
         """Feed one message to its service's monitor; the service whose state changed."""
-        service = key.decode("utf-8", "replace") if key else None
+        service = service_of_key(key) if key else None
+        if key and service is None:
+            # Not a service name (not UTF-8, a space, ':', '{', too long...): the message
+            # alone is set aside; its key never reaches Redis or the table.
+            detail = f"message key {key[:160]!r} is not a service name ({SERVICE_RULE})"
+            out.dead.append(messages.dead_letter("bad_service_key", detail, value))
+            self.counts["rejected"] += 1
+            return None
         if (service is not None and service not in self.monitors
                 and self._holds(key, lane, offset)):
             return None  # a crash in mid-checkpoint: the stored state already counts it

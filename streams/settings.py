@@ -26,6 +26,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding version pointers and history"),
     ("ROLLGUARD_POLICY", "(shipped default)", "policy file, YAML or TOML"),
     ("ROLLGUARD_SECRET", "(dev default, warns)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_NAMESPACE", "rollguard", "prefix of every Redis key and channel (deployments)"),
     ("ROLLGUARD_APP_ID", "rollguard", "Faust app id = consumer group and table prefix"),
     ("ROLLGUARD_TOPIC_EVENTS", "rollguard.events", "evaluation events in (keyed by service)"),
     ("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands", "rollback commands and approvals"),

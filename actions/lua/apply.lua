@@ -24,7 +24,9 @@
 -- ARGV[13] now             unix seconds (release order score)
 -- ARGV[14] request         digest of what the command asks for; an idempotency key already
 --                          used for another request is refused as a replay
--- return {outcome, code, message, epoch_before, epoch_after, history entry id}
+-- return {outcome, code, message, epoch_before, epoch_after, history entry id[, changed at]}
+--   "changed at" (only when applied): Redis's own TIME of the change, "seconds.micros", which
+--   the script writes into the new pointer's "updated_at" in place of the planned value;
 --   outcome "applied" | "already_applied" | "conflict" | "refused" | "retry";
 --   the history entry id is "" when the service does not exist;
 --   "retry" (nothing written or recorded): the pointer moved since the caller read it and the
@@ -101,8 +103,15 @@ end
 if ARGV[10] ~= '' and redis.call('HSETNX', KEYS[4], ARGV[10], ARGV[11]) == 1 then
     redis.call('ZADD', KEYS[5], ARGV[13], ARGV[10])
 end
-redis.call('SET', KEYS[1], ARGV[4])
+-- updated_at is the server's time of the change, not the writer's planning time. The
+-- pattern matches the top-level field only: component values are strings, and a quote
+-- inside a string is escaped.
+local clock = redis.call('TIME')
+local changed_at = string.format('%d.%06d', tonumber(clock[1]), tonumber(clock[2]))
+local pointer = string.gsub(ARGV[4], '"updated_at":[-+.%deE]+', '"updated_at":' .. changed_at, 1)
+redis.call('SET', KEYS[1], pointer)
 known = true
 local result = spend('applied', '', ARGV[7], current + 1)
-redis.call('PUBLISH', ARGV[12], ARGV[4])
+table.insert(result, changed_at)
+redis.call('PUBLISH', ARGV[12], pointer)
 return result

@@ -124,3 +124,38 @@ def test_a_pointer_state_survives_its_json_encoding() -> None:
     assert decode(encode(s)) == s
     newer = decode(encode(s).replace(b'"active"', b'"region":"eu","active"', 1))
     assert newer == s and newer.extra == {"region": "eu"}
+
+
+@pytest.mark.parametrize(
+    ("asked", "stored", "basis_points"),
+    [(12.345, 12.35, 1235), (12.344, 12.34, 1234), (0.125, 0.13, 13), (0.005, 0.01, 1),
+     (0.004, 0.0, 0), (99.995, 100.0, 10000), (33.3333, 33.33, 3333), (50, 50.0, 5000)],
+)
+def test_a_share_is_stored_at_the_protocols_resolution_rounded_half_away_from_zero(
+        asked: float, stored: float, basis_points: int) -> None:
+    """Readers compute round(percent * 100); the stored value makes that the same integer in
+    every language (no .5 left to round), for a promote and a staged rollback alike."""
+    promoted = run(state(V1), "promote", release="v2", percent=asked)
+    assert isinstance(promoted, Change)
+    assert promoted.state.percent == stored
+    assert decode(encode(promoted.state)).percent == stored
+    assert round(promoted.state.percent * 100) == basis_points
+    if stored < 100.0:
+        cut = run(state(V1, candidate="v2", percent=100.0), "rollback", percent=asked)
+        assert isinstance(cut, Change) and cut.state.percent == stored
+
+
+def test_each_promotion_of_a_watched_release_starts_a_new_episode() -> None:
+    """watched_since is the epoch at which the watched release became watched: a share
+    change keeps it, a rollback and a promotion of the same release again renew it."""
+    def changed(before: PointerState, op: Op, **fields: Any) -> PointerState:
+        planned = plan(before, new_command("bot", op, "ann", 0.0, **fields), RELEASES, 1.0)
+        assert isinstance(planned, Change)
+        return planned.state
+
+    staged = changed(state(V1, stable=V1), "promote", release="v2", percent=10)
+    assert staged.watched_since == staged.epoch == 6
+    assert changed(staged, "promote", release="v2", percent=50).watched_since == 6
+    back = changed(staged, "rollback")
+    again = changed(back, "promote", release="v2", percent=10)
+    assert again.candidate == "v2" and again.watched_since == again.epoch == 8

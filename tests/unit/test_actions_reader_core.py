@@ -12,7 +12,7 @@ def value(epoch: int, active: str = "v1") -> bytes:
 
 
 def reader(seen: list[int]) -> ReaderCore:
-    return ReaderCore("bot", lambda s: seen.append(s.epoch), None, 5.0, None, "rollguard")
+    return ReaderCore("bot", lambda s: seen.append(s.epoch), None, 5.0, None, "rollguard", 0)
 
 
 def test_readers_receiving_the_same_bytes_share_one_decoded_state_and_router() -> None:

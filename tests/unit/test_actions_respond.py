@@ -14,7 +14,8 @@ from detectors.decision import Decision, DecisionAction, Verdict
 SECRET = b"respond-secret"
 NOW = 1_800_000_000.0
 POINTER = PointerState("chat", active="v1", stable="v1", epoch=7, active_components={},
-                       candidate="v2", candidate_components={}, percent=50.0)
+                       candidate="v2", candidate_components={}, percent=50.0,
+                       watched_since=5)
 ROLLBACK = Decision(ts=NOW, service="chat", release="v2", action=DecisionAction.ROLLBACK,
                     verdict=Verdict.SUSTAINED, to="v1", components=["model"], reason="worse",
                     evidence={"rule": "latency", "metric": "latency_ms"})
@@ -40,7 +41,8 @@ def test_a_rollback_becomes_a_signed_compare_and_set_command() -> None:
     assert refusal(command, SECRET, NOW) is None
     assert (command.op, command.release, command.components) == ("rollback", "v1", ("model",))
     assert command.expected_epoch == 7 and command.issued_by == "rule:latency"
-    assert command.idempotency_key == idempotency_key(ROLLBACK) == "chat:v2:rollback:model"
+    assert command.idempotency_key == idempotency_key(ROLLBACK, POINTER) == (
+        "chat:v2@5:rollback:model")
     assert command.evidence["verdict"] == "sustained"
 
 
@@ -51,11 +53,20 @@ def test_the_same_decision_twice_gives_the_same_idempotency_key() -> None:
     assert first.idempotency_key == again.idempotency_key
 
 
+def test_a_release_promoted_again_gets_a_new_idempotency_key() -> None:
+    """Rolled back, then promoted again (a new episode): its second rollback is not taken for
+    a repeat of the first."""
+    again = dataclasses.replace(POINTER, epoch=9, watched_since=9)
+    first, second = respond(ROLLBACK, POINTER, NOW, SECRET), respond(ROLLBACK, again, NOW, SECRET)
+    assert isinstance(first, Command) and isinstance(second, Command)
+    assert first.idempotency_key != second.idempotency_key
+
+
 def test_an_alert_means_nothing_for_the_pointer() -> None:
     alert = dataclasses.replace(ROLLBACK, action=DecisionAction.ALERT)
     assert respond(alert, POINTER, NOW, SECRET) is None
 
 
 def test_the_roles_come_from_the_pointer() -> None:
-    assert roles_of(POINTER) == ("v1", "v2")
+    assert roles_of(POINTER) == ("v1", "v2", 5)
     assert roles_of(None) is None

@@ -15,6 +15,7 @@ from streams.partition import PartitionLoop
 
 SERVICES = ("chat", "search", "mail")
 T0 = 1_790_000_000.0
+WALL = T0 + 10**6  # the worker's clock: after every event here, so none is in the future
 
 
 def messages(seed: int, count: int = 40) -> list[tuple[bytes, bytes]]:
@@ -48,7 +49,7 @@ def run(log: list[tuple[bytes, bytes]], checkpoint_after: set[int], crash: tuple
     table: dict[bytes, bytes] = {}
     while True:
         loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"secret", table.get,
-                                                 interval_s=5.0, clock=lambda: T0)
+                                                 interval_s=5.0, clock=lambda: WALL)
         clock = 0.0
         for offset, (key, value) in enumerate(log):
             done = [loop.on_message(0, offset, key, value, None, clock, offset)]

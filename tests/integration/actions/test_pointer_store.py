@@ -10,6 +10,7 @@ import pytest
 
 from actions.commands import sign
 from actions.pointer import PointerStore
+from actions.state import decode
 from rollguard.errors import (
     PointerConflict,
     ReleaseConflict,
@@ -300,3 +301,31 @@ async def test_read_many_gives_each_pointer_and_none_for_services_without_one(
     found = await released.read_many(names)
     assert found == {service: await released.read(service),
                      f"{service}-none-1": None, f"{service}-none-2": None}
+
+
+async def redis_time(store: PointerStore) -> float:
+    seconds, micros = await store.client.time()
+    return seconds + micros / 1e6
+
+
+async def test_updated_at_is_redis_own_time_of_the_change(
+        store: PointerStore, service: str) -> None:
+    """Not the writer's planning time (here 20 s behind): the script stamps the pointer with
+    Redis's TIME, in the stored value, the published one and the outcome alike. A component
+    named ``updated_at`` keeps its version."""
+    await store.register_release(service, "v1", {"updated_at": "u1", "model": "m1"})
+    pubsub = store.client.pubsub()
+    await pubsub.subscribe(store.keys(service).changes)
+    before = await redis_time(store)
+    outcome = await store.execute(command(service, "promote", release="v1"), time.time() - 20)
+    after = await redis_time(store)
+    stored = await store.read(service)
+    assert before <= stored.updated_at <= after
+    assert outcome.state is not None and outcome.state.updated_at == stored.updated_at
+    assert stored.active_components == {"updated_at": "u1", "model": "m1"}
+    message = None
+    while message is None or message["type"] != "message":
+        message = await pubsub.get_message(timeout=5.0)
+    assert decode(message["data"]) == stored and decode(message["data"]).updated_at == (
+        stored.updated_at)
+    await pubsub.aclose()
