@@ -240,17 +240,28 @@ def kafka_jars() -> Path:
 
 
 def kafka_properties(address: Address, data: Path) -> str:
+    """A plaintext single-node KRaft broker."""
     controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", address.port + 1))
-    host = "127.0.0.1" if address.host == "localhost" else address.host
+    host = _numeric(address.host)
+    return _node_properties(host, controller, data, [
+        f"listeners=PLAINTEXT://{host}:{address.port},CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=PLAINTEXT://{host}:{address.port}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+    ])
+
+
+def _numeric(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def _node_properties(host: str, controller: int, data: Path, listeners: list[str]) -> str:
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{controller}",
-        f"listeners=PLAINTEXT://{host}:{address.port},CONTROLLER://{host}:{controller}",
-        f"advertised.listeners=PLAINTEXT://{host}:{address.port}",
+        *listeners,
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data}",
         "num.partitions=1",
         "offsets.topic.replication.factor=1",
@@ -266,19 +277,23 @@ def kafka_properties(address: Address, data: Path) -> str:
 
 
 def start_kafka(service: Managed) -> int:
-    libs = kafka_jars()
-    data = service.folder / "data"
     config = service.folder / "server.properties"
     service.folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(kafka_properties(service.address, data))
+    config.write_text(kafka_properties(service.address, service.folder / "data"))
+    return _start_broker(service, config, [])
+
+
+def _start_broker(service: Managed, config: Path, format_options: list[str]) -> int:
+    """Format the node's storage once (``format_options``: SCRAM users), then start it."""
+    libs = kafka_jars()
     (service.folder / "log4j2.yaml").write_text(LOG4J2)
     classpath = f"{libs}/*"
-    if not (data / "meta.properties").exists():
+    if not (service.folder / "data" / "meta.properties").exists():
         cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
              # "=" joined: a random id can begin with "-", which argparse takes for an option
-             f"--cluster-id={cluster_id}", "-c", str(config)],
+             f"--cluster-id={cluster_id}", "-c", str(config), *format_options],
             check=True, stdout=subprocess.DEVNULL,
         )
     return _spawn(service, [

@@ -29,6 +29,7 @@ from actions.pointer_cache import PointerCache
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
+from streams.connect import faust_credentials
 from streams.gaps import GapGuard
 from streams.partition import Effects, PartitionLoop
 from streams.settings import WorkerSettings
@@ -60,6 +61,7 @@ def new_app(settings: WorkerSettings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="memory://",
         topic_partitions=settings.partitions,
         datadir=settings.data_dir,

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url, secret_from_env
+from rollguard.config import (
+    DEV_SECRET,
+    KAFKA_SECURITY_VARIABLES,
+    KafkaSecurity,
+    kafka_bootstrap,
+    redis_url,
+    secret_from_env,
+)
 from rollguard.errors import ConfigError
+from rollguard.redact import redact_text
 
 # How often live state is written to the table. Each write of a service costs about 0.2-0.3 ms
 # (its open bucket summed exactly, then encoded) plus a changelog record, so with 1,000 busy
@@ -15,12 +23,15 @@ from rollguard.errors import ConfigError
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
 
-# (variable, default, meaning) — `rollguard worker --help` prints this table.
+# (variable, default, meaning) — `rollguard worker --help` prints this table: the defaults,
+# never the values set (a password or secret would be printed with them).
 VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
+    *KAFKA_SECURITY_VARIABLES,
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding version pointers and history"),
     ("ROLLGUARD_POLICY", "(shipped default)", "policy file, YAML or TOML"),
-    ("ROLLGUARD_SECRET", "(dev default, warns)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_SECRET", "(required)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_SECRET_FILE", "(none)", "a file holding ROLLGUARD_SECRET instead"),
     ("ROLLGUARD_APP_ID", "rollguard", "Faust app id = consumer group and table prefix"),
     ("ROLLGUARD_TOPIC_EVENTS", "rollguard.events", "evaluation events in (keyed by service)"),
     ("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands", "rollback commands and approvals"),
@@ -66,13 +77,20 @@ class WorkerSettings:
     partitions: int
     data_dir: str
     checkpoint_s: float = DEFAULT_CHECKPOINT_S
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "secret")
+        return redact_text(f"WorkerSettings({shown})")
 
     @property
     def secret_is_default(self) -> bool:
         return self.secret == DEV_SECRET
 
     @classmethod
-    def from_env(cls) -> WorkerSettings:
+    def from_env(cls, dev: bool = False) -> WorkerSettings:
+        """Read and check every setting; without a secret only ``dev`` falls back to the
+        development secret (see :func:`rollguard.config.secret_from_env`)."""
         raw_partitions = _get("ROLLGUARD_PARTITIONS", "4")
         try:
             partitions = int(raw_partitions)
@@ -86,7 +104,7 @@ class WorkerSettings:
             kafka_bootstrap=kafka_bootstrap(),
             redis_url=redis_url(),
             policy_path=os.environ.get("ROLLGUARD_POLICY") or None,
-            secret=secret_from_env()[0],
+            secret=secret_from_env(dev)[0],
             app_id=_get("ROLLGUARD_APP_ID", "rollguard"),
             topic_events=_get("ROLLGUARD_TOPIC_EVENTS", "rollguard.events"),
             topic_commands=_get("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands"),
@@ -96,6 +114,7 @@ class WorkerSettings:
             partitions=partitions,
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
             checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
+            kafka_security=KafkaSecurity.from_env(),
         )
 
     def topics(self) -> dict[str, int]:
