@@ -29,6 +29,8 @@ from rollguard.services import (
     _require_local,
     _start_broker,
     _wait_until_answers,
+    say_stopped,
+    stop_started,
 )
 
 SECURE_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_PORT", "9094"))
@@ -157,3 +159,16 @@ def up_secure() -> SecureBroker:
     }.items()))
     broker.client_env_file.chmod(0o600)
     return broker
+
+
+def report_up() -> None:
+    """``scripts/services up --secure``."""
+    broker = up_secure()
+    print(f"{broker.name}: answering at {broker.address} (SASL_SSL; client settings in "
+          f"{broker.client_env_file})")
+
+
+def report_down() -> None:
+    """``scripts/services down --secure``: stops it only if ``up`` started it here."""
+    broker = secure_kafka()
+    say_stopped(broker, stop_started(broker))

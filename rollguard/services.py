@@ -362,19 +362,27 @@ def up() -> None:
 def down() -> None:
     """Stop what ``up`` started (by recorded pid); leave anything else running."""
     for service in (kafka(), redis()):
-        pid = service.started_pid()
-        if pid is None:
-            print(f"{service.name}: nothing started here to stop")
-            service.pid_file.unlink(missing_ok=True)
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        say_stopped(service, stop_started(service))
+
+
+def say_stopped(service: Managed, pid: int | None) -> None:
+    print(f"{service.name}: " + (f"stopped (pid {pid})" if pid else "nothing started here to stop"))
+
+
+def stop_started(service: Managed) -> int | None:
+    """Stop ``service`` if ``up`` started it (by recorded pid); return that pid."""
+    pid = service.started_pid()
+    if pid is None:
         service.pid_file.unlink(missing_ok=True)
-        print(f"{service.name}: stopped (pid {pid})")
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    service.pid_file.unlink(missing_ok=True)
+    return pid
 
 
 def status() -> bool:
@@ -392,15 +400,22 @@ def status() -> bool:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
+    secure = "--secure" in argv[1:]  # also the SASL_SSL broker of rollguard/secure_kafka.py
     try:
         if command == "up":
             up()
+            if secure:
+                from rollguard.secure_kafka import report_up
+                report_up()
         elif command == "down":
             down()
+            if secure:
+                from rollguard.secure_kafka import report_down
+                report_down()
         elif command == "status":
             return 0 if status() else 1
         else:
-            print("usage: services up|down|status", file=sys.stderr)
+            print("usage: services up|down|status [--secure]", file=sys.stderr)
             return 2
     except (RollguardError, subprocess.CalledProcessError) as exc:
         print(f"services {command}: {exc}", file=sys.stderr)
