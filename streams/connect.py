@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
-    KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
     TopicAlreadyExistsError,
@@ -132,7 +131,7 @@ async def start_client(client: Any, bootstrap: str, security: KafkaSecurity | No
     """Start an aiokafka client; a failure is explained by :func:`diagnose`."""
     try:
         await client.start()
-    except (KafkaConnectionError, OSError) as exc:
+    except (KafkaError, OSError) as exc:
         await client.stop() if hasattr(client, "stop") else await client.close()
         reason = await diagnose(bootstrap, security)
         if reason is not None:
