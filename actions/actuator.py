@@ -3,7 +3,13 @@ rollbacks that wait for a person until ``rollguard approve`` arrives.
 
 Every message gives exactly one audit record of its outcome: applied, already applied (the
 same idempotency key ran before), conflict (someone flipped first), refused (unsigned,
-wrongly signed, expired, replayed, malformed, pinned, a bad approval), or awaiting approval.
+wrongly signed, expired, replayed, malformed, pinned, a bad approval, an operation rules
+never issue), or awaiting approval.
+
+The topic carries only what rules issue: rollback commands (full, partial, staged cuts of
+the candidate's share or cohorts) and approvals of them. Anything else — a promote, pin,
+unpin or mark_stable, even correctly signed — is refused as ``op_not_allowed``: people move
+the pointer with the CLI, never through the topic, so a leaked secret cannot promote.
 A refusal is also appended to the service's Redis history when the service name is valid
 and the service exists (:meth:`PointerStore.admit` checks signatures, in one place);
 otherwise it goes to the audit topic only, so no message can create keys for a service
@@ -26,6 +32,9 @@ from actions.pointer import Outcome, PointerStore
 from actions.respond import COMMAND_TTL_S
 from detectors.names import is_service_name
 from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
+
+# The operations the commands topic carries: what rules issue (actions/respond.py).
+TOPIC_OPS = frozenset({"rollback"})
 
 
 @dataclass
@@ -73,12 +82,21 @@ class Actuator:
                 "command_id": str(fields.get("command_id", "")), "op": str(fields.get("op", "")),
                 "command": orjson.dumps(body).decode()})
             return
-        if message.get("approval") != "required":
-            await self._execute(command, now, out, approved_by=None)
-            return
-        refused = await self.store.admit(command, now)  # never keep what would be refused
+        refused = await self.store.admit(command, now)  # signature and expiry first
         if refused is not None:
             self._outcome(command, refused, now, out, approved_by=None)
+            return
+        if command.op not in TOPIC_OPS:
+            await self._refuse(command.service, "op_not_allowed",
+                               f"command {command.command_id}: {command.op} is not accepted "
+                               f"from the commands topic (only {', '.join(sorted(TOPIC_OPS))} "
+                               f"and approvals; people use the CLI)", now, out, {
+                                   "command_id": command.command_id, "op": command.op,
+                                   "issued_by": command.issued_by,
+                                   "command": command.to_bytes().decode()})
+            return
+        if message.get("approval") != "required":
+            await self._execute(command, now, out, approved_by=None)
             return
         await self.pending.put(command.service, command.command_id, command.to_bytes())
         _record(out, {

@@ -12,6 +12,7 @@ import redis
 from actions.connect import async_redis_client, ping, unavailable
 from actions.keys import check_key
 from rollguard.config import kafka_bootstrap, redis_url
+from rollguard.redact import redact
 from streams.connect import consumer, ensure_topics, producer
 
 
@@ -69,7 +70,7 @@ async def check_redis(url: str | None = None, timeout: float = 5.0) -> CheckResu
         raise unavailable(exc, url) from exc
     finally:
         await client.aclose()
-    return CheckResult("redis", time.perf_counter() - start, url or redis_url())
+    return CheckResult("redis", time.perf_counter() - start, redact(url or redis_url()))
 
 
 async def check_all() -> list[CheckResult]:

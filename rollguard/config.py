@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 from rollguard.errors import ConfigError
@@ -11,10 +12,12 @@ from rollguard.errors import ConfigError
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SECRET_ENV = "ROLLGUARD_SECRET"
+SECRET_FILE_ENV = "ROLLGUARD_SECRET_FILE"
 # For a laptop only: anyone who reads this line can sign commands for a server that uses it.
-# The one development default: the worker and the CLI must agree on it, or commands issued
-# from the CLI on a laptop are refused by the worker as wrongly signed.
+# Only `rollguard demo` and the test suite use it (they set ROLLGUARD_SECRET to it and say so);
+# the worker and the CLI refuse to start without a secret of their own.
 DEV_SECRET = b"rollguard-dev-secret"
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 
 def _env(name: str, default: str) -> str:
@@ -32,15 +35,37 @@ def redis_url() -> str:
     return _env("REDIS_URL", DEFAULT_REDIS_URL)
 
 
-def secret_from_env() -> tuple[bytes, bool]:
-    """``ROLLGUARD_SECRET``, the HMAC key of commands, and whether the dev default stands in.
+def secret_from_env(dev: bool = False) -> tuple[bytes, bool]:
+    """The HMAC key of commands and whether it is the development secret.
 
-    >>> import os; os.environ["ROLLGUARD_SECRET"] = " "; secret_from_env() == (DEV_SECRET, True)
-    True
+    From ``ROLLGUARD_SECRET``, or the file ``ROLLGUARD_SECRET_FILE`` names (as secrets are
+    mounted in containers; surrounding whitespace is dropped). Neither set: the development
+    secret when ``dev`` (``rollguard --dev``), else ConfigError, which says how to make one.
+
+    >>> import os; os.environ["ROLLGUARD_SECRET"] = "s3cret"; secret_from_env()
+    (b's3cret', False)
     >>> del os.environ["ROLLGUARD_SECRET"]
     """
     value = _env(SECRET_ENV, "")
-    return (value.encode(), False) if value else (DEV_SECRET, True)
+    path = _env(SECRET_FILE_ENV, "")
+    if value and path:
+        raise ConfigError(f"set {SECRET_ENV} or {SECRET_FILE_ENV}, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{SECRET_FILE_ENV}: cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{SECRET_FILE_ENV}: {path} is empty")
+    if not value and dev:
+        return DEV_SECRET, True
+    if not value:
+        raise ConfigError(
+            f"{SECRET_ENV} is not set: commands are signed with it and the worker refuses to "
+            f"run without one. Make one with `{MAKE_SECRET}` and give the same value to the "
+            f"worker and the CLI in {SECRET_ENV} (or in a file named by {SECRET_FILE_ENV})")
+    secret = value.encode()
+    return secret, secret == DEV_SECRET
 
 
 @dataclass(frozen=True)
@@ -91,3 +116,106 @@ def redis_address() -> Address:
     ):
         raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {url!r}")
     return Address(parsed.hostname or "localhost", parsed.port or 6379)
+
+
+# --- Kafka security ---------------------------------------------------------------------------
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# (variable, default, meaning): the Kafka client settings, named as Kafka users know them.
+KAFKA_SECURITY_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    ("KAFKA_SASL_USERNAME", "(none)", "SASL user"),
+    ("KAFKA_SASL_PASSWORD", "(none)", "SASL password (never printed)"),
+    ("KAFKA_SSL_CAFILE", "(system CAs)", "PEM file of the CA that signed the brokers"),
+    ("KAFKA_SSL_CERTFILE", "(none)", "PEM client certificate, for mutual TLS"),
+    ("KAFKA_SSL_KEYFILE", "(none)", "PEM key of the client certificate"),
+)
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of rollguard authenticates; ``from_env()`` reads and checks it.
+
+    >>> KafkaSecurity().uses_tls, KafkaSecurity("SASL_SSL", "PLAIN", "u", "p").uses_sasl
+    (False, True)
+    >>> KafkaSecurity("SASL_SSL", "PLAIN", "u", "pw")
+    KafkaSecurity(protocol='SASL_SSL', mechanism='PLAIN', username='u', password='***', \
+cafile=None, certfile=None, keyfile=None)
+    """
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "PLAIN"
+    username: str | None = None
+    password: str | None = None
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def __repr__(self) -> str:  # the password never reaches a log line or a traceback
+        shown = "***" if self.password else None
+        return (f"KafkaSecurity(protocol={self.protocol!r}, mechanism={self.mechanism!r}, "
+                f"username={self.username!r}, password={shown!r}, cafile={self.cafile!r}, "
+                f"certfile={self.certfile!r}, keyfile={self.keyfile!r})")
+
+    def problems(self) -> list[str]:
+        """What is wrong with this combination, each naming the variable to fix."""
+        found = []
+        if self.protocol not in PROTOCOLS:
+            found.append(f"KAFKA_SECURITY_PROTOCOL: expected one of {', '.join(PROTOCOLS)}, "
+                         f"got {self.protocol!r}")
+        if self.uses_sasl:
+            if self.mechanism not in MECHANISMS:
+                found.append(f"KAFKA_SASL_MECHANISM: expected one of {', '.join(MECHANISMS)}, "
+                             f"got {self.mechanism!r}")
+            if not self.username or not self.password:
+                found.append(f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are both needed "
+                             f"with KAFKA_SECURITY_PROTOCOL={self.protocol}")
+        elif self.username or self.password:
+            found.append(f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD are set but "
+                         f"KAFKA_SECURITY_PROTOCOL={self.protocol} does not use SASL "
+                         f"(SASL_SSL or SASL_PLAINTEXT does)")
+        tls_files = {"KAFKA_SSL_CAFILE": self.cafile, "KAFKA_SSL_CERTFILE": self.certfile,
+                     "KAFKA_SSL_KEYFILE": self.keyfile}
+        if not self.uses_tls and any(tls_files.values()):
+            found.append(f"KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL="
+                         f"{self.protocol} does not use TLS (SSL or SASL_SSL does)")
+        if bool(self.certfile) != bool(self.keyfile):
+            found.append("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        found += [f"{name}: no such file {path!r}" for name, path in tls_files.items()
+                  if path and not Path(path).is_file()]
+        return found
+
+    @classmethod
+    def from_env(cls) -> KafkaSecurity:
+        """The ``KAFKA_SECURITY_PROTOCOL`` ... ``KAFKA_SSL_KEYFILE`` settings, checked."""
+        security = cls(
+            protocol=_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            mechanism=_env("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
+            username=os.environ.get("KAFKA_SASL_USERNAME") or None,
+            password=os.environ.get("KAFKA_SASL_PASSWORD") or None,
+            cafile=_env("KAFKA_SSL_CAFILE", "") or None,
+            certfile=_env("KAFKA_SSL_CERTFILE", "") or None,
+            keyfile=_env("KAFKA_SSL_KEYFILE", "") or None,
+        )
+        problems = security.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return security
+
+    def credential_settings(self) -> str:
+        """The variables to check when the broker refuses these credentials."""
+        if self.uses_sasl:
+            return "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD"
+        if self.certfile:
+            return "KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE"
+        return "KAFKA_SECURITY_PROTOCOL"

@@ -5,6 +5,8 @@
     RollguardError
     ├── ConfigError              a setting, policy or command line is wrong (names the field)
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
+    ├── AccessRefused            a server refused our credentials (names the address and the
+    │                            setting); retrying cannot help, so nothing retries it
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
     ├── StateError               stored detector state is corrupt or of an unknown version
     └── RollbackError            a pointer operation was not applied
@@ -25,8 +27,10 @@ they are re-exported here, so this module is the one place to import any of them
 from __future__ import annotations
 
 from detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
+from rollguard.redact import redact, redact_text
 
 __all__ = [
+    "AccessRefused",
     "CommandRefused",
     "ConfigError",
     "InvalidEvent",
@@ -48,9 +52,20 @@ class ServiceUnavailable(RollguardError):
 
     def __init__(self, what: str, address: str, detail: str = "") -> None:
         self.what = what
-        self.address = address
-        message = f"{what} is not reachable at {address}"
-        super().__init__(f"{message}: {detail}" if detail else message)
+        self.address = redact(address)  # a URL may carry a password: never in a message
+        message = f"{what} is not reachable at {self.address}"
+        super().__init__(f"{message}: {redact_text(detail)}" if detail else message)
+
+
+class AccessRefused(RollguardError):
+    """A server answered but refused our credentials or certificate; ``setting`` names the
+    variables to fix. Retrying cannot help: whoever gets this stops and says so."""
+
+    def __init__(self, what: str, address: str, problem: str, setting: str) -> None:
+        self.what = what
+        self.address = redact(address)
+        self.setting = setting
+        super().__init__(f"{what} at {self.address} {redact_text(problem)} ({setting})")
 
 
 class RollbackError(RollguardError):

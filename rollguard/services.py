@@ -162,6 +162,11 @@ def _wait_until_answers(service: Managed, pid: int, timeout: float) -> None:
 
 
 def _alive(pid: int) -> bool:
+    try:  # a child of this process (a test session's broker) is a zombie until reaped
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except OSError:
@@ -240,17 +245,28 @@ def kafka_jars() -> Path:
 
 
 def kafka_properties(address: Address, data: Path) -> str:
+    """A plaintext single-node KRaft broker."""
     controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", address.port + 1))
-    host = "127.0.0.1" if address.host == "localhost" else address.host
+    host = _numeric(address.host)
+    return _node_properties(host, controller, data, [
+        f"listeners=PLAINTEXT://{host}:{address.port},CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=PLAINTEXT://{host}:{address.port}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=PLAINTEXT",
+    ])
+
+
+def _numeric(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def _node_properties(host: str, controller: int, data: Path, listeners: list[str]) -> str:
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{controller}",
-        f"listeners=PLAINTEXT://{host}:{address.port},CONTROLLER://{host}:{controller}",
-        f"advertised.listeners=PLAINTEXT://{host}:{address.port}",
+        *listeners,
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data}",
         "num.partitions=1",
         "offsets.topic.replication.factor=1",
@@ -266,19 +282,23 @@ def kafka_properties(address: Address, data: Path) -> str:
 
 
 def start_kafka(service: Managed) -> int:
-    libs = kafka_jars()
-    data = service.folder / "data"
     config = service.folder / "server.properties"
     service.folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(kafka_properties(service.address, data))
+    config.write_text(kafka_properties(service.address, service.folder / "data"))
+    return _start_broker(service, config, [])
+
+
+def _start_broker(service: Managed, config: Path, format_options: list[str]) -> int:
+    """Format the node's storage once (``format_options``: SCRAM users), then start it."""
+    libs = kafka_jars()
     (service.folder / "log4j2.yaml").write_text(LOG4J2)
     classpath = f"{libs}/*"
-    if not (data / "meta.properties").exists():
+    if not (service.folder / "data" / "meta.properties").exists():
         cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
              # "=" joined: a random id can begin with "-", which argparse takes for an option
-             f"--cluster-id={cluster_id}", "-c", str(config)],
+             f"--cluster-id={cluster_id}", "-c", str(config), *format_options],
             check=True, stdout=subprocess.DEVNULL,
         )
     return _spawn(service, [
@@ -362,19 +382,27 @@ def up() -> None:
 def down() -> None:
     """Stop what ``up`` started (by recorded pid); leave anything else running."""
     for service in (kafka(), redis()):
-        pid = service.started_pid()
-        if pid is None:
-            print(f"{service.name}: nothing started here to stop")
-            service.pid_file.unlink(missing_ok=True)
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        say_stopped(service, stop_started(service))
+
+
+def say_stopped(service: Managed, pid: int | None) -> None:
+    print(f"{service.name}: " + (f"stopped (pid {pid})" if pid else "nothing started here to stop"))
+
+
+def stop_started(service: Managed) -> int | None:
+    """Stop ``service`` if ``up`` started it (by recorded pid); return that pid."""
+    pid = service.started_pid()
+    if pid is None:
         service.pid_file.unlink(missing_ok=True)
-        print(f"{service.name}: stopped (pid {pid})")
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    service.pid_file.unlink(missing_ok=True)
+    return pid
 
 
 def status() -> bool:
@@ -392,15 +420,22 @@ def status() -> bool:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
+    secure = "--secure" in argv[1:]  # also the SASL_SSL broker of rollguard/secure_kafka.py
     try:
         if command == "up":
             up()
+            if secure:
+                from rollguard.secure_kafka import report_up
+                report_up()
         elif command == "down":
             down()
+            if secure:
+                from rollguard.secure_kafka import report_down
+                report_down()
         elif command == "status":
             return 0 if status() else 1
         else:
-            print("usage: services up|down|status", file=sys.stderr)
+            print("usage: services up|down|status [--secure]", file=sys.stderr)
             return 2
     except (RollguardError, subprocess.CalledProcessError) as exc:
         print(f"services {command}: {exc}", file=sys.stderr)

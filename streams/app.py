@@ -38,6 +38,7 @@ from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
 from streams import undecodable
 from streams.checkpoint import FORWARDED
+from streams.connect import faust_credentials
 from streams.gaps import GapGuard
 from streams.partition import Effects, PartitionLoop
 from streams.settings import STATE_TABLE, WorkerSettings
@@ -78,6 +79,7 @@ def new_app(settings: WorkerSettings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="memory://",
         topic_partitions=settings.partitions,
         datadir=settings.data_dir,

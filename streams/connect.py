@@ -1,29 +1,142 @@
-"""Kafka clients with errors that name the broker address instead of hanging."""
+"""Kafka clients with errors that name the broker address instead of hanging.
+
+Every Kafka client of rollguard (worker, emitter, CLI, ``rollguard check``, the demo) takes
+its security settings from here: :func:`client_options` turns a
+:class:`~rollguard.config.KafkaSecurity` into aiokafka's keyword arguments and
+:func:`faust_credentials` into Faust's ``broker_credentials``. When a client cannot start,
+:func:`diagnose` opens one connection itself to tell a refused login or certificate
+(:class:`~rollguard.errors.AccessRefused`, naming the setting) from a broker that is away.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.metadata import MetadataRequest
+from faust.types.auth import CredentialsT
 
-from rollguard.config import kafka_bootstrap
-from rollguard.errors import ServiceUnavailable
+from rollguard.config import KafkaSecurity, kafka_bootstrap, parse_host_port
+from rollguard.errors import AccessRefused, RollguardError, ServiceUnavailable
 from streams.settings import WorkerSettings
 
 # Fail fast when nothing listens: the defaults retry for 40 s before saying anything.
 CONNECT_TIMEOUT_MS = 5000
 
 
-async def _start(client: Any, bootstrap: str) -> None:
+def ssl_context(security: KafkaSecurity) -> ssl.SSLContext:
+    """The TLS context of ``security``: its CA file (else the system's CAs), and its client
+    certificate for mutual TLS."""
+    try:
+        context = create_ssl_context(cafile=security.cafile, certfile=security.certfile,
+                                     keyfile=security.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise AccessRefused("Kafka", kafka_bootstrap(), f"TLS files cannot be loaded: {exc}",
+                            "KAFKA_SSL_CAFILE/KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE") from exc
+    if security.cafile is None:
+        context.load_default_certs()  # aiokafka's helper loads no CA without a file
+    return context
+
+
+def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """aiokafka keyword arguments for ``security`` (default: from the environment).
+
+    >>> client_options(KafkaSecurity())
+    {'security_protocol': 'PLAINTEXT'}
+    >>> sorted(client_options(KafkaSecurity("SASL_PLAINTEXT", "SCRAM-SHA-256", "u", "p")))
+    ['sasl_mechanism', 'sasl_plain_password', 'sasl_plain_username', 'security_protocol']
+    """
+    found = security or KafkaSecurity.from_env()
+    options: dict[str, Any] = {"security_protocol": found.protocol}
+    if found.uses_sasl:
+        options.update(sasl_mechanism=found.mechanism, sasl_plain_username=found.username,
+                       sasl_plain_password=found.password)
+    if found.uses_tls:
+        options["ssl_context"] = ssl_context(found)
+    return options
+
+
+def faust_credentials(security: KafkaSecurity | None = None) -> CredentialsT | None:
+    """Faust's ``broker_credentials`` for ``security`` (None: plaintext)."""
+    found = security or KafkaSecurity.from_env()
+    if found.uses_sasl:
+        return faust.SASLCredentials(
+            username=found.username, password=found.password, mechanism=found.mechanism,
+            ssl_context=ssl_context(found) if found.uses_tls else None)
+    if found.uses_tls:
+        return faust.SSLCredentials(ssl_context(found))
+    return None
+
+
+async def diagnose(bootstrap: str, security: KafkaSecurity | None = None,
+                   timeout_ms: int = CONNECT_TIMEOUT_MS) -> RollguardError | None:
+    """Why a client could not start against the first broker of ``bootstrap``: an
+    AccessRefused when it refused our login or certificate, a ServiceUnavailable when it
+    is away, None when a connection with ``security`` succeeds."""
+    found = security or KafkaSecurity.from_env()
+    address = parse_host_port(bootstrap, setting="KAFKA_BOOTSTRAP", default_port=9092)
+    options = client_options(found)
+    try:
+        conn = await create_conn(address.host, address.port, request_timeout_ms=timeout_ms,
+                                 **options)
+    except SaslAuthenticationFailed as exc:
+        return AccessRefused("Kafka", str(address),
+                             f"refused the SASL login of user {found.username!r} "
+                             f"({found.mechanism}): {exc}", found.credential_settings())
+    except UnsupportedSaslMechanismError:
+        return AccessRefused("Kafka", str(address),
+                             f"does not accept the SASL mechanism {found.mechanism}",
+                             "KAFKA_SASL_MECHANISM")
+    except ssl.SSLCertVerificationError as exc:
+        return AccessRefused("Kafka", str(address),
+                             f"sent a certificate we do not trust: {exc.verify_message}",
+                             "KAFKA_SSL_CAFILE")
+    except ssl.SSLError as exc:
+        return AccessRefused("Kafka", str(address), f"ended the TLS handshake: {exc}",
+                             "KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE")
+    except (TimeoutError, KafkaError, OSError) as exc:
+        if isinstance(exc, ConnectionRefusedError) or (
+                isinstance(exc, OSError) and not isinstance(exc, ConnectionError)):
+            return ServiceUnavailable("Kafka", str(address), str(exc) or type(exc).__name__)
+        return AccessRefused("Kafka", str(address),
+                             f"closed the connection during the handshake ({exc}); does it "
+                             f"expect another protocol than {found.protocol}?",
+                             "KAFKA_SECURITY_PROTOCOL")
+    try:
+        await conn.send(MetadataRequest([]))
+    except (TimeoutError, KafkaError) as exc:
+        return AccessRefused("Kafka", str(address),
+                             f"closed the connection after the handshake ({exc}); does it "
+                             f"expect a SASL login (KAFKA_SECURITY_PROTOCOL={found.protocol})?",
+                             "KAFKA_SECURITY_PROTOCOL")
+    finally:
+        conn.close()
+    return None
+
+
+async def start_client(client: Any, bootstrap: str, security: KafkaSecurity | None = None) -> None:
+    """Start an aiokafka client; a failure is explained by :func:`diagnose`."""
     try:
         await client.start()
-    except (KafkaConnectionError, OSError) as exc:
+    except (KafkaError, OSError) as exc:
         await client.stop() if hasattr(client, "stop") else await client.close()
+        reason = await diagnose(bootstrap, security)
+        if reason is not None:
+            raise reason from exc
         raise ServiceUnavailable("Kafka", bootstrap, str(exc) or type(exc).__name__) from exc
 
 
@@ -32,8 +145,8 @@ async def producer(bootstrap: str | None = None, **options: Any) -> AsyncIterato
     """A started producer, stopped (and flushed) on exit."""
     address = bootstrap or kafka_bootstrap()
     options.setdefault("request_timeout_ms", CONNECT_TIMEOUT_MS)
-    client = AIOKafkaProducer(bootstrap_servers=address, **options)
-    await _start(client, address)
+    client = AIOKafkaProducer(bootstrap_servers=address, **{**client_options(), **options})
+    await start_client(client, address)
     try:
         yield client
     finally:
@@ -47,8 +160,9 @@ async def consumer(
     """A started consumer subscribed to ``topics``, stopped on exit."""
     address = bootstrap or kafka_bootstrap()
     options.setdefault("request_timeout_ms", CONNECT_TIMEOUT_MS)
-    client = AIOKafkaConsumer(*topics, bootstrap_servers=address, **options)
-    await _start(client, address)
+    client = AIOKafkaConsumer(*topics, bootstrap_servers=address,
+                              **{**client_options(), **options})
+    await start_client(client, address)
     try:
         yield client
     finally:
@@ -59,12 +173,8 @@ async def consumer(
 async def admin_client(bootstrap: str | None = None) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit; Kafka errors name the broker."""
     address = bootstrap or kafka_bootstrap()
-    admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=CONNECT_TIMEOUT_MS)
-    try:
-        await admin.start()
-    except (KafkaConnectionError, OSError) as exc:
-        await admin.close()
-        raise ServiceUnavailable("Kafka", address, str(exc) or type(exc).__name__) from exc
+    admin = new_admin_client(address)
+    await start_client(admin, address)
     try:
         yield admin
     except KafkaError as exc:
@@ -106,3 +216,10 @@ async def prepare_topics(settings: WorkerSettings) -> WorkerSettings:
     adopted = settings.adopting(existing)
     await ensure_topics(adopted.topics(), settings.kafka_bootstrap)
     return adopted
+
+
+def new_admin_client(bootstrap: str | None = None, **options: Any) -> AIOKafkaAdminClient:
+    """An admin client (not started) with the security settings of the environment."""
+    options.setdefault("request_timeout_ms", CONNECT_TIMEOUT_MS)
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap or kafka_bootstrap(),
+                               **{**client_options(), **options})

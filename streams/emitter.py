@@ -31,9 +31,8 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
-from rollguard.config import kafka_bootstrap
-from rollguard.errors import ServiceUnavailable
-from streams.connect import CONNECT_TIMEOUT_MS
+from rollguard.config import KafkaSecurity, kafka_bootstrap
+from streams.connect import CONNECT_TIMEOUT_MS, client_options, start_client
 from streams.wire import encode_blocks
 
 log = logging.getLogger(__name__)
@@ -59,6 +58,9 @@ class Emitter:
         20 ms), while a second more before an event is judged changes nothing in decisions
         that take minutes of evidence. A process that dies without ``close()`` loses at
         most this much of its events.
+    security
+        How to authenticate to Kafka (default: ``KAFKA_SECURITY_PROTOCOL`` and the other
+        ``KAFKA_*`` variables, as every part of rollguard reads them).
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class Emitter:
         max_buffer: int = 100_000,
         batch_events: int = 500,
         linger_s: float = DEFAULT_LINGER_S,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic
+        self.security = security or KafkaSecurity.from_env()
         self.bootstrap = bootstrap or kafka_bootstrap()
         self.max_buffer = max_buffer
         self.batch_events = batch_events
@@ -91,12 +95,9 @@ class Emitter:
             linger_ms=5,
             request_timeout_ms=CONNECT_TIMEOUT_MS,
             max_request_size=2_000_000,
+            **client_options(self.security),
         )
-        try:
-            await producer.start()
-        except Exception as exc:
-            await producer.stop()
-            raise ServiceUnavailable("Kafka", self.bootstrap, str(exc)) from exc
+        await start_client(producer, self.bootstrap, self.security)
         self._producer = producer
         self._task = asyncio.create_task(self._run(), name="rollguard-emitter")
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url, secret_from_env
+from rollguard.config import (
+    DEV_SECRET,
+    KAFKA_SECURITY_VARIABLES,
+    KafkaSecurity,
+    kafka_bootstrap,
+    redis_url,
+    secret_from_env,
+)
 from rollguard.errors import ConfigError
+from rollguard.redact import redact_text
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
@@ -20,12 +28,15 @@ STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
 
-# (variable, default, meaning) — `rollguard worker --help` prints this table.
+# (variable, default, meaning) — `rollguard worker --help` prints this table: the defaults,
+# never the values set (a password or secret would be printed with them).
 VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
+    *KAFKA_SECURITY_VARIABLES,
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding version pointers and history"),
     ("ROLLGUARD_POLICY", "(shipped default)", "policy file, YAML or TOML"),
-    ("ROLLGUARD_SECRET", "(dev default, warns)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_SECRET", "(required)", "shared secret signing rollback commands"),
+    ("ROLLGUARD_SECRET_FILE", "(none)", "a file holding ROLLGUARD_SECRET instead"),
     ("ROLLGUARD_NAMESPACE", "rollguard", "prefix of every Redis key and channel (deployments)"),
     ("ROLLGUARD_APP_ID", "rollguard", "Faust app id = consumer group and table prefix"),
     ("ROLLGUARD_TOPIC_EVENTS", "rollguard.events", "evaluation events in (keyed by service)"),
@@ -74,13 +85,20 @@ class WorkerSettings:
     partitions: int
     data_dir: str
     checkpoint_s: float = DEFAULT_CHECKPOINT_S
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "secret")
+        return redact_text(f"WorkerSettings({shown})")
 
     @property
     def secret_is_default(self) -> bool:
         return self.secret == DEV_SECRET
 
     @classmethod
-    def from_env(cls) -> WorkerSettings:
+    def from_env(cls, dev: bool = False) -> WorkerSettings:
+        """Read and check every setting; without a secret only ``dev`` falls back to the
+        development secret (see :func:`rollguard.config.secret_from_env`)."""
         raw_partitions = _get("ROLLGUARD_PARTITIONS", "4")
         try:
             partitions = int(raw_partitions)
@@ -94,7 +112,7 @@ class WorkerSettings:
             kafka_bootstrap=kafka_bootstrap(),
             redis_url=redis_url(),
             policy_path=os.environ.get("ROLLGUARD_POLICY") or None,
-            secret=secret_from_env()[0],
+            secret=secret_from_env(dev)[0],
             app_id=_get("ROLLGUARD_APP_ID", "rollguard"),
             topic_events=_get("ROLLGUARD_TOPIC_EVENTS", "rollguard.events"),
             topic_commands=_get("ROLLGUARD_TOPIC_COMMANDS", "rollguard.commands"),
@@ -104,6 +122,7 @@ class WorkerSettings:
             partitions=partitions,
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
             checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
+            kafka_security=KafkaSecurity.from_env(),
         )
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from rollguard import services
@@ -14,3 +16,18 @@ def fixture_servers() -> None:
     if missing:
         names = ", ".join(f"{s.name} at {s.address}" for s in missing)
         pytest.fail(f"not answering: {names}; run `scripts/services up` (or `make test`)")
+
+
+@pytest.fixture(name="secure_kafka", scope="session")
+def fixture_secure_kafka(servers: None) -> Iterator[dict[str, str]]:
+    """The SASL_SSL broker (rollguard/secure_kafka.py), one for the whole session: its client
+    settings (KAFKA_BOOTSTRAP, KAFKA_SECURITY_PROTOCOL, ...). Started here only when it does
+    not answer yet, and then stopped at the end."""
+    from rollguard.secure_kafka import secure_kafka, up_secure
+
+    broker = secure_kafka()
+    started_here = not broker.answers()
+    up_secure()
+    yield broker.client_env()
+    if started_here:
+        services.stop_started(broker)

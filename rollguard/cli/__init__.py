@@ -47,16 +47,24 @@ def check_text(what: str, value: str) -> str:
 
 
 def warn_if_dev_secret(is_default: bool) -> None:
-    """Say on stderr that commands are signed with the development default secret."""
+    """Say on stderr that commands are signed with the development secret."""
     if is_default:
-        click.echo("warning: ROLLGUARD_SECRET is not set; signing with the dev default secret, "
-                   "which anyone can read in rollguard's source: set it anywhere but a laptop",
-                   err=True)
+        click.echo("warning: signing with the development secret (rollguard demo, the tests, "
+                   "--dev), which anyone can read in rollguard's source: set ROLLGUARD_SECRET "
+                   "anywhere but a laptop", err=True)
+
+
+def dev_mode() -> bool:
+    """``rollguard --dev ...``: the development secret stands in for a missing one."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("dev"))
 
 
 @click.group()
 @click.version_option(__version__, prog_name="rollguard")
-def main() -> None:
+@click.option("--dev", is_flag=True, help="Without ROLLGUARD_SECRET, sign commands with the "
+              "development secret (a laptop only; the worker never accepts this flag).")
+def main(dev: bool) -> None:
     """Watch generative-AI releases and roll them back when they regress."""
 
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from secrets import token_bytes
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from actions.pointer import Outcome, PointerStore
 from actions.releases import Release
 from actions.state import PointerState
 from detectors.documents import read_document
-from rollguard.cli import check_text, run_or_exit, warn_if_dev_secret
+from rollguard.cli import check_text, dev_mode, run_or_exit, warn_if_dev_secret
 from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError, UnknownService
 
@@ -38,12 +39,25 @@ cohort = click.option("--cohort", "cohorts", multiple=True, help="Cohort name (r
 
 
 @asynccontextmanager
-async def _store() -> AsyncIterator[PointerStore]:
+async def _store(secret: bytes | None = None) -> AsyncIterator[PointerStore]:
+    """A store on REDIS_URL; ``secret`` signs commands (reads and registrations sign
+    nothing, so they need no secret)."""
     client = async_redis_client()
     try:
-        yield PointerStore(client, secret_from_env()[0])
+        # Without one, a random key: nothing this store could sign would verify anywhere.
+        yield PointerStore(client, secret or token_bytes(32))
     finally:
         await client.aclose()
+
+
+def _signing_secret() -> bytes:
+    """ROLLGUARD_SECRET (or its file); the development secret only with ``--dev``."""
+    try:
+        secret, is_default = secret_from_env(dev_mode())
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}; or, on a laptop, `rollguard --dev ...`") from None
+    warn_if_dev_secret(is_default)
+    return secret
 
 
 def _echo_json(data: Any) -> None:
@@ -242,11 +256,11 @@ def history(service: str, count: int, as_json: bool) -> None:
 
 
 def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -> None:
-    warn_if_dev_secret(secret_from_env()[1])
+    secret = _signing_secret()
     fields = {k: v for k, v in fields.items() if v not in (None, (), "")}
 
     async def work() -> Outcome:
-        async with _store() as store:
+        async with _store(secret) as store:
             outcome = await store.issue(service, op, issued_by, **fields)
             if as_json:
                 _echo_json(_outcome_dict(outcome))

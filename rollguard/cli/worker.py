@@ -6,11 +6,14 @@ import asyncio
 import logging
 import sys
 import time
+from urllib.parse import urlparse
 
 import click
 
-from rollguard.cli import check_text, run_or_exit, warn_if_dev_secret
+from rollguard.cli import check_text, dev_mode, run_or_exit, warn_if_dev_secret
+from rollguard.config import redis_url
 from rollguard.errors import RollguardError
+from rollguard.redact import install_log_redaction
 from streams.settings import WorkerSettings, describe
 
 
@@ -23,7 +26,11 @@ def _load_policy(settings: WorkerSettings):  # type: ignore[no-untyped-def]
 @click.command("worker", epilog="Environment variables:\n\n\b\n" + describe())
 @click.option("--loglevel", default="info", type=click.Choice(["debug", "info", "warn", "error"]))
 def worker(loglevel: str) -> None:
-    """Run the streaming monitor: events in, decisions out, the pointer flipped."""
+    """Run the streaming monitor: events in, decisions out, the pointer flipped.
+
+    It refuses to start without ROLLGUARD_SECRET (or ROLLGUARD_SECRET_FILE), and when Kafka
+    refuses its credentials (checked before Faust starts, so the error is one line, not a
+    retry loop)."""
     import faust
 
     from streams.app import create_app
@@ -32,6 +39,8 @@ def worker(loglevel: str) -> None:
     logging.basicConfig(level=loglevel.upper())
     try:
         settings = WorkerSettings.from_env()
+        install_log_redaction([settings.secret, settings.kafka_security.password,
+                               urlparse(redis_url()).password])
         policy = _load_policy(settings)
         # An events topic that exists already keeps its partition count: the worker adopts it.
         settings = asyncio.run(prepare_topics(settings))
@@ -57,7 +66,7 @@ def approve(service: str, command_id: str, by: str) -> None:
     from streams.connect import producer
 
     try:
-        settings = WorkerSettings.from_env()
+        settings = WorkerSettings.from_env(dev=dev_mode())
         check_service(service)
         check_text("command id", command_id)
         check_text("--by", by)

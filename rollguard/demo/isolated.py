@@ -1,6 +1,9 @@
-"""One isolated run of the worker: its own topics, consumer group, data folder and secret,
-so a demo never shares topics or offsets with another run (tests and benchmarks extend it
-in tests/support/runs.py)."""
+"""One isolated run of the worker: its own topics, consumer group and data folder, so a demo
+never shares topics or offsets with another run (tests and benchmarks extend it in
+tests/support/runs.py).
+
+Its workers sign with the development secret, set explicitly in ROLLGUARD_SECRET: only the
+demo and the test suite run with it, and the worker says so in its log."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from rollguard.config import kafka_bootstrap, redis_url
+from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url
 from streams.settings import WorkerSettings
 
 ROLES = ("events", "commands", "alerts", "audit", "dead")
@@ -22,7 +25,7 @@ ROLES = ("events", "commands", "alerts", "audit", "dead")
 class WorkerRun:
     run_id: str
     partitions: int = 4
-    secret: str = "isolated-run-secret"
+    secret: str = DEV_SECRET.decode()
 
     @classmethod
     def new(cls, prefix: str, partitions: int = 4) -> Self:

@@ -236,7 +236,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     client = async_redis_client()
     store = PointerStore(client, secret)
     await prepare_service(store, service, secret)
-    console.print(f"starting the worker and a serving process for {service} ...")
+    console.print(f"starting the worker and a serving process for {service} (commands signed "
+                  "with the development secret: a demo on a laptop) ...")
     async with children(run, service) as (worker, server):
         await wait_for_worker_ready(run, worker)
         # The demo's event time runs --speed times faster than the clock: a short linger

@@ -73,24 +73,26 @@ async def test_a_rollback_waiting_for_approval_runs_when_approved_from_the_comma
 async def test_forged_wrongly_signed_expired_and_replayed_commands_are_refused_and_recorded(
         run: IsolatedRun, worker: subprocess.Popen[bytes]) -> None:
     """Each is refused, in the service's Redis history and on the audit topic; the pointer
-    stays where the one good command left it."""
+    stays where the one good command (a staged cut, as rules issue) left it."""
     service = new_service()
     store = await setup_service(run, service, canary_percent=50)
     secret = run.secret.encode()
 
     def fresh(**fields: Any) -> Command:
-        return new_command(service, "promote", "ops", time.time(), release="v2", **fields)
+        return new_command(service, "rollback", "rule:quality", time.time(), **fields)
 
     good = sign(fresh(percent=20.0), secret)
     await send_commands(run, [on_topic(good)], service)
     await wait_for_audit(run, lambda rs: bool(outcomes(rs, good.command_id)))
     epoch = (await store.read(service)).epoch
     bad = {
-        "bad_signature": replace(sign(fresh(percent=100.0), secret), percent=90.0),  # forged
-        "expired": sign(fresh(percent=100.0, ttl_s=-1.0), secret),
+        "bad_signature": replace(sign(fresh(percent=5.0), secret), percent=0.0),  # forged
+        "expired": sign(fresh(percent=5.0, ttl_s=-1.0), secret),
         "replayed": good,
+        "op_not_allowed": sign(new_command(service, "promote", "ops", time.time(),
+                                           release="v2"), secret),
     }
-    wrong = sign(fresh(percent=100.0), b"not-the-secret")
+    wrong = sign(fresh(percent=5.0), b"not-the-secret")
     await send_commands(run, [on_topic(c) for c in (*bad.values(), wrong)], service)
     records = await wait_for_audit(
         run, lambda rs: len(outcomes(rs, good.command_id)) == 2

@@ -9,9 +9,8 @@ import time
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from rollguard.config import kafka_bootstrap
 from rollguard.demo.isolated import WorkerRun
-from streams.connect import consumer, partition_counts
+from streams.connect import consumer, new_admin_client, partition_counts
 
 
 class IsolatedRun(WorkerRun):
@@ -27,7 +26,7 @@ class IsolatedRun(WorkerRun):
     async def delete_topics(self) -> None:
         """Delete the run's topics and Faust's topics of its app (changelogs): a broker that
         keeps thousands of finished runs' partitions gets slower for every later one."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+        admin = new_admin_client()
         await admin.start()
         try:
             mine = [t for t in await admin.list_topics()
@@ -61,7 +60,7 @@ async def _wait_committed(run: IsolatedRun, topic: str, timeout: float) -> None:
     async with consumer(group_id=None) as probe:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         ends = {tp.partition: o for tp, o in (await probe.end_offsets(tps)).items()}
-    admin = AIOKafkaAdminClient(bootstrap_servers=run.env()["KAFKA_BOOTSTRAP"])
+    admin = new_admin_client(run.env()["KAFKA_BOOTSTRAP"])
     await admin.start()
     try:
         deadline = time.monotonic() + timeout

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from rollguard.config import secret_from_env
+from rollguard.config import DEV_SECRET, secret_from_env
 from rollguard.errors import ConfigError
 from streams.settings import DEFAULT_CHECKPOINT_S, VARIABLES, WorkerSettings
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLGUARD_SECRET", "sekrit-for-tests")
+    monkeypatch.delenv("ROLLGUARD_SECRET_FILE", raising=False)
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -33,15 +42,47 @@ def test_every_setting_is_listed_for_help() -> None:
     assert "ROLLGUARD_CHECKPOINT_S" in {name for name, _, _ in VARIABLES}
 
 
-@pytest.mark.parametrize(("value", "is_default"), [(None, True), ("", True), ("  ", True),
-                                                   ("s3cret", False)])
-def test_worker_and_cli_sign_with_the_same_secret(monkeypatch: pytest.MonkeyPatch,
-                                                  value: str | None, is_default: bool) -> None:
-    """Unset, empty or set, the worker's secret is the CLI's: a laptop's commands verify."""
-    if value is None:
-        monkeypatch.delenv("ROLLGUARD_SECRET", raising=False)
-    else:
-        monkeypatch.setenv("ROLLGUARD_SECRET", value)
-    settings = WorkerSettings.from_env()
-    assert (settings.secret, settings.secret_is_default) == secret_from_env()
-    assert settings.secret_is_default is is_default
+def test_without_a_secret_the_worker_refuses_and_says_how_to_make_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROLLGUARD_SECRET")
+    with pytest.raises(ConfigError, match="ROLLGUARD_SECRET is not set") as refused:
+        WorkerSettings.from_env()
+    assert "secrets.token_hex(32)" in str(refused.value)
+    assert "ROLLGUARD_SECRET_FILE" in str(refused.value)
+
+
+def test_only_an_explicit_dev_mode_signs_with_the_development_secret(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROLLGUARD_SECRET")
+    settings = WorkerSettings.from_env(dev=True)
+    assert (settings.secret, settings.secret_is_default) == (DEV_SECRET, True)
+
+
+def test_the_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    """As secrets are mounted in containers: the file's content, without its newline."""
+    monkeypatch.delenv("ROLLGUARD_SECRET")
+    (tmp_path / "secret").write_text("from-a-file\n")
+    monkeypatch.setenv("ROLLGUARD_SECRET_FILE", str(tmp_path / "secret"))
+    assert secret_from_env() == (b"from-a-file", False)
+    assert WorkerSettings.from_env().secret == b"from-a-file"
+
+
+@pytest.mark.parametrize(("content", "both", "problem"), [
+    (None, False, "cannot read"), ("  \n", False, "is empty"), ("x", True, "not both")])
+def test_a_bad_secret_file_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              content: str | None, both: bool,
+                                              problem: str) -> None:
+    if not both:
+        monkeypatch.delenv("ROLLGUARD_SECRET")
+    if content is not None:
+        (tmp_path / "secret").write_text(content)
+    monkeypatch.setenv("ROLLGUARD_SECRET_FILE", str(tmp_path / "secret"))
+    with pytest.raises(ConfigError, match=f"ROLLGUARD_SECRET.*{problem}"):
+        secret_from_env()
+
+
+def test_settings_never_show_the_secret_or_a_password() -> None:
+    settings = dataclasses.replace(WorkerSettings.from_env(),
+                                   redis_url="redis://app:hunter2@db:6379/0")
+    assert "hunter2" not in repr(settings) and "sekrit-for-tests" not in repr(settings)

@@ -13,9 +13,9 @@ import pytest
 
 from actions.actuator import Actuator
 from actions.approvals import PendingCommands, approval
-from actions.commands import Command, sign
+from actions.commands import Command, Op, sign
 from actions.pointer import PointerStore
-from tests.integration.actions.conftest import SECRET, command
+from tests.integration.actions.conftest import SECRET, Issue, command
 
 pytestmark = pytest.mark.integration
 
@@ -94,41 +94,74 @@ async def test_a_refusal_for_an_unknown_service_goes_to_the_audit_topic_only(
     assert not [k async for k in released.client.scan_iter(match="rollguard:{nobody-*")]
 
 
+@pytest.fixture(name="canary")
+async def fixture_canary(released: PointerStore, issue: Issue) -> PointerStore:
+    """v2 on 50 % of traffic (epoch 2), promoted by a person with the CLI's store."""
+    (await issue("promote", release="v2", percent=50.0)).raise_for_status()
+    return released
+
+
+def staged_cut(service: str, percent: float) -> Command:
+    """What a rule issues: cut the candidate's share to ``percent``."""
+    return command(service, "rollback", "rule:quality", percent=percent)
+
+
 async def test_a_command_run_and_then_replayed_is_refused(
-        actuator: Actuator, released: PointerStore, service: str) -> None:
-    good = command(service, "promote", release="v2", percent=10.0)
+        actuator: Actuator, canary: PointerStore, service: str) -> None:
+    good = staged_cut(service, 10.0)
     [applied] = audit(await actuator.handle(message(good)))
     assert applied["status"] == "applied"
     [replayed] = audit(await actuator.handle(message(good)))
     assert (replayed["status"], replayed["code"]) == ("refused", "replayed")
-    assert (await released.read(service)).epoch == 2
+    assert (await canary.read(service)).epoch == 3
+
+
+@pytest.mark.parametrize(("op", "fields"), [
+    ("promote", {"release": "v2"}), ("pin", {}), ("unpin", {}), ("mark_stable", {}),
+])
+@pytest.mark.parametrize("approval_needed", [False, True], ids=["direct", "for-approval"])
+async def test_an_operation_rules_never_issue_is_refused_even_when_signed(
+        actuator: Actuator, canary: PointerStore, service: str, op: Op,
+        fields: dict[str, Any], approval_needed: bool) -> None:
+    """Only rollbacks and approvals come through the topic: a correctly signed promote (a
+    leaked secret) is refused, in the history and the audit, and nothing waits."""
+    signed = command(service, op, "mallory", **fields)
+    [record] = audit(await actuator.handle(message(signed, approval_needed)))
+    assert (record["status"], record["code"], record["recorded"]) == (
+        "refused", "op_not_allowed", True)
+    last = (await canary.history(service))[-1]
+    assert (last["outcome"], last["code"], last["command_id"]) == (
+        "refused", "op_not_allowed", signed.command_id)
+    state = await canary.read(service)
+    assert (state.epoch, state.pinned) == (2, False)
+    assert await actuator.pending.list(service) == {}
 
 
 async def test_an_approved_command_runs_once_however_often_it_is_approved(
-        actuator: Actuator, released: PointerStore, service: str) -> None:
+        actuator: Actuator, canary: PointerStore, service: str) -> None:
     """Two approvals of one waiting command, at once: one flip, one refusal."""
-    waiting = command(service, "promote", release="v2", percent=20.0)
+    waiting = staged_cut(service, 20.0)
     [asked] = audit(await actuator.handle(message(waiting, approval_needed=True)))
     assert asked["type"] == "approval-needed" and service in asked["how"]
-    assert (await released.read(service)).epoch == 1
+    assert (await canary.read(service)).epoch == 2
     ok = approval(service, waiting.command_id, "ana", time.time(), SECRET)
     outs = await asyncio.gather(*(actuator.handle(ok) for _ in range(2)))
     statuses = sorted(record["status"] for out in outs for record in audit(out))
     assert statuses == ["applied", "refused"]
-    state = await released.read(service)
-    assert (state.epoch, state.candidate, state.percent) == (2, "v2", 20.0)
-    applied = [h for h in await released.history(service) if h["outcome"] == "applied"]
+    state = await canary.read(service)
+    assert (state.epoch, state.candidate, state.percent) == (3, "v2", 20.0)
+    applied = [h for h in await canary.history(service) if h["outcome"] == "applied"]
     assert applied[-1]["command"]["evidence"]["approved_by"] == "ana"
 
 
 async def test_a_forged_approval_is_refused_and_the_command_keeps_waiting(
-        actuator: Actuator, released: PointerStore, service: str) -> None:
-    waiting = command(service, "promote", release="v2", percent=20.0)
+        actuator: Actuator, canary: PointerStore, service: str) -> None:
+    waiting = staged_cut(service, 20.0)
     await actuator.handle(message(waiting, approval_needed=True))
     bad = approval(service, waiting.command_id, "mallory", time.time(), b"guess")
     [record] = audit(await actuator.handle(bad))
     assert (record["status"], record["code"]) == ("refused", "bad_approval")
-    assert (await released.history(service))[-1]["code"] == "bad_approval"
+    assert (await canary.history(service))[-1]["code"] == "bad_approval"
     assert list(await actuator.pending.list(service)) == [waiting.command_id]
 
 

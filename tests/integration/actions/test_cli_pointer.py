@@ -122,13 +122,24 @@ def test_history_as_json_lists_every_command(cli: Run, registered: str) -> None:
     assert "refused" in cli("history", registered).stdout
 
 
-def test_the_dev_secret_is_used_with_a_warning(
+def test_without_a_secret_commands_are_refused_and_reads_work(
     cli: Run, registered: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without ROLLGUARD_SECRET the CLI warns that it signs with the dev default."""
+    """Without ROLLGUARD_SECRET a command that moves the pointer is refused, naming the
+    variable; reading needs no secret."""
     monkeypatch.delenv("ROLLGUARD_SECRET")
     result = cli("pin", registered)
-    assert "dev default secret" in result.stderr
+    assert result.exit_code == 1 and "ROLLGUARD_SECRET is not set" in result.stderr
+    assert cli("status", registered).exit_code == 0
+    assert "PINNED" not in cli("status", registered).stdout
+
+
+def test_the_dev_secret_is_used_only_with_dev_and_with_a_warning(
+    cli: Run, registered: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROLLGUARD_SECRET")
+    result = cli("--dev", "pin", registered)
+    assert result.exit_code == 0 and "development secret" in result.stderr
 
 
 @pytest.mark.parametrize("args", [("history", "{missing}"), ("history", "{missing}", "--json"),

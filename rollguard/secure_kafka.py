@@ -1,0 +1,174 @@
+"""A second local broker with a ``SASL_SSL`` listener and SCRAM-SHA-512 users, for testing
+rollguard against a secured Kafka (``scripts/services up --secure``; the test suite starts
+one on demand).
+
+Everything it needs is made on first start into ``.rollguard/kafka-secure/``: a self-signed
+certificate that is its own CA (``ca.pem``, for clients' ``KAFKA_SSL_CAFILE``), the broker's
+PKCS12 keystore and a truststore holding the certificate (the broker talks to itself over
+TLS), random passwords, and ``client.env``: the ``KAFKA_*`` settings a client connects with.
+Users are created when the storage is formatted (``--add-scram``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import ssl
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollguard.config import Address
+from rollguard.services import (
+    Managed,
+    _node_properties,
+    _numeric,
+    _recv_exact,
+    _require_local,
+    _start_broker,
+    _wait_until_answers,
+    say_stopped,
+    stop_started,
+)
+
+SECURE_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_PORT", "9094"))
+MECHANISM = "SCRAM-SHA-512"
+BROKER_USER = "rollguard-broker"  # the broker's own login to itself (inter-broker)
+CLIENT_USER = "rollguard"
+
+
+@dataclass(frozen=True)
+class SecureBroker(Managed):
+    """The secured broker: answers only over TLS, so its probe speaks TLS."""
+
+    @property
+    def cafile(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def client_env_file(self) -> Path:
+        return self.folder / "client.env"
+
+    def answers(self) -> bool:
+        return self.cafile.exists() and tls_kafka_answers(self.address, self.cafile)
+
+    def client_env(self) -> dict[str, str]:
+        """``KAFKA_BOOTSTRAP`` and the ``KAFKA_*`` security settings of the client user."""
+        pairs = (line.partition("=") for line in self.client_env_file.read_text().splitlines())
+        return {name: value for name, _, value in pairs if name}
+
+
+def secure_kafka() -> SecureBroker:
+    return SecureBroker("kafka-secure", Address("127.0.0.1", SECURE_PORT))
+
+
+def tls_kafka_answers(address: Address, cafile: Path, timeout: float = 2.0) -> bool:
+    """True when a broker answers ApiVersions over TLS (allowed before the SASL login)."""
+    client_id = b"rollguard-probe"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    context = ssl.create_default_context(cafile=str(cafile))
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=address.host) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+            payload = _recv_exact(sock, size)
+    except (OSError, ConnectionError):
+        return False
+    return struct.unpack(">ih", payload[:6]) == (1, 0)
+
+
+def _make_credentials(broker: SecureBroker) -> dict[str, str]:
+    """Keystore, truststore, CA file and passwords, made once; their passwords returned."""
+    folder = broker.folder
+    secrets_file = folder / "passwords.env"
+    if secrets_file.exists():
+        pairs = (line.partition("=") for line in secrets_file.read_text().splitlines())
+        return {name: value for name, _, value in pairs if name}
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {name: secrets.token_hex(16) for name in ("store", "broker", "client")}
+    store = made["store"]
+    host = broker.address.host
+    keystore, truststore = folder / "keystore.p12", folder / "truststore.p12"
+    for path in (keystore, truststore, broker.cafile):
+        path.unlink(missing_ok=True)
+    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["keytool", "-genkeypair", "-alias", "broker", "-keyalg", "RSA",
+                    "-keysize", "2048", "-validity", "3650", "-dname", "CN=localhost",
+                    "-ext", f"SAN=ip:{host},dns:localhost", "-ext", "bc=ca:true",
+                    "-keystore", str(keystore), "-storetype", "PKCS12",
+                    "-storepass", store, "-keypass", store], **quiet)  # type: ignore[call-overload]
+    subprocess.run(["keytool", "-exportcert", "-rfc", "-alias", "broker",
+                    "-keystore", str(keystore), "-storepass", store,
+                    "-file", str(broker.cafile)], **quiet)  # type: ignore[call-overload]
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "broker",
+                    "-file", str(broker.cafile), "-keystore", str(truststore),
+                    "-storetype", "PKCS12", "-storepass", store], **quiet)  # type: ignore[call-overload]
+    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
+    secrets_file.chmod(0o600)
+    return made
+
+
+def secure_properties(broker: SecureBroker, passwords: dict[str, str]) -> str:
+    host = _numeric(broker.address.host)
+    port, controller = broker.address.port, broker.address.port + 1
+    store, folder = passwords["store"], broker.folder
+    login = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+             f'username="{BROKER_USER}" password="{passwords["broker"]}";')
+    return _node_properties(host, controller, folder / "data", [
+        f"listeners=SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=SASL_SSL://{host}:{port}",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=SASL_SSL",
+        f"sasl.enabled.mechanisms={MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
+        f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config={login}",
+        f"ssl.keystore.location={folder / 'keystore.p12'}",
+        "ssl.keystore.type=PKCS12",
+        f"ssl.keystore.password={store}",
+        f"ssl.key.password={store}",
+        f"ssl.truststore.location={folder / 'truststore.p12'}",
+        "ssl.truststore.type=PKCS12",
+        f"ssl.truststore.password={store}",
+    ])
+
+
+def up_secure() -> SecureBroker:
+    """Make the secured broker answer (start it unless it does); return it."""
+    broker = secure_kafka()
+    if broker.answers():
+        return broker
+    _require_local(broker, "ROLLGUARD_SECURE_KAFKA_PORT")
+    passwords = _make_credentials(broker)
+    config = broker.folder / "server.properties"
+    config.write_text(secure_properties(broker, passwords))
+    config.chmod(0o600)
+    scram = [f"--add-scram={MECHANISM}=[name={user},password={passwords[key]}]"
+             for user, key in ((BROKER_USER, "broker"), (CLIENT_USER, "client"))]
+    pid = _start_broker(broker, config, scram)
+    _wait_until_answers(broker, pid, 120.0)
+    broker.client_env_file.write_text("".join(f"{k}={v}\n" for k, v in {
+        "KAFKA_BOOTSTRAP": str(broker.address),
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": MECHANISM,
+        "KAFKA_SASL_USERNAME": CLIENT_USER,
+        "KAFKA_SASL_PASSWORD": passwords["client"],
+        "KAFKA_SSL_CAFILE": str(broker.cafile),
+    }.items()))
+    broker.client_env_file.chmod(0o600)
+    return broker
+
+
+def report_up() -> None:
+    """``scripts/services up --secure``."""
+    broker = up_secure()
+    print(f"{broker.name}: answering at {broker.address} (SASL_SSL; client settings in "
+          f"{broker.client_env_file})")
+
+
+def report_down() -> None:
+    """``scripts/services down --secure``: stops it only if ``up`` started it here."""
+    broker = secure_kafka()
+    say_stopped(broker, stop_started(broker))
