@@ -162,7 +162,3 @@ class ReaderCore:
                 log.error("%s: pointer unconfirmed for over %s s: resolve() now raises",
                           self.service, limit)
             self._expired = True
-
-
-def address_of(kwargs: dict[str, Any]) -> str:
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from actions.connect import redis_client
+from actions.connect import SyncClient, describe, redis_client, refused_credentials
 from actions.keys import PREFIX
 from actions.reader_core import (
     BACKOFF_S,
@@ -16,7 +16,6 @@ from actions.reader_core import (
     OnChange,
     OnStale,
     ReaderCore,
-    address_of,
     log,
     refresh_delay,
 )
@@ -34,7 +33,7 @@ class SyncPointerReader(ReaderCore):
 
     def __init__(
         self,
-        client_or_url: redis.Redis | str | None,
+        client_or_url: SyncClient | str | None,
         service: str,
         on_change: OnChange | None = None,
         *,
@@ -44,11 +43,13 @@ class SyncPointerReader(ReaderCore):
         prefix: str = PREFIX,
     ) -> None:
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix)
-        self._owns_client = not isinstance(client_or_url, redis.Redis)
-        self.client = (
-            client_or_url if isinstance(client_or_url, redis.Redis) else redis_client(client_or_url)
+        self._owns_client = client_or_url is None or isinstance(client_or_url, str)
+        self.client: SyncClient = (
+            redis_client(client_or_url)
+            if client_or_url is None or isinstance(client_or_url, str)
+            else client_or_url
         )
-        self.address = address_of(self.client.connection_pool.connection_kwargs)
+        self.address = describe(self.client)
         self._pubsub: redis.client.PubSub | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,9 +58,10 @@ class SyncPointerReader(ReaderCore):
         try:
             self._subscribe()
             self._reread()
-        except NETWORK_ERRORS as exc:
+        except (*NETWORK_ERRORS, redis.exceptions.NoPermissionError) as exc:
             self._close_pubsub()
-            raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
+            refused = refused_credentials(exc, self.address)
+            raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
         if self._state is None:
             self._close_pubsub()
             raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from actions.connect import async_redis_client, ping, unavailable
+from actions.connect import async_redis_client, ping, redact, unavailable
 from actions.keys import check_key
 from rollguard.config import kafka_bootstrap, redis_url
 from streams.connect import consumer, ensure_topics, producer
@@ -65,11 +65,12 @@ async def check_redis(url: str | None = None, timeout: float = 5.0) -> CheckResu
         if received is None or received["data"] != b"hello":
             raise AssertionError("the subscriber did not receive the published message")
         await client.delete(key)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoPermissionError,
+            ) as exc:
         raise unavailable(exc, url) from exc
     finally:
         await client.aclose()
-    return CheckResult("redis", time.perf_counter() - start, url or redis_url())
+    return CheckResult("redis", time.perf_counter() - start, redact(url or redis_url()))
 
 
 async def check_all() -> list[CheckResult]:

@@ -4,6 +4,7 @@
 
     RollguardError
     ├── ConfigError              a setting, policy or command line is wrong (names the field)
+    │   └── AuthenticationFailed a server refused the credentials a setting gives
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
     ├── StateError               stored detector state is corrupt or of an unknown version
@@ -27,6 +28,7 @@ from __future__ import annotations
 from detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
 
 __all__ = [
+    "AuthenticationFailed",
     "CommandRefused",
     "ConfigError",
     "InvalidEvent",
@@ -41,6 +43,11 @@ __all__ = [
     "UnknownRelease",
     "UnknownService",
 ]
+
+
+class AuthenticationFailed(ConfigError):
+    """A server refused the credentials (or lacks the permissions) a setting gives: retrying
+    cannot help, so callers stop and say which setting to fix."""
 
 
 class ServiceUnavailable(RollguardError):
