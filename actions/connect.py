@@ -25,8 +25,10 @@ from rollguard.config import redis_url
 from rollguard.errors import AuthenticationFailed, ConfigError, ServiceUnavailable
 
 __all__ = [
-    "AsyncClient", "AsyncRedisCluster", "SyncClient", "async_redis_client", "describe",
-    "is_cluster", "ping", "redact", "redis_client", "subscriber_targets", "tls_context",
+    "AsyncClient", "AsyncRedisCluster", "SyncClient", "async_redis_client", "check_login",
+    "describe",
+    "is_cluster", "ping", "redact", "redis_client", "refused_credentials", "subscriber_targets",
+    "tls_context",
     "unavailable",
 ]
 
@@ -118,20 +120,22 @@ def is_cluster(client: object) -> bool:
 
 
 def describe(client: AsyncClient | SyncClient) -> str:
-    """Where ``client`` connects, without credentials: ``redis://host:port`` (``rediss``,
-    ``redis+cluster`` as the client is)."""
+    """Where ``client`` connects, without its password: ``redis://[user@]host:port``
+    (``rediss``, ``redis+cluster`` as the client is)."""
     if isinstance(client, AsyncRedisCluster | RedisCluster):
         nodes = client.get_nodes() or getattr(client.nodes_manager, "startup_nodes", {}).values()
         kwargs = client.nodes_manager.connection_kwargs
         tls = _is_tls(kwargs) or bool(kwargs.get("ssl"))
         hosts = ",".join(sorted(f"{n.host}:{n.port}" for n in nodes))
-        return f"{'rediss' if tls else 'redis'}+cluster://{hosts}"
+        user = f"{kwargs['username']}@" if kwargs.get("username") else ""
+        return f"{'rediss' if tls else 'redis'}+cluster://{user}{hosts}"
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}"
     scheme = "rediss" if _is_tls(kwargs) or _is_tls(
         {"connection_class": client.connection_pool.connection_class}) else "redis"
-    return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    user = f"{kwargs['username']}@" if kwargs.get("username") else ""
+    return f"{scheme}://{user}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
 def _is_tls(kwargs: dict[str, Any]) -> bool:
@@ -214,3 +218,15 @@ async def ping(client: AsyncClient, address: str | None = None) -> None:
     except (redis.ConnectionError, redis.TimeoutError, OSError,
             redis.exceptions.NoPermissionError) as exc:
         raise unavailable(exc, address) from exc
+
+
+async def check_login(url: str | None = None) -> None:
+    """At start-up: raise AuthenticationFailed if the server refuses ``url``'s credentials.
+    A server that does not answer is left to the caller's retries (it may come back)."""
+    client = async_redis_client(url)
+    try:
+        await ping(client, url)
+    except ServiceUnavailable:
+        pass
+    finally:
+        await client.aclose()

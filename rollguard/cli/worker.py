@@ -26,12 +26,14 @@ def worker(loglevel: str) -> None:
     """Run the streaming monitor: events in, decisions out, the pointer flipped."""
     import faust
 
+    from actions.connect import check_login
     from streams.app import create_app
     from streams.connect import ensure_topics
 
     try:
         settings = WorkerSettings.from_env()
         policy = _load_policy(settings)
+        asyncio.run(check_login(settings.redis_url))
         asyncio.run(ensure_topics(settings.topics(), settings.kafka_bootstrap))
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
