@@ -13,9 +13,8 @@ import hmac
 from typing import Any
 
 import orjson
-import redis
 
-from actions.connect import AsyncClient, unavailable
+from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
 from actions.keys import PREFIX, ServiceKeys
 from rollguard.errors import CommandRefused
 
@@ -47,24 +46,21 @@ class PendingCommands:
     async def put(self, service: str, command_id: str, command: bytes) -> None:
         try:
             await self.client.hset(self._key(service), command_id, command)
-        except (redis.ConnectionError, redis.TimeoutError,
-                redis.exceptions.NoPermissionError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
 
     async def take(self, service: str, command_id: str) -> bytes | None:
         """Remove and return a pending command; None when none has that id."""
         try:
             result: Any = await self._take(keys=[self._key(service)], args=[command_id])
-        except (redis.ConnectionError, redis.TimeoutError,
-                redis.exceptions.NoPermissionError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
         return bytes(result) if result is not None else None
 
     async def list(self, service: str) -> dict[str, bytes]:
         try:
             found = await self.client.hgetall(self._key(service))
-        except (redis.ConnectionError, redis.TimeoutError,
-                redis.exceptions.NoPermissionError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
         return {_text(k): _bytes(v) for k, v in found.items()}
 

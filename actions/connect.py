@@ -20,15 +20,15 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 
 from rollguard.config import redis_url
 from rollguard.errors import AuthenticationFailed, ConfigError, ServiceUnavailable
 
 __all__ = [
-    "AsyncClient", "AsyncRedisCluster", "SyncClient", "async_redis_client", "check_login",
-    "describe",
-    "is_cluster", "ping", "redact", "redis_client", "refused_credentials", "subscriber_targets",
-    "tls_context",
+    "PERMISSION_ERRORS", "TRANSIENT_ERRORS", "AsyncClient", "AsyncRedisCluster", "SyncClient",
+    "async_redis_client", "check_login", "describe", "is_cluster", "ping", "reads_replicas",
+    "redact", "redis_client", "refused_credentials", "subscriber_targets", "tls_context",
     "unavailable",
 ]
 
@@ -39,6 +39,14 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
 SyncClient: TypeAlias = redis.Redis | RedisCluster
+
+# What a caller may wait out: the server is away or restarting, or its cluster re-forming.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, OSError, ClusterError, TryAgainError,
+    SlotNotCoveredError,
+)
+# What the credentials cause: translated to AuthenticationFailed (refused_credentials).
+PERMISSION_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.NoPermissionError,)
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
@@ -117,6 +125,12 @@ def async_redis_client(url: str | None = None) -> AsyncClient:
 
 def is_cluster(client: object) -> bool:
     return isinstance(client, AsyncRedisCluster | RedisCluster)
+
+
+def reads_replicas(client: object) -> bool:
+    """True when ``client`` may send reads to replicas (a cluster client configured so)."""
+    return is_cluster(client) and bool(getattr(client, "read_from_replicas", False)
+                                       or getattr(client, "load_balancing_strategy", None))
 
 
 def describe(client: AsyncClient | SyncClient) -> str:
@@ -215,8 +229,7 @@ async def ping(client: AsyncClient, address: str | None = None) -> None:
     refuses the credentials)."""
     try:
         await client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError,
-            redis.exceptions.NoPermissionError) as exc:
+    except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
         raise unavailable(exc, address) from exc
 
 

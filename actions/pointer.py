@@ -8,11 +8,17 @@ from importlib import resources
 from typing import Any, ClassVar, TypeVar
 
 import orjson
-import redis
 from redis.commands.core import AsyncScript
 
 from actions.commands import Command, Op, new_command, refusal, sign
-from actions.connect import AsyncClient, AsyncRedisCluster, describe, unavailable
+from actions.connect import (
+    PERMISSION_ERRORS,
+    TRANSIENT_ERRORS,
+    AsyncClient,
+    AsyncRedisCluster,
+    describe,
+    unavailable,
+)
 from actions.keys import PREFIX, ServiceKeys
 from actions.plan import Change, Plan, Refusal, plan
 from actions.releases import Release, new_release
@@ -106,8 +112,7 @@ class PointerStore:
         for attempt in (1, 2):
             try:
                 return await work()
-            except (redis.ConnectionError, redis.TimeoutError, OSError,
-                    redis.exceptions.NoPermissionError) as exc:
+            except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
                 failure = unavailable(exc, self.address)
                 if attempt == 2 or not isinstance(failure, ServiceUnavailable):
                     raise failure from exc

@@ -24,6 +24,7 @@ from actions.connect import (
     async_redis_client,
     describe,
     is_cluster,
+    reads_replicas,
     refused_credentials,
     subscriber_targets,
 )
@@ -44,6 +45,7 @@ from rollguard.errors import ServiceUnavailable, UnknownService
 __all__ = ["PointerReader", "SyncPointerReader"]
 
 SUBSCRIBE_TIMEOUT_S = 5.0
+SUBSCRIBE_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ReplyError, *NETWORK_ERRORS)
 STOP_TIMEOUT_S = 5.0  # stop() never waits longer than this for its tasks to end
 
 
@@ -76,6 +78,7 @@ class PointerReader(ReaderCore):
             else client_or_url
         )
         self.address = describe(self.client)
+        self.replica_reads = reads_replicas(self.client)
         self._subscriber: ChannelSubscriber | None = None
         self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
         self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
@@ -89,7 +92,7 @@ class PointerReader(ReaderCore):
         try:
             self._subscriber = await self._subscribe()
             await self._reread()
-        except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+        except SUBSCRIBE_ERRORS as exc:
             self._close_subscriber()
             refused = refused_credentials(exc, self.address)
             raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
@@ -205,7 +208,7 @@ class PointerReader(ReaderCore):
                 backoff = min(backoff * 2, BACKOFF_S[1])
                 try:
                     subscriber = await self._subscribe()
-                except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+                except SUBSCRIBE_ERRORS as exc:
                     self._check_expiry()
                     log.debug("%s: reconnect failed: %s", self.service, exc)
                     continue

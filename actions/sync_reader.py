@@ -8,7 +8,14 @@ import time
 
 import redis
 
-from actions.connect import SyncClient, describe, redis_client, refused_credentials
+from actions.connect import (
+    PERMISSION_ERRORS,
+    SyncClient,
+    describe,
+    reads_replicas,
+    redis_client,
+    refused_credentials,
+)
 from actions.keys import PREFIX
 from actions.reader_core import (
     BACKOFF_S,
@@ -50,6 +57,7 @@ class SyncPointerReader(ReaderCore):
             else client_or_url
         )
         self.address = describe(self.client)
+        self.replica_reads = reads_replicas(self.client)
         self._pubsub: redis.client.PubSub | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,7 +66,7 @@ class SyncPointerReader(ReaderCore):
         try:
             self._subscribe()
             self._reread()
-        except (*NETWORK_ERRORS, redis.exceptions.NoPermissionError) as exc:
+        except (*NETWORK_ERRORS, *PERMISSION_ERRORS) as exc:
             self._close_pubsub()
             refused = refused_credentials(exc, self.address)
             raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc

@@ -69,7 +69,8 @@ def _wait(client: redis.Redis, ready: str = "", timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if client.ping() and (not ready or ready in client.cluster("info").decode()):
+            if client.ping() and (not ready or ready in client.execute_command(
+                    "CLUSTER", "INFO").decode()):
                 return
         except (redis.ConnectionError, redis.ResponseError):
             pass
@@ -127,7 +128,7 @@ class TlsRedis:
 
 class LoopbackCluster:
     """Three primaries (no replicas) on loopback, with append-only files fsynced always, so
-    a node restarted by :meth:`restart` comes back with every write it acknowledged."""
+    a node stopped and started again comes back with every write it acknowledged."""
 
     def __init__(self, folder: Path, nodes: int = 3) -> None:
         self.folder = folder
@@ -181,11 +182,14 @@ class LoopbackCluster:
         client.close()
         raise LookupError(key)
 
-    def restart(self, port: int) -> None:
-        """SIGTERM one node (it flushes its append-only file), start it again, wait for OK."""
+    def stop_node(self, port: int) -> None:
+        """SIGTERM one node: it flushes its append-only file and exits."""
         process = self.processes.pop(port)
         process.terminate()
         process.wait(timeout=10)
+
+    def start_node(self, port: int) -> None:
+        """Start a stopped node again and wait until the cluster is OK."""
         self._start_node(port)
         self.wait_ok()
 
