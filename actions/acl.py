@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from actions.keys import PREFIX, ServiceKeys
 
-# A cluster client learns the slot map before its first command (and after a MOVED).
-CLUSTER_DISCOVERY = ("+cluster|slots", "+cluster|shards", "+cluster|nodes")
+# A cluster client learns the slot map and where each command keeps its keys (COMMAND)
+# before its first command, and the map again after a MOVED.
+CLUSTER_DISCOVERY = ("+cluster|slots", "+cluster|shards", "+cluster|nodes", "+command")
 # What the writers call: reads and the pending hash directly, the rest inside the scripts.
 WRITER_COMMANDS = (
     "+get", "+mget", "+hget", "+hgetall", "+hset", "+zrange", "+xrevrange", "+ping",

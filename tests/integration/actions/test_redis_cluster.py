@@ -8,9 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 from click.testing import CliRunner
 from redis.cluster import key_slot
 
+from actions.acl import reader_rules, writer_rules
 from actions.approvals import PendingCommands
 from actions.commands import new_command, sign
 from actions.connect import AsyncRedisCluster, async_redis_client
@@ -118,6 +120,34 @@ def test_the_cli_works_on_a_cluster(redis_cluster: LoopbackCluster,
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
     assert "v1" in result.output
+
+
+async def test_the_least_privileged_users_work_on_a_cluster(
+    redis_cluster: LoopbackCluster,
+) -> None:
+    """The reader's and the writer's ACL rules with cluster discovery, set on every node."""
+    service = f"cl-{uuid.uuid4().hex[:10]}"
+    names = (f"reader-{service}", f"writer-{service}")
+    for port in redis_cluster.ports:
+        node = redis.Redis(port=port)
+        node.execute_command("ACL", "SETUSER", names[0], "reset", "on", ">pw",
+                             *reader_rules(service, cluster=True))
+        node.execute_command("ACL", "SETUSER", names[1], "reset", "on", ">pw",
+                             *writer_rules(cluster=True))
+        node.close()
+    seeds = redis_cluster.url.split("://")[1]
+    reader_url, writer_url = (f"redis+cluster://{name}:pw@{seeds}" for name in names)
+    store = PointerStore(async_redis_client(writer_url), SECRET)
+    await promoted(store, service)
+    assert "ok" in str(await check_redis(writer_url))
+    epochs, threaded = Epochs(), Epochs()
+    async with PointerReader(reader_url, service, on_change=epochs) as reader:
+        with SyncPointerReader(reader_url, service, on_change=threaded):
+            (await store.issue(service, "promote", "ann", release="v2")).raise_for_status()
+            await epochs.reach(2)
+            await threaded.reach(2)
+            assert reader.resolve("u")[0] == "v2"
+    await store.client.aclose()
 
 
 async def flip(store: PointerStore, service: str, i: int) -> None:

@@ -11,6 +11,7 @@ import redis
 from click.testing import CliRunner
 
 from actions.acl import reader_rules, writer_rules
+from actions.actuator import Actuator
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client, check_login
 from actions.pointer import PointerStore
@@ -20,7 +21,8 @@ from rollguard.check import check_redis
 from rollguard.cli import main
 from rollguard.errors import AuthenticationFailed
 from streams.app import until_available
-from tests.integration.actions.conftest import SECRET
+from tests.integration.actions.conftest import SECRET, command
+from tests.integration.actions.test_actuator import message
 from tests.support.redis_servers import TlsRedis
 
 pytestmark = [pytest.mark.integration]
@@ -188,3 +190,18 @@ async def test_the_worker_does_not_retry_refused_credentials() -> None:
     with pytest.raises(AuthenticationFailed):
         await until_available("actuator", refused)
     assert calls == 1
+
+
+async def test_the_actuator_keeps_a_command_its_redis_user_may_not_run(
+    tls_redis: TlsRedis, users: tuple[str, str], service: str,
+) -> None:
+    """A command the actuator cannot apply for lack of a permission is not refused and
+    dropped: the error reaches the agent, which stops instead of losing the rollback."""
+    store = await registered(tls_redis.url(users[1], PASSWORD), service)
+    as_reader = PointerStore(async_redis_client(tls_redis.url(users[0], PASSWORD)), SECRET)
+    actuator = Actuator(as_reader, PendingCommands(as_reader.client), SECRET)
+    with pytest.raises(AuthenticationFailed):
+        await actuator.handle(message(command(service, "rollback")))
+    assert [e["outcome"] for e in await store.history(service)] == ["applied"]
+    await as_reader.client.aclose()
+    await store.client.aclose()
