@@ -31,7 +31,12 @@ from actions.commands import Command, sign
 from actions.pointer import Outcome, PointerStore
 from actions.respond import COMMAND_TTL_S
 from detectors.names import is_service_name
-from rollguard.errors import CommandRefused, RollguardError, ServiceUnavailable
+from rollguard.errors import (
+    AuthenticationFailed,
+    CommandRefused,
+    RollguardError,
+    ServiceUnavailable,
+)
 
 # The operations the commands topic carries: what rules issue (actions/respond.py).
 TOPIC_OPS = frozenset({"rollback"})
@@ -66,8 +71,10 @@ class Actuator:
                 await self._on_approval(message, now, out)
             else:
                 raise CommandRefused(f"unknown message type {kind!r}")
-        except ServiceUnavailable:
-            raise  # the agent retries: a command is never dropped because Redis blinked
+        except (ServiceUnavailable, AuthenticationFailed):
+            # the agent retries (or stops, on refused credentials): a command is never dropped
+            # because Redis blinked or its password changed
+            raise
         except (RollguardError, ValueError, KeyError, TypeError) as exc:
             _record(out, {"type": "command-refused", "at": now, "why": str(exc)}, alert=True)
         return out

@@ -13,10 +13,8 @@ import hmac
 from typing import Any
 
 import orjson
-import redis
-import redis.asyncio as aioredis
 
-from actions.connect import unavailable
+from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
 from actions.keys import ServiceKeys, namespace
 from rollguard.errors import CommandRefused
 
@@ -37,7 +35,7 @@ return command
 class PendingCommands:
     """Commands awaiting approval, per service."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str | None = None) -> None:
+    def __init__(self, client: AsyncClient, prefix: str | None = None) -> None:
         self.client = client
         self.prefix = namespace(prefix)
         self._take = client.register_script(LUA_TAKE)
@@ -48,21 +46,21 @@ class PendingCommands:
     async def put(self, service: str, command_id: str, command: bytes) -> None:
         try:
             await self.client.hset(self._key(service), command_id, command)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
 
     async def take(self, service: str, command_id: str) -> bytes | None:
         """Remove and return a pending command; None when none has that id."""
         try:
             result: Any = await self._take(keys=[self._key(service)], args=[command_id])
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
         return bytes(result) if result is not None else None
 
     async def list(self, service: str) -> dict[str, bytes]:
         try:
             found = await self.client.hgetall(self._key(service))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
             raise unavailable(exc) from exc
         return {_text(k): _bytes(v) for k, v in found.items()}
 

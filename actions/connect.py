@@ -1,39 +1,239 @@
-"""Redis clients with errors that name the server address instead of hanging."""
+"""Redis clients built from one URL, for every part: one server or a cluster, TLS, ACL users.
+
+``REDIS_URL`` is ``redis://`` or ``rediss://`` (TLS) for one server, ``redis+cluster://`` or
+``rediss+cluster://`` with ``host:port[,host:port...]`` seed nodes for a Redis Cluster. User
+and password go before ``@``; TLS files in the query: ``ssl_ca_certs`` (a private CA),
+``ssl_certfile`` and ``ssl_keyfile`` (a client certificate), ``ssl_cert_reqs``,
+``ssl_check_hostname``. Every client, subscriber connections included, is made here, and every
+error about a URL names it redacted (:func:`redact`): a password never reaches a message.
+"""
 
 from __future__ import annotations
 
+import ssl
+from typing import Any, TypeAlias
+
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 
 from rollguard.config import redis_url
-from rollguard.errors import ServiceUnavailable
+from rollguard.errors import AuthenticationFailed, ConfigError, ServiceUnavailable
+from rollguard.redact import redact
+
+__all__ = [
+    "PERMISSION_ERRORS", "TRANSIENT_ERRORS", "AsyncClient", "AsyncRedisCluster", "SyncClient",
+    "async_redis_client", "check_login", "describe", "is_cluster", "ping", "reads_replicas",
+    "redact", "redis_client", "refused_credentials", "subscriber_targets", "tls_context",
+    "unavailable",
+]
 
 # Fail fast when nothing listens: a dead server must produce an error, not a hang.
 SOCKET_TIMEOUT_S = 5.0
+SETTING = "REDIS_URL"
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+AsyncClient: TypeAlias = aioredis.Redis | AsyncRedisCluster
+SyncClient: TypeAlias = redis.Redis | RedisCluster
+
+# What a caller may wait out: the server is away or restarting, or its cluster re-forming.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, OSError, ClusterError, TryAgainError,
+    SlotNotCoveredError,
+)
+# What the credentials cause: translated to AuthenticationFailed (refused_credentials).
+PERMISSION_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.NoPermissionError,)
 
 
-def redis_client(url: str | None = None) -> redis.Redis:
+
+def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]] | None:
+    """Seed nodes and client options of a cluster URL; None for a one-server URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in CLUSTER_SCHEMES:
+        return None
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    nodes = []
+    for node in hosts.split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{SETTING}: expected host:port seed nodes, got {redact(url)!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    # redis-py reads credentials and TLS options from a one-server URL: borrow its parser.
+    first = f"{CLUSTER_SCHEMES[scheme]}://{userinfo}{at}{hosts.split(',')[0]}{tail}"
+    options = parse_url(first)
+    if options.pop("db", 0):
+        raise ConfigError(f"{SETTING}: a Redis Cluster has only database 0: {redact(url)!r}")
+    for name in ("host", "port", "path"):
+        options.pop(name, None)
+    if options.pop("connection_class", None) is not None:
+        options["ssl"] = True
+    return nodes, options
+
+
+def _options(**extra: Any) -> dict[str, Any]:
+    return {"socket_connect_timeout": SOCKET_TIMEOUT_S, "socket_timeout": SOCKET_TIMEOUT_S,
+            **extra}
+
+
+def redis_client(url: str | None = None) -> SyncClient:
     """A synchronous client for ``url`` (default ``REDIS_URL``)."""
-    return redis.Redis.from_url(
-        url or redis_url(), socket_connect_timeout=SOCKET_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S
-    )
+    url = url or redis_url()
+    try:
+        cluster = _cluster_parts(url)
+        if cluster is not None:
+            nodes, options = cluster
+            return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+                                **_options(**options))
+        return redis.Redis.from_url(url, **_options())
+    except ValueError as exc:
+        raise ConfigError(f"{SETTING}: {exc}: {redact(url)!r}") from exc
 
 
-def async_redis_client(url: str | None = None) -> aioredis.Redis:
+def async_redis_client(url: str | None = None) -> AsyncClient:
     """An asyncio client for ``url`` (default ``REDIS_URL``)."""
-    return aioredis.Redis.from_url(
-        url or redis_url(), socket_connect_timeout=SOCKET_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S
-    )
+    url = url or redis_url()
+    try:
+        cluster = _cluster_parts(url)
+        if cluster is not None:
+            nodes, options = cluster
+            return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],
+                                     **_options(**options))
+        return aioredis.Redis.from_url(url, **_options())
+    except ValueError as exc:
+        raise ConfigError(f"{SETTING}: {exc}: {redact(url)!r}") from exc
 
 
-def unavailable(exc: BaseException, url: str | None = None) -> ServiceUnavailable:
-    """Translate a redis-py connection error into ours, naming the address."""
-    return ServiceUnavailable("Redis", url or redis_url(), str(exc) or type(exc).__name__)
+def is_cluster(client: object) -> bool:
+    return isinstance(client, AsyncRedisCluster | RedisCluster)
 
 
-async def ping(client: aioredis.Redis, url: str | None = None) -> None:
-    """Raise ServiceUnavailable unless the server answers PING."""
+def reads_replicas(client: object) -> bool:
+    """True when ``client`` may send reads to replicas (a cluster client configured so)."""
+    return is_cluster(client) and bool(getattr(client, "read_from_replicas", False)
+                                       or getattr(client, "load_balancing_strategy", None))
+
+
+def describe(client: AsyncClient | SyncClient) -> str:
+    """Where ``client`` connects, without its password: ``redis://[user@]host:port``
+    (``rediss``, ``redis+cluster`` as the client is)."""
+    if isinstance(client, AsyncRedisCluster | RedisCluster):
+        nodes = client.get_nodes() or getattr(client.nodes_manager, "startup_nodes", {}).values()
+        kwargs = client.nodes_manager.connection_kwargs
+        tls = _is_tls(kwargs) or bool(kwargs.get("ssl"))
+        hosts = ",".join(sorted(f"{n.host}:{n.port}" for n in nodes))
+        user = f"{kwargs['username']}@" if kwargs.get("username") else ""
+        return f"{'rediss' if tls else 'redis'}+cluster://{user}{hosts}"
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}"
+    scheme = "rediss" if _is_tls(kwargs) or _is_tls(
+        {"connection_class": client.connection_pool.connection_class}) else "redis"
+    user = f"{kwargs['username']}@" if kwargs.get("username") else ""
+    return f"{scheme}://{user}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def _is_tls(kwargs: dict[str, Any]) -> bool:
+    cls = kwargs.get("connection_class")
+    return isinstance(cls, type) and "SSL" in cls.__name__
+
+
+def tls_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
+    """An SSL context honouring redis-py's ``ssl_*`` connection options (CA, client
+    certificate, verification), for connections redis-py does not make itself."""
+    context = ssl.create_default_context(cafile=kwargs.get("ssl_ca_certs"),
+                                         cadata=kwargs.get("ssl_ca_data"))
+    if kwargs.get("ssl_certfile"):
+        context.load_cert_chain(kwargs["ssl_certfile"], kwargs.get("ssl_keyfile"),
+                                kwargs.get("ssl_password"))
+    reqs = kwargs.get("ssl_cert_reqs", "required")
+    mode = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+            "required": ssl.CERT_REQUIRED}.get(str(reqs).lower(), reqs)
+    context.check_hostname = bool(kwargs.get("ssl_check_hostname", True)) and (
+        mode != ssl.CERT_NONE)
+    context.verify_mode = mode
+    return context
+
+
+def subscriber_targets(client: AsyncClient, key: str) -> list[dict[str, Any]]:
+    """Connection options (host, port or path, username, password, ``ssl`` context or None)
+    of the servers a subscriber for ``key``'s service may use, the preferred first.
+
+    A cluster delivers a ``PUBLISH`` to the subscribers of every node, so any node serves;
+    the node of ``key``'s slot comes first. Call after the client is initialised.
+    """
+    if isinstance(client, AsyncRedisCluster):
+        first = client.get_node_from_key(key)
+        nodes = [n for n in client.get_nodes() if n is first] + [
+            n for n in client.get_nodes() if n is not first]
+        return [_target({**n.connection_kwargs, "host": n.host, "port": n.port}) for n in nodes]
+    pool = client.connection_pool
+    return [_target({"connection_class": pool.connection_class, **pool.connection_kwargs})]
+
+
+def _target(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"host": kwargs.get("host", "localhost"), "port": kwargs.get("port", 6379),
+            "path": kwargs.get("path"), "username": kwargs.get("username"),
+            "password": kwargs.get("password"),
+            "ssl": tls_context(kwargs) if _is_tls(kwargs) else None}
+
+
+def unavailable(exc: BaseException, address: str | None = None,
+                ) -> ServiceUnavailable | AuthenticationFailed:
+    """Translate a redis-py connection error into ours, naming the address (redacted):
+    :class:`AuthenticationFailed` when the server refused the credentials (no retry can fix
+    that), else ServiceUnavailable."""
+    refused = refused_credentials(exc, address)
+    if refused is not None:
+        return refused
+    return ServiceUnavailable("Redis", redact(address or redis_url()),
+                              str(exc) or type(exc).__name__)
+
+
+def refused_credentials(exc: BaseException, address: str | None = None,
+                        ) -> AuthenticationFailed | None:
+    """Our error for a refused login or a missing ACL permission, else None."""
+    where = redact(address or redis_url())
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+        return AuthenticationFailed(
+            f"Redis at {where} refused the user and password in {SETTING}: {text}")
+    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+        return AuthenticationFailed(
+            f"the Redis user in {SETTING} lacks a permission (docs/pointer-protocol.md, "
+            f"section 9): {text}")
+    return None
+
+
+async def ping(client: AsyncClient, address: str | None = None) -> None:
+    """Raise ServiceUnavailable unless the server answers PING (AuthenticationFailed if it
+    refuses the credentials)."""
     try:
         await client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise unavailable(exc, url) from exc
+    except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
+        raise unavailable(exc, address) from exc
+
+
+async def check_login(url: str | None = None) -> None:
+    """At start-up: raise AuthenticationFailed if the server refuses ``url``'s credentials.
+    A server that does not answer is left to the caller's retries (it may come back)."""
+    client = async_redis_client(url)
+    try:
+        await ping(client, url)
+    except ServiceUnavailable:
+        pass
+    finally:
+        await client.aclose()
+
+
+def database_of(client: AsyncClient | SyncClient) -> int:
+    """The database number a client uses (a cluster has only database 0); readers subscribe
+    to their database's changes channel only (actions/keys.py)."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    return int(kwargs.get("db") or 0)

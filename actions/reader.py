@@ -19,17 +19,22 @@ import inspect
 from collections.abc import Awaitable
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.connection import SSLConnection
-
-from actions.connect import async_redis_client
+from actions.connect import (
+    AsyncClient,
+    async_redis_client,
+    database_of,
+    describe,
+    is_cluster,
+    reads_replicas,
+    refused_credentials,
+    subscriber_targets,
+)
 from actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
     OnChange,
     OnStale,
     ReaderCore,
-    address_of,
     log,
     refresh_delay,
 )
@@ -40,6 +45,7 @@ from rollguard.errors import ServiceUnavailable, UnknownService
 __all__ = ["PointerReader", "SyncPointerReader"]
 
 SUBSCRIBE_TIMEOUT_S = 5.0
+SUBSCRIBE_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ReplyError, *NETWORK_ERRORS)
 STOP_TIMEOUT_S = 5.0  # stop() never waits longer than this for its tasks to end
 
 
@@ -55,7 +61,7 @@ class PointerReader(ReaderCore):
 
     def __init__(
         self,
-        client_or_url: aioredis.Redis | str | None,
+        client_or_url: AsyncClient | str | None,
         service: str,
         on_change: OnChange | None = None,
         *,
@@ -64,17 +70,16 @@ class PointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
-        self._owns_client = not isinstance(client_or_url, aioredis.Redis)
-        self.client = (
-            client_or_url
-            if isinstance(client_or_url, aioredis.Redis)
-            else async_redis_client(client_or_url)
+        self._owns_client = client_or_url is None or isinstance(client_or_url, str)
+        self.client: AsyncClient = (
+            async_redis_client(client_or_url)
+            if client_or_url is None or isinstance(client_or_url, str)
+            else client_or_url
         )
-        pool = self.client.connection_pool
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
-                         int(pool.connection_kwargs.get("db") or 0))
-        self.address = address_of(pool.connection_kwargs)
-        self._tls = issubclass(pool.connection_class, SSLConnection)
+                         database_of(self.client))
+        self.address = describe(self.client)
+        self.replica_reads = reads_replicas(self.client)
         self._subscriber: ChannelSubscriber | None = None
         self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
         self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
@@ -88,9 +93,10 @@ class PointerReader(ReaderCore):
         try:
             self._subscriber = await self._subscribe()
             await self._reread()
-        except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+        except SUBSCRIBE_ERRORS as exc:
             self._close_subscriber()
-            raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
+            refused = refused_credentials(exc, self.address)
+            raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
         if self._state is None:
             self._close_subscriber()
             raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")
@@ -132,9 +138,11 @@ class PointerReader(ReaderCore):
             if not confirmed.done():
                 confirmed.set_result(None)
 
+        if is_cluster(self.client):
+            await self.client.initialize()  # learns the nodes
         subscriber = await subscribe(
-            self.client.connection_pool.connection_kwargs, self.keys.changes, self._on_message,
-            on_subscribed, tls=self._tls, timeout=SUBSCRIBE_TIMEOUT_S,
+            subscriber_targets(self.client, self.keys.pointer), self.keys.changes,
+            self._on_message, on_subscribed, timeout=SUBSCRIBE_TIMEOUT_S,
         )  # fmt: skip
         await asyncio.wait(
             (confirmed, subscriber.closed), timeout=SUBSCRIBE_TIMEOUT_S,
@@ -201,7 +209,7 @@ class PointerReader(ReaderCore):
                 backoff = min(backoff * 2, BACKOFF_S[1])
                 try:
                     subscriber = await self._subscribe()
-                except (TimeoutError, *NETWORK_ERRORS, ReplyError) as exc:
+                except SUBSCRIBE_ERRORS as exc:
                     self._check_expiry()
                     log.debug("%s: reconnect failed: %s", self.service, exc)
                     continue

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
+from actions.connect import TRANSIENT_ERRORS
 from actions.keys import ServiceKeys
 from actions.routing import Route, Router
 from actions.state import PointerState, decode
@@ -19,7 +18,7 @@ log = logging.getLogger("rollguard.reader")
 
 OnChange = Callable[[PointerState], Any]
 OnStale = Callable[[BaseException], Any]
-NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+NETWORK_ERRORS = TRANSIENT_ERRORS
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
 # Each periodic re-read waits a random 80-100 % of refresh_interval_s: readers started together
 # (a deploy, a process with many readers) drift apart instead of reading in step, and the
@@ -79,6 +78,9 @@ class ReaderCore:
         self._stale_since: float | None = None
         self._expired = False
         self.address = ""
+        # True when GETs may be answered by a replica (a cluster client reading from
+        # replicas): a lagging replica's older epoch must never replace a newer copy.
+        self.replica_reads = False
 
     @property
     def state(self) -> PointerState:
@@ -111,8 +113,10 @@ class ReaderCore:
         """Take a pointer value; returns the on_change result (maybe awaitable) or None.
 
         A published value applies only if newer (messages can be overtaken by a re-read); a
-        read value is the server's truth and applies whenever its epoch differs.
+        read value is the server's truth and applies whenever its epoch differs, unless it may
+        come from a replica (``replica_reads``): then it too applies only if newer.
         """
+        authoritative = authoritative and not self.replica_reads
         if raw is None:
             if authoritative and self._state is not None:
                 log.error("%s: the pointer disappeared from Redis; keeping epoch %s",
@@ -164,7 +168,3 @@ class ReaderCore:
                 log.error("%s: pointer unconfirmed for over %s s: resolve() now raises",
                           self.service, limit)
             self._expired = True
-
-
-def address_of(kwargs: dict[str, Any]) -> str:
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"

@@ -10,7 +10,6 @@ plain ``loop.add_reader`` socket saved only ~2 µs of it, not worth a second TLS
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -168,29 +167,32 @@ class ChannelSubscriber(asyncio.BufferedProtocol):
 
 
 async def subscribe(
-    kwargs: dict[str, Any],
+    targets: list[dict[str, Any]],
     channel: str,
     on_message: Callable[[bytes], None],
     on_subscribed: Callable[[], None],
-    tls: bool = False,
     timeout: float = 5.0,
 ) -> ChannelSubscriber:
-    """Connect as redis-py's ``connection_kwargs`` describe (TCP or unix socket; ``tls``)."""
+    """Connect to the first of ``targets`` that answers (``actions.connect.subscriber_targets``
+    describes them: host and port or a unix path, credentials, an SSL context or None)."""
     loop = asyncio.get_running_loop()
+    failure: BaseException = ConnectionError("no Redis server to subscribe to")
+    for target in targets:
 
-    def factory() -> ChannelSubscriber:
-        return ChannelSubscriber(
-            channel, on_message, on_subscribed, kwargs.get("username"), kwargs.get("password")
-        )
+        def factory(target: dict[str, Any] = target) -> ChannelSubscriber:
+            return ChannelSubscriber(
+                channel, on_message, on_subscribed, target.get("username"), target.get("password")
+            )
 
-    if kwargs.get("path"):
-        connect = loop.create_unix_connection(factory, kwargs["path"])
-    else:
-        connect = loop.create_connection(
-            factory,
-            kwargs.get("host", "localhost"),
-            kwargs.get("port", 6379),
-            ssl=ssl.create_default_context() if tls else None,
-        )
-    _, protocol = await asyncio.wait_for(connect, timeout)
-    return protocol
+        if target.get("path"):
+            connect = loop.create_unix_connection(factory, target["path"])
+        else:
+            connect = loop.create_connection(factory, target["host"], target["port"],
+                                             ssl=target.get("ssl"))
+        try:
+            _, protocol = await asyncio.wait_for(connect, timeout)
+        except (OSError, TimeoutError) as exc:
+            failure = exc
+            continue
+        return protocol
+    raise failure

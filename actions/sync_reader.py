@@ -8,14 +8,21 @@ import time
 
 import redis
 
-from actions.connect import redis_client
+from actions.connect import (
+    PERMISSION_ERRORS,
+    SyncClient,
+    database_of,
+    describe,
+    reads_replicas,
+    redis_client,
+    refused_credentials,
+)
 from actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
     OnChange,
     OnStale,
     ReaderCore,
-    address_of,
     log,
     refresh_delay,
 )
@@ -33,7 +40,7 @@ class SyncPointerReader(ReaderCore):
 
     def __init__(
         self,
-        client_or_url: redis.Redis | str | None,
+        client_or_url: SyncClient | str | None,
         service: str,
         on_change: OnChange | None = None,
         *,
@@ -42,13 +49,16 @@ class SyncPointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
-        self._owns_client = not isinstance(client_or_url, redis.Redis)
-        self.client = (
-            client_or_url if isinstance(client_or_url, redis.Redis) else redis_client(client_or_url)
+        self._owns_client = client_or_url is None or isinstance(client_or_url, str)
+        self.client: SyncClient = (
+            redis_client(client_or_url)
+            if client_or_url is None or isinstance(client_or_url, str)
+            else client_or_url
         )
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
-                         int(self.client.connection_pool.connection_kwargs.get("db") or 0))
-        self.address = address_of(self.client.connection_pool.connection_kwargs)
+                         database_of(self.client))
+        self.address = describe(self.client)
+        self.replica_reads = reads_replicas(self.client)
         self._pubsub: redis.client.PubSub | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,9 +67,10 @@ class SyncPointerReader(ReaderCore):
         try:
             self._subscribe()
             self._reread()
-        except NETWORK_ERRORS as exc:
+        except (*NETWORK_ERRORS, *PERMISSION_ERRORS) as exc:
             self._close_pubsub()
-            raise ServiceUnavailable("Redis", self.address, str(exc)) from exc
+            refused = refused_credentials(exc, self.address)
+            raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
         if self._state is None:
             self._close_pubsub()
             raise UnknownService(f"{self.service} has no version pointer (nothing promoted)")

@@ -33,6 +33,8 @@ import uuid
 from array import array
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from actions import reader_core
 from actions.commands import new_command, sign
 from actions.connect import async_redis_client
@@ -73,6 +75,7 @@ async def _worker(
         times.append(time.monotonic())
 
     client = async_redis_client()
+    assert isinstance(client, aioredis.Redis), "the flip-latency bench runs on one server"
     client.connection_pool.max_connections = readers + 8
     started = []
     for _ in range(readers):

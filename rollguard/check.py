@@ -7,9 +7,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import redis
-
-from actions.connect import async_redis_client, ping, unavailable
+from actions.connect import (
+    PERMISSION_ERRORS,
+    TRANSIENT_ERRORS,
+    async_redis_client,
+    ping,
+    unavailable,
+)
 from actions.keys import check_key
 from rollguard.config import kafka_bootstrap, redis_url
 from rollguard.redact import redact
@@ -66,7 +70,7 @@ async def check_redis(url: str | None = None, timeout: float = 5.0) -> CheckResu
         if received is None or received["data"] != b"hello":
             raise AssertionError("the subscriber did not receive the published message")
         await client.delete(key)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
         raise unavailable(exc, url) from exc
     finally:
         await client.aclose()

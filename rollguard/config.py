@@ -110,11 +110,14 @@ def redis_address() -> Address:
     >>> del os.environ["REDIS_URL"]
     """
     url = redis_url()
+    if url.split("://")[0] in ("redis+cluster", "rediss+cluster"):  # the first seed node
+        return parse_host_port(url.split("@")[-1].split("/")[0].split("?")[0],
+                               setting="REDIS_URL", default_port=6379)
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss", "unix") or (
         parsed.scheme != "unix" and not parsed.hostname
     ):
-        raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {url!r}")
+        raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {parsed.scheme}://…")
     return Address(parsed.hostname or "localhost", parsed.port or 6379)
 
 

@@ -4,6 +4,7 @@
 
     RollguardError
     ├── ConfigError              a setting, policy or command line is wrong (names the field)
+    │   └── AuthenticationFailed a server refused the credentials a setting gives
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── AccessRefused            a server refused our credentials (names the address and the
     │                            setting); retrying cannot help, so nothing retries it
@@ -31,6 +32,7 @@ from rollguard.redact import redact, redact_text
 
 __all__ = [
     "AccessRefused",
+    "AuthenticationFailed",
     "CommandRefused",
     "ConfigError",
     "InvalidEvent",
@@ -45,6 +47,11 @@ __all__ = [
     "UnknownRelease",
     "UnknownService",
 ]
+
+
+class AuthenticationFailed(ConfigError):
+    """A server refused the credentials (or lacks the permissions) a setting gives: retrying
+    cannot help, so callers stop and say which setting to fix."""
 
 
 class ServiceUnavailable(RollguardError):

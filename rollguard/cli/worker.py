@@ -33,6 +33,7 @@ def worker(loglevel: str) -> None:
     retry loop)."""
     import faust
 
+    from actions.connect import check_login
     from streams.app import create_app
     from streams.connect import prepare_topics
 
@@ -42,6 +43,7 @@ def worker(loglevel: str) -> None:
         install_log_redaction([settings.secret, settings.kafka_security.password,
                                urlparse(redis_url()).password])
         policy = _load_policy(settings)
+        asyncio.run(check_login(settings.redis_url))
         # An events topic that exists already keeps its partition count: the worker adopts it.
         settings = asyncio.run(prepare_topics(settings))
     except RollguardError as exc:

@@ -42,6 +42,20 @@ def test_every_newer_change_applies_and_older_or_repeated_ones_do_not() -> None:
     assert seen == [2, 3, 5, 4] and r.resolve("k")[0] == "v2"
 
 
+def test_a_reader_that_may_read_a_replica_never_goes_back_to_an_older_epoch() -> None:
+    """A lagging replica answers a re-read with an older epoch: ignored, as an overtaken
+    message is; newer reads still apply."""
+    seen: list[int] = []
+    r = reader(seen)
+    r.replica_reads = True
+    r._accept(value(5, "v2"), authoritative=False)
+    r._accept(value(4), authoritative=True)
+    r._accept(value(5, "v2"), authoritative=True)
+    assert seen == [5] and r.resolve("k")[0] == "v2"
+    r._accept(value(6), authoritative=True)
+    assert seen == [5, 6]
+
+
 def test_the_shared_table_stays_small() -> None:
     for epoch in range(reader_core.DECODED_MAX * 3):
         decoded(value(epoch))

@@ -14,6 +14,7 @@ from actions.connect import async_redis_client
 from actions.keys import ServiceKeys
 from actions.pointer import Outcome, PointerStore
 from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.redis_servers import LoopbackCluster, TlsRedis
 
 SECRET = b"test-secret"
 
@@ -74,3 +75,31 @@ def fixture_private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(name="tls_redis", scope="session")
+def fixture_tls_redis() -> Iterator[TlsRedis]:
+    """A TLS-only redis-server (private CA, client certificates checked when given) whose
+    ``default`` user is off: one per test session."""
+    server = TlsRedis(auth_clients="optional")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="mutual_tls_redis", scope="session")
+def fixture_mutual_tls_redis() -> Iterator[TlsRedis]:
+    """A TLS-only redis-server that refuses clients without a certificate of its CA."""
+    server = TlsRedis(auth_clients="yes")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="redis_cluster", scope="session")
+def fixture_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    """Three Redis Cluster primaries on loopback: one cluster per test session."""
+    cluster = LoopbackCluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()

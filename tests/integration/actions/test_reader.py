@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis.asyncio as aioredis
 
 from actions.connect import async_redis_client
 from actions.pointer import PointerStore
@@ -199,6 +200,7 @@ async def test_async_with_starts_the_reader_and_leaving_it_ends_every_task(
         assert tasks and not any(task.done() for task in tasks)
     assert all(task.done() for task in tasks)
     assert reader._tasks == [] and reader._subscriber is None
+    assert isinstance(reader.client, aioredis.Redis)
     pool = reader.client.connection_pool
     assert not any(c.is_connected for c in pool._get_free_connections())
 

@@ -1,0 +1,20 @@
+"""The ACL lines users paste from the docs are the rules the suite runs the parts with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actions.acl import CLUSTER_DISCOVERY, acl_line, reader_rules, writer_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/pointer-protocol.md"])
+def test_the_documented_acl_lines_are_the_tested_rules(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert acl_line("rollguard-reader-support-bot", "READER_PASSWORD",
+                    reader_rules("support-bot")) in text
+    assert acl_line("rollguard-writer", "WRITER_PASSWORD", writer_rules()) in text
+    assert " ".join(CLUSTER_DISCOVERY) in text
