@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from actions.actuator import Actuator
@@ -29,7 +30,9 @@ from actions.pointer_cache import PointerCache
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
+from streams import metrics_http
 from streams.gaps import GapGuard
+from streams.metrics import WorkerMetrics
 from streams.partition import Effects, PartitionLoop
 from streams.settings import WorkerSettings
 from streams.table import StateTable
@@ -98,6 +101,17 @@ class Edge:
         self.pointers = PointerCache(store)
         self.actuator = Actuator(store, PendingCommands(redis), settings.secret)
         self.stream: faust.StreamT[bytes] | None = None  # the events stream, for acks
+        self.metrics = WorkerMetrics()
+
+    def ends(self) -> dict[int, int | None]:
+        """The end offset of each events-topic partition held (for the lag metric)."""
+        consumer = self.app.consumer
+        try:
+            held = consumer.assignment()
+        except ConsumerNotStarted:
+            return {}
+        return {tp.partition: consumer.highwater(tp) for tp in held
+                if tp.topic == self.events_topic}
 
     @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
@@ -132,6 +146,7 @@ class Edge:
             await asyncio.gather(*await self.send_all(self.alerts, out.alerts, out.key),
                                  *await self.send_all(self.audit, out.audit, out.key),
                                  *await self.send_all(self.commands, out.commands, out.key))
+            self.metrics.on_decisions(out.decisions)
         for service in out.commanded:
             self.pointers.invalidate(service)
         for partition, key, value in out.writes:
@@ -145,6 +160,7 @@ class Edge:
         out = await until_available("actuator", lambda: self.actuator.handle(value))
         for record in out.outcomes:
             self.pointers.invalidate(record["service"])
+        self.metrics.on_actuated(out.audit)
         await self.send_all(self.alerts, out.alerts, key)
         await self.send_all(self.audit, out.audit, key)
 
@@ -154,6 +170,17 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     edge = Edge(app, settings)
     loop: PartitionLoop[faust.EventT[bytes]] = PartitionLoop(
         policy, settings.secret, edge.states.get, settings.checkpoint_s)
+    edge.metrics.watch(loop, edge.ends)
+    if settings.metrics_addr is not None:
+        sock = metrics_http.bind(settings.metrics_addr)  # in use: refused before the start
+
+        @app.task
+        async def serve_metrics() -> None:
+            runner = await metrics_http.serve(sock, edge.metrics)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
 
     @app.agent(edge.events)
     async def monitor(stream: faust.StreamT[bytes]) -> None:

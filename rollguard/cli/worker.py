@@ -33,11 +33,11 @@ def worker(loglevel: str) -> None:
         settings = WorkerSettings.from_env()
         policy = _load_policy(settings)
         asyncio.run(ensure_topics(settings.topics(), settings.kafka_bootstrap))
+        app = create_app(settings, policy)  # binds the metrics address: refused when in use
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     warn_if_dev_secret(settings.secret_is_default)
-    app = create_app(settings, policy)
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
