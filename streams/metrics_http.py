@@ -3,6 +3,7 @@
 Served by aiohttp in the loop the agents run in, not by a thread: a scrape then reads the
 partition loop between two messages, never in the middle of one. The socket is bound before
 the worker starts, so an address in use stops it at start-up with the variable named.
+The body is the classic text format (0.0.4), which every Prometheus version reads.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import socket
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from rollguard.errors import ConfigError
 from streams.metrics import WorkerMetrics
@@ -36,7 +37,7 @@ async def serve(sock: socket.socket, metrics: WorkerMetrics) -> web.AppRunner:
 
     async def scrape(_: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+                            headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     app = web.Application()
     app.router.add_get("/metrics", scrape)
