@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -173,3 +176,17 @@ def test_an_address_in_use_is_refused_naming_the_variable() -> None:
     with (socket.create_server(("127.0.0.1", 0)) as taken,
           pytest.raises(ConfigError, match="ROLLGUARD_METRICS_ADDR")):
         metrics_http.bind(taken.getsockname()[:2])
+
+
+def test_the_grafana_dashboard_draws_only_metrics_the_worker_exports() -> None:
+    """docs/grafana-dashboard.json stays in step with the names above."""
+    path = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in dashboard["annotations"]["list"]]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    used = {name for expr in exprs for name in re.findall(r"rollguard_[a-z_]+", expr)}
+    metrics = watched(fed_loop(), ends={0: 12})
+    metrics.on_decisions([decision("rollback")])
+    exported = {name for name, _ in scrape(metrics)}
+    assert used and used <= exported, used - exported
