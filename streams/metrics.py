@@ -102,7 +102,27 @@ class WorkerMetrics:
 
     def exposition(self) -> bytes:
         """The metrics in the Prometheus text format."""
-        return generate_latest(self.registry)
+        return render(self.snapshot())
+
+    def snapshot(self) -> list[Metric]:
+        """Every metric's samples now: take it on the worker's event loop."""
+        return list(self.registry.collect())
+
+
+def render(families: list[Metric]) -> bytes:
+    """A snapshot in the text format; the costly part of a scrape (about 10 µs a sample),
+    done off the event loop by the endpoint."""
+    return generate_latest(_Taken(families))
+
+
+class _Taken(Collector):
+    """A snapshot, collected again."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 class LoopCollector(Collector):
