@@ -160,7 +160,8 @@ class Actuator:
             "command_id": command.command_id, "op": command.op, "status": outcome.status,
             "code": outcome.code, "epoch_before": outcome.epoch_before,
             "epoch_after": outcome.epoch_after, "message": outcome.message,
-            "issued_by": command.issued_by, "approved_by": approved_by,
+            "issued_by": command.issued_by, "issued_at": command.issued_at,
+            "approved_by": approved_by,
             "reason": command.reason, "recorded": bool(outcome.history_id),
         }
         out.outcomes.append(record)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -72,6 +72,7 @@ class ServiceMonitor:
         # too late to count; whoever reads them clears the list (MonitorSet dead-letters them).
         self.too_late: list[int] = []
         self._lateness = policy.max_lateness_seconds
+        self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
         self._dedupe_window = dedupe_window
         self._bucket_seconds = policy.bucket_seconds
 
@@ -103,6 +104,8 @@ class ServiceMonitor:
     def _enter(self, ts: float) -> tuple[list[Decision], bool]:
         # Place an event at ``ts``: close the open bucket when it starts a later one (its
         # decisions are returned), and say whether it is counted (False: too late).
+        if ts > self.latest_ts:
+            self.latest_ts = ts
         bucket = int(ts // self._bucket_seconds)
         if bucket > self._bucket:
             decisions = self._close(ts) if self._bucket >= 0 else []
@@ -133,6 +136,8 @@ class ServiceMonitor:
             decisions += self._enter(ts[start])[0]  # never too late: none is late here
             self._add_block(block, slice(start, end))
             start = end
+        if ts[-1] > self.latest_ts:  # _enter saw each bucket's first event time only
+            self.latest_ts = ts[-1]
         return decisions
 
     def _remember_new(self, keys: list[int]) -> bool:
@@ -232,6 +237,10 @@ class ServiceMonitor:
                 finished=(candidate, episode) in self._finished, episode=episode)
         keep = {stable, candidate}
         self._refs = {r: ref for r, ref in self._refs.items() if r in keep}
+
+    def reference(self, release: str) -> Mapping[str, list[Any]] | None:
+        """The decayed reference sums of ``release`` (a role it holds), None without one."""
+        return self._refs.get(release)
 
     # -- per bucket -----------------------------------------------------------------------
     def _close(self, ts: float) -> list[Decision]:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from actions.actuator import Actuator
@@ -36,10 +37,11 @@ from actions.pointer_cache import PointerCache
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
-from streams import undecodable
+from streams import metrics_http, undecodable
 from streams.checkpoint import FORWARDED
 from streams.connect import faust_credentials
 from streams.gaps import GapGuard
+from streams.metrics import WorkerMetrics
 from streams.partition import Effects, PartitionLoop
 from streams.settings import STATE_TABLE, WorkerSettings
 from streams.table import StateTable
@@ -120,6 +122,17 @@ class Edge:
         self.pointers = PointerCache(store)
         self.actuator = Actuator(store, PendingCommands(redis), settings.secret)
         self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
+        self.metrics = WorkerMetrics()
+
+    def ends(self) -> dict[int, int | None]:
+        """The end offset of each events-topic partition held (for the lag metric)."""
+        consumer = self.app.consumer
+        try:
+            held = consumer.assignment()
+        except ConsumerNotStarted:
+            return {}
+        return {tp.partition: consumer.highwater(tp) for tp in held
+                if tp.topic == self.events_topic}
 
     @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
@@ -174,6 +187,7 @@ class Edge:
             await asyncio.gather(*await self.send_all(self.alerts, out.alerts, out.key),
                                  *await self.send_all(self.audit, out.audit, out.key),
                                  *await self.send_all(self.commands, out.commands, out.key))
+            self.metrics.on_decisions(out.decisions)
         for service in out.commanded:
             self.pointers.invalidate(service)
         for partition, key, value in out.writes:
@@ -189,6 +203,7 @@ class Edge:
         out = await until_available("actuator", lambda: self.actuator.handle(value))
         for record in out.outcomes:
             self.pointers.invalidate(record["service"])
+        self.metrics.on_actuated(out.audit)
         await self.send_all(self.alerts, out.alerts, key)
         await self.send_all(self.audit, out.audit, key)
 
@@ -200,6 +215,17 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     loop: PartitionLoop[Handle] = PartitionLoop(
         policy, settings.secret, edge.states.get, settings.checkpoint_s,
         owner=owner_of(settings.partitions))
+    edge.metrics.watch(loop, edge.ends)
+    if settings.metrics_addr is not None:
+        sock = metrics_http.bind(settings.metrics_addr)  # in use: refused before the start
+
+        @app.task
+        async def serve_metrics() -> None:
+            runner = await metrics_http.serve(sock, edge.metrics)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
 
     async def judge_each(stream: faust.StreamT[bytes], forwarded: bool) -> None:
         # Manual acks: a message is acknowledged once a checkpoint holds its effect.

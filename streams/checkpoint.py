@@ -125,6 +125,11 @@ class Checkpoints:
     def due(self, partition: int, now: float) -> bool:
         return now - self._since.get(partition, now) >= self.interval_s
 
+    def since(self) -> dict[int, float]:
+        """When each partition held was last checkpointed (before the first checkpoint: when
+        its first message was handled), as the ``now`` passed in."""
+        return dict(self._since)
+
     def take(self, partition: int, now: float) -> tuple[dict[str, int], int]:
         """The services to write with their offsets, and the partition's applied offset;
         the caller writes them (services first) and the partition counts as clean."""

@@ -97,6 +97,7 @@ class PartitionLoop(Generic[H]):
         self.marks = Checkpoints(interval_s)
         self.monitors = MonitorSet(policy, restore=self._restore)
         self.counts: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()  # rejected items by reason code
         self._stored = stored
         self._unacked: dict[int, list[H]] = {}
         self._owner = owner
@@ -220,10 +221,13 @@ class PartitionLoop(Generic[H]):
             log.exception("monitor: message for %r could not be processed", service)
             out.dead.append(messages.dead_letter("processing_error", "", value))
             self.counts["rejected"] += 1
+            self.rejections["processing_error"] += 1
             return None
         out.events = fed.events
         self.counts["events"] += fed.events
-        self.counts["rejected"] += len(fed.rejected)
+        if fed.rejected:
+            self.counts["rejected"] += len(fed.rejected)
+            self.rejections.update(r.reason for r in fed.rejected)
         return fed.service
 
     def _holds(self, key: bytes | None, lane: int, offset: int) -> bool:

@@ -28,6 +28,8 @@ STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
 
+DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
+
 # (variable, default, meaning) — `rollguard worker --help` prints this table: the defaults,
 # never the values set (a password or secret would be printed with them).
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -50,6 +52,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
     ("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S),
      "seconds between writes of live state to the table"),
+    ("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR,
+     "host:port serving Prometheus /metrics; empty: none"),
 )
 
 
@@ -66,6 +70,26 @@ def _seconds(name: str, default: str) -> float:
     if not 0.0 <= value <= 3600.0:
         raise ConfigError(f"{name}: must be a number of seconds in [0, 3600], got {raw!r}")
     return value
+
+
+def host_port(name: str, raw: str) -> tuple[str, int] | None:
+    """``(host, port)`` of an address ``host:port`` (IPv6 as ``[::1]:port``); None when
+    ``raw`` is empty (the variable is set, to nothing: the feature is off).
+
+    >>> host_port("X", "127.0.0.1:9471"), host_port("X", "[::1]:80"), host_port("X", " ")
+    (('127.0.0.1', 9471), ('::1', 80), None)
+    >>> host_port("X", "9471")
+    Traceback (most recent call last):
+    detectors.errors.ConfigError: X: must be host:port (port 1-65535) or empty, got '9471'
+    """
+    text = raw.strip()
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host and port.isdigit() and 1 <= int(port) <= 65535:
+        return host, int(port)
+    raise ConfigError(f"{name}: must be host:port (port 1-65535) or empty, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,7 @@ class WorkerSettings:
     partitions: int
     data_dir: str
     checkpoint_s: float = DEFAULT_CHECKPOINT_S
+    metrics_addr: tuple[str, int] | None = None  # None: no /metrics endpoint
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
@@ -123,6 +148,8 @@ class WorkerSettings:
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
             checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
             kafka_security=KafkaSecurity.from_env(),
+            metrics_addr=host_port("ROLLGUARD_METRICS_ADDR",
+                                   os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR)),
         )
 
     @property

@@ -46,11 +46,11 @@ def worker(loglevel: str) -> None:
         asyncio.run(check_login(settings.redis_url))
         # An events topic that exists already keeps its partition count: the worker adopts it.
         settings = asyncio.run(prepare_topics(settings))
+        app = create_app(settings, policy)  # binds the metrics address: refused when in use
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     warn_if_dev_secret(settings.secret_is_default)
-    app = create_app(settings, policy)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

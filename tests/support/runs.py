@@ -17,11 +17,14 @@ class IsolatedRun(WorkerRun):
     """A :class:`WorkerRun` whose topics are deleted when the test or benchmark is done.
 
     Its workers checkpoint every second (the default is 5 s), so waiting for their committed
-    offsets (:func:`wait_processed`) takes about a second after the last message.
+    offsets (:func:`wait_processed`) takes about a second after the last message; they
+    serve no /metrics unless ``ROLLGUARD_METRICS_ADDR`` is passed.
     """
 
     def env(self, **extra: str) -> dict[str, str]:
-        return super().env(**{"ROLLGUARD_CHECKPOINT_S": "1", **extra})
+        # No /metrics unless asked for: runs side by side must not contend for one port.
+        return super().env(**{"ROLLGUARD_CHECKPOINT_S": "1", "ROLLGUARD_METRICS_ADDR": "",
+                              **extra})
 
     async def delete_topics(self) -> None:
         """Delete the run's topics and Faust's topics of its app (changelogs): a broker that

@@ -22,6 +22,9 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     ("ROLLGUARD_PARTITIONS", "0"), ("ROLLGUARD_PARTITIONS", "four"),
     ("ROLLGUARD_CHECKPOINT_S", "-1"), ("ROLLGUARD_CHECKPOINT_S", "soon"),
     ("ROLLGUARD_CHECKPOINT_S", "7200"), ("ROLLGUARD_CHECKPOINT_S", "nan"),
+    ("ROLLGUARD_METRICS_ADDR", "9471"), ("ROLLGUARD_METRICS_ADDR", "localhost:"),
+    ("ROLLGUARD_METRICS_ADDR", ":9471"), ("ROLLGUARD_METRICS_ADDR", "localhost:70000"),
+    ("ROLLGUARD_METRICS_ADDR", "localhost:http"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                     value: str) -> None:
@@ -36,6 +39,19 @@ def test_checkpoint_interval_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch,
                                                 seconds: float) -> None:
     monkeypatch.setenv("ROLLGUARD_CHECKPOINT_S", value)
     assert WorkerSettings.from_env().checkpoint_s == seconds
+
+
+@pytest.mark.parametrize(("value", "addr"), [
+    (None, ("127.0.0.1", 9471)), ("", None), (" ", None), ("0.0.0.0:9100", ("0.0.0.0", 9100)),
+    ("[::1]:9471", ("::1", 9471)),
+])
+def test_metrics_address_defaults_to_loopback_and_empty_turns_it_off(
+        monkeypatch: pytest.MonkeyPatch, value: str | None, addr: tuple[str, int] | None) -> None:
+    if value is None:
+        monkeypatch.delenv("ROLLGUARD_METRICS_ADDR", raising=False)
+    else:
+        monkeypatch.setenv("ROLLGUARD_METRICS_ADDR", value)
+    assert WorkerSettings.from_env().metrics_addr == addr
 
 
 def test_every_setting_is_listed_for_help() -> None:

@@ -1,0 +1,89 @@
+"""The worker's /metrics on the real broker and Redis: a regression rolled back and invalid
+events show in the counters and the decision-to-flip histogram a scrape returns."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import aiohttp
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.e2e_support import new_service, produce, scenario_events, setup_service
+from tests.integration.test_worker_e2e import REGRESSION, stop
+from tests.support.runs import IsolatedRun
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+async def scrape(url: str) -> Samples:
+    """The samples /metrics serves now; empty while the worker does not answer yet."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+    except aiohttp.ClientConnectionError:
+        return {}
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+async def test_metrics_count_events_rejections_the_rollback_and_time_its_flip() -> None:
+    run = IsolatedRun.new("e2e-metrics", partitions=2)
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    events = scenario_events(service, REGRESSION)
+    bad = [(service.encode(), b"{not json")] * 3 + [
+        (service.encode(), orjson.dumps({"event_id": "y", "ts": 1.0, "service": service,
+                                         "release": "v2", "metrics": {"toxicity": 7}}))] * 2
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    worker = run.start_worker(ROLLGUARD_METRICS_ADDR=url.split("/")[2])
+    try:
+        await produce(run, events, raw_lines=bad)
+        deadline = time.monotonic() + 120
+        samples: Samples = {}
+        while time.monotonic() < deadline:
+            samples = await scrape(url)
+            if (value(samples, "rollguard_commands_total", outcome="applied") >= 1
+                    and value(samples, "rollguard_events_total", outcome="counted") >= len(events)
+                    and value(samples, "rollguard_events_total", outcome="rejected") >= len(bad)):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise TimeoutError(f"/metrics never showed the rollback: {sorted(samples)[:20]}")
+    finally:
+        stop(worker)
+        await store.client.aclose()
+        await run.delete_topics()
+    assert value(samples, "rollguard_events_total", outcome="counted") == len(events)
+    assert value(samples, "rollguard_events_rejected_total", reason="not_json") == 3
+    assert value(samples, "rollguard_events_rejected_total", reason="metric_out_of_range") == 2
+    assert value(samples, "rollguard_decisions_total", service=service, verdict="sustained",
+                 action="rollback") == 1
+    assert value(samples, "rollguard_commands_total", outcome="applied") == 1
+    assert value(samples, "rollguard_decision_to_flip_seconds_count", approval="none") == 1
+    assert 0 < value(samples, "rollguard_decision_to_flip_seconds_sum", approval="none") < 60
+    lags = named(samples, "rollguard_partition_lag_messages")  # the service's partition
+    assert len(lags) == 1 and all(lag >= 0 for lag in lags.values())
+    assert set(named(samples, "rollguard_checkpoint_age_seconds")) == set(lags)
+    assert value(samples, "rollguard_event_time_lag_seconds", service=service) > 0
+    baseline = {"service": service, "release": "v1", "role": "baseline", "metric": "error"}
+    assert (("rollguard_metric_value", frozenset(baseline.items())) in samples)
+    assert value(samples, "rollguard_metric_tolerance", service=service, metric="error") > 0
