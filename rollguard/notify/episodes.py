@@ -145,7 +145,7 @@ class EpisodeBook:
         if notice.release is not None:
             return (notice.service, notice.release)
         known = self._commands.get(notice.command_id) if notice.command_id else None
-        if known is not None:
+        if known is not None and known[0] == notice.service:  # an id names one service
             return known
         latest = [k for k in reversed(self._threads) if k[0] == notice.service]
         return latest[0] if latest else (notice.service, "")
