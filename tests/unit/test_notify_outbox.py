@@ -32,7 +32,7 @@ def test_a_retry_waits_between_half_the_backoff_and_the_cap(attempt: int, spread
 
 def drain(box: Outbox, now: float, receiver_up_at: float) -> list[object]:
     """Run a sender on a fake clock: attempts fail until ``receiver_up_at``."""
-    delivered = []
+    delivered: list[object] = []
     while len(box):
         item = box.ready(now)
         if item is None:
