@@ -72,6 +72,8 @@ class Sender:
         self.destination, self.session, self.redactor, self.clock = (
             destination, session, redactor, clock)
         self.wake = asyncio.Event()
+        self._head: Item | None = None
+        self._done = 0  # requests of the head item that arrived
 
     async def run(self) -> None:
         box = self.destination.outbox
@@ -81,9 +83,12 @@ class Sender:
             if item is None:
                 await self._sleep(box.next_attempt_at(), now)
                 continue
+            if item is not self._head:  # a new head, or the backlog became a digest
+                self._head, self._done = item, 0
             try:
-                for body, headers in self.destination.render(item, now):
+                for body, headers in self.destination.render(item, now)[self._done:]:
                     await self._post(body, headers)
+                    self._done += 1  # a retry resends only what did not arrive
             except Rejected as exc:
                 box.rejected(self.clock())
                 log.error("notify: %s refused a message for good (%s); dropped",

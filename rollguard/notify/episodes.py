@@ -30,7 +30,6 @@ Pure: time is passed in; nothing here does I/O.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from rollguard.notify.notices import Notice, Page
@@ -64,6 +63,7 @@ class Update:
     episode: Episode
     notice: Notice
     held_back: int = 0
+    page: Page | None = None
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,12 @@ class EpisodeBook:
                 thread.held_back += 1
                 return None
             thread.told[notice.repeat_key] = notice.at
-        if notice.page is not None:
-            state = "paging" if notice.page == "trigger" else "resolved"
-            thread.episode = replace(thread.episode, state=state)
+        page = _page_change(thread.episode.state, notice.page)
+        if page is not None:
+            thread.episode = replace(thread.episode,
+                                     state="paging" if page == "trigger" else "resolved")
         held, thread.held_back = thread.held_back, 0
-        return Update(thread.episode, notice, held)
+        return Update(thread.episode, notice, held, page)
 
     def _seen_before(self, fingerprint: str) -> bool:
         if not fingerprint:
@@ -183,7 +184,7 @@ class Batcher:
             messages.append(Message(
                 episode=updates[-1].episode,
                 notices=tuple(u.notice for u in updates),
-                pages=_pages(u.notice.page for u in updates),
+                pages=tuple(u.page for u in updates if u.page is not None),
                 held_back=sum(u.held_back for u in updates),
                 first=slot not in self._told))
             self._told.add(slot)
@@ -192,11 +193,17 @@ class Batcher:
         return messages
 
 
-def _pages(pages: Iterable[Page | None]) -> tuple[Page, ...]:
-    """The page actions in order, a repeat of the previous one dropped: PagerDuty needs one
-    trigger and one resolve, not every notice's."""
-    out: list[Page] = []
-    for page in pages:
-        if page is not None and (not out or out[-1] != page):
-            out.append(page)
-    return tuple(out)
+def _page_change(state: str, asked: Page | None) -> Page | None:
+    """The page action a notice makes in an episode in ``state``: one trigger while it pages,
+    one resolve once it has paged; PagerDuty needs no more than that.
+
+    >>> [_page_change(s, "trigger") for s in ("open", "paging", "resolved")]
+    ['trigger', None, 'trigger']
+    >>> [_page_change(s, "resolve") for s in ("open", "paging", "resolved")]
+    [None, 'resolve', None]
+    """
+    if asked == "trigger" and state != "paging":
+        return "trigger"
+    if asked == "resolve" and state == "paging":
+        return "resolve"
+    return None
