@@ -56,8 +56,10 @@ def headline(message: Message) -> str:
             f"({'new' if message.first else 'update'})")
 
 
-def _line(notice: Notice) -> str:
-    evidence = f" — {notice.evidence}" if notice.evidence else ""
+def _line(notice: Notice, said: set[str]) -> str:
+    """One notice in Slack's markup; evidence already in the message (``said``) not again."""
+    evidence = f" — {notice.evidence}" if notice.evidence not in said else ""
+    said.add(notice.evidence)
     return f"{ICONS[notice.severity]} *{notice.title}*{evidence}\n→ {_code(notice.todo)}"
 
 
@@ -75,7 +77,8 @@ def slack(item: Item, web_url: str) -> dict[str, Any]:
     link = status_link(web_url, item.episode.service)
     blocks: list[dict[str, Any]] = [
         {"type": "context", "elements": [{"type": "mrkdwn", "text": headline(item)}]}]
-    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": _line(n)}}
+    said = {""}
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": _line(n, said)}}
                for n in item.notices]
     footer = f"<{link}|Status page>"
     if item.held_back:
