@@ -196,9 +196,9 @@ class WorkerSettings:
         }
 
 
-def describe() -> str:
-    """The settings as a table for ``--help``."""
-    width = max(len(name) for name, _, _ in VARIABLES)
+def describe(variables: tuple[tuple[str, str, str], ...] = VARIABLES) -> str:
+    """The settings (``(name, default, meaning)`` rows) as a table for ``--help``."""
+    width = max(len(name) for name, _, _ in variables)
     return "\n".join(f"{name:<{width}}  {meaning} [default: {default}]"
-                     for name, default, meaning in VARIABLES)
+                     for name, default, meaning in variables)
 

@@ -70,9 +70,9 @@ def main(dev: bool) -> None:
 
 def _register() -> None:
     # Imported here so that `rollguard --help` works even while a module has a problem.
-    from rollguard.cli import demo, pointer, replay, services, worker
+    from rollguard.cli import demo, notify, pointer, replay, services, worker
 
-    groups = (services, pointer, replay, worker, demo)
+    groups = (services, pointer, replay, worker, notify, demo)
     for command in (c for group in groups for c in group.COMMANDS):
         main.add_command(command)
 

@@ -1,0 +1,176 @@
+"""A record of the alerts or audit topic, read as what a person needs to hear: what happened,
+the evidence in one sentence, what to do, and whether it pages someone.
+
+Pure: a decoded record in, a :class:`Notice` (or None: nothing to tell) out.
+
+>>> n = read_record({"type": "approval-needed", "at": 5.0, "service": "chat",
+...                  "command_id": "c1", "reason": "worse",
+...                  "how": "rollguard approve chat c1 --by NAME"})
+>>> n.kind, n.page, n.todo
+('approval-needed', 'trigger', 'rollguard approve chat c1 --by NAME')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import orjson
+
+Page = Literal["trigger", "resolve"]
+Severity = Literal["info", "warning", "critical"]
+RELEASE_SLOT = "<release>"  # filled in once the episode, and so the release, is known
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing to tell. ``release`` is None when the record does not name it (outcomes:
+    the episode is found by ``command_id``); ``repeat_key`` is shared by identical alerts."""
+
+    kind: str
+    service: str
+    release: str | None
+    at: float
+    title: str
+    evidence: str
+    todo: str
+    severity: Severity
+    command_id: str = ""
+    page: Page | None = None
+    repeat_key: str = ""
+    fingerprint: str = ""
+
+    def placed(self, release: str) -> Notice:
+        """This notice in the episode of ``release``: a notice that did not name its release
+        (an outcome) now does, in its text too."""
+        if self.release is not None:
+            return self
+        return replace(self, release=release,
+                       todo=self.todo.replace(RELEASE_SLOT, release or "RELEASE"))
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    """Identity of a record: an alert and its audit twin (``alert``/``decision`` with the same
+    fields) and a redelivered record share it.
+
+    >>> fingerprint({"type": "alert", "at": 1}) == fingerprint({"at": 1, "type": "decision"})
+    True
+    """
+    kind = "decision" if record.get("type") == "alert" else record.get("type")
+    return orjson.dumps({**record, "type": kind}, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def read_record(record: dict[str, Any]) -> Notice | None:
+    """The notice of one record of the alerts or audit topic; None for records of no concern
+    (an unknown type, an outcome of a command that changed nothing for anybody)."""
+    kind = record.get("type")
+    reader = _READERS.get(kind if isinstance(kind, str) else "")
+    if reader is None:
+        return None
+    notice = reader(record)
+    if notice is None:
+        return None
+    return replace(notice, fingerprint=fingerprint(record))
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    return "" if value is None else str(value)
+
+
+def _at(record: dict[str, Any]) -> float:
+    value = record.get("at", record.get("ts", 0.0))
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _decision(record: dict[str, Any]) -> Notice | None:
+    service, release = _text(record, "service"), _text(record, "release")
+    found = record.get("evidence")
+    evidence: dict[str, Any] = found if isinstance(found, dict) else {}
+    metric = _text(evidence, "metric") or "several metrics"
+    verdict = _text(record, "verdict")
+    if record.get("action") != "rollback":
+        return Notice(
+            kind="alert", service=service, release=release, at=_at(record),
+            title=f"{verdict.capitalize()} regression of {metric} in {release}",
+            evidence=_text(record, "reason"), severity="warning",
+            todo=(f"nothing yet: a sustained regression rolls back on its own; to end the "
+                  f"canary now: rollguard rollback {service} --reason '...'"),
+            repeat_key=f"alert:{verdict}:{metric}")
+    if not record.get("command_id"):
+        return None  # a rollback without a command comes with its rollback-suppressed record
+    scope = f" ({', '.join(record['components'])} only)" if record.get("components") else ""
+    waits = bool(record.get("requires_approval"))
+    return Notice(
+        kind="rollback-decided", service=service, release=release, at=_at(record),
+        title=(f"Rollback of {release} to {_text(record, 'to') or 'stable'}{scope} "
+               + ("waits for approval" if waits else "decided")),
+        evidence=_text(record, "reason"), severity="critical", command_id=record["command_id"],
+        todo=("approve it (see below) or leave it" if waits else "nothing: rollguard is rolling "
+              "back; the next message says when the pointer flipped"),
+        page="trigger")
+
+
+def _suppressed(record: dict[str, Any]) -> Notice | None:
+    service, release, why = (_text(record, k) for k in ("service", "release", "why"))
+    pinned = "pinned" in why
+    return Notice(
+        kind="rollback-suppressed", service=service, release=release, at=_at(record),
+        title=f"Rollback of {release} not carried out: {why}",
+        evidence=_text(record, "reason"), severity="critical" if pinned else "info",
+        todo=(f"the service is pinned: to roll back anyway: rollguard rollback {service} --force "
+              f"--reason '...'" if pinned else "nothing: no pointer was changed"),
+        page="trigger" if pinned else None, repeat_key=f"suppressed:{why}")
+
+
+def _approval_needed(record: dict[str, Any]) -> Notice:
+    service, command_id = _text(record, "service"), _text(record, "command_id")
+    how = _text(record, "how") or f"rollguard approve {service} {command_id} --by NAME"
+    return Notice(
+        kind="approval-needed", service=service, release=None, at=_at(record),
+        title=f"A rollback of {service} waits for a person's approval",
+        evidence=_text(record, "reason"), severity="critical", command_id=command_id,
+        todo=how, page="trigger")
+
+
+def _outcome(record: dict[str, Any]) -> Notice | None:
+    service, op, status = (_text(record, k) for k in ("service", "op", "status"))
+    at, command_id = _at(record), _text(record, "command_id")
+    by = f", approved by {record['approved_by']}" if record.get("approved_by") else ""
+    if status in ("applied", "already_applied"):
+        if op != "rollback":
+            return None  # a promote or pin issued through the topic: nobody's alarm
+        return Notice(
+            kind="rolled-back", service=service, release=None, at=at, command_id=command_id,
+            title=f"Rolled back: the pointer of {service} flipped",
+            evidence=(f"epoch {record.get('epoch_before')} → {record.get('epoch_after')}{by}; "
+                      f"{_text(record, 'reason') or _text(record, 'message')}"),
+            severity="info", page="resolve",
+            todo=(f"after a fix, re-release: rollguard promote {service} {RELEASE_SLOT} "
+                  "--percent 10"))
+    what = "lost a race" if status == "conflict" else "was refused"
+    return Notice(
+        kind=f"command-{status or 'refused'}", service=service, release=None, at=at,
+        command_id=command_id,
+        title=f"The {op or 'command'} of {service} {what}",
+        evidence=_text(record, "message") or _text(record, "code"), severity="critical",
+        todo=f"see what happened to the pointer: rollguard history {service}",
+        page="trigger" if op == "rollback" else None)
+
+
+def _command_refused(record: dict[str, Any]) -> Notice:
+    return Notice(
+        kind="command-refused", service="", release=None, at=_at(record),
+        title="A message on the commands topic was refused", evidence=_text(record, "why"),
+        severity="warning", todo="find who sends malformed or unsigned commands",
+        repeat_key=f"refused:{_text(record, 'code')}")
+
+
+_READERS: dict[str, Any] = {
+    "alert": _decision,
+    "decision": _decision,
+    "rollback-suppressed": _suppressed,
+    "approval-needed": _approval_needed,
+    "outcome": _outcome,
+    "command-refused": _command_refused,
+}

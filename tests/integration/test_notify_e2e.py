@@ -1,0 +1,171 @@
+"""`rollguard notify` on the real broker and Redis, posting to a local receiver that fails on
+purpose: records made by the real decision and actuator code go on the run's alerts and audit
+topics, and each destination gets one thread per episode despite the failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from actions.actuator import Actuator
+from actions.approvals import PendingCommands, approval
+from actions.commands import Command
+from actions.respond import respond
+from detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.notify.service import run_notifier
+from rollguard.notify.settings import NotifySettings
+from streams.connect import producer
+from streams.messages import decision_messages
+from tests.integration.e2e_support import new_service, setup_service
+from tests.support.runs import IsolatedRun
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+WEBHOOK_KEY = b"receiver-shared-key"
+ROUTING_KEY = "rk-0123456789"
+
+
+@dataclass
+class Receiver:
+    """Records every request; refuses the 1st and 3rd one on each path with a 503."""
+
+    got: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path.strip("/")
+        self.calls[path] = self.calls.get(path, 0) + 1
+        body = await request.read()
+        if self.calls[path] in (1, 3):
+            self.refused[path] = self.refused.get(path, 0) + 1
+            return web.Response(status=503, text="down for maintenance")
+        self.got.setdefault(path, []).append((dict(request.headers), body))
+        return web.Response(status=202 if path == "pagerduty" else 200, text="ok")
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        return [orjson.loads(body) for _, body in self.got.get(path, [])]
+
+
+@pytest.fixture(name="receiver")
+async def fixture_receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/{path}", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield receiver, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture(name="run")
+async def fixture_run() -> AsyncIterator[IsolatedRun]:
+    run = IsolatedRun.new("e2e-notify", partitions=1)
+    yield run
+    await run.delete_topics()
+
+
+def notify_settings(run: IsolatedRun, base: str, monkeypatch: pytest.MonkeyPatch
+                    ) -> NotifySettings:
+    for name, value in run.env(
+            ROLLGUARD_NOTIFY_SLACK=f"{base}/slack", ROLLGUARD_NOTIFY_WEBHOOK=f"{base}/webhook",
+            ROLLGUARD_NOTIFY_WEBHOOK_SECRET=WEBHOOK_KEY.decode(),
+            ROLLGUARD_NOTIFY_PAGERDUTY_KEY=ROUTING_KEY,
+            ROLLGUARD_NOTIFY_PAGERDUTY_URL=f"{base}/pagerduty",
+            ROLLGUARD_NOTIFY_BATCH_S="0.3", ROLLGUARD_NOTIFY_RETRY_S="0.1").items():
+        monkeypatch.setenv(name, value)
+    return NotifySettings.from_env()
+
+
+async def send(run: IsolatedRun, alerts: list[bytes], audit: list[bytes], key: str) -> None:
+    async with producer() as out:
+        for value in alerts:
+            await out.send_and_wait(run.topic("alerts"), value, key=key.encode())
+        for value in audit:
+            await out.send_and_wait(run.topic("audit"), value, key=key.encode())
+
+
+async def wait_until(done: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the receiver never got {what}")
+        await asyncio.sleep(0.1)
+
+
+def decision(service: str, at: float, action: DecisionAction, verdict: Verdict,
+             approval_needed: bool = False) -> Decision:
+    return Decision(ts=at, service=service, release="v2", action=action, verdict=verdict,
+                    to="v1", components=[], requires_approval=approval_needed,
+                    reason="hallucination of v2 is 0.08 against 0.02 on v1 (tolerance +2 pp).",
+                    evidence={"metric": "hallucination", "rule": "hallucination"})
+
+
+async def test_notify_posts_one_thread_per_episode_to_every_destination_despite_failures(
+        run: IsolatedRun, receiver: tuple[Receiver, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    got, base = receiver
+    settings = notify_settings(run, base, monkeypatch)
+    paged, blip = new_service(), new_service()
+    store = await setup_service(run, paged, canary_percent=50)
+    secret = run.secret.encode()
+    stop = asyncio.Event()
+    notifier = asyncio.create_task(run_notifier(settings, stop, from_beginning=True))
+    try:
+        # A blip told three times (minutes apart): one message.
+        for minute in range(3):
+            alerts, audit, _ = decision_messages(
+                decision(blip, 1000.0 + 60 * minute, DecisionAction.ALERT, Verdict.TRANSIENT),
+                None, at=1000.0 + 60 * minute)
+            await send(run, alerts, audit, blip)
+        # A rollback that waits for a person, then approved: the actuator's real records.
+        now = time.time()
+        rollback = decision(paged, now, DecisionAction.ROLLBACK, Verdict.SUSTAINED, True)
+        command = respond(rollback, await store.read(paged), now, secret)
+        assert isinstance(command, Command)
+        alerts, audit, commands = decision_messages(rollback, command, at=now)
+        await send(run, alerts, audit, paged)
+        actuator = Actuator(store, PendingCommands(store.client), secret)
+        for message in (commands[0], approval(paged, command.command_id, "alice", now, secret)):
+            out = await actuator.handle(message)
+            await send(run, out.alerts, out.audit, paged)
+
+        await wait_until(lambda: any(e["event_action"] == "resolve"
+                                     for e in got.bodies("pagerduty")), "a PagerDuty resolve")
+        await wait_until(lambda: "Rolled back" in orjson.dumps(got.bodies("slack")).decode(),
+                         "the flip on Slack")
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(notifier, 30)
+
+    slack = [orjson.dumps(b).decode() for b in got.bodies("slack")]
+    about_paged = [s for s in slack if f"{paged} · release v2" in s]
+    assert 1 <= len(about_paged) <= 2  # one thread: the request (+ the flip, if not batched)
+    assert f"`rollguard approve {paged} {command.command_id} --by NAME`" in about_paged[0]
+    assert "hallucination of v2 is 0.08 against 0.02" in about_paged[0]
+    assert sum(f"{blip} · release v2" in s for s in slack) == 1
+
+    events = [e for e in got.bodies("pagerduty") if paged in e["dedup_key"]]
+    assert {e["dedup_key"] for e in events} == {f"rollguard/{paged}/v2/{now:.0f}"}
+    assert [e["event_action"] for e in events] == ["trigger", "resolve"]
+    assert events[0]["routing_key"] == ROUTING_KEY and events[0]["payload"]["summary"]
+    assert not any(blip in e["dedup_key"] for e in got.bodies("pagerduty"))
+
+    for headers, body in got.got["webhook"]:
+        expected = hmac.new(WEBHOOK_KEY, body, hashlib.sha256).hexdigest()
+        assert headers["X-Rollguard-Signature"] == f"sha256={expected}"
+    assert {b["episode"]["service"] for b in got.bodies("webhook")} == {paged, blip}
+
+    assert all(got.refused.get(p) for p in ("slack", "webhook", "pagerduty"))
+    assert all(stats[p].failed >= 1 and stats[p].sent >= 2 for p in stats)

@@ -1,0 +1,33 @@
+"""Records as the worker writes them to the alerts and audit topics, for notifier tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def alert(at: float, service: str = "chat", release: str = "v2", verdict: str = "transient",
+          metric: str = "error", kind: str = "alert") -> dict[str, Any]:
+    return {"type": kind, "at": at, "ts": at, "service": service, "release": release,
+            "action": "alert", "verdict": verdict, "to": "v1", "components": [],
+            "reason": f"{metric} of {release} is 0.09 against 0.02 on v1 (tolerance +2 pp).",
+            "evidence": {"metric": metric}, "requires_approval": False, "dry_run": False}
+
+
+def rollback(at: float, command_id: str = "c1", service: str = "chat", release: str = "v2",
+             approval: bool = False) -> dict[str, Any]:
+    return {**alert(at, service, release, "sustained", "hallucination", kind="decision"),
+            "action": "rollback", "command_id": command_id, "requires_approval": approval}
+
+
+def approval_needed(at: float, command_id: str = "c1", service: str = "chat") -> dict[str, Any]:
+    return {"type": "approval-needed", "at": at, "service": service, "command_id": command_id,
+            "reason": "hallucination worse",
+            "how": f"rollguard approve {service} {command_id} --by NAME"}
+
+
+def outcome(at: float, command_id: str = "c1", service: str = "chat", status: str = "applied",
+            op: str = "rollback") -> dict[str, Any]:
+    return {"type": "outcome", "at": at, "service": service, "command_id": command_id,
+            "op": op, "status": status, "code": "", "epoch_before": 3, "epoch_after": 4,
+            "message": "", "issued_by": "rule:hallucination", "approved_by": None,
+            "reason": "hallucination worse", "recorded": True}
