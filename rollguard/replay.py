@@ -12,6 +12,7 @@ from detectors.decision import Decision
 from detectors.events import Event, validate_event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import Policy
+from rollguard.line_batches import LineBatcher
 from streams.wire import read_message
 
 
@@ -56,6 +57,9 @@ class Replay:
         array of events and blocks (docs/wire-format.md)."""
         rejected = self.summary.rejected
         read = 0
+        if self._on_event is None:  # (a recorder sees every event: then all go one by one)
+            lines = LineBatcher(self._monitor, self._emit, self.summary,
+                                self.policy.bucket_seconds).others(lines)
         for line in lines:
             value = line.encode() if isinstance(line, str) else line
             for item, raw, error in read_message(value):
