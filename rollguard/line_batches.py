@@ -16,8 +16,8 @@ a piece with a duplicate or a late event, is counted event by event.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate, compress, pairwise
-from operator import itemgetter, ne
+from itertools import accumulate, compress, pairwise, repeat
+from operator import eq, itemgetter, ne
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -129,11 +129,14 @@ class LineBatcher:
             return None
         starts = [0, *compress(range(1, len(ts)), map(ne, highest[1:], highest)), len(ts)]
         ids, metrics = _column(rows, "event_id"), _column(rows, "metrics")
-        kinds = list(zip(_column(rows, "release"), _column(rows, "cohort"), strict=True))
+        kinds = _column(rows, "release")
+        cohorts = _column(rows, "cohort")
+        if cohorts.count(cohorts[0]) != len(cohorts):  # rare: several cohorts, as (release, cohort)
+            kinds = list(zip(kinds, cohorts, strict=True))
         pieces: list[Piece] = []
         for start, end in pairwise(starts):
             part = slice(start, end)
-            blocks = _blocks(service, kinds[part], ids[part], ts[part], metrics[part])
+            blocks = _blocks(service, kinds[part], cohorts[0], ids[part], ts[part], metrics[part])
             if blocks is None:
                 return None
             pieces.append((lines[start], blocks, ids[part], lines[part]))
@@ -148,33 +151,34 @@ def _column(rows: list[dict[str, Any]], key: str) -> list[Any]:
         return [row.get(key) for row in rows]
 
 
-def _blocks(service: str, kinds: list[tuple[Any, Any]], ids: list[Any], ts: list[Any],
+def _blocks(service: str, kinds: list[Any], cohort: Any, ids: list[Any], ts: list[Any],
             metrics: list[Any]) -> list[Block] | None:
-    # Events as valid blocks, one per release and cohort (``kinds``) in the order of their
-    # first event; None when some event would be rejected on its own.
+    # Events as valid blocks, one per kind -- release, or (release, cohort) when the cohorts
+    # differ -- in the order of their first event; None when some event would be rejected
+    # on its own.
     try:
         distinct = list(dict.fromkeys(kinds))
     except TypeError:  # an unhashable release or cohort: invalid anyway
         return None
     blocks = []
     for kind in distinct:
+        release, cohort = kind if type(kind) is tuple else (kind, cohort)
         if len(distinct) == 1:
-            found = _block(service, kind, ids, ts, metrics)
+            found = _block(service, release, cohort, ids, ts, metrics)
         else:
-            chosen = list(map(kind.__eq__, kinds))
-            found = _block(service, kind, list(compress(ids, chosen)), list(compress(ts, chosen)),
-                           list(compress(metrics, chosen)))
+            chosen = list(map(eq, repeat(kind), kinds))
+            found = _block(service, release, cohort, list(compress(ids, chosen)),
+                           list(compress(ts, chosen)), list(compress(metrics, chosen)))
         if found is None:
             return None
         blocks.append(found)
     return blocks
 
 
-def _block(service: str, kind: tuple[Any, Any], ids: list[Any], ts: list[Any],
+def _block(service: str, release: Any, cohort: Any, ids: list[Any], ts: list[Any],
            metrics: list[Any]) -> Block | None:
     if set(map(type, metrics)) != {dict}:
         return None
-    release, cohort = kind
     raw = {"service": service, "release": release, "event_id": ids, "ts": ts,
            "metrics": {name: _column(metrics, name) for name in set().union(*metrics)}}
     if cohort is not None:
