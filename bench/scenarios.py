@@ -60,6 +60,7 @@ class Scenario:
     blips: tuple[float, ...] = ()  # onsets (after deploy) of further blips of the same length
     creep: float | None = None  # seconds to ramp from 0 to magnitude
     heavy_tails: bool = False
+    graded: float = 0.5  # share of outputs graded for accuracy (1.0: every event has it)
     load_swing: bool = False
     service: str = "chat"
     name: str = field(default="", compare=False)
@@ -136,7 +137,7 @@ class Scenario:
         m["latency_ms"] = latency
         cost = BASE["cost_usd"] * math.exp(rng.gauss(-0.045, 0.3))
         m["cost_usd"] = cost * (1 + d["cost_usd"] * tol["cost_usd"])
-        if rng.random() < 0.5:  # only half the outputs are graded for accuracy
+        if rng.random() < self.graded:  # by default only half the outputs are graded
             accuracy = rng.gauss(BASE["accuracy"] - d["accuracy"] * tol["accuracy"], 0.08)
             m["accuracy"] = min(1.0, max(0.0, accuracy))
         return m

@@ -140,6 +140,25 @@ class ServiceMonitor:
             self.latest_ts = ts[-1]
         return decisions
 
+    def observe_interleaved(self, blocks: Sequence[Block],
+                            event_ids: list[str]) -> list[Decision] | None:
+        """Count blocks whose events came interleaved: the same as :meth:`observe` on each
+        event in the order they came (``event_ids``), the blocks given in the order of their
+        first events. Only when all the events fall in one bucket, not before the open one,
+        and none is a duplicate; otherwise returns None, having done nothing."""
+        width = self._bucket_seconds
+        first = blocks[0].ts[0]
+        bucket = first // width
+        if bucket < self._bucket or any(
+                min(b.ts) // width != bucket or max(b.ts) // width != bucket for b in blocks):
+            return None
+        if not self._remember_new(list(map(_crc32, map(str.encode, event_ids)))):
+            return None
+        decisions = self._enter(first)[0]  # only the first event can close a bucket
+        for block in blocks:
+            self._add_block(block, slice(None))
+        return decisions
+
     def _remember_new(self, keys: list[int]) -> bool:
         # The common case, all of them new: remember them at once. False (nothing done)
         # when some key is a duplicate, of the window or within the block.

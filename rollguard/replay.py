@@ -11,6 +11,7 @@ from detectors.decision import Decision
 from detectors.events import Event, validate_event
 from detectors.monitors import Fed, Item, MonitorSet
 from detectors.policy import Policy
+from rollguard.line_batches import LineBatcher
 from streams.wire import read_message
 
 
@@ -55,6 +56,9 @@ class Replay:
         """Each line is what a Kafka message of the events topic holds: one event, or an
         array of events and blocks (docs/wire-format.md), all of one service."""
         summary = self.summary
+        if self._on_event is None:  # (a recorder sees every event: then all go one by one)
+            lines = LineBatcher(self.monitors.monitor_for, self._emit, summary,
+                                self.policy.bucket_seconds).others(lines)
         for line in lines:
             fed = self._feed(list(read_message(line.encode() if isinstance(line, str)
                                                else line)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 def run_or_exit(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn a RollguardError into a one-line message and exit code 1."""
+    import asyncio  # here: asyncio (and ssl with it) would cost `rollguard replay` 0.1 s
+
     try:
         return asyncio.run(work())
     except RollguardError as exc:
@@ -60,21 +62,38 @@ def dev_mode() -> bool:
     return bool(context and context.find_root().params.get("dev"))
 
 
-@click.group()
+# The module that defines each command. A command's module is imported only when the command
+# runs (or --help lists it), so that `rollguard replay` never loads the Kafka and Redis clients
+# and starts in a fraction of a second. A test keeps this table in step with the modules.
+COMMAND_MODULES = {
+    "services": "services", "check": "services",
+    "release": "pointer", "status": "pointer", "history": "pointer", "promote": "pointer",
+    "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
+    "replay": "replay",
+    "worker": "worker", "approve": "worker",
+    "notify": "notify",
+    "demo": "demo", "simulate": "demo", "demo-server": "demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands come from :data:`COMMAND_MODULES`, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None or cmd_name not in COMMAND_MODULES:
+            return command
+        module = importlib.import_module(f"rollguard.cli.{COMMAND_MODULES[cmd_name]}")
+        commands: tuple[click.Command, ...] = module.COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="rollguard")
 @click.option("--dev", is_flag=True, help="Without ROLLGUARD_SECRET, sign commands with the "
               "development secret (a laptop only; the worker never accepts this flag).")
 def main(dev: bool) -> None:
     """Watch generative-AI releases and roll them back when they regress."""
-
-
-def _register() -> None:
-    # Imported here so that `rollguard --help` works even while a module has a problem.
-    from rollguard.cli import demo, notify, pointer, replay, services, worker
-
-    groups = (services, pointer, replay, worker, notify, demo)
-    for command in (c for group in groups for c in group.COMMANDS):
-        main.add_command(command)
-
-
-_register()

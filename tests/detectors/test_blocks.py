@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from bench.scenarios import Scenario
+from bench.scenarios import Scenario, dirty, to_lines
 from detectors.blocks import Block, block_events, is_block, validate_block
 from detectors.events import REASONS, Event, validate_event
 from detectors.monitor import ServiceMonitor
 from detectors.policy import Policy, default_policy
+from rollguard import line_batches
 from rollguard.errors import InvalidEvent
+from rollguard.replay import Replay
 from streams.wire import encode_blocks
 from tests.detectors.conftest import busy_stream, dry_run_policy
 
@@ -242,3 +246,69 @@ def test_blocks_roll_back_exactly_when_single_events_do(seed: int, metric: str,
     assert [d["action"] for d in expected].count("rollback") == 1
     got, state = observe_chunks(chunks(events, rng, 400), rng, 0.1, 0.3, default_policy())
     assert (got, state) == (expected, expected_state)
+
+
+# -- replaying lines of single events, counted as blocks (rollguard.line_batches) ----------
+@lru_cache(maxsize=4)
+def interleaved_recording(seed: int) -> tuple[bytes, ...]:
+    """Three services' canaries interleaved in time (two regressions, one blip), made dirty:
+    junk lines, duplicates, events out of order."""
+    kinds = [{"metric": "latency_ms"}, {"metric": "error", "blip": 150.0}, {"metric": "error"}]
+    streams = [Scenario(seed * 3 + i, service=f"svc-{i}", rate=2.0, deploy_at=300,
+                        magnitude=4.0, onset=60, duration=1200, **kind).events()  # type: ignore[arg-type]
+               for i, kind in enumerate(kinds)]
+    merged = heapq.merge(*streams, key=lambda e: e.ts)
+    return tuple(dirty(to_lines(merged), seed, invalid=0.01, duplicates=0.02, jitter=6.0))
+
+
+ODD_LINES = [  # each alone: rejected, or valid in a form the batches must not mistake
+    lambda e: {**e, "metrics": {**e["metrics"], "error": None}},  # a null value: rejected
+    lambda e: {**e, "ts": int(e["ts"])},  # an integer time: valid
+    lambda e: {**e, "cohort": "eu"},  # another cohort of the same release: valid
+    lambda e: {**e, "cohort": None},  # valid, as no cohort
+    lambda e: {**e, "service": ["x"]},  # unhashable service: rejected
+    lambda e: {k: v for k, v in e.items() if k != "service"},  # rejected
+    lambda e: {**e, "release": {"a": 1}},  # rejected
+    lambda e: {**e, "metrics": {"latency_ms": 5.0}},  # valid, one metric only
+    lambda e: [e],  # an array of one event object: valid
+    lambda e: orjson.loads(encode_blocks([e])),  # an array of one block: valid
+    lambda e: orjson.loads(encode_blocks([e]))[0],  # a block alone on its line: valid
+]
+
+
+def one_valid_event(line: bytes) -> bool:
+    try:
+        return reason_of(orjson.loads(line)) is None
+    except orjson.JSONDecodeError:
+        return False
+
+
+def replay_lines(lines: list[bytes], batched: bool) -> tuple[Any, ...]:
+    # A recorder makes the replay take every line one by one.
+    replay = Replay(dry_run_policy(), on_event=None if batched else (lambda event: None))
+    replay.feed_lines(lines)
+    summary = replay.finish()
+    return ([d.to_dict() for d in replay.decisions], summary.lines(),
+            [m.service for m in replay.monitors], [m.to_bytes() for m in replay.monitors])
+
+
+# No shrinking: each example replays ~37,000 lines twice, and shrinking would take minutes.
+@settings(max_examples=8, deadline=None, phases=[Phase.reuse, Phase.generate])
+@given(seed=st.integers(0, 1), shuffle=st.integers(0, 10**6), odd=st.floats(0.0, 0.02),
+       run_lines=st.sampled_from([1, 5, 64, 1024]))
+def test_lines_counted_in_batches_decide_exactly_as_one_by_one(
+        seed: int, shuffle: int, odd: float, run_lines: int) -> None:
+    """A recording of interleaved services, with junk, duplicates, late events, odd but valid
+    lines and invalid ones anywhere, replays to the same decisions in the same order, the
+    same summary, and monitors made in the same order with the same state, however the
+    lines are cut into batches."""
+    rng = random.Random(shuffle)
+    lines = list(interleaved_recording(seed))
+    for i in range(len(lines)):
+        if rng.random() < odd and one_valid_event(lines[i]):
+            lines[i] = orjson.dumps(rng.choice(ODD_LINES)(orjson.loads(lines[i])))
+    expected = replay_lines(lines, batched=False)
+    assert len(expected[0]) >= 2, "the recording must decide for the comparison to mean much"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(line_batches, "RUN_LINES", run_lines)
+        assert replay_lines(lines, batched=True) == expected

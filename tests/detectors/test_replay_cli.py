@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -35,6 +37,39 @@ def test_replay_prints_one_json_decision_per_line_and_a_summary(recording: Path)
     assert rollbacks[0]["evidence"]["metric"] == "latency_ms"
     assert "rejected not_json: 1" in result.stderr
     assert "rejected bad_event_id: 1" in result.stderr
+
+
+# Runs `python -m rollguard.cli ARGS`, then lists every module the process has imported.
+PROBE = """import runpy, sys
+try:
+    runpy.run_module("rollguard.cli", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+sys.stderr.write("\\nimported: " + " ".join(sys.modules))
+"""
+
+
+def imported_modules(*args: str) -> set[str]:
+    """Every module a run of ``rollguard ARGS`` has imported by its end."""
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                            check=True)
+    return set(result.stderr.decode().rsplit("imported: ", 1)[1].split())
+
+
+def test_replay_imports_no_kafka_redis_or_scipy(recording: Path) -> None:
+    """A replay runs the whole core, River's ADWIN included, without the Kafka and Redis
+    clients or SciPy: what keeps its start-up short."""
+    imported = imported_modules("replay", str(recording))
+    assert "river._river_rust.drift" in imported  # the run did reach ADWIN
+    assert not {name.split(".")[0] for name in imported} & {
+        "faust", "aiokafka", "redis", "scipy", "asyncio"}
+
+
+def test_replay_help_imports_only_its_own_command() -> None:
+    """`rollguard replay --help` loads the replay command's module, not the others'."""
+    imported = imported_modules("replay", "--help")
+    assert "rollguard.cli.replay" in imported
+    assert not imported & {"rollguard.cli.pointer", "rollguard.cli.worker", "aiokafka", "redis"}
 
 
 def test_replay_reads_stdin_when_given_a_dash(recording: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.track import MetricTrack, recovered, robust_score
+from detectors.track import MetricTrack, recovered, recovered_by_river_adwin, robust_score
 
 BLIP = 14  # buckets: 2 minutes of 10 s buckets, plus the margin the monitor adds
 
@@ -83,3 +83,15 @@ def test_episode_recovers_after_a_burst_then_quiet() -> None:
 def test_adwin_sees_no_recovery_in_steady_evidence() -> None:
     """ADWIN over an unchanging positive run reports no recovery."""
     assert not recovered([[b, 0.4 + (b % 3) * 0.1, 10, 1.0] for b in range(120)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.floats(-4.0, 4.0)), min_size=1, max_size=6),
+       st.lists(st.floats(-0.5, 0.5), min_size=240, max_size=240))
+def test_recovered_agrees_with_river_public_adwin(levels: list[tuple[int, float]],
+                                                  noise: list[float]) -> None:
+    """The Rust window recovered() uses decides as River's ADWIN class would, also when the
+    evidence changes level several times (each change starts a new window)."""
+    values = [level for length, level in levels for _ in range(length)]
+    run = [[b, v + noise[b], 10, 1.0] for b, v in enumerate(values)]
+    assert recovered(run) == recovered_by_river_adwin(run)
