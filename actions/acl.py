@@ -6,7 +6,7 @@ needs the commands inside ``actions/lua/*.lua`` and the approvals' script as wel
 
 >>> reader_rules("support-bot")  # doctest: +NORMALIZE_WHITESPACE
 ['resetkeys', 'resetchannels', '-@all', '~rollguard:{support-bot}:pointer',
- '&rollguard:{support-bot}:changes', '+get', '+subscribe']
+ '&rollguard:{support-bot}:changes:0', '+get', '+subscribe']
 >>> acl_line("reader", "PASSWORD", reader_rules("support-bot"))[:30]
 'user reader on >PASSWORD reset'
 """
@@ -23,15 +23,17 @@ WRITER_COMMANDS = (
     "+get", "+mget", "+hget", "+hgetall", "+hset", "+zrange", "+xrevrange", "+ping",
     "+evalsha", "+script|load",
     # run by actions/lua/apply.lua, register.lua and the approvals' take
-    "+set", "+exists", "+xadd", "+hsetnx", "+zadd", "+publish", "+hdel",
+    "+set", "+exists", "+xadd", "+hsetnx", "+zadd", "+publish", "+hdel", "+time",
     # `rollguard check`'s round trip on its own throw-away key and channel
     "+del", "+subscribe",
 )
 
 
-def reader_rules(service: str, prefix: str = PREFIX, cluster: bool = False) -> list[str]:
-    """A serving process that follows ``service``: GET its pointer, SUBSCRIBE its channel."""
-    keys = ServiceKeys.of(service, prefix)
+def reader_rules(service: str, prefix: str = PREFIX, cluster: bool = False, db: int = 0,
+                 ) -> list[str]:
+    """A serving process that follows ``service``: GET its pointer, SUBSCRIBE its channel
+    (which names the reader's database ``db``: actions/keys.py)."""
+    keys = ServiceKeys.of(service, prefix, db)
     rules = ["resetkeys", "resetchannels", "-@all", f"~{keys.pointer}", f"&{keys.changes}",
              "+get", "+subscribe"]
     return rules + list(CLUSTER_DISCOVERY if cluster else ())

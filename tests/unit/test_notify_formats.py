@@ -77,6 +77,7 @@ def test_secrets_are_masked_in_log_text() -> None:
 
 
 def test_a_bad_url_is_refused_without_showing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLGUARD_SECRET", "notify-test-secret")  # signs webhook bodies
     monkeypatch.setenv("ROLLGUARD_NOTIFY_WEBHOOK", "hooks.example/s3cr3t")
     with pytest.raises(ConfigError, match="ROLLGUARD_NOTIFY_WEBHOOK") as raised:
         NotifySettings.from_env()
