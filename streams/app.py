@@ -217,15 +217,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         owner=owner_of(settings.partitions))
     edge.metrics.watch(loop, edge.ends)
     if settings.metrics_addr is not None:
-        sock = metrics_http.bind(settings.metrics_addr)  # in use: refused before the start
-
-        @app.task
-        async def serve_metrics() -> None:
-            runner = await metrics_http.serve(sock, edge.metrics)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await runner.cleanup()
+        serve_metrics(app, edge, settings.metrics_addr)
 
     async def judge_each(stream: faust.StreamT[bytes], forwarded: bool) -> None:
         # Manual acks: a message is acknowledged once a checkpoint holds its effect.
@@ -267,14 +259,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         loop.on_revoked()
 
-    @app.task
-    async def settle_heap() -> None:
-        # Everything built at start-up (Faust, aiokafka, the policy) lives as long as the
-        # process: keep it out of the collector's full scans, which otherwise pause the loop
-        # for tens of milliseconds now and then (seen in processes with many live objects).
-        gc.collect()
-        gc.freeze()
-
+    app.task(settle_heap)
     @app.timer(30.0)
     async def report() -> None:
         if loop.counts:
@@ -283,3 +268,25 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     app.conf.rollguard_counts = loop.counts  # for tests and benchmarks in the same process
     return app
+
+
+async def settle_heap() -> None:
+    """Everything built at start-up (Faust, aiokafka, the policy) lives as long as the
+    process: keep it out of the collector's full scans, which otherwise pause the loop for
+    tens of milliseconds now and then (seen in processes with many live objects)."""
+    gc.collect()
+    gc.freeze()
+
+
+def serve_metrics(app: faust.App, edge: Edge, addr: tuple[str, int]) -> None:
+    """Serve ``/metrics`` at ``addr`` from the worker's own loop; the address is bound now,
+    so one in use is refused before the worker starts."""
+    sock = metrics_http.bind(addr)
+
+    @app.task
+    async def serve() -> None:
+        runner = await metrics_http.serve(sock, edge.metrics)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
