@@ -67,7 +67,7 @@ def dev_mode() -> bool:
 # and starts in a fraction of a second. A test keeps this table in step with the modules.
 COMMAND_MODULES = {
     "services": "services", "check": "services",
-    "release": "pointer", "status": "pointer", "history": "pointer", "promote": "pointer",
+    "release": "releases", "status": "pointer", "history": "pointer", "promote": "pointer",
     "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
     "replay": "replay",
     "worker": "worker", "approve": "worker",

@@ -1,4 +1,4 @@
-"""``rollguard release|status|promote|rollback|pin|unpin|mark-stable|history``."""
+"""``rollguard status|promote|rollback|pin|unpin|mark-stable|history``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import getpass
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from secrets import token_bytes
 from typing import Any
 
@@ -17,10 +16,8 @@ import orjson
 from actions.commands import Op
 from actions.connect import async_redis_client
 from actions.pointer import Outcome, PointerStore
-from actions.releases import Release
 from actions.state import PointerState
-from detectors.documents import read_document
-from rollguard.cli import check_text, dev_mode, run_or_exit, warn_if_dev_secret
+from rollguard.cli import dev_mode, run_or_exit, warn_if_dev_secret
 from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError, UnknownService
 
@@ -73,106 +70,6 @@ def _versions(components: Mapping[str, str] | None) -> str:
 
 
 # -- releases -----------------------------------------------------------------------------
-
-
-@click.group("release")
-def release_group() -> None:
-    """Register, list and show immutable releases."""
-
-
-def _components(pairs: tuple[str, ...], file: Path | None) -> dict[str, str]:
-    found: dict[str, str] = {}
-    if file is not None:
-        data = read_document(file, "components file") or {}
-        data = data.get("components", data) if isinstance(data, dict) else data
-        if not isinstance(data, dict):
-            raise ConfigError(f"{file}: expected a mapping of component: version")
-        for name, version in data.items():
-            if type(version) not in (str, int, float) or version == "":
-                raise ConfigError(f"{file}: component {name}: the version must be a string "
-                                  f"or a number, got {version!r}")
-            found[str(name)] = str(version)
-    for pair in pairs:
-        name, sep, version = check_text("--component", pair).partition("=")
-        if not sep:
-            raise ConfigError(f"--component expects NAME=VERSION, got {pair!r}")
-        found[name.strip()] = version.strip()
-    if not found:
-        raise ConfigError("a release needs at least one --component NAME=VERSION (or --file)")
-    return found
-
-
-@release_group.command("register")
-@click.argument("service")
-@click.argument("release")
-@click.option("--component", "pairs", multiple=True, metavar="NAME=VERSION",
-              help="model=..., prompt=..., index=..., policy=..., pipeline=... (repeatable).")
-@click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML/JSON mapping of components (or {components: {...}}).")
-@as_json
-def register(service: str, release: str, pairs: tuple[str, ...], file: Path | None,
-             as_json: bool) -> None:
-    """Register RELEASE of SERVICE; names are immutable."""
-
-    async def work() -> Release:
-        async with _store() as store:
-            return await store.register_release(service, release, _components(pairs, file))
-
-    made = run_or_exit(work)
-    if as_json:
-        _echo_json(made.as_dict())
-    else:
-        click.echo(f"registered {service} {made.name}: {_versions(made.components)}")
-
-
-@release_group.command("list")
-@click.argument("service")
-@as_json
-def list_releases(service: str, as_json: bool) -> None:
-    """Every release of SERVICE, oldest first."""
-
-    async def work() -> list[tuple[Release, float]]:
-        async with _store() as store:
-            found = await store.releases(service)
-            if not found:
-                await _known(store, service)
-            return found
-
-    found = run_or_exit(work)
-    if as_json:
-        _echo_json([{**r.as_dict(), "registered_at": t} for r, t in found])
-        return
-    if not found:
-        click.echo(f"{service} has no releases")
-    for r, t in found:
-        click.echo(f"{r.name:<32} {_when(t)}  {_versions(r.components)}")
-
-
-@release_group.command("show")
-@click.argument("service")
-@click.argument("release")
-@as_json
-def show_release(service: str, release: str, as_json: bool) -> None:
-    """The components of one release (and its origin if a rollback derived it)."""
-
-    async def work() -> Release:
-        async with _store() as store:
-            return await store.release(service, release)
-
-    found = run_or_exit(work)
-    if as_json:
-        _echo_json(found.as_dict())
-        return
-    click.echo(found.name)
-    for name, version in found.components.items():
-        click.echo(f"  {name:<10} {version}")
-    if found.derived_from is not None:
-        origin = found.derived_from
-        click.echo(f"  derived from {origin.release}: {', '.join(origin.components)} "
-                   f"set back to {origin.target}")
-
-
-# -- status and history -------------------------------------------------------------------
 
 
 async def _known(store: PointerStore, service: str) -> None:
@@ -356,4 +253,4 @@ def mark_stable(service: str, release: str | None, reason: str, force: bool, by:
            force=force or None)
 
 
-COMMANDS = (release_group, status, history, promote, rollback, pin, unpin, mark_stable)
+COMMANDS = (status, history, promote, rollback, pin, unpin, mark_stable)
