@@ -55,10 +55,11 @@ async def test_a_release_promoted_again_after_a_rollback_is_rolled_back_again(
         await rolled_back(store, service, 1)
         assert (await store.read(service)).candidate is None
         await promote(store, service, "v2", 50, run.secret.encode())
-        # The worker reads a pointer at most TTL_S old. Here 20 minutes of event time take
-        # a second of wall time, so without this wait the whole second regression could be
-        # judged by the pointer from before the promote; in a live stream that is 1 s of it.
-        await asyncio.sleep(TTL_S * 1.5)
+        # The worker renews pointers older than TTL_S every TTL_S, so the one it reads is at
+        # most about 2 TTL_S old. Here 20 minutes of event time take a second of wall time,
+        # so without this wait the whole second regression could be judged by the pointer
+        # from before the promote; in a live stream that is 2 s of it.
+        await asyncio.sleep(TTL_S * 2.5)
         await produce(run, second)
         await rolled_back(store, service, 2)
         await wait_processed(run)
