@@ -92,7 +92,9 @@ class ServiceMonitor:
             self.counts["duplicates"] += 1
             return False
         bucket = int(ts // self._bucket_seconds)
-        self._remember([event_id], bucket if bucket > self._bucket else self._bucket)
+        evicted = self._seen.add(event_id, bucket if bucket > self._bucket else self._bucket)
+        if evicted:
+            self.counts["dedupe_evicted"] += evicted
         return True
 
     @property

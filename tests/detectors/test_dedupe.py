@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 import zlib
 
 import orjson
@@ -185,3 +187,13 @@ def test_a_corrupt_dedupe_memory_is_refused_clearly(dedupe: object) -> None:
     with pytest.raises(StateError, match="corrupt"):
         ServiceMonitor.from_bytes(MAGIC + b"\x02" + len(body).to_bytes(4, "big") + body,
                                   default_policy())
+
+
+def test_a_flood_of_uuids_keeps_the_state_one_kafka_message() -> None:
+    """40,000 random UUIDs in 100 s: the characters bound keeps the state under 900 kB."""
+    rng = random.Random(3)
+    monitor = ServiceMonitor("chat", default_policy())
+    for i in range(40_000):
+        monitor.observe(event(str(uuid.UUID(int=rng.getrandbits(128))), T0 + i / 400))
+    assert monitor.counts["dedupe_evicted"] > 0
+    assert len(monitor.to_bytes()) < 900_000
