@@ -68,6 +68,8 @@ def main() -> None:
           f"{full_bytes:,.0f} at the end")
     print(f"resident memory per live monitor:    {live / args.services:,.0f} bytes "
           f"({live / 2**20:,.1f} MiB for all)")
+    ids = sum(m.remembered_ids for m in monitors) / args.services
+    print(f"event ids remembered per service:    {ids:,.0f} (the dedupe memory)")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,8 @@ clock of the machine.
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from itertools import islice
 from typing import Any
 
 from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
@@ -21,11 +18,10 @@ from detectors.assess import Candidate, Context, assess_bucket
 from detectors.blocks import Block
 from detectors.codec import decode_state, encode_state
 from detectors.decision import Decision
+from detectors.dedupe import DEDUPE_CAP, IdMemory
 from detectors.events import Event
 from detectors.policy import Policy
 
-_crc32 = zlib.crc32
-DEDUPE_WINDOW = 512  # event ids remembered per service (as 32-bit CRCs: 2 KB)
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
 # The open bucket's events of one release: metrics of single events, and values of blocks.
@@ -49,7 +45,7 @@ class ServiceMonitor:
     True
     """
 
-    def __init__(self, service: str, policy: Policy, *, dedupe_window: int = DEDUPE_WINDOW):
+    def __init__(self, service: str, policy: Policy, *, dedupe_cap: int = DEDUPE_CAP):
         self.service = service
         self.policy = policy
         self._slots = compile_slots(policy)
@@ -65,21 +61,23 @@ class ServiceMonitor:
         # (release, episode) pairs rolled back: an episode is one promotion of a release
         # (the pointer's watched_since; None when roles are inferred from the events).
         self._finished: list[tuple[str, int | None]] = []
-        self._seen: set[int] = set()
-        self._seen_order: deque[int] = deque(maxlen=dedupe_window)
-        self.counts = {"duplicates": 0, "late": 0, "too_late": 0}
+        # Ids seen within the lateness bound of event time (see detectors.dedupe): a
+        # duplicate is dropped, or it is too late to count anyway.
+        self._seen = IdMemory(bucket_seconds=policy.bucket_seconds,
+                              window_seconds=policy.max_lateness_seconds, cap=dedupe_cap)
+        # dedupe_evicted: ids forgotten before their time because of the cap (a flood).
+        self.counts = {"duplicates": 0, "late": 0, "too_late": 0, "dedupe_evicted": 0}
         # Indices (0 for a single event) of the events of the last observe calls that came
         # too late to count; whoever reads them clears the list (MonitorSet dead-letters them).
         self.too_late: list[int] = []
         self._lateness = policy.max_lateness_seconds
         self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
-        self._dedupe_window = dedupe_window
         self._bucket_seconds = policy.bucket_seconds
 
     # -- per event ------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
         """Count one valid event; return the decisions of any bucket it closes."""
-        if not self._is_new(_crc32(event.event_id.encode())):
+        if not self._is_new(event.event_id, event.ts):
             return []
         decisions, counted = self._enter(event.ts)
         if counted:
@@ -88,18 +86,27 @@ class ServiceMonitor:
             self.too_late.append(0)
         return decisions
 
-    def _is_new(self, key: int) -> bool:
-        # Remember one event id (as its CRC); False for a duplicate within the window.
-        seen = self._seen
-        if key in seen:
+    def _is_new(self, event_id: str, ts: float) -> bool:
+        # Remember one event id; False for a duplicate within the window.
+        if event_id in self._seen.ids:
             self.counts["duplicates"] += 1
             return False
-        order = self._seen_order
-        if len(order) == self._dedupe_window:
-            seen.discard(order[0])
-        order.append(key)
-        seen.add(key)
+        bucket = int(ts // self._bucket_seconds)
+        evicted = self._seen.add(event_id, bucket if bucket > self._bucket else self._bucket)
+        if evicted:
+            self.counts["dedupe_evicted"] += evicted
         return True
+
+    @property
+    def remembered_ids(self) -> int:
+        """How many event ids the dedupe memory holds now."""
+        return len(self._seen)
+
+    def _remember(self, event_ids: Sequence[str], bucket: int) -> None:
+        # Filed under the open bucket as it is once they are entered (never before theirs).
+        evicted = self._seen.remember(event_ids, bucket)
+        if evicted:
+            self.counts["dedupe_evicted"] += evicted
 
     def _enter(self, ts: float) -> tuple[list[Decision], bool]:
         # Place an event at ``ts``: close the open bucket when it starts a later one (its
@@ -121,18 +128,18 @@ class ServiceMonitor:
 
     def observe_block(self, block: Block) -> list[Decision]:
         """Count a block of valid events: the same as :meth:`observe` on each, in order."""
-        keys = list(map(_crc32, map(str.encode, block.event_ids)))
-        if not self._remember_new(keys):
-            return self._observe_each(block, self._remember_each(keys))
-        ts = block.ts
-        if ts != sorted(ts) or ts[0] // self._bucket_seconds < self._bucket:
-            return self._observe_each(block, range(len(keys)))
+        ids, ts = block.event_ids, block.ts
+        if (not self._seen.all_new(ids) or ts != sorted(ts)
+                or ts[0] // self._bucket_seconds < self._bucket):
+            return self._observe_each(block)
         # In time order and none late (the usual case): each bucket's events are one slice.
         decisions: list[Decision] = []
         bucket_of: Any = self._bucket_seconds.__rfloordiv__  # t // bucket_seconds, as observe
         start = 0
         while start < len(ts):
-            end = bisect_left(ts, bucket_of(ts[start]) + 1, lo=start, key=bucket_of)
+            bucket = bucket_of(ts[start])
+            end = bisect_left(ts, bucket + 1, lo=start, key=bucket_of)
+            self._remember(ids[start:end], int(bucket))
             decisions += self._enter(ts[start])[0]  # never too late: none is late here
             self._add_block(block, slice(start, end))
             start = end
@@ -152,42 +159,23 @@ class ServiceMonitor:
         if bucket < self._bucket or any(
                 min(b.ts) // width != bucket or max(b.ts) // width != bucket for b in blocks):
             return None
-        if not self._remember_new(list(map(_crc32, map(str.encode, event_ids)))):
+        if not self._seen.all_new(event_ids):
             return None
+        self._remember(event_ids, int(bucket))
         decisions = self._enter(first)[0]  # only the first event can close a bucket
         for block in blocks:
             self._add_block(block, slice(None))
         return decisions
 
-    def _remember_new(self, keys: list[int]) -> bool:
-        # The common case, all of them new: remember them at once. False (nothing done)
-        # when some key is a duplicate, of the window or within the block.
-        seen, order = self._seen, self._seen_order
-        if not seen.isdisjoint(keys) or len(set(keys)) != len(keys):
-            return False
-        if len(keys) >= self._dedupe_window:
-            order.extend(keys)
-            seen.clear()
-            seen.update(order)
-            return True
-        evicted = len(order) + len(keys) - self._dedupe_window
-        if evicted > 0:
-            seen.difference_update(islice(order, evicted))
-        order.extend(keys)
-        seen.update(keys)
-        return True
-
-    def _remember_each(self, keys: list[int]) -> list[int]:
-        # The indices of the keys that are new, remembering them one by one as observe does.
-        return [i for i, key in enumerate(keys) if self._is_new(key)]
-
-    def _observe_each(self, block: Block, indices: Sequence[int]) -> list[Decision]:
+    def _observe_each(self, block: Block) -> list[Decision]:
         # observe()'s steps for each event; runs of events that open no bucket are added
         # together, each run before the close of its bucket.
         decisions: list[Decision] = []
         take: list[int] = []
-        ts, width = block.ts, self._bucket_seconds
-        for i in indices:
+        ids, ts, width = block.event_ids, block.ts, self._bucket_seconds
+        for i in range(len(ts)):
+            if not self._is_new(ids[i], ts[i]):
+                continue
             if take and ts[i] // width > self._bucket:
                 self._add_block(block, take)
                 take = []
@@ -325,7 +313,7 @@ class ServiceMonitor:
             "candidate": self.candidate.to_list() if self.candidate else None,
             "explicit_roles": self._explicit_roles,
             "finished": self._finished,
-            "seen": list(self._seen_order),
+            "dedupe": self._seen.to_list(),
             "counts": self.counts,
         })
 
@@ -339,10 +327,11 @@ class ServiceMonitor:
         self._open = {release: ([], {}) for release in self._open}
 
     @classmethod
-    def from_bytes(cls, data: bytes, policy: Policy) -> ServiceMonitor:
+    def from_bytes(cls, data: bytes, policy: Policy, *,
+                   dedupe_cap: int = DEDUPE_CAP) -> ServiceMonitor:
         """Rebuild a monitor; later decisions are the same as the original's would be."""
         state: dict[str, Any] = decode_state(data)
-        monitor = cls(state["service"], policy)
+        monitor = cls(state["service"], policy, dedupe_cap=dedupe_cap)
         monitor._bucket = state["bucket"]
         monitor._carried = state["carried"]
         monitor._open = {release: ([], {}) for release in state["carried"]}
@@ -354,8 +343,7 @@ class ServiceMonitor:
         # Written before episodes: release names alone, of episodes without a number.
         monitor._finished = [(done, None) if isinstance(done, str) else (done[0], done[1])
                              for done in state["finished"]]
-        monitor._seen_order.extend(state["seen"])
-        monitor._seen.update(state["seen"])
+        monitor._seen.restore(state["dedupe"])
         monitor.counts.update(state["counts"])
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}

@@ -63,14 +63,15 @@ def test_no_second_rollback_for_a_candidate_even_across_a_round_trip() -> None:
 
 
 def test_state_stays_a_few_kilobytes_however_long_the_stream() -> None:
-    """Bytes per service stay bounded: after 2 hours they are what they were after 30 min."""
+    """Bytes per service stay bounded: after 2 hours they are what they were after 30 min.
+    At about 25 events/s the dedupe memory holds the ids of the last 310 s (7,700 ids)."""
     monitor = ServiceMonitor("chat", default_policy())
     sizes: dict[int, int] = {}
     for event in Scenario(2, rate=5.0, duration=7200).events():
         monitor.observe(event)
         minute = int((event.ts - 1_790_000_000) // 60)
         sizes.setdefault(minute, len(monitor.to_bytes()) if minute in (30, 119) else 0)
-    assert sizes[119] < 16_000
+    assert sizes[119] < 32_000
     assert sizes[119] < 1.5 * sizes[30]
 
 
@@ -119,7 +120,7 @@ def test_events_far_too_late_are_dropped_and_counted() -> None:
     monitor.observe(_event(1, "r1", 1_790_001_000.0, error=0.0))
     monitor.observe(_event(2, "r1", 1_790_000_000.0, error=1.0))
     monitor.observe(_event(3, "r1", 1_790_000_998.0, error=1.0))
-    assert monitor.counts == {"duplicates": 0, "late": 1, "too_late": 1}
+    assert monitor.counts == {"duplicates": 0, "late": 1, "too_late": 1, "dedupe_evicted": 0}
 
 
 def test_returned_decision_lists_are_the_callers_to_keep() -> None:
