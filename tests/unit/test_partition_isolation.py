@@ -4,6 +4,7 @@ exactly once, as without them."""
 
 from __future__ import annotations
 
+import random
 from functools import cache
 
 import orjson
@@ -102,3 +103,35 @@ def test_the_dead_letter_of_a_bad_key_names_the_key_and_keeps_the_value() -> Non
     assert letter["value"] == "[1]" and out.writes == [] and loop.counts["rejected"] == 1
 
 
+
+
+def _big_json(rng: random.Random, size: int) -> bytes:
+    events = []
+    while len(events) * 60 < size:
+        events.append({"event_id": rng.random(), "ts": [rng.random()] * 3,
+                       "metrics": {"error": "x" * rng.randint(0, 30)}})
+    return orjson.dumps(events)[:size]  # cut anywhere: often not JSON at all
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_garbage_up_to_the_message_size_limit_and_deep_nesting_leave_the_rollback_alone(
+        seed: int) -> None:
+    """Values near the broker's 1 MB limit (random bytes, cut JSON, valid but wrong JSON) and
+    nesting far deeper than any decoder's recursion limit are dead letters, every one, and
+    the regression between them is still rolled back exactly once."""
+    rng = random.Random(seed)
+    garbage: list[Message] = [
+        (SERVICE.encode(), rng.randbytes(900_000)),
+        (SERVICE.encode(), _big_json(rng, 900_000)),
+        (SERVICE.encode(), orjson.dumps([{"service": SERVICE}] * 20_000)),
+        (SERVICE.encode(), b"[" * 200_000 + b"]" * 200_000),
+        (SERVICE.encode(), b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+        (None, b"[" * 200_000),
+    ]
+    clean = list(regression_messages())
+    mixed = list(clean)
+    for message in garbage:
+        mixed.insert(rng.randrange(len(mixed) + 1), message)
+    rollbacks, reasons = judge(mixed)
+    assert rollbacks == clean_rollbacks()
+    assert len(reasons) >= len(garbage)
