@@ -53,10 +53,12 @@ def steady_batches(services: int, events_per_service: int, batch: int, seed: int
 
 
 async def load_topic(topic: str, messages: list[tuple[bytes, bytes]],
-                     partition_of: Callable[[bytes], int] | None = None) -> None:
-    """Produce ``messages``, placed by ``partition_of(key)`` (None: the default partitioner)."""
-    async with producer(linger_ms=20, max_request_size=2_000_000,
-                        max_batch_size=1_000_000) as out:
+                     partition_of: Callable[[bytes], int] | None = None,
+                     compression: str | None = None) -> None:
+    """Produce ``messages``, placed by ``partition_of(key)`` (None: the default partitioner),
+    in record batches compressed with ``compression`` (gzip, snappy, lz4, zstd; None: none)."""
+    async with producer(linger_ms=20, max_request_size=2_000_000, max_batch_size=1_000_000,
+                        compression_type=compression) as out:
         futures = [await out.send(topic, value, key=key,
                                   partition=partition_of(key) if partition_of else None)
                    for key, value in messages]

@@ -89,7 +89,7 @@ async def measure(args: argparse.Namespace, layout: str) -> None:
                                    service_rate=args.service_rate))
     topic = run.topic("events")
     place = placement(args.partitioner, run.partitions)
-    await load_topic(topic, messages, place)
+    await load_topic(topic, messages, place, args.compression)
     ends = await end_offsets(topic, run.partitions)
     total = sum(ends.values())
     owner = owner_of(run.partitions)
@@ -122,6 +122,9 @@ async def main() -> None:
     parser.add_argument("--service-rate", type=float, default=10.0,
                         help="events per second of event time per service: 10 closes a bucket "
                         "every 100 events (many quiet services), 1000 every 10,000")
+    parser.add_argument("--compression", default=None,
+                        choices=["gzip", "snappy", "lz4", "zstd"],
+                        help="record batches compressed as a producer such as kcat does")
     parser.add_argument("--partitioner", default="murmur2",
                         choices=("murmur2", "crc32", "elsewhere"))
     parser.add_argument("--layout", default="blocks",

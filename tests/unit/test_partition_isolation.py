@@ -106,7 +106,7 @@ def test_the_dead_letter_of_a_bad_key_names_the_key_and_keeps_the_value() -> Non
 
 
 def _big_json(rng: random.Random, size: int) -> bytes:
-    events = []
+    events: list[dict[str, object]] = []
     while len(events) * 60 < size:
         events.append({"event_id": rng.random(), "ts": [rng.random()] * 3,
                        "metrics": {"error": "x" * rng.randint(0, 30)}})
