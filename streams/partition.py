@@ -36,7 +36,7 @@ from typing import Generic, TypeVar
 
 from actions.commands import Command
 from actions.keys import SERVICE_RULE, service_of_key
-from actions.respond import respond, roles_of
+from actions.respond import COMMAND_TTL_S, respond, roles_of
 from actions.state import PointerState
 from detectors.decision import Decision
 from detectors.monitors import Fed, MonitorSet
@@ -85,13 +85,15 @@ class PartitionLoop(Generic[H]):
     events may not be dated much after (the policy's ``max_future_skew_seconds``); ``now``
     passed to each call is a monotonic time for checkpoint intervals and seek retries.
     ``owner`` gives the partition that judges a key (None: every message is judged where it
-    is).
+    is). ``command_ttl_s`` is how long the commands issued may take to reach the actuator.
     """
 
     def __init__(self, policy: Policy, secret: bytes, stored: Callable[[bytes], bytes | None],
                  interval_s: float = 2.0, clock: Callable[[], float] = time.time,
-                 owner: Callable[[bytes], int] | None = None) -> None:
+                 owner: Callable[[bytes], int] | None = None,
+                 command_ttl_s: float = COMMAND_TTL_S) -> None:
         self.secret = secret
+        self.command_ttl_s = command_ttl_s
         self.clock = clock
         self.guard = GapGuard()
         self.marks = Checkpoints(interval_s)
@@ -242,7 +244,7 @@ class PartitionLoop(Generic[H]):
         out.dead.extend(messages.dead_letter(r.reason, r.detail, r.raw) for r in fed.rejected)
         for decision in fed.decisions:
             at = self.clock()
-            response = respond(decision, pointer, at, self.secret)
+            response = respond(decision, pointer, at, self.secret, self.command_ttl_s)
             alerts, audit, commands = messages.decision_messages(decision, response, at)
             out.decisions.append(decision)
             out.alerts += alerts
