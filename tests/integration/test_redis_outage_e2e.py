@@ -4,8 +4,6 @@ due while Redis is down, stays due past its expiry, and is applied once Redis is
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from tests.integration.e2e_support import (
     scenario_events,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks
+from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -47,15 +45,6 @@ def fixture_redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def waiting(records: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
