@@ -271,7 +271,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
         # Quiet partitions are checkpointed here; seeks that lost a race are repeated.
-        await edge.carry_out(loop.on_timer(time.monotonic()))
+        await edge.carry_out(loop.on_timer(time.monotonic(), edge.ends()))
 
     @app.timer(edge.pointers.ttl_s)
     async def refresh_pointers() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -183,16 +183,20 @@ class PartitionLoop(Generic[H]):
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
         """Whether to process the message at ``offset`` (:mod:`streams.gaps`)."""
         self._unacked.setdefault(lane, []).append(handle)
-        marks = self.marks
-        if marks.applied(lane) is None:
-            applied = self._stored(applied_offset_key(lane))
-            marks.restore(lane, int(applied) if applied else None)
-        verdict = self.guard.admit(lane, offset, marks.applied(lane), now)
+        verdict = self.guard.admit(lane, offset, self._applied(lane), now)
         if verdict.seek_to is not None:
             log.warning("monitor: offsets skipped on lane %d; reading again from %d",
                         lane, verdict.seek_to)
             out.seeks.append((lane, verdict.seek_to))
         return verdict.process
+
+    def _applied(self, lane: int) -> int | None:
+        """The last offset applied on ``lane``: this process's, or the table's."""
+        marks = self.marks
+        if marks.applied(lane) is None:
+            applied = self._stored(applied_offset_key(lane))
+            marks.restore(lane, int(applied) if applied else None)
+        return marks.applied(lane)
 
     def _done(self, lane: int, service: str | None, offset: int, now: float,
               out: Effects[H]) -> Effects[H]:
@@ -258,15 +262,23 @@ class PartitionLoop(Generic[H]):
             out.writes.append((partition % FORWARDED, key, value))
         out.acks += self._unacked.pop(partition, [])
 
-    def on_timer(self, now: float) -> Effects[H]:
+    def on_timer(self, now: float, ends: Mapping[int, int | None] | None = None,
+                 ) -> Effects[H]:
         """Checkpoint the partitions that went quiet (so their last messages are committed
-        without waiting for more traffic), and repeat seeks that lost the race against
-        messages already fetched (:mod:`streams.gaps`)."""
+        without waiting for more traffic), repeat seeks that lost the race against
+        messages already fetched, and seek partitions stalled short of their end offset
+        (``ends``: the events topic's high watermarks) (:mod:`streams.gaps`)."""
         out: Effects[H] = Effects()
         for partition in list(self._unacked):
             if self.marks.applied(partition) is not None and self.marks.due(partition, now):
                 self._checkpoint(partition, now, out)
         out.seeks += self.guard.due(now)
+        for partition, end in (ends or {}).items():
+            seek = self.guard.stalled(partition, self._applied(partition), end, now)
+            if seek is not None:
+                log.warning("monitor: partition %d stalled before its end %s; reading again "
+                            "from %d", partition, end, seek)
+                out.seeks.append((partition, seek))
         return out
 
     def on_revoked(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import dataclasses
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,12 +25,13 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
-from tests.support.runs import IsolatedRun, wait_processed
+from tests.support.runs import IsolatedRun, committed_events, wait_processed, wait_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
 BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
+KILLS = 4  # SIGKILLs of the worker during one regression (each costs ~11 s of restart)
 
 
 @pytest.fixture(name="run")
@@ -129,6 +131,44 @@ async def test_worker_killed_mid_regression_resumes_with_exactly_one_rollback(
     finally:
         stop(worker)
     assert len(applied_rollbacks(await store.history(service, count=100))) == 1
+    assert (await store.read(service)).candidate is None
+
+
+async def test_a_worker_killed_again_and_again_during_a_regression_still_rolls_back_once(
+    run: IsolatedRun,
+) -> None:
+    """SIGKILL at KILLS random moments while the regression's events flow (some before the
+    decision, some after): one rollback, none doubled, none missed. Each worker first shows
+    it is up (it committed offsets beyond the last worker's), then is killed a random moment
+    after the second half of its share was sent: mid-batch, before a checkpoint, or idle."""
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    events = scenario_events(service, REGRESSION)
+    onset = next(i for i, e in enumerate(events)
+                 if e["ts"] >= REGRESSION.regression_at + 1_763_856_000.0)
+    step = (len(events) - onset) // (KILLS + 1)
+    moments = random.Random(12)
+    sent = 0
+    for kill in range(KILLS):
+        committed = await committed_events(run)
+        worker = start(run)
+        try:
+            half, upto = onset + kill * step + step // 2, onset + (kill + 1) * step
+            await produce(run, events[sent:half])
+            await wait_progress(run, committed)
+            await produce(run, events[half:upto])
+            sent = upto
+            await asyncio.sleep(moments.uniform(0.0, 1.5))  # a random moment to kill at
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+    worker = start(run)
+    try:
+        await produce(run, events[sent:])
+        await wait_processed(run)
+    finally:
+        stop(worker)
+    assert len(applied_rollbacks(await store.history(service, count=200))) == 1
     assert (await store.read(service)).candidate is None
 
 

@@ -205,3 +205,12 @@ def test_an_undecodable_batch_is_one_dead_letter_naming_its_offsets() -> None:
     assert letter["reason"] == "undecodable"
     assert letter["value"] == {"topic": "events", "partition": 0, "offsets": [2, 6]}
     assert feed(loop, [good_block()], offset=7).events == 3  # no gap: 2..6 are read
+
+
+def test_a_partition_stalled_short_of_its_end_is_read_again_from_the_next_offset() -> None:
+    """Faust dropped the last messages it fetched (after a restart): no later offset reveals
+    the gap, so the timer seeks once the partition made no progress for a while."""
+    loop = new_loop({applied_offset_key(0): b"4"})
+    assert loop.on_timer(0.0, ends={0: 10, 1: None}).seeks == []
+    assert loop.on_timer(loop.guard.stall_s + 0.1, ends={0: 10, 1: None}).seeks == [(0, 5)]
+    assert loop.on_timer(100.0, ends={0: 5}).seeks == [], "caught up: nothing to seek"
