@@ -183,7 +183,10 @@ class PartitionLoop(Generic[H]):
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
         """Whether to process the message at ``offset`` (:mod:`streams.gaps`)."""
         self._unacked.setdefault(lane, []).append(handle)
-        verdict = self.guard.admit(lane, offset, self._applied(lane), now)
+        applied = self._applied(lane)
+        verdict = self.guard.admit(lane, offset, applied, now)
+        if applied is not None and offset <= applied:
+            self.marks.redelivered(lane, now)
         if verdict.seek_to is not None:
             log.warning("monitor: offsets skipped on lane %d; reading again from %d",
                         lane, verdict.seek_to)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
 from tests.integration.e2e_support import (
@@ -56,6 +57,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def applied_rollbacks(history: list[dict]) -> list[dict]:
     return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
+
+
+async def finish_with_one_rollback(run: IsolatedRun, store: PointerStore, service: str,
+                                   rest: list[dict]) -> None:
+    """A last worker reads ``rest`` of the events: the service was rolled back exactly once."""
+    worker = start(run)
+    try:
+        await produce(run, rest)
+        await wait_processed(run)
+    finally:
+        stop(worker)
+    assert len(applied_rollbacks(await store.history(service, count=200))) == 1
+    assert (await store.read(service)).candidate is None
 
 
 async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
@@ -124,14 +138,7 @@ async def test_worker_killed_mid_regression_resumes_with_exactly_one_rollback(
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
     assert (await store.read(service)).candidate == "v2", "decided before the kill"
-    worker = start(run)
-    try:
-        await produce(run, events[cut:])
-        await wait_processed(run)
-    finally:
-        stop(worker)
-    assert len(applied_rollbacks(await store.history(service, count=100))) == 1
-    assert (await store.read(service)).candidate is None
+    await finish_with_one_rollback(run, store, service, events[cut:])
 
 
 async def test_a_worker_killed_again_and_again_during_a_regression_still_rolls_back_once(
@@ -162,14 +169,7 @@ async def test_a_worker_killed_again_and_again_during_a_regression_still_rolls_b
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
-    worker = start(run)
-    try:
-        await produce(run, events[sent:])
-        await wait_processed(run)
-    finally:
-        stop(worker)
-    assert len(applied_rollbacks(await store.history(service, count=200))) == 1
-    assert (await store.read(service)).candidate is None
+    await finish_with_one_rollback(run, store, service, events[sent:])
 
 
 async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> None:

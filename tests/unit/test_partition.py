@@ -214,3 +214,11 @@ def test_a_partition_stalled_short_of_its_end_is_read_again_from_the_next_offset
     assert loop.on_timer(0.0, ends={0: 10, 1: None}).seeks == []
     assert loop.on_timer(loop.guard.stall_s + 0.1, ends={0: 10, 1: None}).seeks == [(0, 5)]
     assert loop.on_timer(100.0, ends={0: 5}).seeks == [], "caught up: nothing to seek"
+
+
+def test_messages_read_again_after_a_restart_are_acknowledged_by_the_timer() -> None:
+    """Only redeliveries on a partition (the state already holds them): still committed."""
+    loop = new_loop({applied_offset_key(0): b"7"})
+    assert feed(loop, [good_block()], offset=6, now=0.0).events == 0
+    assert loop.on_timer(0.5).acks == []
+    assert loop.on_timer(loop.marks.interval_s + 0.1).acks == [6]
