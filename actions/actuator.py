@@ -14,6 +14,13 @@ A refusal is also appended to the service's Redis history when the service name 
 and the service exists (:meth:`PointerStore.admit` checks signatures, in one place);
 otherwise it goes to the audit topic only, so no message can create keys for a service
 nobody registered.
+
+Redis away: a message whose handling raised ServiceUnavailable is handled again with the same
+``received_at`` (when the actuator first read it) until Redis is back, so a command received
+before its expiry is carried out however long the outage lasts — once (its id is spent), and
+with its compare-and-set, so a pointer a person moved meanwhile gives a recorded conflict.
+:meth:`Actuator.waiting_alert` tells the operator a rollback waits; the outcome of a command
+carried out late says so (``late``, ``waited_s``) and is always an alert.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from actions.approvals import PendingCommands, verify_approval
 from actions.commands import Command, sign
 from actions.pointer import Outcome, PointerStore
 from actions.respond import COMMAND_TTL_S
+from actions.script import late_by, late_note
 from detectors.names import is_service_name
 from rollguard.errors import (
     AuthenticationFailed,
@@ -37,6 +45,7 @@ from rollguard.errors import (
     RollguardError,
     ServiceUnavailable,
 )
+from rollguard.redact import redact
 
 # The operations the commands topic carries: what rules issue (actions/respond.py).
 TOPIC_OPS = frozenset({"rollback"})
@@ -57,18 +66,23 @@ class Actuator:
     pending: PendingCommands
     secret: bytes
     clock: Callable[[], float] = time.time
+    command_ttl_s: float = COMMAND_TTL_S  # how long an approved command is signed for
 
-    async def handle(self, value: bytes | None) -> ActuatorOutputs:
-        """Carry out one commands-topic message; ServiceUnavailable means: try again later."""
+    async def handle(self, value: bytes | None, received_at: float | None = None,
+                     ) -> ActuatorOutputs:
+        """Carry out one commands-topic message; ServiceUnavailable means: try again later,
+        passing the same ``received_at`` (default: now), the time the message was first read.
+        """
         out = ActuatorOutputs()
         now = self.clock()
+        received = now if received_at is None else min(received_at, now)
         try:
             message = orjson.loads(value or b"")
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "command":
-                await self._on_command(message, now, out)
+                await self._on_command(message, now, received, out)
             elif kind == "approval":
-                await self._on_approval(message, now, out)
+                await self._on_approval(message, now, received, out)
             else:
                 raise CommandRefused(f"unknown message type {kind!r}")
         except (ServiceUnavailable, AuthenticationFailed):
@@ -79,7 +93,26 @@ class Actuator:
             _record(out, {"type": "command-refused", "at": now, "why": str(exc)}, alert=True)
         return out
 
-    async def _on_command(self, message: dict[str, Any], now: float, out: ActuatorOutputs) -> None:
+    def waiting_alert(self, value: bytes | None, received_at: float, why: str) -> bytes:
+        """The alert that a commands-topic message waits for Redis (sent once per message,
+        when its first attempt failed): the service, the command id, the Redis address with
+        no password, and why."""
+        message = _loads(value)
+        body = message.get("command")
+        fields = body if isinstance(body, dict) else message
+        kind = message.get("type")
+        what = f"{fields.get('op', 'command')}" if kind == "command" else str(kind)
+        return orjson.dumps({
+            "type": "waiting-on-redis", "at": self.clock(), "received_at": received_at,
+            "service": str(fields.get("service", "")),
+            "command_id": str(fields.get("command_id", "")), "op": what,
+            "redis": redact(self.store.address), "why": redact(why),
+            "message": f"a {what} waits for Redis at {redact(self.store.address)}: it is "
+                       "carried out once Redis is back",
+        })
+
+    async def _on_command(self, message: dict[str, Any], now: float, received: float,
+                          out: ActuatorOutputs) -> None:
         body = message.get("command")
         try:
             command = Command.from_bytes(orjson.dumps(body))
@@ -89,9 +122,10 @@ class Actuator:
                 "command_id": str(fields.get("command_id", "")), "op": str(fields.get("op", "")),
                 "command": orjson.dumps(body).decode()})
             return
-        refused = await self.store.admit(command, now)  # signature and expiry first
+        # signature and expiry first, the expiry as of the command's receipt
+        refused = await self.store.admit(command, now, received)
         if refused is not None:
-            self._outcome(command, refused, now, out, approved_by=None)
+            self._outcome(command, refused, now, received, out, approved_by=None)
             return
         if command.op not in TOPIC_OPS:
             await self._refuse(command.service, "op_not_allowed",
@@ -103,7 +137,7 @@ class Actuator:
                                    "command": command.to_bytes().decode()})
             return
         if message.get("approval") != "required":
-            await self._execute(command, now, out, approved_by=None)
+            await self._execute(command, now, received, out, approved_by=None)
             return
         await self.pending.put(command.service, command.command_id, command.to_bytes())
         _record(out, {
@@ -112,9 +146,10 @@ class Actuator:
             "how": f"rollguard approve {command.service} {command.command_id} --by NAME",
         }, alert=True)
 
-    async def _on_approval(self, message: dict[str, Any], now: float, out: ActuatorOutputs) -> None:
+    async def _on_approval(self, message: dict[str, Any], now: float, received: float,
+                           out: ActuatorOutputs) -> None:
         try:
-            service, command_id, by = verify_approval(message, self.secret, now)
+            service, command_id, by = verify_approval(message, self.secret, received)
             stored = await self.pending.take(service, command_id)
             if stored is None:
                 raise CommandRefused(f"approval of {command_id}: no command waits under that id")
@@ -129,9 +164,9 @@ class Actuator:
         approved = sign(dataclasses.replace(
             original,
             evidence={**original.evidence, "approved_by": by, "approved_at": now},
-            expires_at=now + COMMAND_TTL_S,
+            expires_at=now + self.command_ttl_s,
         ), self.secret)
-        await self._execute(approved, now, out, approved_by=by)
+        await self._execute(approved, now, received, out, approved_by=by)
 
     async def _refuse(self, service: Any, code: str, why: str, now: float, out: ActuatorOutputs,
                       entry: dict[str, str]) -> None:
@@ -147,14 +182,14 @@ class Actuator:
                       "status": outcome.status, "code": code, "message": why,
                       "recorded": bool(outcome.history_id)}, alert=True)
 
-    async def _execute(self, command: Command, now: float, out: ActuatorOutputs,
-                       approved_by: str | None) -> None:
-        outcome = await self.store.execute(command, now)
-        self._outcome(command, outcome, now, out, approved_by)
+    async def _execute(self, command: Command, now: float, received: float,
+                       out: ActuatorOutputs, approved_by: str | None) -> None:
+        outcome = await self.store.execute(command, now, received)
+        self._outcome(command, outcome, now, received, out, approved_by)
 
     @staticmethod
-    def _outcome(command: Command, outcome: Outcome, now: float, out: ActuatorOutputs,
-                 approved_by: str | None) -> None:
+    def _outcome(command: Command, outcome: Outcome, now: float, received: float,
+                 out: ActuatorOutputs, approved_by: str | None) -> None:
         record = {
             "type": "outcome", "at": now, "service": command.service,
             "command_id": command.command_id, "op": command.op, "status": outcome.status,
@@ -164,8 +199,20 @@ class Actuator:
             "approved_by": approved_by,
             "reason": command.reason, "recorded": bool(outcome.history_id),
         }
+        waited = late_by(now, received)
+        if waited is not None:
+            record.update(late=late_note(waited), waited_s=round(waited, 3), received_at=received)
         out.outcomes.append(record)
-        _record(out, record, alert=outcome.status in ("applied", "conflict", "refused"))
+        _record(out, record, alert=waited is not None
+                or outcome.status in ("applied", "conflict", "refused"))
+
+
+def _loads(value: bytes | None) -> dict[str, Any]:
+    try:
+        message = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    return message if isinstance(message, dict) else {}
 
 
 def _record(out: ActuatorOutputs, record: dict[str, Any], alert: bool) -> None:

@@ -221,18 +221,23 @@ class PointerStore:
         return await self.execute(sign(new_command(service, op, issued_by, at, **fields),
                                        self.secret), at)
 
-    async def admit(self, command: Command, now: float) -> Outcome | None:
+    async def admit(self, command: Command, now: float,
+                    received_at: float | None = None) -> Outcome | None:
         """None if ``command`` is signed with this store's secret and current; else its
         refusal, recorded in the service's history (when the service exists).
 
         The one place a command's signature and expiry are checked: :meth:`execute` runs
-        it first, the actuator before it keeps a command for approval.
+        it first, the actuator before it keeps a command for approval. ``received_at``
+        (default ``now``) is when the executor first read the command: a command received
+        before its expiry stays valid while it waits for Redis, however long.
         """
-        problem = refusal(command, self.secret, now)
+        checked_at = now if received_at is None else min(received_at, now)
+        problem = refusal(command, self.secret, checked_at)
         if problem is None:
             return None
         keys = self.keys(command.service)
-        return await self._run(keys, command, now, "refuse", 0, Refusal(*problem))
+        return await self._run(keys, command, now, "refuse", 0, Refusal(*problem),
+                               received_at=received_at)
 
     async def record_refusal(self, service: str, code: str, message: str, now: float,
                              entry: Mapping[str, str]) -> Outcome:
@@ -245,14 +250,16 @@ class PointerStore:
         result = await self._apply(keys, "", "", args)
         return outcome_of(result, entry.get("command_id", ""), service, None)
 
-    async def execute(self, command: Command, now: float) -> Outcome:
+    async def execute(self, command: Command, now: float,
+                      received_at: float | None = None) -> Outcome:
         """Check, plan and apply ``command`` in one atomic step; never partially applied.
 
         Every outcome, refusals included, is appended to the service's history (when the
         service exists). A command id runs once: a second time it is refused as ``replayed``,
-        as is an idempotency key already used for another request.
+        as is an idempotency key already used for another request. ``received_at``: see
+        :meth:`admit`; a command carried out late says so in its history entry.
         """
-        refused = await self.admit(command, now)
+        refused = await self.admit(command, now, received_at)
         if refused is not None:
             return refused
         keys = self.keys(command.service)
@@ -261,13 +268,15 @@ class PointerStore:
             planned = plan(state, command, releases, now)
             epoch = 0 if state is None else state.epoch
             last = attempt == MAX_ATTEMPTS - 1
-            outcome = await self._run(keys, command, now, "plan", epoch, planned, strict=last)
+            outcome = await self._run(keys, command, now, "plan", epoch, planned, strict=last,
+                                      received_at=received_at)
             if outcome is not None:
                 return outcome
         raise AssertionError("unreachable: the last attempt is a compare-and-set")
 
     async def _run(self, keys: ServiceKeys, command: Command, now: float, mode: str,
-                   epoch: int, planned: Plan, strict: bool = False) -> Any:
+                   epoch: int, planned: Plan, strict: bool = False,
+                   received_at: float | None = None) -> Any:
         expected = command.expected_epoch
         if strict and expected is None:
             expected = epoch
@@ -275,7 +284,8 @@ class PointerStore:
         request = request_digest(command)
         idem = {"command_id": command.command_id, "epoch": epoch + (1 if change else 0),
                 "request": request}
-        args = script_args(mode, epoch, expected, change, history_entry(command, now), planned,
+        args = script_args(mode, epoch, expected, change, history_entry(command, now, received_at),
+                           planned,
                             idem, keys, now, request)
         result = await self._apply(keys, command.idempotency_key, command.command_id, args)
         if _text(result[0]) == "retry":

@@ -23,8 +23,10 @@ from actions.commands import Command, new_command, sign
 from actions.state import PointerState
 from detectors.decision import Decision
 
-# How long a rollback command may wait in the commands topic before it is refused as stale;
-# an approved command is signed afresh for as long.
+# How long a rollback command may wait in the commands topic before the actuator receives it
+# (it is refused as stale after); an approved command is signed afresh for as long. A command
+# received in time is kept while Redis is away, however long (actions/actuator.py).
+# The worker's ROLLGUARD_COMMAND_TTL_S overrides it.
 COMMAND_TTL_S = 300.0
 NO_POINTER = "no version pointer is registered for this service"
 
@@ -66,7 +68,7 @@ def idempotency_key(decision: Decision, pointer: PointerState) -> str:
 
 
 def rollback_command(decision: Decision, pointer: PointerState, now: float,
-                     secret: bytes) -> Command:
+                     secret: bytes, ttl_s: float = COMMAND_TTL_S) -> Command:
     """The signed command of a rollback decision, a compare-and-set on the pointer's epoch."""
     evidence: dict[str, Any] = {"verdict": decision.verdict, **decision.evidence}
     command = new_command(
@@ -74,7 +76,7 @@ def rollback_command(decision: Decision, pointer: PointerState, now: float,
         "rollback",
         f"rule:{decision.evidence.get('rule', 'policy')}",
         now,
-        ttl_s=COMMAND_TTL_S,
+        ttl_s=ttl_s,
         idempotency_key=idempotency_key(decision, pointer),
         release=decision.to or None,
         components=tuple(decision.components),
@@ -86,7 +88,7 @@ def rollback_command(decision: Decision, pointer: PointerState, now: float,
 
 
 def respond(decision: Decision, pointer: PointerState | None, now: float,
-            secret: bytes) -> Command | Suppression | None:
+            secret: bytes, ttl_s: float = COMMAND_TTL_S) -> Command | Suppression | None:
     """A rollback decision's signed command, or the suppression that stops it; None for a
     decision that only alerts."""
     if decision.action != "rollback":
@@ -95,4 +97,4 @@ def respond(decision: Decision, pointer: PointerState | None, now: float,
     if blocked is not None:
         return Suppression(blocked)
     assert pointer is not None
-    return rollback_command(decision, pointer, now, secret)
+    return rollback_command(decision, pointer, now, secret, ttl_s)

@@ -30,6 +30,9 @@ Status = Literal["applied", "already_applied", "conflict", "refused"]
 
 # An idempotency key (and a command id) is remembered this long: far longer than any retry.
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+# A command carried out this long after it was received waited for Redis (an outage): its
+# history entry and outcome record say so.
+LATE_S = 2.0
 
 ERRORS: dict[str, type[RollbackError]] = {
     "unknown_service": UnknownService,
@@ -128,9 +131,16 @@ def _changed_at(state: PointerState | None, result: Any) -> PointerState | None:
     return state.with_changes(updated_at=float(_text(result[6])))
 
 
-def history_entry(command: Command, now: float) -> list[str]:
-    """The history fields describing a command (the script appends the outcome)."""
-    return [
+def history_entry(command: Command, now: float, received_at: float | None = None) -> list[str]:
+    """The history fields describing a command (the script appends the outcome); one
+    carried out :data:`LATE_S` or more after it was received also says how late.
+
+    >>> from actions.commands import Command
+    >>> c = Command("c1", "k1", "bot", "rollback", "rule:x", 10.0, 20.0)
+    >>> history_entry(c, 500.0, received_at=12.0)[-3:]
+    ['12.0', 'late', 'carried out 488 s after it was received: Redis was unreachable']
+    """
+    entry = [
         "at", repr(now),
         "command_id", command.command_id,
         "idempotency_key", command.idempotency_key,
@@ -139,5 +149,18 @@ def history_entry(command: Command, now: float) -> list[str]:
         "release", command.release or "",
         "command", command.to_bytes().decode(),
     ]  # fmt: skip
+    waited = late_by(now, received_at)
+    if waited is not None:
+        entry += ["received_at", repr(received_at), "late", late_note(waited)]
+    return entry
 
 
+def late_by(now: float, received_at: float | None) -> float | None:
+    """Seconds between a command's receipt and its execution, when :data:`LATE_S` or more."""
+    if received_at is None or now - received_at < LATE_S:
+        return None
+    return now - received_at
+
+
+def late_note(waited_s: float) -> str:
+    return f"carried out {waited_s:.0f} s after it was received: Redis was unreachable"

@@ -66,13 +66,20 @@ def owner_of(partitions: int) -> Callable[[bytes], int]:
     return owner
 
 
-async def until_available(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Retry while Redis is unreachable: events wait in Kafka meanwhile, none is lost."""
+async def until_available(what: str, call: Callable[[], Awaitable[T]],
+                          on_wait: Callable[[ServiceUnavailable], Awaitable[Any]] | None = None,
+                          ) -> T:
+    """Retry while Redis is unreachable: events wait in Kafka meanwhile, none is lost.
+    ``on_wait`` is awaited once, after the first failed attempt."""
+    waiting = False
     while True:
         try:
             return await call()
         except ServiceUnavailable as exc:
             log.warning("%s waits for Redis: %s", what, exc)
+            if on_wait is not None and not waiting:
+                await on_wait(exc)
+            waiting = True
             await asyncio.sleep(RETRY_S)
 
 
@@ -120,7 +127,8 @@ class Edge:
         redis = async_redis_client(settings.redis_url)
         store = PointerStore(redis, settings.secret)
         self.pointers = PointerCache(store)
-        self.actuator = Actuator(store, PendingCommands(redis), settings.secret)
+        self.actuator = Actuator(store, PendingCommands(redis), settings.secret,
+                                 command_ttl_s=settings.command_ttl_s)
         self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
         self.metrics = WorkerMetrics()
 
@@ -199,8 +207,19 @@ class Edge:
             await stream.ack(done)
 
     async def actuate(self, key: bytes | None, value: bytes | None) -> None:
-        """Execute one message of the commands topic; send its alerts and audit records."""
-        out = await until_available("actuator", lambda: self.actuator.handle(value))
+        """Execute one message of the commands topic; send its alerts and audit records.
+        While Redis is away the message is retried with the time it was first read, so its
+        expiry is judged as of its receipt; the operator is alerted once that it waits."""
+        received_at = self.actuator.clock()
+
+        async def alert_waiting(exc: ServiceUnavailable) -> None:
+            notice = self.actuator.waiting_alert(value, received_at, str(exc))
+            await self.send_all(self.alerts, [notice], key)
+            await self.send_all(self.audit, [notice], key)
+
+        out = await until_available("actuator",
+                                    lambda: self.actuator.handle(value, received_at),
+                                    alert_waiting)
         for record in out.outcomes:
             self.pointers.invalidate(record["service"])
         self.metrics.on_actuated(out.audit)
@@ -214,7 +233,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     edge = Edge(app, settings)
     loop: PartitionLoop[Handle] = PartitionLoop(
         policy, settings.secret, edge.states.get, settings.checkpoint_s,
-        owner=owner_of(settings.partitions))
+        owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)
     edge.metrics.watch(loop, edge.ends)
     if settings.metrics_addr is not None:
         serve_metrics(app, edge, settings.metrics_addr)
@@ -244,7 +263,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
         # Quiet partitions are checkpointed here; seeks that lost a race are repeated.
-        await edge.carry_out(loop.on_timer(time.monotonic()))
+        await edge.carry_out(loop.on_timer(time.monotonic(), edge.ends()))
 
     @app.timer(edge.pointers.ttl_s)
     async def refresh_pointers() -> None:

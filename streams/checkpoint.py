@@ -117,6 +117,12 @@ class Checkpoints:
             self._through[service] = ((offset, forwarded) if partition < FORWARDED
                                       else (events, offset))
 
+    def redelivered(self, partition: int, now: float) -> None:
+        """A message at or below the applied offset came again and was skipped: a checkpoint
+        of ``partition`` is due in ``interval_s`` all the same, to acknowledge it (else a
+        partition that only re-reads, after a restart, never commits)."""
+        self._since.setdefault(partition, now)
+
     def seed(self, service: str, throughs: Throughs) -> None:
         """A service restored from the table: the offsets its stored state holds (kept for
         the day the other lane feeds it too)."""

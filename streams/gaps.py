@@ -58,10 +58,12 @@ class GapGuard:
 
     retry_s: float = 1.0
     max_retries: int = 5
+    stall_s: float = 3.0
     seeks: int = 0
     accepted_gaps: int = 0
     _seeking: dict[int, _Seeking] = field(default_factory=dict)
     _floor: dict[int, int] = field(default_factory=dict)  # offsets below a real gap's end
+    _behind: dict[int, tuple[int, float]] = field(default_factory=dict)  # (applied, since)
 
     def admit(self, partition: int, offset: int, last_applied: int | None, now: float) -> Admit:
         if last_applied is None:
@@ -102,7 +104,33 @@ class GapGuard:
         self.seeks += len(again)
         return again
 
+    def stalled(self, partition: int, applied: int | None, end: int | None,
+                now: float) -> int | None:
+        """Where to seek ``partition`` when messages exist beyond the last applied offset
+        (``end``: the partition's high watermark) but none arrived for ``stall_s``: the
+        messages Faust dropped were the last ones, so no later offset reveals the gap.
+
+        >>> guard = GapGuard(stall_s=3.0)
+        >>> [guard.stalled(0, 4, 10, now) for now in (0.0, 2.0, 3.5, 4.0, 7.0)]
+        [None, None, 5, None, 5]
+        >>> guard.stalled(0, 9, 10, 8.0), guard.stalled(0, 5, 10, 20.0)  # caught up; moved on
+        (None, None)
+        """
+        if applied is None or end is None or end <= applied + 1 or partition in self._seeking:
+            self._behind.pop(partition, None)
+            return None
+        seen, since = self._behind.get(partition, (applied, now))
+        if seen != applied:
+            seen, since = applied, now
+        if now - since < self.stall_s:
+            self._behind[partition] = (seen, since)
+            return None
+        self._behind[partition] = (applied, now)
+        self.seeks += 1
+        return applied + 1
+
     def forget(self) -> None:
         """After a rebalance: any seek in progress belonged to the old assignment."""
         self._seeking.clear()
         self._floor.clear()
+        self._behind.clear()

@@ -30,13 +30,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from actions.commands import Command
 from actions.keys import SERVICE_RULE, service_of_key
-from actions.respond import respond, roles_of
+from actions.respond import COMMAND_TTL_S, respond, roles_of
 from actions.state import PointerState
 from detectors.decision import Decision
 from detectors.monitors import Fed, MonitorSet
@@ -85,13 +85,15 @@ class PartitionLoop(Generic[H]):
     events may not be dated much after (the policy's ``max_future_skew_seconds``); ``now``
     passed to each call is a monotonic time for checkpoint intervals and seek retries.
     ``owner`` gives the partition that judges a key (None: every message is judged where it
-    is).
+    is). ``command_ttl_s`` is how long the commands issued may take to reach the actuator.
     """
 
     def __init__(self, policy: Policy, secret: bytes, stored: Callable[[bytes], bytes | None],
                  interval_s: float = 2.0, clock: Callable[[], float] = time.time,
-                 owner: Callable[[bytes], int] | None = None) -> None:
+                 owner: Callable[[bytes], int] | None = None,
+                 command_ttl_s: float = COMMAND_TTL_S) -> None:
         self.secret = secret
+        self.command_ttl_s = command_ttl_s
         self.clock = clock
         self.guard = GapGuard()
         self.marks = Checkpoints(interval_s)
@@ -181,16 +183,23 @@ class PartitionLoop(Generic[H]):
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
         """Whether to process the message at ``offset`` (:mod:`streams.gaps`)."""
         self._unacked.setdefault(lane, []).append(handle)
-        marks = self.marks
-        if marks.applied(lane) is None:
-            applied = self._stored(applied_offset_key(lane))
-            marks.restore(lane, int(applied) if applied else None)
-        verdict = self.guard.admit(lane, offset, marks.applied(lane), now)
+        applied = self._applied(lane)
+        verdict = self.guard.admit(lane, offset, applied, now)
+        if applied is not None and offset <= applied:
+            self.marks.redelivered(lane, now)
         if verdict.seek_to is not None:
             log.warning("monitor: offsets skipped on lane %d; reading again from %d",
                         lane, verdict.seek_to)
             out.seeks.append((lane, verdict.seek_to))
         return verdict.process
+
+    def _applied(self, lane: int) -> int | None:
+        """The last offset applied on ``lane``: this process's, or the table's."""
+        marks = self.marks
+        if marks.applied(lane) is None:
+            applied = self._stored(applied_offset_key(lane))
+            marks.restore(lane, int(applied) if applied else None)
+        return marks.applied(lane)
 
     def _done(self, lane: int, service: str | None, offset: int, now: float,
               out: Effects[H]) -> Effects[H]:
@@ -242,7 +251,7 @@ class PartitionLoop(Generic[H]):
         out.dead.extend(messages.dead_letter(r.reason, r.detail, r.raw) for r in fed.rejected)
         for decision in fed.decisions:
             at = self.clock()
-            response = respond(decision, pointer, at, self.secret)
+            response = respond(decision, pointer, at, self.secret, self.command_ttl_s)
             alerts, audit, commands = messages.decision_messages(decision, response, at)
             out.decisions.append(decision)
             out.alerts += alerts
@@ -256,15 +265,23 @@ class PartitionLoop(Generic[H]):
             out.writes.append((partition % FORWARDED, key, value))
         out.acks += self._unacked.pop(partition, [])
 
-    def on_timer(self, now: float) -> Effects[H]:
+    def on_timer(self, now: float, ends: Mapping[int, int | None] | None = None,
+                 ) -> Effects[H]:
         """Checkpoint the partitions that went quiet (so their last messages are committed
-        without waiting for more traffic), and repeat seeks that lost the race against
-        messages already fetched (:mod:`streams.gaps`)."""
+        without waiting for more traffic), repeat seeks that lost the race against
+        messages already fetched, and seek partitions stalled short of their end offset
+        (``ends``: the events topic's high watermarks) (:mod:`streams.gaps`)."""
         out: Effects[H] = Effects()
         for partition in list(self._unacked):
             if self.marks.applied(partition) is not None and self.marks.due(partition, now):
                 self._checkpoint(partition, now, out)
         out.seeks += self.guard.due(now)
+        for partition, end in (ends or {}).items():
+            seek = self.guard.stalled(partition, self._applied(partition), end, now)
+            if seek is not None:
+                log.warning("monitor: partition %d stalled before its end %s; reading again "
+                            "from %d", partition, end, seek)
+                out.seeks.append((partition, seek))
         return out
 
     def on_revoked(self) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from actions.respond import COMMAND_TTL_S
 from rollguard.config import (
     DEV_SECRET,
     KAFKA_SECURITY_VARIABLES,
@@ -52,6 +53,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_DATA_DIR", ".rollguard/worker", "Faust's data folder"),
     ("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S),
      "seconds between writes of live state to the table"),
+    ("ROLLGUARD_COMMAND_TTL_S", str(COMMAND_TTL_S),
+     "seconds a rollback command may take to reach the actuator (kept after, while Redis "
+     "is away)"),
     ("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR,
      "host:port serving Prometheus /metrics; empty: none"),
 )
@@ -70,6 +74,13 @@ def _seconds(name: str, default: str) -> float:
     if not 0.0 <= value <= 3600.0:
         raise ConfigError(f"{name}: must be a number of seconds in [0, 3600], got {raw!r}")
     return value
+
+
+def _command_ttl_s() -> float:
+    ttl = _seconds("ROLLGUARD_COMMAND_TTL_S", str(COMMAND_TTL_S))
+    if ttl < 1.0:  # a command must be able to cross Kafka
+        raise ConfigError(f"ROLLGUARD_COMMAND_TTL_S: must be at least 1 second, got {ttl}")
+    return ttl
 
 
 def host_port(name: str, raw: str) -> tuple[str, int] | None:
@@ -109,6 +120,7 @@ class WorkerSettings:
     partitions: int
     data_dir: str
     checkpoint_s: float = DEFAULT_CHECKPOINT_S
+    command_ttl_s: float = COMMAND_TTL_S
     metrics_addr: tuple[str, int] | None = None  # None: no /metrics endpoint
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -147,6 +159,7 @@ class WorkerSettings:
             partitions=partitions,
             data_dir=_get("ROLLGUARD_DATA_DIR", ".rollguard/worker"),
             checkpoint_s=_seconds("ROLLGUARD_CHECKPOINT_S", str(DEFAULT_CHECKPOINT_S)),
+            command_ttl_s=_command_ttl_s(),
             kafka_security=KafkaSecurity.from_env(),
             metrics_addr=host_port("ROLLGUARD_METRICS_ADDR",
                                    os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR)),

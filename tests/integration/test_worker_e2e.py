@@ -7,6 +7,7 @@ import asyncio
 import collections
 import dataclasses
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
 from tests.integration.e2e_support import (
@@ -24,12 +26,13 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
-from tests.support.runs import IsolatedRun, wait_processed
+from tests.support.runs import IsolatedRun, committed_events, wait_processed, wait_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
 BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
+KILLS = 4  # SIGKILLs of the worker during one regression (each costs ~11 s of restart)
 
 
 @pytest.fixture(name="run")
@@ -54,6 +57,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def applied_rollbacks(history: list[dict]) -> list[dict]:
     return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
+
+
+async def finish_with_one_rollback(run: IsolatedRun, store: PointerStore, service: str,
+                                   rest: list[dict]) -> None:
+    """A last worker reads ``rest`` of the events: the service was rolled back exactly once."""
+    worker = start(run)
+    try:
+        await produce(run, rest)
+        await wait_processed(run)
+    finally:
+        stop(worker)
+    assert len(applied_rollbacks(await store.history(service, count=200))) == 1
+    assert (await store.read(service)).candidate is None
 
 
 async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
@@ -122,14 +138,38 @@ async def test_worker_killed_mid_regression_resumes_with_exactly_one_rollback(
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
     assert (await store.read(service)).candidate == "v2", "decided before the kill"
-    worker = start(run)
-    try:
-        await produce(run, events[cut:])
-        await wait_processed(run)
-    finally:
-        stop(worker)
-    assert len(applied_rollbacks(await store.history(service, count=100))) == 1
-    assert (await store.read(service)).candidate is None
+    await finish_with_one_rollback(run, store, service, events[cut:])
+
+
+async def test_a_worker_killed_again_and_again_during_a_regression_still_rolls_back_once(
+    run: IsolatedRun,
+) -> None:
+    """SIGKILL at KILLS random moments while the regression's events flow (some before the
+    decision, some after): one rollback, none doubled, none missed. Each worker first shows
+    it is up (it committed offsets beyond the last worker's), then is killed a random moment
+    after the second half of its share was sent: mid-batch, before a checkpoint, or idle."""
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    events = scenario_events(service, REGRESSION)
+    onset = next(i for i, e in enumerate(events)
+                 if e["ts"] >= REGRESSION.regression_at + 1_763_856_000.0)
+    step = (len(events) - onset) // (KILLS + 1)
+    moments = random.Random(12)
+    sent = 0
+    for kill in range(KILLS):
+        committed = await committed_events(run)
+        worker = start(run)
+        try:
+            half, upto = onset + kill * step + step // 2, onset + (kill + 1) * step
+            await produce(run, events[sent:half])
+            await wait_progress(run, committed)
+            await produce(run, events[half:upto])
+            sent = upto
+            await asyncio.sleep(moments.uniform(0.0, 1.5))  # a random moment to kill at
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+    await finish_with_one_rollback(run, store, service, events[sent:])
 
 
 async def test_invalid_events_go_to_dead_letters_and_change_no_decision() -> None:

@@ -70,3 +70,9 @@ def test_an_alert_means_nothing_for_the_pointer() -> None:
 def test_the_roles_come_from_the_pointer() -> None:
     assert roles_of(POINTER) == ("v1", "v2", 5)
     assert roles_of(None) is None
+
+
+@pytest.mark.parametrize("ttl_s", [3.0, 300.0])
+def test_a_rollback_command_expires_after_the_configured_time(ttl_s: float) -> None:
+    command = respond(ROLLBACK, POINTER, NOW, SECRET, ttl_s=ttl_s)
+    assert isinstance(command, Command) and command.expires_at == NOW + ttl_s

@@ -205,3 +205,20 @@ def test_an_undecodable_batch_is_one_dead_letter_naming_its_offsets() -> None:
     assert letter["reason"] == "undecodable"
     assert letter["value"] == {"topic": "events", "partition": 0, "offsets": [2, 6]}
     assert feed(loop, [good_block()], offset=7).events == 3  # no gap: 2..6 are read
+
+
+def test_a_partition_stalled_short_of_its_end_is_read_again_from_the_next_offset() -> None:
+    """Faust dropped the last messages it fetched (after a restart): no later offset reveals
+    the gap, so the timer seeks once the partition made no progress for a while."""
+    loop = new_loop({applied_offset_key(0): b"4"})
+    assert loop.on_timer(0.0, ends={0: 10, 1: None}).seeks == []
+    assert loop.on_timer(loop.guard.stall_s + 0.1, ends={0: 10, 1: None}).seeks == [(0, 5)]
+    assert loop.on_timer(100.0, ends={0: 5}).seeks == [], "caught up: nothing to seek"
+
+
+def test_messages_read_again_after_a_restart_are_acknowledged_by_the_timer() -> None:
+    """Only redeliveries on a partition (the state already holds them): still committed."""
+    loop = new_loop({applied_offset_key(0): b"7"})
+    assert feed(loop, [good_block()], offset=6, now=0.0).events == 0
+    assert loop.on_timer(0.5).acks == []
+    assert loop.on_timer(loop.marks.interval_s + 0.1).acks == [6]

@@ -25,6 +25,8 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     ("ROLLGUARD_METRICS_ADDR", "9471"), ("ROLLGUARD_METRICS_ADDR", "localhost:"),
     ("ROLLGUARD_METRICS_ADDR", ":9471"), ("ROLLGUARD_METRICS_ADDR", "localhost:70000"),
     ("ROLLGUARD_METRICS_ADDR", "localhost:http"),
+    ("ROLLGUARD_COMMAND_TTL_S", "0.5"), ("ROLLGUARD_COMMAND_TTL_S", "a day"),
+    ("ROLLGUARD_COMMAND_TTL_S", "86400"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                     value: str) -> None:
@@ -52,6 +54,13 @@ def test_metrics_address_defaults_to_loopback_and_empty_turns_it_off(
     else:
         monkeypatch.setenv("ROLLGUARD_METRICS_ADDR", value)
     assert WorkerSettings.from_env().metrics_addr == addr
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("", 300.0), ("3", 3.0), ("600", 600.0)])
+def test_the_command_expiry_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
+                                               seconds: float) -> None:
+    monkeypatch.setenv("ROLLGUARD_COMMAND_TTL_S", value)
+    assert WorkerSettings.from_env().command_ttl_s == seconds
 
 
 def test_every_setting_is_listed_for_help() -> None:
