@@ -13,7 +13,6 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from rollguard.config import kafka_bootstrap
 from streams.connect import ensure_topics, producer
@@ -119,10 +118,7 @@ async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str
         first: tuple[float, dict[int, int], float] | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                done = await committed_offsets(admin, group, topic)
-            except GroupCoordinatorNotAvailableError:  # the group is still being set up
-                done = {}
+            done = await committed_offsets(admin, group, topic)
             stamp, cpu = time.perf_counter(), cpu_seconds(process.pid)
             if first is None and any(done.values()):
                 first = (stamp, done, cpu)

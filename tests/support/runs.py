@@ -8,6 +8,11 @@ import time
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    NotCoordinatorError,
+)
 
 from rollguard.demo.isolated import WorkerRun
 from streams.connect import consumer, new_admin_client, partition_counts
@@ -40,10 +45,20 @@ class IsolatedRun(WorkerRun):
             await admin.close()
 
 
+# A new broker creates its offsets topic when a group first asks for its coordinator, and
+# answers these until it is ready: nothing is committed yet, so the waits below ask again.
+COORDINATOR_NOT_READY = (CoordinatorNotAvailableError, CoordinatorLoadInProgressError,
+                         NotCoordinatorError)
+
+
 async def committed_offsets(admin: AIOKafkaAdminClient, group: str,
                             topic: str) -> dict[int, int]:
-    """The offsets ``group`` has committed on ``topic``, by partition."""
-    offsets = await admin.list_consumer_group_offsets(group)
+    """The offsets ``group`` has committed on ``topic``, by partition (none while the
+    group's coordinator is not ready)."""
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except COORDINATOR_NOT_READY:
+        return {}
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
