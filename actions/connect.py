@@ -11,7 +11,7 @@ error about a URL names it redacted (:func:`redact`): a password never reaches a
 from __future__ import annotations
 
 import ssl
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -83,28 +83,24 @@ def _options(**extra: Any) -> dict[str, Any]:
 
 def redis_client(url: str | None = None) -> SyncClient:
     """A synchronous client for ``url`` (default ``REDIS_URL``)."""
-    url = url or redis_url()
-    try:
-        cluster = _cluster_parts(url)
-        if cluster is not None:
-            nodes, options = cluster
-            return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
-                                **_options(**options))
-        return redis.Redis.from_url(url, **_options())
-    except ValueError as exc:
-        raise ConfigError(f"{SETTING}: {exc}: {redact(url)!r}") from exc
+    return cast(SyncClient, _client(url, redis.Redis, RedisCluster, ClusterNode))
 
 
 def async_redis_client(url: str | None = None) -> AsyncClient:
     """An asyncio client for ``url`` (default ``REDIS_URL``)."""
+    return cast(AsyncClient, _client(url, aioredis.Redis, AsyncRedisCluster, AsyncClusterNode))
+
+
+def _client(url: str | None, single: Any, cluster_class: Any, node_class: Any) -> Any:
+    # One server or a cluster, of the sync or asyncio flavour given by the classes.
     url = url or redis_url()
     try:
         cluster = _cluster_parts(url)
         if cluster is not None:
             nodes, options = cluster
-            return AsyncRedisCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes],
-                                     **_options(**options))
-        return aioredis.Redis.from_url(url, **_options())
+            return cluster_class(startup_nodes=[node_class(h, p) for h, p in nodes],
+                                 **_options(**options))
+        return single.from_url(url, **_options())
     except ValueError as exc:
         raise ConfigError(f"{SETTING}: {exc}: {redact(url)!r}") from exc
 
