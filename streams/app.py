@@ -131,6 +131,29 @@ class Edge:
                                  command_ttl_s=settings.command_ttl_s)
         self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
         self.metrics = WorkerMetrics()
+        self.commands_guard = GapGuard()
+        self.commands_done: int | None = None  # the last commands offset carried out here
+
+    def commands_stalled(self, now: float) -> int | None:
+        """Where to seek the commands topic when commands wait beyond the last one carried
+        out but none arrived for a while: around a restart Faust can drop messages it had
+        fetched (faust-streaming #596), and with no later command nothing reveals the gap,
+        so a rollback would wait for the next restart. A command read twice is refused as
+        a replay and recorded, never run twice."""
+        tp = TP(self.commands.get_topic_name(), 0)
+        consumer = self.app.consumer
+        try:
+            if tp not in consumer.assignment():
+                return None
+            end = consumer.highwater(tp)
+        except ConsumerNotStarted:
+            return None
+        done = self.commands_done
+        if done is None:  # none carried out by this process yet: from the committed offset
+            # Faust's own record of the offset it sought to after the assignment.
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            done = None if committed is None else committed - 1
+        return self.commands_guard.stalled(0, done, end, now)
 
     def ends(self) -> dict[int, int | None]:
         """The end offset of each events-topic partition held (for the lag metric)."""
@@ -271,14 +294,25 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.agent(edge.commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
-        async for key, value in stream.items():
-            await edge.actuate(key, value)
+        async for event in stream.events():
+            await edge.actuate(event.key, event.value)
+            edge.commands_done = event.message.offset
+
+    @app.timer(GapGuard.retry_s)
+    async def reread_commands() -> None:
+        offset = edge.commands_stalled(time.monotonic())
+        if offset is not None:
+            log.warning("actuator: commands wait beyond offset %d; reading again", offset)
+            await app.consumer.seek(TP(edge.commands.get_topic_name(), 0), offset)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         loop.on_revoked()
+        edge.commands_done = None
+        edge.commands_guard.forget()
 
     app.task(settle_heap)
+
     @app.timer(30.0)
     async def report() -> None:
         if loop.counts:
