@@ -233,3 +233,11 @@ def database_of(client: AsyncClient | SyncClient) -> int:
     pool = getattr(client, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", None) or {}
     return int(kwargs.get("db") or 0)
+
+
+def attach(client_or_url: Any, build: Any) -> tuple[Any, bool]:
+    """``(client, owned)``: the client given, or one ``build`` makes from a URL (None:
+    ``REDIS_URL``), which its user then owns and closes."""
+    if client_or_url is None or isinstance(client_or_url, str):
+        return build(client_or_url), True
+    return client_or_url, False

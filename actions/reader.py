@@ -22,6 +22,7 @@ from typing import Any
 from actions.connect import (
     AsyncClient,
     async_redis_client,
+    attach,
     database_of,
     describe,
     is_cluster,
@@ -70,12 +71,8 @@ class PointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
-        self._owns_client = client_or_url is None or isinstance(client_or_url, str)
-        self.client: AsyncClient = (
-            async_redis_client(client_or_url)
-            if client_or_url is None or isinstance(client_or_url, str)
-            else client_or_url
-        )
+        self.client: AsyncClient
+        self.client, self._owns_client = attach(client_or_url, async_redis_client)
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
                          database_of(self.client))
         self.address = describe(self.client)

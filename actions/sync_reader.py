@@ -11,6 +11,7 @@ import redis
 from actions.connect import (
     PERMISSION_ERRORS,
     SyncClient,
+    attach,
     database_of,
     describe,
     reads_replicas,
@@ -49,12 +50,8 @@ class SyncPointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
-        self._owns_client = client_or_url is None or isinstance(client_or_url, str)
-        self.client: SyncClient = (
-            redis_client(client_or_url)
-            if client_or_url is None or isinstance(client_or_url, str)
-            else client_or_url
-        )
+        self.client: SyncClient
+        self.client, self._owns_client = attach(client_or_url, redis_client)
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
                          database_of(self.client))
         self.address = describe(self.client)
