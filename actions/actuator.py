@@ -4,7 +4,8 @@ rollbacks that wait for a person until ``rollguard approve`` arrives.
 Every message gives exactly one audit record of its outcome: applied, already applied (the
 same idempotency key ran before), conflict (someone flipped first), refused (unsigned,
 wrongly signed, expired, replayed, malformed, pinned, a bad approval, an operation rules
-never issue), or awaiting approval.
+never issue, an approval by someone the policy does not allow), awaiting approval, or an
+approval recorded while the command waits for another approver.
 
 The topic carries only what rules issue: rollback commands (full, partial, staged cuts of
 the candidate's share or cohorts) and approvals of them. Anything else — a promote, pin,
@@ -33,17 +34,19 @@ from typing import Any
 
 import orjson
 
-from actions.approvals import PendingCommands, verify_approval
+from actions.approvals import Approval, PendingCommands, check_approval, read_approval
 from actions.commands import Command, sign
 from actions.pointer import Outcome, PointerStore
 from actions.respond import COMMAND_TTL_S
 from actions.script import late_by, late_note
+from detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
 from detectors.names import is_service_name
 from rollguard.errors import (
     AuthenticationFailed,
     CommandRefused,
     RollguardError,
     ServiceUnavailable,
+    UnknownService,
 )
 from rollguard.redact import redact
 
@@ -67,6 +70,7 @@ class Actuator:
     secret: bytes
     clock: Callable[[], float] = time.time
     command_ttl_s: float = COMMAND_TTL_S  # how long an approved command is signed for
+    approvals: ApprovalRules = field(default_factory=ApprovalRules)  # the policy's approvers
 
     async def handle(self, value: bytes | None, received_at: float | None = None,
                      ) -> ActuatorOutputs:
@@ -148,39 +152,100 @@ class Actuator:
 
     async def _on_approval(self, message: dict[str, Any], now: float, received: float,
                            out: ActuatorOutputs) -> None:
+        """Check who approves (their own key, the policy's approvers), count them, and run
+        the command once enough different people approved it."""
+        about = {"command_id": str(message.get("command_id", "")), "op": "approve",
+                 "issued_by": str(message.get("by", "")),
+                 "approval_id": str(message.get("approval_id", ""))}
         try:
-            service, command_id, by = verify_approval(message, self.secret, received)
-            stored = await self.pending.take(service, command_id)
-            if stored is None:
-                raise CommandRefused(f"approval of {command_id}: no command waits under that id")
-        except CommandRefused as exc:
-            await self._refuse(message.get("service"), "bad_approval", str(exc), now, out, {
-                "command_id": str(message.get("command_id", "")), "op": "approve",
-                "issued_by": str(message.get("by", ""))})
+            given, needed = await self._judge_approval(message, received)
+            status, approvers, stored = await self.pending.approve(
+                given.service, given.command_id, given.by, needed)
+            if status == "missing":
+                raise _Refused("bad_approval", f"approval of {given.command_id}: no command "
+                                               "waits under that id")
+            if status == "duplicate":
+                raise _Refused("same_approver", f"{given.by} has already approved "
+                                                f"{given.command_id}")
+        except _Refused as exc:
+            await self._refuse(message.get("service"), exc.code, exc.why, now, out, about)
             return
-        original = Command.from_bytes(stored)
+        if status == "waiting" or stored is None:
+            _record(out, {
+                "type": "approval-recorded", "at": now, "service": given.service,
+                "command_id": given.command_id, "approval_id": given.approval_id,
+                "by": given.by, "approvers": list(approvers), "needed": needed,
+                "message": f"{given.command_id} approved by {', '.join(approvers)}; it "
+                           f"needs {needed - len(approvers)} more approver(s)",
+            }, alert=True)
+            return
+        await self._run_approved(Command.from_bytes(stored), approvers, given.approval_id,
+                                 now, received, out)
+
+    async def _judge_approval(self, message: dict[str, Any], received: float,
+                              ) -> tuple[Approval, int]:
+        """The approval, checked, and how many approvers its command needs in all."""
+        try:
+            given = read_approval(message)
+        except CommandRefused as exc:
+            raise _Refused("bad_approval", str(exc)) from None
+        key = await self.store.signatures.key_of(given.by)
+        if isinstance(key, tuple):
+            raise _Refused(key[0], f"approval of {given.command_id}: {key[1]}")
+        try:
+            check_approval(given, key, received)
+        except CommandRefused as exc:
+            raise _Refused("bad_approval", str(exc)) from None
+        found = await self.pending.get(given.service, given.command_id)
+        if found is None:
+            raise _Refused("bad_approval", f"approval of {given.command_id}: no command "
+                                           "waits under that id")
+        original = Command.from_bytes(found[0])
+        verdict = judge(self.approvals, original.issued_by.removeprefix("rule:"), given.by,
+                        found[1], pinned=await self._pinned(original.service),
+                        full=_is_full(original))
+        if isinstance(verdict, NotAllowed):
+            raise _Refused(verdict.code, f"approval of {given.command_id}: {verdict.why}")
+        return given, verdict.needed if isinstance(verdict, Waiting) else len(verdict.approvers)
+
+    async def _pinned(self, service: str) -> bool:
+        try:
+            return (await self.store.read(service)).pinned
+        except UnknownService:
+            return False
+
+    async def _run_approved(self, original: Command, approvers: tuple[str, ...],
+                            approval_id: str, now: float, received: float,
+                            out: ActuatorOutputs) -> None:
         # The approval is the new authority: record who gave it and sign afresh, so a command
-        # that waited longer than its expiry can still run once a person says so.
+        # that waited longer than its expiry can still run once people say so. Approvers of
+        # a pinned service's rollback override the pin, as --force does.
+        pinned = await self._pinned(original.service)
         approved = sign(dataclasses.replace(
             original,
-            evidence={**original.evidence, "approved_by": by, "approved_at": now},
+            evidence={**original.evidence, "approved_by": ", ".join(approvers),
+                      "approvers": list(approvers), "approved_at": now},
             expires_at=now + self.command_ttl_s,
+            force=original.force or pinned,
         ), self.secret)
-        await self._execute(approved, now, received, out, approved_by=by)
+        outcome = await self.store.execute(approved, now, received)
+        self._outcome(approved, outcome, now, received, out, ", ".join(approvers),
+                      approval_id=approval_id)
 
     async def _refuse(self, service: Any, code: str, why: str, now: float, out: ActuatorOutputs,
                       entry: dict[str, str]) -> None:
         """A refusal of something that is no valid command: in the service's history when it
         names a valid service, and on the audit topic always."""
+        extra = {"approval_id": entry["approval_id"]} if entry.get("approval_id") else {}
         if not is_service_name(service):
-            _record(out, {"type": "command-refused", "at": now, "code": code, "why": why},
-                    alert=True)
+            _record(out, {"type": "command-refused", "at": now, "code": code, "why": why,
+                          **extra}, alert=True)
             return
         outcome = await self.store.record_refusal(service, code, why, now, entry)
         _record(out, {"type": "outcome", "at": now, "service": service,
                       "command_id": entry.get("command_id", ""), "op": entry.get("op", ""),
                       "status": outcome.status, "code": code, "message": why,
-                      "recorded": bool(outcome.history_id)}, alert=True)
+                      "recorded": bool(outcome.history_id), **extra}, alert=True)
 
     async def _execute(self, command: Command, now: float, received: float,
                        out: ActuatorOutputs, approved_by: str | None) -> None:
@@ -189,7 +254,7 @@ class Actuator:
 
     @staticmethod
     def _outcome(command: Command, outcome: Outcome, now: float, received: float,
-                 out: ActuatorOutputs, approved_by: str | None) -> None:
+                 out: ActuatorOutputs, approved_by: str | None, approval_id: str = "") -> None:
         record = {
             "type": "outcome", "at": now, "service": command.service,
             "command_id": command.command_id, "op": command.op, "status": outcome.status,
@@ -199,12 +264,27 @@ class Actuator:
             "approved_by": approved_by,
             "reason": command.reason, "recorded": bool(outcome.history_id),
         }
+        if approval_id:
+            record["approval_id"] = approval_id
         waited = late_by(now, received)
         if waited is not None:
             record.update(late=late_note(waited), waited_s=round(waited, 3), received_at=received)
         out.outcomes.append(record)
         _record(out, record, alert=waited is not None
                 or outcome.status in ("applied", "conflict", "refused"))
+
+
+class _Refused(Exception):
+    """An approval refused, with its reason code."""
+
+    def __init__(self, code: str, why: str) -> None:
+        super().__init__(why)
+        self.code, self.why = code, why
+
+
+def _is_full(command: Command) -> bool:
+    """The whole release rolled back, not a component, a share or cohorts."""
+    return not command.components and command.percent is None and not command.cohorts
 
 
 def _loads(value: bytes | None) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Pointer commands: what to change, who asked, why, and an HMAC signature with an expiry."""
+"""Pointer commands: what to change, who asked, why, and an HMAC signature with an expiry.
+
+A command is signed either with the deployment secret (``signer`` empty: what rules issue,
+and commands made before operators had keys of their own) or with one operator's key
+(``signer`` the operator's name, who must also be ``issued_by``: actions/operators.py).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ class Command:
     candidate's share); for ``rollback``, ``cohorts`` are the cohorts to drop, for ``promote``
     the cohorts the candidate serves. ``issued_by`` is an operator name or ``rule:<name>``.
     ``expected_epoch`` set makes the command a compare-and-set: it is a conflict if the pointer
-    moved. ``signature`` is the hex HMAC-SHA256 of :meth:`canonical`.
+    moved. ``signer``: empty when signed with the deployment secret, else the operator whose
+    key signed it. ``signature`` is the hex HMAC-SHA256 of :meth:`canonical`.
     """
 
     command_id: str
@@ -48,6 +54,7 @@ class Command:
     evidence: dict[str, Any] = field(default_factory=dict)
     expected_epoch: int | None = None
     force: bool = False
+    signer: str = ""
     signature: str = ""
 
     def __post_init__(self) -> None:
@@ -89,6 +96,9 @@ class Command:
         """
         data = self._encodable()
         del data["signature"]
+        if not data["signer"]:
+            # left out, so a command signed before operators had keys still verifies
+            del data["signer"]
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
     def to_bytes(self) -> bytes:
@@ -144,7 +154,22 @@ def sign(command: Command, secret: bytes) -> Command:
     """
     if not secret:
         raise ConfigError("the signing secret is empty")
-    return replace(command, signature=signature_of(command, secret))
+    unsigned = replace(command, signer="", signature="")
+    return replace(unsigned, signature=signature_of(unsigned, secret))
+
+
+def sign_as(command: Command, operator: str, key: bytes) -> Command:
+    """A copy of ``command`` signed with ``operator``'s own key (who must have issued it).
+
+    >>> c = sign_as(Command("c1", "k1", "bot", "pin", "ann", 10.0, 20.0), "ann", b"k" * 32)
+    >>> c.signer, refusal(c, b"k" * 32, now=15.0)
+    ('ann', None)
+    """
+    if command.issued_by != operator:
+        raise ConfigError(f"a command issued by {command.issued_by!r} cannot be signed with "
+                          f"{operator!r}'s key")
+    signed = replace(command, signer=operator, signature="")
+    return replace(signed, signature=signature_of(signed, key))
 
 
 def refusal(command: Command, secret: bytes, now: float) -> tuple[str, str] | None:

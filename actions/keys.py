@@ -18,6 +18,8 @@ the changes channel also names the database number, as pub/sub ignores databases
 'rollguard:{support-bot}:pending'
 >>> ServiceKeys.of("support-bot", "rollguard").pattern
 'rollguard:{support-bot}:*'
+>>> operators_key("rollguard")
+'rollguard:operators'
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ NAMESPACE_ENV = "ROLLGUARD_NAMESPACE"
 NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 __all__ = ["PREFIX", "SERVICE_NAME", "SERVICE_RULE", "ServiceKeys", "check_key", "check_service",
-           "namespace", "service_of_key"]
+           "namespace", "operators_key", "service_of_key"]
 
 SERVICE_RULE = SERVICE_NAME_RULE
 
@@ -86,6 +88,7 @@ class ServiceKeys:
     idempotency_prefix: str  # STRING per key, with a TTL: the command that used it
     spent_prefix: str  # STRING per command id, with a TTL: the command ran (a repeat is a replay)
     pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
+    approvers: str  # HASH: command id -> JSON list of who approved it so far
     pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
 
     @classmethod
@@ -102,6 +105,7 @@ class ServiceKeys:
             idempotency_prefix=f"{base}:idem:",
             spent_prefix=f"{base}:spent:",
             pending=f"{base}:pending",
+            approvers=f"{base}:approvers",
             pattern=f"{base}:*",
         )
 
@@ -119,3 +123,9 @@ def check_key(token: str, prefix: str | None = None) -> str:
     'rollguard:check:0f3a'
     """
     return f"{namespace(prefix)}:check:{token}"
+
+
+def operators_key(prefix: str | None = None) -> str:
+    """HASH: operator name -> the generation of their signing key, negative once revoked
+    (actions/operators.py); no secret is stored."""
+    return f"{namespace(prefix)}:operators"

@@ -76,7 +76,9 @@ def _plan(
     if state is None:
         return _first(command, releases, now)
     if command.op in FLIPS and state.pinned:
-        if command.automatic:
+        if command.automatic and not (command.force and command.evidence.get("approvers")):
+            # only people override a pin: a rule's rollback once its approvers said so
+            # (the actuator re-signs it with force and their names)
             return Refusal("pinned", f"{state.service} is pinned: automatic flips are refused")
         if not command.force:
             return Refusal("pinned", f"{state.service} is pinned: a manual flip needs --force")

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from redis.commands.core import AsyncScript
 
-from actions.commands import Command, Op, new_command, refusal, sign
+from actions.commands import Command, Op, new_command, sign, sign_as
 from actions.connect import (
     PERMISSION_ERRORS,
     TRANSIENT_ERRORS,
@@ -21,6 +21,7 @@ from actions.connect import (
     unavailable,
 )
 from actions.keys import ServiceKeys, namespace
+from actions.operators import OperatorKey, OperatorRegistry, Signatures
 from actions.plan import Change, Plan, Refusal, plan
 from actions.releases import Release, new_release
 from actions.script import (
@@ -76,21 +77,27 @@ class PointerStore:
     client
         An asyncio Redis client; the store never closes it.
     secret
-        The shared HMAC secret that commands must be signed with.
+        The deployment secret: rules' commands are signed with it, and operators' keys are
+        derived from it (actions/operators.py).
     prefix
         The namespace of keys and channels; None: ``ROLLGUARD_NAMESPACE`` (``rollguard``).
+    operator
+        An operator's own key (the CLI of a person who holds no deployment secret): it
+        signs what :meth:`issue` issues, and checks that operator's commands.
     """
 
     lua_apply: ClassVar[AsyncScript | None] = None
     lua_register: ClassVar[AsyncScript | None] = None
 
     def __init__(self, client: AsyncClient, secret: bytes, prefix: str | None = None,
-                 ) -> None:
+                 operator: OperatorKey | None = None) -> None:
         if not secret:
             raise ValueError("PointerStore needs a non-empty secret")
         self.client = client
         self.secret = secret
         self.prefix = namespace(prefix)
+        self.operator = operator
+        self.signatures = Signatures(secret, OperatorRegistry(client, self.prefix), operator)
         # Pub/sub ignores database numbers: the changes channel names ours (actions/keys.py).
         self.db = database_of(client)
         self._register_scripts(client)
@@ -218,13 +225,18 @@ class PointerStore:
         ``fields`` are :class:`Command` fields (``release``, ``percent``, ``reason``, ...).
         """
         at = time.time() if now is None else now
-        return await self.execute(sign(new_command(service, op, issued_by, at, **fields),
-                                       self.secret), at)
+        command = new_command(service, op, issued_by, at, **fields)
+        if self.operator is not None:
+            signed = sign_as(command, self.operator.name, self.operator.key)
+        else:
+            signed = sign(command, self.secret)
+        return await self.execute(signed, at)
 
     async def admit(self, command: Command, now: float,
                     received_at: float | None = None) -> Outcome | None:
-        """None if ``command`` is signed with this store's secret and current; else its
-        refusal, recorded in the service's history (when the service exists).
+        """None if ``command`` is current and signed with this store's secret or by its
+        ``signer``, a registered operator, with their current key (which ``issued_by`` must
+        name); else its refusal, recorded in the service's history (when it exists).
 
         The one place a command's signature and expiry are checked: :meth:`execute` runs
         it first, the actuator before it keeps a command for approval. ``received_at``
@@ -232,7 +244,7 @@ class PointerStore:
         before its expiry stays valid while it waits for Redis, however long.
         """
         checked_at = now if received_at is None else min(received_at, now)
-        problem = refusal(command, self.secret, checked_at)
+        problem = await self.signatures.refusal(command, checked_at)
         if problem is None:
             return None
         keys = self.keys(command.service)

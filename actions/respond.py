@@ -52,7 +52,9 @@ def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
         return "dry-run: the policy evaluates this rule without acting on it"
     if pointer is None:
         return NO_POINTER
-    if pointer.pinned:
+    if pointer.pinned and not decision.requires_approval:
+        # one that waits for people is kept: approvers may override the pin (the policy's
+        # approvals.pinned_full_rollback says how many)
         return "the service is pinned; automatic rollbacks are refused"
     if decision.release != pointer.watched_release:
         return f"{decision.release} is no longer the release under watch"

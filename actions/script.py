@@ -30,6 +30,8 @@ Status = Literal["applied", "already_applied", "conflict", "refused"]
 
 # An idempotency key (and a command id) is remembered this long: far longer than any retry.
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+# The history's signed_by of a command signed with the deployment secret (ROLLGUARD_SECRET).
+DEPLOYMENT_SECRET = "deployment-secret"
 # A command carried out this long after it was received waited for Redis (an outage): its
 # history entry and outcome record say so.
 LATE_S = 2.0
@@ -146,6 +148,8 @@ def history_entry(command: Command, now: float, received_at: float | None = None
         "idempotency_key", command.idempotency_key,
         "op", command.op,
         "issued_by", command.issued_by,
+        # who vouched for it: an operator's own key, or the deployment secret
+        "signed_by", command.signer or DEPLOYMENT_SECRET,
         "release", command.release or "",
         "command", command.to_bytes().decode(),
     ]  # fmt: skip

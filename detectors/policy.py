@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from detectors.approvers import ApprovalRules, approval_rules
 from detectors.documents import read_document, yaml_document
 from detectors.errors import ConfigError
 
@@ -88,6 +89,7 @@ class Policy:
     max_lateness_seconds: float = 300.0
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    approvals: ApprovalRules = field(default_factory=ApprovalRules)
 
 
 def _number(raw: Mapping[str, Any], key: str, where: str, default: float, *,
@@ -201,7 +203,7 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
 _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
-             "max_future_skew_seconds", "max_lateness_seconds"}
+             "max_future_skew_seconds", "max_lateness_seconds", "approvals"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -251,6 +253,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         max_future_skew_seconds=skew,
         max_lateness_seconds=lateness,
         name=str(raw.get("name", name)),
+        approvals=approval_rules(raw.get("approvals")),
     )
 
 

@@ -254,6 +254,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     undecodable.install()
     app = new_app(settings)
     edge = Edge(app, settings)
+    edge.actuator.approvals = policy.approvals
     loop: PartitionLoop[Handle] = PartitionLoop(
         policy, settings.secret, edge.states.get, settings.checkpoint_s,
         owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)

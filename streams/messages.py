@@ -3,8 +3,9 @@
 Commands topic, one of:
 
 - ``{"type": "command", "approval": "required" | null, "command": {...Command...}}``
-- ``{"type": "approval", "service": str, "command_id": str, "by": str, "ts": float,
-  "signature": hex}`` (:func:`actions.approvals.approval`)
+- ``{"type": "approval", "v": 2, "service": str, "command_id": str, "by": str, "ts": float,
+  "approval_id": str, "signature": hex}``, signed with the approver's own key
+  (:func:`actions.approvals.approval`)
 
 Alerts and audit topics carry ``{"type": <kind>, "ts": ..., "service": ..., ...}`` objects;
 the dead-letter topic carries ``{"reason": code, "detail": str, "value": <original text>}``.

@@ -70,7 +70,7 @@ COMMAND_MODULES = {
     "release": "releases", "status": "pointer", "history": "pointer", "promote": "pointer",
     "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
     "replay": "replay",
-    "worker": "worker", "approve": "worker",
+    "worker": "worker", "approve": "approve", "operator": "operators",
     "notify": "notify",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }

@@ -15,16 +15,18 @@ import orjson
 
 from actions.commands import Op
 from actions.connect import async_redis_client
+from actions.operators import OperatorKey
 from actions.pointer import Outcome, PointerStore
 from actions.state import PointerState
 from rollguard.cli import dev_mode, run_or_exit, warn_if_dev_secret
 from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError, UnknownService
+from rollguard.operator_keys import operator_key
 
 as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 by = click.option(
     "--by", default=lambda: os.environ.get("USER") or getpass.getuser(), show_default="$USER",
-    help="Operator name recorded in the history.",
+    help="Operator name recorded in the history; with an operator key, its owner's.",
 )  # fmt: skip
 reason = click.option("--reason", default="", help="Why; recorded in the history.")
 force = click.option("--force", is_flag=True, help="Flip a pinned service anyway.")
@@ -36,15 +38,34 @@ cohort = click.option("--cohort", "cohorts", multiple=True, help="Cohort name (r
 
 
 @asynccontextmanager
-async def _store(secret: bytes | None = None) -> AsyncIterator[PointerStore]:
-    """A store on REDIS_URL; ``secret`` signs commands (reads and registrations sign
-    nothing, so they need no secret)."""
+async def _store(secret: bytes | None = None, operator: OperatorKey | None = None,
+                 ) -> AsyncIterator[PointerStore]:
+    """A store on REDIS_URL; ``operator``'s key, else ``secret``, signs commands (reads and
+    registrations sign nothing, so they need neither)."""
     client = async_redis_client()
     try:
         # Without one, a random key: nothing this store could sign would verify anywhere.
-        yield PointerStore(client, secret or token_bytes(32))
+        yield PointerStore(client, secret or token_bytes(32), operator=operator)
     finally:
         await client.aclose()
+
+
+def _signer(by: str) -> tuple[str, OperatorKey | None, bytes | None]:
+    """Who issues a command and what signs it: the operator's own key when one is set up
+    (rollguard/operator_keys.py; ``--by`` must then name its owner), else the deployment
+    secret, as before operators had keys (the history says so: ``signed_by``)."""
+    context = click.get_current_context()
+    explicit = context.get_parameter_source("by") != click.core.ParameterSource.DEFAULT
+    try:
+        key = operator_key(by)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if key is None:
+        return by, None, _signing_secret()
+    if explicit and by != key.name:
+        raise click.ClickException(f"--by {by} but the operator key is {key.name}'s: a key "
+                                   "signs for its owner only")
+    return key.name, key, None
 
 
 def _signing_secret() -> bytes:
@@ -145,19 +166,22 @@ def history(service: str, count: int, as_json: bool) -> None:
         epochs = f"{e.get('epoch_before')}->{e.get('epoch_after')}"
         target = f" {e['release']}" if e.get("release") else ""
         code = f" [{e['code']}]" if e.get("code") else ""
-        click.echo(f"{_when(e['at'])}  {e['outcome']:<15} {e['op']}{target} by {e['issued_by']}"
+        who = e["issued_by"]
+        if e.get("signed_by") not in (None, who) and not who.startswith("rule:"):
+            who = f"{who} (signed by {e['signed_by']})"
+        click.echo(f"{_when(e['at'])}  {e['outcome']:<15} {e['op']}{target} by {who}"
                    f"  epoch {epochs}{code}  {e.get('message', '')}")
 
 
 # -- commands that move the pointer -------------------------------------------------------
 
 
-def _issue(service: str, op: Op, issued_by: str, as_json: bool, **fields: Any) -> None:
-    secret = _signing_secret()
+def _issue(service: str, op: Op, by: str, as_json: bool, **fields: Any) -> None:
+    issued_by, key, secret = _signer(by)
     fields = {k: v for k, v in fields.items() if v not in (None, (), "")}
 
     async def work() -> Outcome:
-        async with _store(secret) as store:
+        async with _store(secret, key) as store:
             outcome = await store.issue(service, op, issued_by, **fields)
             if as_json:
                 _echo_json(_outcome_dict(outcome))

@@ -1,16 +1,15 @@
-"""``rollguard worker`` (the Faust monitor and actuator) and ``rollguard approve``."""
+"""``rollguard worker``: the Faust monitor and actuator."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-import time
 from urllib.parse import urlparse
 
 import click
 
-from rollguard.cli import check_text, dev_mode, run_or_exit, warn_if_dev_secret
+from rollguard.cli import warn_if_dev_secret
 from rollguard.config import redis_url
 from rollguard.errors import RollguardError
 from rollguard.redact import install_log_redaction
@@ -54,35 +53,4 @@ def worker(loglevel: str) -> None:
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-@click.command("approve")
-@click.argument("service")
-@click.argument("command_id")
-@click.option("--by", "by", required=True, help="Who approves (recorded in the audit trail).")
-def approve(service: str, command_id: str, by: str) -> None:
-    """Approve a rollback of SERVICE that waits for a person; the actuator then executes it.
-
-    The alert that asks for approval names both (``rollguard approve SERVICE COMMAND_ID``).
-    """
-    from actions.approvals import approval
-    from actions.keys import check_service
-    from streams.connect import producer
-
-    try:
-        settings = WorkerSettings.from_env(dev=dev_mode())
-        check_service(service)
-        check_text("command id", command_id)
-        check_text("--by", by)
-    except RollguardError as exc:
-        raise click.ClickException(str(exc)) from None
-    warn_if_dev_secret(settings.secret_is_default)
-
-    async def send() -> None:
-        async with producer(settings.kafka_bootstrap) as out:
-            value = approval(service, command_id, by, time.time(), settings.secret)
-            await out.send_and_wait(settings.topic_commands, value, key=service.encode())
-
-    run_or_exit(send)
-    click.echo(f"approval of {command_id} by {by} sent to {settings.topic_commands}")
-
-
-COMMANDS = (worker, approve)
+COMMANDS = (worker,)

@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from actions.commands import Command, new_command, sign
+from actions.keys import operators_key
+from actions.operators import OperatorRegistry
 from tests.integration.e2e_support import (
     new_service,
     send_commands,
@@ -50,7 +52,8 @@ def outcomes(records: list[dict[str, Any]], command_id: str) -> list[dict[str, A
 
 async def test_a_rollback_waiting_for_approval_runs_when_approved_from_the_command_line(
         run: IsolatedRun, worker: subprocess.Popen[bytes]) -> None:
-    """`rollguard approve SERVICE ID --by NAME` releases the waiting rollback, once."""
+    """`rollguard approve SERVICE ID`, signed with the operator key in ROLLGUARD_OPERATOR_KEY,
+    releases the waiting rollback, once."""
     service = new_service()
     store = await setup_service(run, service, canary_percent=50)
     secret = run.secret.encode()
@@ -59,13 +62,19 @@ async def test_a_rollback_waiting_for_approval_runs_when_approved_from_the_comma
     await send_commands(run, [on_topic(waiting, approval="required")], service)
     await wait_for_audit(run, lambda rs: any(r.get("type") == "approval-needed" for r in rs))
     assert (await store.read(service)).candidate == "v2", "nothing runs before the approval"
-    approve = subprocess.run(
-        [sys.executable, "-m", "rollguard.cli", "approve", service, waiting.command_id,
-         "--by", "ana"], env=run.env(), capture_output=True, text=True, timeout=60)
+    ana = await OperatorRegistry(store.client).add(f"ana-{service}", secret)
+    try:
+        approve = subprocess.run(
+            [sys.executable, "-m", "rollguard.cli", "approve", service, waiting.command_id],
+            env=run.env(ROLLGUARD_OPERATOR_KEY=ana.token()), capture_output=True, text=True,
+            timeout=60)
+    finally:
+        await store.client.hdel(operators_key(), ana.name)
     assert approve.returncode == 0, approve.stderr
+    assert ana.key.hex() not in approve.stdout + approve.stderr
     records = await wait_for_audit(run, lambda rs: bool(outcomes(rs, waiting.command_id)))
     [outcome] = outcomes(records, waiting.command_id)
-    assert (outcome["status"], outcome["approved_by"]) == ("applied", "ana")
+    assert (outcome["status"], outcome["approved_by"]) == ("applied", ana.name)
     assert (await store.read(service)).candidate is None
     await store.client.aclose()
 

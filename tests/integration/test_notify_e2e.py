@@ -19,6 +19,8 @@ from aiohttp import web
 from actions.actuator import Actuator
 from actions.approvals import PendingCommands, approval
 from actions.commands import Command
+from actions.keys import operators_key
+from actions.operators import OperatorRegistry
 from actions.respond import respond
 from detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.notify.service import run_notifier
@@ -137,9 +139,12 @@ async def test_notify_posts_one_thread_per_episode_to_every_destination_despite_
         alerts, audit, commands = decision_messages(rollback, command, at=now)
         await send(run, alerts, audit, paged)
         actuator = Actuator(store, PendingCommands(store.client), secret)
-        for message in (commands[0], approval(paged, command.command_id, "alice", now, secret)):
+        alice = await OperatorRegistry(store.client).add(f"alice-{paged}", secret)
+        for message in (commands[0], approval(paged, command.command_id, alice.name,
+                                              alice.key, now)):
             out = await actuator.handle(message)
             await send(run, out.alerts, out.audit, paged)
+        await store.client.hdel(operators_key(), alice.name)
 
         await wait_until(lambda: any(e["event_action"] == "resolve"
                                      for e in got.bodies("pagerduty")), "a PagerDuty resolve")

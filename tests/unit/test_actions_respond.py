@@ -76,3 +76,11 @@ def test_the_roles_come_from_the_pointer() -> None:
 def test_a_rollback_command_expires_after_the_configured_time(ttl_s: float) -> None:
     command = respond(ROLLBACK, POINTER, NOW, SECRET, ttl_s=ttl_s)
     assert isinstance(command, Command) and command.expires_at == NOW + ttl_s
+
+
+def test_a_pinned_services_rollback_that_waits_for_people_is_kept_for_them() -> None:
+    """Approvers may override a pin (docs/pointer-protocol.md, section 8): the command is
+    issued to wait for them, where an automatic one is suppressed."""
+    waiting = dataclasses.replace(ROLLBACK, requires_approval=True)
+    command = respond(waiting, dataclasses.replace(POINTER, pinned=True), NOW, SECRET)
+    assert isinstance(command, Command) and not command.force

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.approvals import approval, verify_approval
+from actions.approvals import approval, check_approval, read_approval
 from rollguard.errors import CommandRefused
 from streams import messages
 from streams.wire import encode_batch, split_message
@@ -45,6 +45,13 @@ def test_dead_letter_keeps_the_original_and_the_reason() -> None:
     assert letter == {"reason": "not_json", "detail": "line 1", "value": "{oops"}
 
 
+KEY = b"k" * 32
+
+
+def check(message: dict[str, object], now: float) -> None:
+    check_approval(read_approval(message), KEY, now)
+
+
 @pytest.mark.parametrize(
     ("mutate", "now", "match"),
     [
@@ -52,18 +59,21 @@ def test_dead_letter_keeps_the_original_and_the_reason() -> None:
         (lambda m: {**m, "by": "mallory"}, 101.0, "bad signature"),
         (lambda m: {**m, "command_id": "other"}, 101.0, "bad signature"),
         (lambda m: {**m, "service": "other"}, 101.0, "bad signature"),
+        (lambda m: {**m, "approval_id": "other"}, 101.0, "bad signature"),
         (lambda m: {k: v for k, v in m.items() if k != "signature"}, 101.0, "malformed"),
+        (lambda m: {k: v for k, v in m.items() if k != "v"}, 101.0, "own key"),
     ],
 )
 def test_approvals_that_are_forged_or_stale_are_refused(mutate, now: float, match: str) -> None:
-    """An approval must be signed with the secret, unchanged and recent."""
-    message = mutate(messages.loads(approval("chat", "cmd-1", "ana", 100.0, b"secret")))
+    """An approval must be signed with its approver's key, unchanged and recent; one of the
+    older kind (signed with the deployment secret, no ``v``) is refused as such."""
+    message = mutate(messages.loads(approval("chat", "cmd-1", "ana", KEY, 100.0)))
     with pytest.raises(CommandRefused, match=match):
-        verify_approval(message, b"secret", now)
+        check(message, now)
 
 
 def test_approval_without_an_approver_is_refused() -> None:
     """Somebody has to be named as the approver."""
-    message = messages.loads(approval("chat", "cmd-1", " ", 100.0, b"secret"))
+    message = messages.loads(approval("chat", "cmd-1", " ", KEY, 100.0))
     with pytest.raises(CommandRefused, match="no approver"):
-        verify_approval(message, b"secret", 101.0)
+        check(message, 101.0)

@@ -11,7 +11,8 @@ import pytest
 
 from actions.commands import Command, Op, new_command, sign
 from actions.connect import async_redis_client
-from actions.keys import ServiceKeys
+from actions.keys import ServiceKeys, operators_key
+from actions.operators import OperatorKey, OperatorRegistry
 from actions.pointer import Outcome, PointerStore
 from tests.integration.actions.private_redis import PrivateRedis
 from tests.support.redis_servers import LoopbackCluster, TlsRedis
@@ -38,6 +39,23 @@ async def fixture_store(servers: None, service: str) -> AsyncIterator[PointerSto
 
 
 Issue = Callable[..., Awaitable[Outcome]]
+MakeOperator = Callable[[str], Awaitable[OperatorKey]]
+
+
+@pytest.fixture(name="operator")
+async def fixture_operator(store: PointerStore) -> AsyncIterator[MakeOperator]:
+    """Register operators under names no one else uses (``ana`` -> ``ana-1f3c...``) with
+    keys derived from SECRET; they are deleted from the shared registry afterwards."""
+    registry = OperatorRegistry(store.client)
+    made: list[str] = []
+
+    async def make(name: str) -> OperatorKey:
+        made.append(f"{name}-{uuid.uuid4().hex[:8]}")
+        return await registry.add(made[-1], SECRET)
+
+    yield make
+    if made:
+        await store.client.hdel(operators_key(), *made)
 
 
 def command(service: str, op: Op, by: str = "ann", **fields: object) -> Command:

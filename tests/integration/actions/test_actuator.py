@@ -15,7 +15,7 @@ from actions.actuator import Actuator
 from actions.approvals import PendingCommands, approval
 from actions.commands import Command, Op, sign
 from actions.pointer import PointerStore
-from tests.integration.actions.conftest import SECRET, Issue, command
+from tests.integration.actions.conftest import SECRET, Issue, MakeOperator, command
 
 pytestmark = pytest.mark.integration
 
@@ -138,30 +138,40 @@ async def test_an_operation_rules_never_issue_is_refused_even_when_signed(
 
 
 async def test_an_approved_command_runs_once_however_often_it_is_approved(
-        actuator: Actuator, canary: PointerStore, service: str) -> None:
+        actuator: Actuator, canary: PointerStore, service: str, operator: MakeOperator,
+        ) -> None:
     """Two approvals of one waiting command, at once: one flip, one refusal."""
     waiting = staged_cut(service, 20.0)
     [asked] = audit(await actuator.handle(message(waiting, approval_needed=True)))
     assert asked["type"] == "approval-needed" and service in asked["how"]
     assert (await canary.read(service)).epoch == 2
-    ok = approval(service, waiting.command_id, "ana", time.time(), SECRET)
+    ana = await operator("ana")
+    ok = approval(service, waiting.command_id, ana.name, ana.key, time.time())
     outs = await asyncio.gather(*(actuator.handle(ok) for _ in range(2)))
     statuses = sorted(record["status"] for out in outs for record in audit(out))
     assert statuses == ["applied", "refused"]
     state = await canary.read(service)
     assert (state.epoch, state.candidate, state.percent) == (3, "v2", 20.0)
     applied = [h for h in await canary.history(service) if h["outcome"] == "applied"]
-    assert applied[-1]["command"]["evidence"]["approved_by"] == "ana"
+    assert applied[-1]["command"]["evidence"]["approved_by"] == ana.name
 
 
+@pytest.mark.parametrize(("forge", "code"), [
+    (lambda s, c, ana: approval(s, c, ana.name, b"guess" * 8, time.time()), "bad_approval"),
+    (lambda s, c, ana: approval(s, c, "mallory", ana.key, time.time()), "unknown_operator"),
+    (lambda s, c, ana: orjson.dumps({"type": "approval", "service": s, "command_id": c,
+                                     "by": ana.name, "ts": time.time(), "signature": "00"}),
+     "bad_approval"),
+], ids=["wrong-key", "unregistered", "older-format"])
 async def test_a_forged_approval_is_refused_and_the_command_keeps_waiting(
-        actuator: Actuator, canary: PointerStore, service: str) -> None:
+        actuator: Actuator, canary: PointerStore, service: str, operator: MakeOperator,
+        forge: Any, code: str) -> None:
     waiting = staged_cut(service, 20.0)
     await actuator.handle(message(waiting, approval_needed=True))
-    bad = approval(service, waiting.command_id, "mallory", time.time(), b"guess")
-    [record] = audit(await actuator.handle(bad))
-    assert (record["status"], record["code"]) == ("refused", "bad_approval")
-    assert (await canary.history(service))[-1]["code"] == "bad_approval"
+    [record] = audit(await actuator.handle(forge(service, waiting.command_id,
+                                                 await operator("ana"))))
+    assert (record["status"], record["code"]) == ("refused", code)
+    assert (await canary.history(service))[-1]["code"] == code
     assert list(await actuator.pending.list(service)) == [waiting.command_id]
 
 
