@@ -12,30 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Protocol
 
 from aiohttp import web
+from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from rollguard.errors import ConfigError
-from streams.metrics import WorkerMetrics, render
+from streams.metrics import render
 
 VARIABLE = "ROLLGUARD_METRICS_ADDR"
 
 
-def bind(addr: tuple[str, int]) -> socket.socket:
-    """A listening socket on ``addr``; ConfigError naming the variable when it cannot be."""
+class Snapshots(Protocol):
+    """What the endpoint serves: the worker's metrics, or the notifier's."""
+
+    def snapshot(self) -> list[Metric]: ...
+
+
+def bind(addr: tuple[str, int], variable: str = VARIABLE) -> socket.socket:
+    """A listening socket on ``addr``; ConfigError naming ``variable`` when it cannot be."""
     host, port = addr
     try:
         return socket.create_server((host, port), family=_family(host), backlog=16)
     except OSError as exc:
-        raise ConfigError(f"{VARIABLE}: cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ConfigError(f"{variable}: cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-async def serve(sock: socket.socket, metrics: WorkerMetrics) -> web.AppRunner:
+async def serve(sock: socket.socket, metrics: Snapshots) -> web.AppRunner:
     """Serve ``metrics`` on ``sock`` until the returned runner is cleaned up."""
 
     async def scrape(_: web.Request) -> web.Response:

@@ -27,6 +27,7 @@ from actions.reader import PointerReader
 from actions.state import PointerState
 from rollguard import services
 from rollguard.demo.isolated import WorkerRun
+from rollguard.demo.ports import as_text, demo_metrics_addr
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
@@ -78,9 +79,9 @@ async def follow_server(process: subprocess.Popen[bytes],
 
 
 @contextlib.asynccontextmanager
-async def children(run: WorkerRun, service: str) -> AsyncIterator[
+async def children(run: WorkerRun, service: str, metrics: str) -> AsyncIterator[
         tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
-    worker = run.start_worker()
+    worker = run.start_worker(ROLLGUARD_METRICS_ADDR=metrics)
     server = subprocess.Popen(
         [sys.executable, "-m", "rollguard.cli", "demo-server", service],
         env=run.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -238,7 +239,11 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await prepare_service(store, service, secret)
     console.print(f"starting the worker and a serving process for {service} (commands signed "
                   "with the development secret: a demo on a laptop) ...")
-    async with children(run, service) as (worker, server):
+    addr, moved = demo_metrics_addr()
+    if addr is not None:
+        console.print(f"the worker's metrics: http://{as_text(addr)}/metrics"
+                      + (" (the usual port is taken: another worker?)" if moved else ""))
+    async with children(run, service, as_text(addr)) as (worker, server):
         await wait_for_worker_ready(run, worker)
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.

@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import orjson
 
 from rollguard.notify.deliver import Destination, Sender, destinations
 from rollguard.notify.episodes import Batcher, EpisodeBook
+from rollguard.notify.metrics import VARIABLE as METRICS_VARIABLE
+from rollguard.notify.metrics import NotifyMetrics
 from rollguard.notify.notices import read_record
 from rollguard.notify.outbox import OutboxStats
 from rollguard.notify.settings import NotifySettings, Redactor
+from streams import metrics_http
 from streams.connect import consumer
 
 log = logging.getLogger("rollguard.notify")
@@ -66,11 +69,12 @@ class Notifier:
 
 async def run_notifier(settings: NotifySettings, stop: asyncio.Event,
                        from_beginning: bool = False) -> dict[str, OutboxStats]:
-    """Notify until ``stop`` is set; return each destination's counters."""
+    """Notify until ``stop`` is set; return each destination's counters. With
+    ``metrics_addr``, its counters are served at /metrics meanwhile."""
     targets = destinations(settings)
     notifier = Notifier(settings, targets)
     redactor = Redactor(settings.secrets())
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, _metrics(settings, notifier):
         senders = [Sender(t, session, redactor) for t in targets]
         tasks = [asyncio.create_task(s.run()) for s in senders]
         try:
@@ -105,6 +109,22 @@ async def _consume(settings: NotifySettings, notifier: Notifier, senders: list[S
             if notifier.flush(notifier.clock()):
                 for sender in senders:
                     sender.wake.set()
+
+
+@contextlib.asynccontextmanager
+async def _metrics(settings: NotifySettings, notifier: Notifier) -> AsyncIterator[None]:
+    if settings.metrics_addr is None:
+        yield
+        return
+    sock = metrics_http.bind(settings.metrics_addr, METRICS_VARIABLE)
+    metrics = NotifyMetrics({t.name: t.outbox for t in notifier.targets},
+                            lambda: notifier.unreadable)
+    runner = await metrics_http.serve(sock, metrics)
+    log.info("notify: serving /metrics on %s:%d", *settings.metrics_addr)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def _drain(senders: list[Sender]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rollguard.config import secret_from_env
 from rollguard.errors import ConfigError
-from streams.settings import WorkerSettings, _seconds
+from streams.settings import WorkerSettings, _seconds, host_port
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_WEB_URL = "http://127.0.0.1:8471"
@@ -31,6 +31,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_NOTIFY_REPEAT_S", "600", "an identical alert is told at most once this often"),
     ("ROLLGUARD_NOTIFY_RETRY_S", "1", "first retry after a failed delivery (then doubling)"),
     ("ROLLGUARD_NOTIFY_SUMMARISE_S", "60", "a backlog older than this is sent as one digest"),
+    ("ROLLGUARD_NOTIFY_METRICS_ADDR", "(off)",
+     "host:port of the notifier's /metrics (e.g. 127.0.0.1:9472)"),
 )
 
 
@@ -61,6 +63,7 @@ class NotifySettings:
     repeat_s: float = 600.0
     retry_s: float = 1.0
     summarise_s: float = 60.0
+    metrics_addr: tuple[str, int] | None = None  # None: no /metrics
 
     @classmethod
     def from_env(cls) -> NotifySettings:
@@ -79,6 +82,8 @@ class NotifySettings:
             repeat_s=_seconds("ROLLGUARD_NOTIFY_REPEAT_S", "600"),
             retry_s=_seconds("ROLLGUARD_NOTIFY_RETRY_S", "1"),
             summarise_s=_seconds("ROLLGUARD_NOTIFY_SUMMARISE_S", "60"),
+            metrics_addr=host_port("ROLLGUARD_NOTIFY_METRICS_ADDR",
+                                   _get("ROLLGUARD_NOTIFY_METRICS_ADDR")),
         )
         if not (settings.slack_url or settings.webhook_url or settings.pagerduty_key):
             raise ConfigError("no destination: set ROLLGUARD_NOTIFY_SLACK, "

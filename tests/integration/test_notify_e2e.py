@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -28,6 +29,7 @@ from rollguard.notify.settings import NotifySettings
 from streams.connect import producer
 from streams.messages import decision_messages
 from tests.integration.e2e_support import new_service, setup_service
+from tests.support.redis_servers import free_port
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -85,7 +87,8 @@ def notify_settings(run: IsolatedRun, base: str, monkeypatch: pytest.MonkeyPatch
             ROLLGUARD_NOTIFY_WEBHOOK_SECRET=WEBHOOK_KEY.decode(),
             ROLLGUARD_NOTIFY_PAGERDUTY_KEY=ROUTING_KEY,
             ROLLGUARD_NOTIFY_PAGERDUTY_URL=f"{base}/pagerduty",
-            ROLLGUARD_NOTIFY_BATCH_S="0.3", ROLLGUARD_NOTIFY_RETRY_S="0.1").items():
+            ROLLGUARD_NOTIFY_BATCH_S="0.3", ROLLGUARD_NOTIFY_RETRY_S="0.1",
+            ROLLGUARD_NOTIFY_METRICS_ADDR=f"127.0.0.1:{free_port()}").items():
         monkeypatch.setenv(name, value)
     return NotifySettings.from_env()
 
@@ -150,6 +153,7 @@ async def test_notify_posts_one_thread_per_episode_to_every_destination_despite_
                                      for e in got.bodies("pagerduty")), "a PagerDuty resolve")
         await wait_until(lambda: "Rolled back" in orjson.dumps(got.bodies("slack")).decode(),
                          "the flip on Slack")
+        scraped = await scrape(settings)
     finally:
         stop.set()
         stats = await asyncio.wait_for(notifier, 30)
@@ -174,3 +178,21 @@ async def test_notify_posts_one_thread_per_episode_to_every_destination_despite_
 
     assert all(got.refused.get(p) for p in ("slack", "webhook", "pagerduty"))
     assert all(stats[p].failed >= 1 and stats[p].sent >= 2 for p in stats)
+    for destination in ("slack", "webhook", "pagerduty"):
+        label = f'{{destination="{destination}"}}'
+        assert scraped[f"rollguard_notify_deliveries_total{label}"] >= 2
+        # each receiver refused its first request with a 503: failed, then retried
+        assert scraped[f"rollguard_notify_failures_total{label}"] >= 1
+        assert scraped[f"rollguard_notify_retries_total{label}"] >= 1
+
+
+async def scrape(settings: NotifySettings) -> dict[str, float]:
+    """The notifier's /metrics, as sample name with labels -> value."""
+    assert settings.metrics_addr is not None
+    host, port = settings.metrics_addr
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://{host}:{port}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+            for line in text.splitlines() if line and not line.startswith("#")}

@@ -45,3 +45,19 @@ def test_help_shows_defaults_never_the_values_set(
     result = runner.invoke(main, ["worker", "--help"])
     assert "KAFKA_SASL_PASSWORD" in result.output and "ROLLGUARD_SECRET_FILE" in result.output
     assert PASSWORD not in result.output
+
+
+def test_an_operator_key_is_never_printed(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not in --help, nor when the key is malformed, nor in the errors of commands."""
+    from actions.operators import OperatorKey, derive_key
+
+    key = OperatorKey("ana", 1, derive_key(b"some-secret", "ana", 1))
+    secret_part = key.key.hex()[:40]
+    for value in (key.token(), key.token()[:-2]):
+        monkeypatch.setenv("ROLLGUARD_OPERATOR_KEY", value)
+        for args in (["approve", "--help"], ["operator", "add", "--help"],
+                     ["approve", "no-such-service", "c1", "--timeout", "1"],
+                     ["pin", "no-such-service", "--by", "bob"]):
+            result = runner.invoke(main, args)
+            assert secret_part not in result.output, args
