@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -12,10 +13,10 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 
-def run_demo(*args: str) -> str:
+def run_demo(*args: str, **env: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "rollguard.cli", "demo", *args], capture_output=True,
-        text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+        text=True, timeout=300, env={**os.environ, "COLUMNS": "200", **env},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -32,9 +33,15 @@ def test_demo_rolls_back_the_regression_but_not_the_blip() -> None:
 
 
 def test_demo_with_blips_only_never_rolls_back() -> None:
-    """The blip-only scenario ends without a rollback."""
-    out = run_demo("--scenario", "blip", "--speed", "120")
+    """The blip-only scenario ends without a rollback; its worker's metrics port being taken
+    (a worker running already) moves /metrics to a free port, printed."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        out = run_demo("--scenario", "blip", "--speed", "120",
+                       ROLLGUARD_METRICS_ADDR=f"127.0.0.1:{port}")
     assert "rollbacks: 0" in out, out[-1500:]
+    moved = re.search(r"metrics: http://127\.0\.0\.1:(\d+)/metrics \(the usual port is taken", out)
+    assert moved and int(moved.group(1)) != port, out[:1500]
 
 
 def test_demo_latency_regression_rolls_back_only_the_model() -> None:
