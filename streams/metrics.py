@@ -60,7 +60,9 @@ def command_outcome(record: Mapping[str, Any]) -> str:
     kind = record.get("type")
     if kind == "outcome":
         return str(record.get("status", "refused"))
-    return "awaiting_approval" if kind == "approval-needed" else "refused"
+    # an approval recorded while the command waits for another approver: it still waits
+    waiting = kind in ("approval-needed", "approval-recorded")
+    return "awaiting_approval" if waiting else "refused"
 
 
 class WorkerMetrics:

@@ -133,6 +133,25 @@ def _approval_needed(record: dict[str, Any]) -> Notice:
         todo=how, page="trigger")
 
 
+def _approval_recorded(record: dict[str, Any]) -> Notice:
+    """One approver of several said yes; the rollback waits for the others.
+
+    >>> n = _approval_recorded({"service": "chat", "command_id": "c1", "by": "ana",
+    ...                         "approvers": ["ana"], "needed": 2})
+    >>> n.title, n.todo
+    ('ana approved the rollback of chat: it waits for 1 more approver', 'rollguard approve chat c1')
+    """
+    service, command_id = _text(record, "service"), _text(record, "command_id")
+    approvers = record.get("approvers")
+    more = int(record.get("needed") or 0) - (len(approvers) if isinstance(approvers, list) else 0)
+    return Notice(
+        kind="approval-recorded", service=service, release=None, at=_at(record),
+        title=f"{_text(record, 'by')} approved the rollback of {service}: it waits for "
+              f"{more} more approver{'s' if more != 1 else ''}",
+        evidence=_text(record, "message"), severity="warning", command_id=command_id,
+        todo=f"rollguard approve {service} {command_id}")
+
+
 def _outcome(record: dict[str, Any]) -> Notice | None:
     service, op, status = (_text(record, k) for k in ("service", "op", "status"))
     at, command_id = _at(record), _text(record, "command_id")
@@ -171,6 +190,7 @@ _READERS: dict[str, Any] = {
     "decision": _decision,
     "rollback-suppressed": _suppressed,
     "approval-needed": _approval_needed,
+    "approval-recorded": _approval_recorded,
     "outcome": _outcome,
     "command-refused": _command_refused,
 }

@@ -130,6 +130,7 @@ def test_a_decision_is_counted_by_service_verdict_and_the_policy_action(
     ({"type": "outcome", "status": "conflict"}, "conflict"),
     ({"type": "outcome", "status": "refused"}, "refused"),
     ({"type": "approval-needed"}, "awaiting_approval"),
+    ({"type": "approval-recorded"}, "awaiting_approval"),
     ({"type": "command-refused"}, "refused"),
 ])
 def test_a_command_is_counted_by_its_outcome(record: dict[str, Any], outcome: str) -> None:
