@@ -220,7 +220,8 @@ class PointerStore:
 
     async def issue(self, service: str, op: Op, issued_by: str, now: float | None = None,
                     **fields: Any) -> Outcome:
-        """Sign a new command with this store's secret and execute it: what an operator does.
+        """Sign a new command with this store's operator key (else its secret) and execute
+        it: what an operator does.
 
         ``fields`` are :class:`Command` fields (``release``, ``percent``, ``reason``, ...).
         """

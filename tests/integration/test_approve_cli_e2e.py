@@ -20,6 +20,7 @@ import pytest
 from actions.commands import Command, new_command, sign
 from actions.keys import operators_key
 from actions.pointer import PointerStore
+from streams.connect import prepare_topics
 from tests.integration.e2e_support import (
     new_service,
     send_commands,
@@ -151,3 +152,14 @@ async def test_a_full_rollback_of_a_pinned_service_waits_for_a_second_approver(
     state = await store.read(service)
     assert (state.candidate, state.pinned) == (None, True)
     await store.client.aclose()
+
+
+async def test_an_approval_nobody_answers_fails_after_the_timeout(
+        run: IsolatedRun, keys: dict[str, Path]) -> None:
+    """No worker reads the commands topic: the CLI says so and exits 1, not "sent"."""
+    await prepare_topics(run.settings())
+    started = time.monotonic()
+    unanswered = cli(run, "approve", new_service(), "c-1", "--timeout", "2", key=keys["ana"])
+    assert unanswered.returncode == 1
+    assert "no outcome" in unanswered.stderr and "within 2 s" in unanswered.stderr
+    assert time.monotonic() - started >= 2

@@ -16,7 +16,8 @@ from actions.acl import reader_rules, writer_rules
 from actions.approvals import PendingCommands
 from actions.commands import new_command, sign
 from actions.connect import AsyncRedisCluster, async_redis_client
-from actions.keys import ServiceKeys
+from actions.keys import ServiceKeys, operators_key
+from actions.operators import OperatorRegistry
 from actions.pointer import PointerStore
 from actions.reader import PointerReader, SyncPointerReader
 from actions.state import PointerState
@@ -67,10 +68,11 @@ class Epochs:
 
 
 def test_every_key_a_script_touches_shares_its_services_slot() -> None:
-    """The KEYS of apply.lua, register.lua and the approvals' take: one slot per service."""
+    """The KEYS of apply.lua, register.lua and the approvals' scripts: one slot per service."""
     keys = ServiceKeys.of("support-bot")
     touched = [keys.pointer, keys.history, keys.idempotency("k"), keys.releases,
-               keys.release_order, keys.spent("c"), keys.pending, keys.idempotency("")]
+               keys.release_order, keys.spent("c"), keys.pending, keys.idempotency(""),
+               keys.approvers]
     assert len({key_slot(k.encode()) for k in touched}) == 1
 
 
@@ -106,6 +108,14 @@ async def test_the_store_readers_pending_hash_cli_and_check_work_on_a_cluster(
     await pending.put(service, "c1", b"{}")
     assert await pending.take(service, "c1") == b"{}"
     assert await pending.take(service, "c1") is None
+    await pending.put(service, "c2", b"{}")
+    assert (await pending.approve(service, "c2", "ana", 2))[0] == "waiting"
+    assert await pending.approve(service, "c2", "bob", 2) == ("taken", ("ana", "bob"), b"{}")
+    registry = OperatorRegistry(store.client)
+    operator = f"op-{service}"
+    assert (await registry.add(operator, SECRET)).generation == 1
+    assert await registry.remove(operator) and await registry.generation(operator) is None
+    await store.client.hdel(operators_key(), operator)
     assert "ok" in str(await check_redis(redis_cluster.url))
 
 

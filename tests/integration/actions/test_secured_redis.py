@@ -14,6 +14,7 @@ from actions.acl import reader_rules, writer_rules
 from actions.actuator import Actuator
 from actions.approvals import PendingCommands
 from actions.connect import async_redis_client, check_login
+from actions.operators import OperatorRegistry
 from actions.pointer import PointerStore
 from actions.reader import PointerReader, SyncPointerReader
 from actions.state import PointerState
@@ -96,6 +97,11 @@ async def test_writers_and_both_readers_work_over_tls_with_least_privileged_user
     pending = PendingCommands(store.client)
     await pending.put(service, "c1", b"{}")
     assert await pending.take(service, "c1") == b"{}"
+    await pending.put(service, "c2", b"{}")
+    assert (await pending.approve(service, "c2", "ana", 1))[0] == "taken"
+    registry = OperatorRegistry(store.client)
+    assert (await registry.add(f"op-{service}", SECRET)).generation == 1
+    assert await registry.remove(f"op-{service}")
     assert "ok" in str(await check_redis(writer_url))
     await store.client.aclose()
 
