@@ -189,6 +189,9 @@ class Actuator:
             given = read_approval(message)
         except CommandRefused as exc:
             raise _Refused("bad_approval", str(exc)) from None
+        if not is_service_name(given.service):
+            raise _Refused("bad_approval", f"approval of {given.command_id}: no service "
+                                           f"{given.service!r}")
         key = await self.store.signatures.key_of(given.by)
         if isinstance(key, tuple):
             raise _Refused(key[0], f"approval of {given.command_id}: {key[1]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -13,6 +13,9 @@ import orjson
 from rollguard.cli import check_text, run_or_exit
 from rollguard.errors import ConfigError, RollguardError
 from rollguard.operator_keys import HOW, operator_key
+
+if TYPE_CHECKING:
+    from streams.settings import WorkerSettings
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -37,7 +40,7 @@ def verdict(record: dict[str, Any]) -> tuple[bool, str]:
     return False, f"{record.get('status', 'refused')} ({record.get('code', '')}): {why}"
 
 
-async def _send_and_wait(settings: Any, service: str, message: bytes, approval_id: str,
+async def _send_and_wait(settings: WorkerSettings, service: str, message: bytes, approval_id: str,
                          timeout_s: float) -> dict[str, Any] | None:
     from aiokafka import TopicPartition
 

@@ -15,7 +15,7 @@ from rollguard.operator_keys import KEY_FILE_ENV, keys_dir, write_key
 
 @click.group("operator")
 def operator_group() -> None:
-    """Register operators and make their signing keys (needs ROLLGUARD_SECRET)."""
+    """Register operators and make their signing keys (add needs ROLLGUARD_SECRET)."""
 
 
 @operator_group.command("add")

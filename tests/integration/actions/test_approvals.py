@@ -143,3 +143,12 @@ async def test_a_partial_rollback_of_a_pinned_service_needs_one_approver(
     await actuator.handle(waiting_message(waiting))
     [done] = audit(await actuator.handle(approve(service, waiting, people["bob"])))
     assert done["status"] == "applied"
+
+
+async def test_an_approval_naming_no_valid_service_is_refused_on_the_audit_topic(
+        actuator: Actuator, people: dict[str, OperatorKey]) -> None:
+    ana = people["ana"]
+    [record] = audit(await actuator.handle(approval("no such service", "c1", ana.name,
+                                                    ana.key, time.time(), "a-1")))
+    assert (record["type"], record["code"], record["approval_id"]) == (
+        "command-refused", "bad_approval", "a-1")
