@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -196,12 +196,16 @@ async def partition_counts(names: Iterable[str], bootstrap: str | None = None) -
 
 
 async def ensure_topics(
-    names: dict[str, int], bootstrap: str | None = None, replication: int = 1
+    names: dict[str, int], bootstrap: str | None = None, replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create each topic with its partition count unless it exists already."""
+    """Create each topic with its partition count (and its ``configs``, if any) unless it
+    exists already."""
+    configs = configs or {}
     async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(n, p, replication) for n, p in names.items() if n not in existing]
+        wanted = [NewTopic(n, p, replication, topic_configs=dict(configs.get(n, {})))
+                  for n, p in names.items() if n not in existing]
         if wanted:
             # Another process may create one between the listing and now.
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -214,7 +218,8 @@ async def prepare_topics(settings: WorkerSettings) -> WorkerSettings:
     existing = await partition_counts([*settings.topics(), settings.topic_changelog],
                                       settings.kafka_bootstrap)
     adopted = settings.adopting(existing)
-    await ensure_topics(adopted.topics(), settings.kafka_bootstrap)
+    await ensure_topics(adopted.topics(), settings.kafka_bootstrap,
+                        configs=adopted.topic_configs())
     return adopted
 
 
