@@ -34,7 +34,7 @@ from actions.connect import async_redis_client
 from actions.keys import service_of_key
 from actions.pointer import PointerStore
 from actions.pointer_cache import PointerCache
-from actions.receipt import LOG_APPEND_TIME, RECEIPT_CONFIG, receipt
+from actions.receipt import receipt
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
@@ -136,7 +136,6 @@ class Edge:
         self.metrics = WorkerMetrics()
         self.commands_guard = GapGuard()
         self.commands_done: int | None = None  # the last commands offset carried out here
-        self.warned_create_time = False
 
     def commands_stalled(self, now: float) -> int | None:
         """Where to seek the commands topic when commands wait beyond the last one carried
@@ -161,13 +160,8 @@ class Edge:
 
     def receipt_of(self, message: faust.types.Message) -> float:
         """When the broker received a commands-topic message (its append time), or, on a
-        topic that keeps the producer's time, when this process first read it."""
-        if message.timestamp_type != LOG_APPEND_TIME and not self.warned_create_time:
-            self.warned_create_time = True
-            log.warning("actuator: %s keeps the producer's time (%s), not the broker's: a "
-                        "command still waiting for Redis when the worker restarts is judged "
-                        "by its first read after the restart; set %s on the topic",
-                        message.topic, message.timestamp_type, RECEIPT_CONFIG)
+        topic that keeps the producer's time (prepare_topics warns of it), when this
+        process first read it."""
         return receipt(self.actuator.clock(), message.timestamp, message.timestamp_type)
 
     def ends(self) -> dict[int, int | None]:
