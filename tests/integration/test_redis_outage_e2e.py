@@ -119,6 +119,10 @@ async def assert_applied_once_late(run: IsolatedRun, redis_server: PrivateRedis,
     assert applied["command_id"] == sent["command_id"] and "late" in applied
     assert applied["command"]["evidence"] == sent["evidence"], "the original evidence"
     assert pointer.candidate is None and pointer.active == "v1"
+    entries = [(h["outcome"], h.get("code", "")) for h in history[len(outage.before):]]
+    assert entries == [("applied", "")], "one entry: no replays read while it waited"
+    audit = await read_topic(run.topic("audit"))
+    assert [r["status"] for r in audit if r.get("type") == "outcome"] == ["applied"]
     alerts = await read_topic(run.topic("alerts"))
     notices = waiting(alerts, service)
     assert notices and {a["command_id"] for a in notices} == {sent["command_id"]}
