@@ -17,8 +17,9 @@ otherwise it goes to the audit topic only, so no message can create keys for a s
 nobody registered.
 
 Redis away: a message whose handling raised ServiceUnavailable is handled again with the same
-``received_at`` (when the actuator first read it) until Redis is back, so a command received
-before its expiry is carried out however long the outage lasts — once (its id is spent), and
+``received_at`` (its :func:`~actions.receipt.receipt`: when the broker received it, so a
+restarted worker knows it too) until Redis is back, so a command received before its
+expiry is carried out however long the outage lasts — once (its id is spent), and
 with its compare-and-set, so a pointer a person moved meanwhile gives a recorded conflict.
 :meth:`Actuator.waiting_alert` tells the operator a rollback waits; the outcome of a command
 carried out late says so (``late``, ``waited_s``) and is always an alert.
@@ -75,7 +76,7 @@ class Actuator:
     async def handle(self, value: bytes | None, received_at: float | None = None,
                      ) -> ActuatorOutputs:
         """Carry out one commands-topic message; ServiceUnavailable means: try again later,
-        passing the same ``received_at`` (default: now), the time the message was first read.
+        passing the same ``received_at`` (default: now), the time the message was received.
         """
         out = ActuatorOutputs()
         now = self.clock()

@@ -23,6 +23,7 @@ from actions.connect import (
 from actions.keys import ServiceKeys, namespace
 from actions.operators import OperatorKey, OperatorRegistry, Signatures
 from actions.plan import Change, Plan, Refusal, plan
+from actions.receipt import held_too_long
 from actions.releases import Release, new_release
 from actions.script import (
     Outcome,
@@ -241,11 +242,13 @@ class PointerStore:
 
         The one place a command's signature and expiry are checked: :meth:`execute` runs
         it first, the actuator before it keeps a command for approval. ``received_at``
-        (default ``now``) is when the executor first read the command: a command received
-        before its expiry stays valid while it waits for Redis, however long.
+        (default ``now``) is when the command was received (:mod:`actions.receipt`): a
+        command received before its expiry stays valid while it waits for Redis, however
+        long (up to :data:`~actions.receipt.MAX_HOLD_S`).
         """
         checked_at = now if received_at is None else min(received_at, now)
-        problem = await self.signatures.refusal(command, checked_at)
+        problem = (await self.signatures.refusal(command, checked_at)
+                   or held_too_long(checked_at, now))
         if problem is None:
             return None
         keys = self.keys(command.service)

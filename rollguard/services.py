@@ -244,9 +244,11 @@ def kafka_jars() -> Path:
     return libs
 
 
-def kafka_properties(address: Address, data: Path) -> str:
-    """A plaintext single-node KRaft broker."""
-    controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", address.port + 1))
+def kafka_properties(address: Address, data: Path, controller: int | None = None) -> str:
+    """A plaintext single-node KRaft broker; its controller listens on ``controller``
+    (default: ``KAFKA_CONTROLLER_PORT``, else the port after the broker's)."""
+    if controller is None:
+        controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", address.port + 1))
     host = _numeric(address.host)
     return _node_properties(host, controller, data, [
         f"listeners=PLAINTEXT://{host}:{address.port},CONTROLLER://{host}:{controller}",

@@ -34,6 +34,7 @@ from actions.connect import async_redis_client
 from actions.keys import service_of_key
 from actions.pointer import PointerStore
 from actions.pointer_cache import PointerCache
+from actions.receipt import receipt
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
@@ -116,7 +117,9 @@ class Edge:
         self.events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
         self.by_service = app.topic(settings.topic_by_service, partitions=settings.partitions,
                                     **raw)
-        self.commands = app.topic(settings.topic_commands, partitions=1, **raw)
+        self.commands = app.topic(settings.topic_commands, partitions=1,
+                                  config=settings.topic_configs()[settings.topic_commands],
+                                  **raw)
         self.alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
         self.audit = app.topic(settings.topic_audit, partitions=1, **raw)
         self.dead = app.topic(settings.topic_dead, partitions=1, **raw)
@@ -154,6 +157,12 @@ class Edge:
             committed = getattr(consumer, "_committed_offset", {}).get(tp)
             done = None if committed is None else committed - 1
         return self.commands_guard.stalled(0, done, end, now)
+
+    def receipt_of(self, message: faust.types.Message) -> float:
+        """When the broker received a commands-topic message (its append time), or, on a
+        topic that keeps the producer's time (prepare_topics warns of it), when this
+        process first read it."""
+        return receipt(self.actuator.clock(), message.timestamp, message.timestamp_type)
 
     def ends(self) -> dict[int, int | None]:
         """The end offset of each events-topic partition held (for the lag metric)."""
@@ -229,11 +238,12 @@ class Edge:
         for stream, done in out.acks:
             await stream.ack(done)
 
-    async def actuate(self, key: bytes | None, value: bytes | None) -> None:
-        """Execute one message of the commands topic; send its alerts and audit records.
-        While Redis is away the message is retried with the time it was first read, so its
-        expiry is judged as of its receipt; the operator is alerted once that it waits."""
-        received_at = self.actuator.clock()
+    async def actuate(self, key: bytes | None, value: bytes | None,
+                      received_at: float) -> None:
+        """Execute one message of the commands topic, ``received_at`` (its
+        :func:`~actions.receipt.receipt`); send its alerts and audit records. While Redis is
+        away the message is retried with that time, so its expiry is judged as of its
+        receipt; the operator is alerted once that it waits."""
 
         async def alert_waiting(exc: ServiceUnavailable) -> None:
             notice = self.actuator.waiting_alert(value, received_at, str(exc))
@@ -296,7 +306,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.agent(edge.commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await edge.actuate(event.key, event.value)
+            await edge.actuate(event.key, event.value, edge.receipt_of(event.message))
             edge.commands_done = event.message.offset
 
     @app.timer(GapGuard.retry_s)

@@ -11,14 +11,16 @@ its security settings from here: :func:`client_options` turns a
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     KafkaError,
@@ -33,6 +35,8 @@ from faust.types.auth import CredentialsT
 from rollguard.config import KafkaSecurity, kafka_bootstrap, parse_host_port
 from rollguard.errors import AccessRefused, RollguardError, ServiceUnavailable
 from streams.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
 
 # Fail fast when nothing listens: the defaults retry for 40 s before saying anything.
 CONNECT_TIMEOUT_MS = 5000
@@ -196,12 +200,16 @@ async def partition_counts(names: Iterable[str], bootstrap: str | None = None) -
 
 
 async def ensure_topics(
-    names: dict[str, int], bootstrap: str | None = None, replication: int = 1
+    names: dict[str, int], bootstrap: str | None = None, replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create each topic with its partition count unless it exists already."""
+    """Create each topic with its partition count (and its ``configs``, if any) unless it
+    exists already."""
+    configs = configs or {}
     async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(n, p, replication) for n, p in names.items() if n not in existing]
+        wanted = [NewTopic(n, p, replication, topic_configs=dict(configs.get(n, {})))
+                  for n, p in names.items() if n not in existing]
         if wanted:
             # Another process may create one between the listing and now.
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -214,8 +222,29 @@ async def prepare_topics(settings: WorkerSettings) -> WorkerSettings:
     existing = await partition_counts([*settings.topics(), settings.topic_changelog],
                                       settings.kafka_bootstrap)
     adopted = settings.adopting(existing)
-    await ensure_topics(adopted.topics(), settings.kafka_bootstrap)
+    await ensure_topics(adopted.topics(), settings.kafka_bootstrap,
+                        configs=adopted.topic_configs())
+    await warn_of_topic_configs(adopted.topic_configs(), settings.kafka_bootstrap)
     return adopted
+
+
+async def warn_of_topic_configs(wanted: Mapping[str, Mapping[str, str]],
+                                bootstrap: str | None = None) -> None:
+    """Log a warning for each topic (created before, or by hand) whose settings differ
+    from those the worker creates it with, and how to set them; they are not changed here
+    (the only alteration every broker accepts replaces a topic's other settings too)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic, {name: None for name in names})
+                 for topic, names in wanted.items()]
+    async with admin_client(bootstrap) as admin:
+        replies = await admin.describe_configs(resources)
+    for reply in replies:
+        for _code, _message, _type, topic, entries in reply.resources:
+            for name, value, *_ in entries:
+                if wanted[topic][name] != value:
+                    log.warning(
+                        "topic %s has %s=%s, not %s: set it with kafka-configs.sh --alter "
+                        "--entity-type topics --entity-name %s --add-config %s=%s", topic, name,
+                        value, wanted[topic][name], topic, name, wanted[topic][name])
 
 
 def new_admin_client(bootstrap: str | None = None, **options: Any) -> AIOKafkaAdminClient:

@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from actions.receipt import RECEIPT_CONFIG
 from actions.respond import COMMAND_TTL_S
 from rollguard.config import (
     DEV_SECRET,
@@ -207,6 +208,11 @@ class WorkerSettings:
             self.topic_audit: 1,
             self.topic_dead: 1,
         }
+
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """The settings a topic is created with, where the worker needs any: the commands
+        topic records when the broker received each command (:mod:`actions.receipt`)."""
+        return {self.topic_commands: dict(RECEIPT_CONFIG)}
 
 
 def describe(variables: tuple[tuple[str, str, str], ...] = VARIABLES) -> str:

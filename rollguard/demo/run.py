@@ -233,7 +233,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     service = f"{options.service}-{run.run_id[-8:]}"
     state = DemoState(service=service, speed=options.speed)
     observer = Observer(state)
-    await ensure_topics(run.settings().topics())
+    settings = run.settings()
+    await ensure_topics(settings.topics(), configs=settings.topic_configs())
     client = async_redis_client()
     store = PointerStore(client, secret)
     await prepare_service(store, service, secret)

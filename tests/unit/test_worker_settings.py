@@ -63,6 +63,15 @@ def test_the_command_expiry_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, 
     assert WorkerSettings.from_env().command_ttl_s == seconds
 
 
+def test_only_the_commands_topic_is_made_to_record_the_brokers_receipt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLGUARD_TOPIC_COMMANDS", "team-a.commands")
+    settings = WorkerSettings.from_env()
+    assert settings.topic_configs() == {
+        "team-a.commands": {"message.timestamp.type": "LogAppendTime"}}
+    assert set(settings.topic_configs()) <= set(settings.topics())
+
+
 def test_every_setting_is_listed_for_help() -> None:
     assert "ROLLGUARD_CHECKPOINT_S" in {name for name, _, _ in VARIABLES}
 

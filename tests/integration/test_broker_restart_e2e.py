@@ -1,0 +1,111 @@
+"""End to end on a private Kafka broker (the shared one is never touched) and the shared
+Redis: the broker is stopped and started again — same port, same data — while a
+regression's events flow; the running worker recovers by itself and the rollback is
+decided and applied exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaError
+
+from rollguard.errors import ServiceUnavailable
+from tests.integration.e2e_support import (
+    T0,
+    new_service,
+    produce,
+    read_topic,
+    scenario_events,
+    setup_service,
+)
+from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
+from tests.support.private_kafka import PrivateBroker
+from tests.support.runs import IsolatedRun, wait_processed
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+
+CHUNKS = 12  # the regression's events after the cut are sent in this many steps
+RETRY_S = 0.5  # between attempts to send a chunk while the broker is away
+
+
+@pytest.fixture(name="broker", scope="module")
+def fixture_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """One private broker for the module; every Kafka client of the tests (and the workers
+    they start) uses it, through KAFKA_BOOTSTRAP."""
+    broker = PrivateBroker.on_free_ports(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAFKA_BOOTSTRAP", broker.bootstrap)
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.fixture(name="run")
+def fixture_run(broker: PrivateBroker) -> IsolatedRun:
+    # The broker and its topics are discarded with the module: nothing to delete.
+    return IsolatedRun.new("broker-restart", partitions=2)
+
+
+async def send_until_delivered(run: IsolatedRun, events: list[dict[str, Any]]) -> int:
+    """Send ``events``, again and again while the broker is away (a message sent twice is
+    a duplicate the worker drops by event id); how many attempts failed."""
+    failed = 0
+    while True:
+        try:
+            await produce(run, events)
+            return failed
+        except (KafkaError, ServiceUnavailable):
+            failed += 1
+            await asyncio.sleep(RETRY_S)
+
+
+async def flow_with_a_restart(run: IsolatedRun, broker: PrivateBroker,
+                              events: list[dict[str, Any]]) -> int:
+    """Send ``events`` in :data:`CHUNKS` steps while the broker is stopped (SIGTERM, a
+    controlled shutdown) after the first and started again; attempts that failed."""
+    step = -(-len(events) // CHUNKS)
+    chunks = [events[i:i + step] for i in range(0, len(events), step)]
+    await send_until_delivered(run, chunks[0])
+    await asyncio.to_thread(broker.stop)
+    restarted = asyncio.create_task(asyncio.to_thread(broker.start))
+    failed = 0
+    for chunk in chunks[1:]:
+        failed += await send_until_delivered(run, chunk)
+    await restarted
+    return failed
+
+
+async def test_a_broker_restarted_during_a_regression_gives_one_rollback_without_help(
+        broker: PrivateBroker, run: IsolatedRun) -> None:
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    events = scenario_events(service, REGRESSION)
+    onset = next(i for i, e in enumerate(events) if e["ts"] >= REGRESSION.regression_at + T0)
+    cut = onset + (len(events) - onset) // 6  # inside the regression, before a decision
+    worker = run.start_worker()
+    try:
+        await produce(run, events[:cut])
+        await wait_processed(run)
+        assert (await store.read(service)).candidate == "v2", "decided before the restart"
+        failed = await flow_with_a_restart(run, broker, events[cut:])
+        await wait_processed(run, timeout=180)
+        assert worker.poll() is None, "the same worker process, never restarted by hand"
+    finally:
+        stop(worker)
+    assert failed > 0, "events were sent while the broker was away"
+    history = await store.history(service, count=200)
+    pointer = await store.read(service)
+    await store.client.aclose()
+    assert len(applied_rollbacks(history)) == 1
+    assert pointer.candidate is None and pointer.active == "v1"
+    commands = [c for c in await read_topic(run.topic("commands")) if c.get("type") == "command"]
+    audit = await read_topic(run.topic("audit"))
+    decisions = [a for a in audit if a.get("type") == "decision" and a["action"] == "rollback"]
+    outcomes = [(a["status"], a["command_id"]) for a in audit if a.get("type") == "outcome"]
+    assert len(commands) == len(decisions) == 1, "the rollback decided exactly once"
+    assert outcomes == [("applied", commands[0]["command"]["command_id"])]

@@ -1,0 +1,57 @@
+"""A private single-node Kafka broker on free loopback ports, for tests that stop and start
+the broker itself (never the shared one): the same properties and start-up as
+``scripts/services up`` (:mod:`rollguard.services`), its data and log in a folder of the
+test's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollguard.config import Address
+from rollguard.services import (
+    Managed,
+    _start_broker,
+    _wait_until_answers,
+    kafka_answers,
+    kafka_properties,
+    stop_started,
+)
+from tests.support.redis_servers import free_port
+
+START_S = 120.0  # a JVM starting on a busy 2-core machine
+
+
+@dataclass(frozen=True)
+class PrivateBroker(Managed):
+    """A broker whose files live in ``home``; stopping and starting it keeps its port,
+    its controller port (the next one) and its data, as a restarted production broker."""
+
+    home: Path = Path()
+
+    @classmethod
+    def on_free_ports(cls, home: Path) -> PrivateBroker:
+        return cls("kafka-private", Address("127.0.0.1", free_port(also_free=1)), home)
+
+    @property
+    def folder(self) -> Path:
+        return self.home
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.address)
+
+    def answers(self) -> bool:
+        return kafka_answers(self.address)
+
+    def start(self) -> None:
+        """Start the broker (formatting its storage the first time); return once it answers."""
+        config = self.home / "server.properties"
+        self.home.mkdir(parents=True, exist_ok=True)
+        config.write_text(kafka_properties(self.address, self.home / "data",
+                                           controller=self.address.port + 1))
+        _wait_until_answers(self, _start_broker(self, config, []), START_S)
+
+    def stop(self) -> None:
+        """SIGTERM (a controlled shutdown), and wait until the process is gone."""
+        stop_started(self)
