@@ -40,7 +40,7 @@ from actions.respond import COMMAND_TTL_S
 from actions.script import late_by, late_note
 from detectors.names import is_service_name
 from rollguard.errors import (
-    AuthenticationFailed,
+    AccessRefused,
     CommandRefused,
     RollguardError,
     ServiceUnavailable,
@@ -85,7 +85,7 @@ class Actuator:
                 await self._on_approval(message, now, received, out)
             else:
                 raise CommandRefused(f"unknown message type {kind!r}")
-        except (ServiceUnavailable, AuthenticationFailed):
+        except (ServiceUnavailable, AccessRefused):
             # the agent retries (or stops, on refused credentials): a command is never dropped
             # because Redis blinked or its password changed
             raise

@@ -13,7 +13,7 @@ from actions.connect import (
     redact,
     tls_context,
 )
-from rollguard.errors import AuthenticationFailed, ConfigError
+from rollguard.errors import AccessRefused, ConfigError
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -53,8 +53,8 @@ def test_a_bad_cluster_url_is_a_config_error_that_hides_the_password(url: str) -
 
 
 def test_a_refused_login_is_a_config_error_not_an_outage() -> None:
-    """The worker waits out ServiceUnavailable; AuthenticationFailed must not be one."""
-    assert issubclass(AuthenticationFailed, ConfigError)
+    """The worker waits out ServiceUnavailable; AccessRefused must not be one."""
+    assert issubclass(AccessRefused, ConfigError)
 
 
 @pytest.mark.parametrize(("reqs", "mode", "hostname"), [
