@@ -167,7 +167,9 @@ def subscriber_targets(client: AsyncClient, key: str) -> list[dict[str, Any]]:
         first = client.get_node_from_key(key)
         nodes = [n for n in client.get_nodes() if n is first] + [
             n for n in client.get_nodes() if n is not first]
-        return [_target({**n.connection_kwargs, "host": n.host, "port": n.port}) for n in nodes]
+        # a node keeps its connection class (TLS or not) apart from its keyword arguments
+        return [_target({**n.connection_kwargs, "connection_class": n.connection_class,
+                         "host": n.host, "port": n.port}) for n in nodes]
     pool = client.connection_pool
     return [_target({"connection_class": pool.connection_class, **pool.connection_kwargs})]
 
