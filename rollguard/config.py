@@ -107,11 +107,15 @@ def redis_address() -> Address:
 
     >>> import os; os.environ["REDIS_URL"] = "redis://localhost:6390/2"; redis_address()
     Address(host='localhost', port=6390)
+    >>> os.environ["REDIS_URL"] = "rediss+cluster://a:7000,b:7001?ssl_ca_certs=/ca"
+    >>> redis_address()
+    Address(host='a', port=7000)
     >>> del os.environ["REDIS_URL"]
     """
     url = redis_url()
-    if url.split("://")[0] in ("redis+cluster", "rediss+cluster"):  # the first seed node
-        return parse_host_port(url.split("@")[-1].split("/")[0].split("?")[0],
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis+cluster", "rediss+cluster"):  # the first seed node
+        return parse_host_port(rest.split("/")[0].split("?")[0].split("@")[-1],
                                setting="REDIS_URL", default_port=6379)
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss", "unix") or (
