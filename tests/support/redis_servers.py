@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from rollguard.compose_secrets import issue, make_ca
 from rollguard.services import project_home
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -42,32 +43,16 @@ def free_port(also_free: int = 0) -> int:
             return port
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def make_certificates(folder: Path) -> Path:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate (once)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "client.crt").exists():
-        return folder
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-             "-subj", "/CN=rollguard test CA", "-keyout", str(folder / "ca.key"),
-             "-out", str(folder / "ca.crt"))
-    for name, ext in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                                 "extendedKeyUsage=serverAuth\n"),
-                      ("client", "extendedKeyUsage=clientAuth\n")):
-        (folder / f"{name}.ext").write_text(ext)
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=rollguard-{name}",
-                 "-keyout", str(folder / f"{name}.key"), "-out", str(folder / f"{name}.csr"))
-        _openssl("x509", "-req", "-days", "3650", "-in", str(folder / f"{name}.csr"),
-                 "-CA", str(folder / "ca.crt"), "-CAkey", str(folder / "ca.key"),
-                 "-CAcreateserial", "-extfile", str(folder / f"{name}.ext"),
-                 "-out", str(folder / f"{name}.crt"))
+    make_ca(folder, "rollguard test CA")
+    issue(folder, "server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                            "extendedKeyUsage=serverAuth\n")
+    issue(folder, "client", "extendedKeyUsage=clientAuth\n")
     return folder
 
 
-def _wait(client: redis.Redis, ready: str = "", timeout: float = 20.0) -> None:
+def wait_ready(client: redis.Redis, ready: str = "", timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -118,7 +103,7 @@ class TlsRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = self.admin()
-        _wait(client)
+        wait_ready(client)
         client.close()
 
     def stop(self) -> None:
@@ -179,7 +164,7 @@ class LoopbackCluster:
             self._start_node(port)
         for port in self.ports:
             client = self.client(port)
-            _wait(client)
+            wait_ready(client)
             client.close()
         tls = [] if self.certs is None else ["--tls", "--cacert", str(self.certs / "ca.crt")]
         subprocess.run(
@@ -193,7 +178,7 @@ class LoopbackCluster:
         """Until every node reports ``cluster_state:ok``."""
         for port in self.ports:
             client = self.client(port)
-            _wait(client, ready="cluster_state:ok", timeout=timeout)
+            wait_ready(client, ready="cluster_state:ok", timeout=timeout)
             client.close()
 
     def node_of(self, key: str) -> int:
