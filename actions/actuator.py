@@ -43,7 +43,7 @@ from actions.script import late_by, late_note
 from detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
 from detectors.names import is_service_name
 from rollguard.errors import (
-    AuthenticationFailed,
+    AccessRefused,
     CommandRefused,
     RollguardError,
     ServiceUnavailable,
@@ -90,7 +90,7 @@ class Actuator:
                 await self._on_approval(message, now, received, out)
             else:
                 raise CommandRefused(f"unknown message type {kind!r}")
-        except (ServiceUnavailable, AuthenticationFailed):
+        except (ServiceUnavailable, AccessRefused):
             # the agent retries (or stops, on refused credentials): a command is never dropped
             # because Redis blinked or its password changed
             raise

@@ -22,7 +22,7 @@ from redis.connection import parse_url
 from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 
 from rollguard.config import redis_url
-from rollguard.errors import AuthenticationFailed, ConfigError, ServiceUnavailable
+from rollguard.errors import AccessRefused, ConfigError, ServiceUnavailable
 from rollguard.redact import redact
 
 __all__ = [
@@ -45,7 +45,7 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, OSError, ClusterError, TryAgainError,
     SlotNotCoveredError,
 )
-# What the credentials cause: translated to AuthenticationFailed (refused_credentials).
+# What the credentials cause: translated to AccessRefused (refused_credentials).
 PERMISSION_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.NoPermissionError,)
 
 
@@ -167,7 +167,9 @@ def subscriber_targets(client: AsyncClient, key: str) -> list[dict[str, Any]]:
         first = client.get_node_from_key(key)
         nodes = [n for n in client.get_nodes() if n is first] + [
             n for n in client.get_nodes() if n is not first]
-        return [_target({**n.connection_kwargs, "host": n.host, "port": n.port}) for n in nodes]
+        # a node keeps its connection class (TLS or not) apart from its keyword arguments
+        return [_target({**n.connection_kwargs, "connection_class": n.connection_class,
+                         "host": n.host, "port": n.port}) for n in nodes]
     pool = client.connection_pool
     return [_target({"connection_class": pool.connection_class, **pool.connection_kwargs})]
 
@@ -180,9 +182,9 @@ def _target(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def unavailable(exc: BaseException, address: str | None = None,
-                ) -> ServiceUnavailable | AuthenticationFailed:
+                ) -> ServiceUnavailable | AccessRefused:
     """Translate a redis-py connection error into ours, naming the address (redacted):
-    :class:`AuthenticationFailed` when the server refused the credentials (no retry can fix
+    :class:`AccessRefused` when the server refused the credentials (no retry can fix
     that), else ServiceUnavailable."""
     refused = refused_credentials(exc, address)
     if refused is not None:
@@ -192,22 +194,20 @@ def unavailable(exc: BaseException, address: str | None = None,
 
 
 def refused_credentials(exc: BaseException, address: str | None = None,
-                        ) -> AuthenticationFailed | None:
+                        ) -> AccessRefused | None:
     """Our error for a refused login or a missing ACL permission, else None."""
     where = redact(address or redis_url())
     text = str(exc)
     if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-        return AuthenticationFailed(
-            f"Redis at {where} refused the user and password in {SETTING}: {text}")
+        return AccessRefused("Redis", where, f"refused the user and password: {text}", SETTING)
     if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
-        return AuthenticationFailed(
-            f"the Redis user in {SETTING} lacks a permission (docs/pointer-protocol.md, "
-            f"section 9): {text}")
+        return AccessRefused("Redis", where, "refused a command: the user lacks a permission "
+                             f"(docs/pointer-protocol.md, section 9): {text}", SETTING)
     return None
 
 
 async def ping(client: AsyncClient, address: str | None = None) -> None:
-    """Raise ServiceUnavailable unless the server answers PING (AuthenticationFailed if it
+    """Raise ServiceUnavailable unless the server answers PING (AccessRefused if it
     refuses the credentials)."""
     try:
         await client.ping()
@@ -216,7 +216,7 @@ async def ping(client: AsyncClient, address: str | None = None) -> None:
 
 
 async def check_login(url: str | None = None) -> None:
-    """At start-up: raise AuthenticationFailed if the server refuses ``url``'s credentials.
+    """At start-up: raise AccessRefused if the server refuses ``url``'s credentials.
     A server that does not answer is left to the caller's retries (it may come back)."""
     client = async_redis_client(url)
     try:

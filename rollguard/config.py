@@ -30,9 +30,37 @@ def kafka_bootstrap() -> str:
     return _env("KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP)
 
 
+def secret_setting(name: str, default: str = "") -> str:
+    """The variable ``name``, or the contents of the file ``{name}_FILE`` names (as secrets
+    are mounted in containers; surrounding whitespace dropped); ConfigError if both are set,
+    or the file cannot be read or is empty.
+
+    >>> import os; os.environ["REDIS_URL"] = "redis://h:1/0"; secret_setting("REDIS_URL")
+    'redis://h:1/0'
+    >>> os.environ["REDIS_URL_FILE"] = "/nonexistent"; secret_setting("REDIS_URL")
+    Traceback (most recent call last):
+    ...
+    detectors.errors.ConfigError: set REDIS_URL or REDIS_URL_FILE, not both
+    >>> del os.environ["REDIS_URL"], os.environ["REDIS_URL_FILE"]
+    """
+    value, variable = _env(name, ""), f"{name}_FILE"
+    path = _env(variable, "")
+    if value and path:
+        raise ConfigError(f"set {name} or {variable}, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{variable}: {path} is empty")
+    return value or default
+
+
 def redis_url() -> str:
-    """``REDIS_URL``: the Redis server holding version pointers and history."""
-    return _env("REDIS_URL", DEFAULT_REDIS_URL)
+    """``REDIS_URL`` (or the file ``REDIS_URL_FILE`` names: it carries the password): the
+    Redis server holding version pointers and history."""
+    return secret_setting("REDIS_URL", DEFAULT_REDIS_URL)
 
 
 def secret_from_env(dev: bool = False) -> tuple[bytes, bool]:
@@ -46,17 +74,7 @@ def secret_from_env(dev: bool = False) -> tuple[bytes, bool]:
     (b's3cret', False)
     >>> del os.environ["ROLLGUARD_SECRET"]
     """
-    value = _env(SECRET_ENV, "")
-    path = _env(SECRET_FILE_ENV, "")
-    if value and path:
-        raise ConfigError(f"set {SECRET_ENV} or {SECRET_FILE_ENV}, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{SECRET_FILE_ENV}: cannot read {path}: {exc.strerror}") from None
-        if not value:
-            raise ConfigError(f"{SECRET_FILE_ENV}: {path} is empty")
+    value = secret_setting(SECRET_ENV)  # or the file SECRET_FILE_ENV names
     if not value and dev:
         return DEV_SECRET, True
     if not value:
@@ -107,11 +125,15 @@ def redis_address() -> Address:
 
     >>> import os; os.environ["REDIS_URL"] = "redis://localhost:6390/2"; redis_address()
     Address(host='localhost', port=6390)
+    >>> os.environ["REDIS_URL"] = "rediss+cluster://a:7000,b:7001?ssl_ca_certs=/ca"
+    >>> redis_address()
+    Address(host='a', port=7000)
     >>> del os.environ["REDIS_URL"]
     """
     url = redis_url()
-    if url.split("://")[0] in ("redis+cluster", "rediss+cluster"):  # the first seed node
-        return parse_host_port(url.split("@")[-1].split("/")[0].split("?")[0],
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis+cluster", "rediss+cluster"):  # the first seed node
+        return parse_host_port(rest.split("/")[0].split("?")[0].split("@")[-1],
                                setting="REDIS_URL", default_port=6379)
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss", "unix") or (
@@ -131,6 +153,7 @@ KAFKA_SECURITY_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
     ("KAFKA_SASL_USERNAME", "(none)", "SASL user"),
     ("KAFKA_SASL_PASSWORD", "(none)", "SASL password (never printed)"),
+    ("KAFKA_SASL_PASSWORD_FILE", "(none)", "a file holding KAFKA_SASL_PASSWORD instead"),
     ("KAFKA_SSL_CAFILE", "(system CAs)", "PEM file of the CA that signed the brokers"),
     ("KAFKA_SSL_CERTFILE", "(none)", "PEM client certificate, for mutual TLS"),
     ("KAFKA_SSL_KEYFILE", "(none)", "PEM key of the client certificate"),
@@ -205,7 +228,7 @@ cafile=None, certfile=None, keyfile=None)
             protocol=_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
             mechanism=_env("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
             username=os.environ.get("KAFKA_SASL_USERNAME") or None,
-            password=os.environ.get("KAFKA_SASL_PASSWORD") or None,
+            password=secret_setting("KAFKA_SASL_PASSWORD") or None,
             cafile=_env("KAFKA_SSL_CAFILE", "") or None,
             certfile=_env("KAFKA_SSL_CERTFILE", "") or None,
             keyfile=_env("KAFKA_SSL_KEYFILE", "") or None,

@@ -4,10 +4,10 @@
 
     RollguardError
     ├── ConfigError              a setting, policy or command line is wrong (names the field)
-    │   └── AuthenticationFailed a server refused the credentials a setting gives
-    ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
-    ├── AccessRefused            a server refused our credentials (names the address and the
+    │   └── AccessRefused        Kafka or Redis refused our login, certificate or a command
+    │                            for lack of a permission (names the address and the
     │                            setting); retrying cannot help, so nothing retries it
+    ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
     ├── StateError               stored detector state is corrupt or of an unknown version
     └── RollbackError            a pointer operation was not applied
@@ -32,7 +32,6 @@ from rollguard.redact import redact, redact_text
 
 __all__ = [
     "AccessRefused",
-    "AuthenticationFailed",
     "CommandRefused",
     "ConfigError",
     "InvalidEvent",
@@ -49,11 +48,6 @@ __all__ = [
 ]
 
 
-class AuthenticationFailed(ConfigError):
-    """A server refused the credentials (or lacks the permissions) a setting gives: retrying
-    cannot help, so callers stop and say which setting to fix."""
-
-
 class ServiceUnavailable(RollguardError):
     """A server (Kafka or Redis) did not answer at the configured address."""
 
@@ -64,9 +58,16 @@ class ServiceUnavailable(RollguardError):
         super().__init__(f"{message}: {redact_text(detail)}" if detail else message)
 
 
-class AccessRefused(RollguardError):
-    """A server answered but refused our credentials or certificate; ``setting`` names the
-    variables to fix. Retrying cannot help: whoever gets this stops and says so."""
+class AccessRefused(ConfigError):
+    """A server (Kafka or Redis) answered but refused our credentials or certificate, or a
+    command for lack of a permission; ``setting`` names the variables to fix. Retrying cannot
+    help: whoever gets this stops and says so (it is a ConfigError, never a
+    ServiceUnavailable that callers wait out).
+
+    >>> str(AccessRefused("Redis", "rediss://app:pw@db:6380/0", "refused the login",
+    ...                   "REDIS_URL"))
+    'Redis at rediss://app:***@db:6380/0 refused the login (REDIS_URL)'
+    """
 
     def __init__(self, what: str, address: str, problem: str, setting: str) -> None:
         self.what = what

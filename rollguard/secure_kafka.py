@@ -1,12 +1,16 @@
-"""A second local broker with a ``SASL_SSL`` listener and SCRAM-SHA-512 users, for testing
-rollguard against a secured Kafka (``scripts/services up --secure``; the test suite starts
-one on demand).
+"""A second local broker with a ``SASL_SSL`` listener and SCRAM-SHA-512 users, and an
+``SSL`` listener that requires a client certificate (mutual TLS), for testing rollguard
+against a secured Kafka (``scripts/services up --secure``; the test suite starts one on
+demand). Both listeners belong to one broker process: one JVM, not two.
 
 Everything it needs is made on first start into ``.rollguard/kafka-secure/``: a self-signed
 certificate that is its own CA (``ca.pem``, for clients' ``KAFKA_SSL_CAFILE``), the broker's
 PKCS12 keystore and a truststore holding the certificate (the broker talks to itself over
-TLS), random passwords, and ``client.env``: the ``KAFKA_*`` settings a client connects with.
-Users are created when the storage is formatted (``--add-scram``). Standard library only.
+TLS, and checks client certificates against it), a client certificate and key signed by that
+CA (``client.pem``, ``client.key``), random passwords, ``client.env``: the ``KAFKA_*``
+settings a SASL client connects with, and ``mtls.env``: those of a mutual-TLS client. Users
+are created when the storage is formatted (``--add-scram``). Standard library (and the
+``keytool`` and ``openssl`` commands) only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from rollguard.services import (
 )
 
 SECURE_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_PORT", "9094"))
+# the controller listens on SECURE_PORT + 1
+MTLS_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_MTLS_PORT", str(SECURE_PORT + 2)))
 MECHANISM = "SCRAM-SHA-512"
 BROKER_USER = "rollguard-broker"  # the broker's own login to itself (inter-broker)
 CLIENT_USER = "rollguard"
@@ -51,24 +57,59 @@ class SecureBroker(Managed):
     def client_env_file(self) -> Path:
         return self.folder / "client.env"
 
+    @property
+    def mtls_env_file(self) -> Path:
+        return self.folder / "mtls.env"
+
+    @property
+    def mtls_address(self) -> Address:
+        return Address(self.address.host, MTLS_PORT)
+
+    @property
+    def client_cert(self) -> tuple[Path, Path]:
+        """The client certificate (signed by ``ca.pem``) and its key, both PEM."""
+        return self.folder / "client.pem", self.folder / "client.key"
+
     def answers(self) -> bool:
+        """Both listeners answer: SASL_SSL, and SSL to a client with our certificate."""
+        return self.sasl_answers() and tls_kafka_answers(self.mtls_address, self.cafile,
+                                                         self.client_cert)
+
+    def sasl_answers(self) -> bool:
         return self.cafile.exists() and tls_kafka_answers(self.address, self.cafile)
 
     def client_env(self) -> dict[str, str]:
         """``KAFKA_BOOTSTRAP`` and the ``KAFKA_*`` security settings of the client user."""
-        pairs = (line.partition("=") for line in self.client_env_file.read_text().splitlines())
-        return {name: value for name, _, value in pairs if name}
+        return _read_env(self.client_env_file)
+
+    def mtls_client_env(self) -> dict[str, str]:
+        """``KAFKA_BOOTSTRAP`` (the SSL listener) and the ``KAFKA_*`` settings of a client
+        that logs in with its certificate."""
+        return _read_env(self.mtls_env_file)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    pairs = (line.partition("=") for line in path.read_text().splitlines())
+    return {name: value for name, _, value in pairs if name}
 
 
 def secure_kafka() -> SecureBroker:
     return SecureBroker("kafka-secure", Address("127.0.0.1", SECURE_PORT))
 
 
-def tls_kafka_answers(address: Address, cafile: Path, timeout: float = 2.0) -> bool:
-    """True when a broker answers ApiVersions over TLS (allowed before the SASL login)."""
+def tls_kafka_answers(address: Address, cafile: Path,
+                      client_cert: tuple[Path, Path] | None = None,
+                      timeout: float = 2.0) -> bool:
+    """True when a broker answers ApiVersions over TLS (allowed before the SASL login);
+    ``client_cert`` (certificate, key) for a listener that requires one."""
     client_id = b"rollguard-probe"
     body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
-    context = ssl.create_default_context(cafile=str(cafile))
+    try:
+        context = ssl.create_default_context(cafile=str(cafile))
+        if client_cert is not None:
+            context.load_cert_chain(*map(str, client_cert))
+    except OSError:  # not made yet
+        return False
     try:
         with socket.create_connection((address.host, address.port), timeout=timeout) as raw, \
                 context.wrap_socket(raw, server_hostname=address.host) as sock:
@@ -111,17 +152,39 @@ def _make_credentials(broker: SecureBroker) -> dict[str, str]:
     return made
 
 
+def _make_client_certificate(broker: SecureBroker, store: str) -> None:
+    """A client key (openssl) and its certificate signed by the broker's CA (keytool), once."""
+    cert, key = broker.client_cert
+    if cert.exists() and key.exists():
+        return
+    request = broker.folder / "client.csr"
+    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=rollguard-client", "-keyout", str(key),
+                    "-out", str(request)], **quiet)  # type: ignore[call-overload]
+    subprocess.run(["keytool", "-gencert", "-rfc", "-alias", "broker", "-validity", "3650",
+                    "-ext", "EKU=clientAuth", "-keystore", str(broker.folder / "keystore.p12"),
+                    "-storepass", store, "-infile", str(request),
+                    "-outfile", str(cert)], **quiet)  # type: ignore[call-overload]
+    key.chmod(0o600)
+    request.unlink()
+
+
 def secure_properties(broker: SecureBroker, passwords: dict[str, str]) -> str:
     host = _numeric(broker.address.host)
     port, controller = broker.address.port, broker.address.port + 1
     store, folder = passwords["store"], broker.folder
     login = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
              f'username="{BROKER_USER}" password="{passwords["broker"]}";')
+    mtls = broker.mtls_address.port
     return _node_properties(host, controller, folder / "data", [
-        f"listeners=SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller}",
-        f"advertised.listeners=SASL_SSL://{host}:{port}",
-        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        f"listeners=SASL_SSL://{host}:{port},SSL://{host}:{mtls},"
+        f"CONTROLLER://{host}:{controller}",
+        f"advertised.listeners=SASL_SSL://{host}:{port},SSL://{host}:{mtls}",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name=SASL_SSL",
+        # the SSL listener's clients log in with a certificate the truststore's CA signed
+        "listener.name.ssl.ssl.client.auth=required",
         f"sasl.enabled.mechanisms={MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
         f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config={login}",
@@ -140,8 +203,11 @@ def up_secure() -> SecureBroker:
     broker = secure_kafka()
     if broker.answers():
         return broker
+    if broker.sasl_answers():  # started here before it had the SSL listener: start it anew
+        stop_started(broker)
     _require_local(broker, "ROLLGUARD_SECURE_KAFKA_PORT")
     passwords = _make_credentials(broker)
+    _make_client_certificate(broker, passwords["store"])
     config = broker.folder / "server.properties"
     config.write_text(secure_properties(broker, passwords))
     config.chmod(0o600)
@@ -158,6 +224,14 @@ def up_secure() -> SecureBroker:
         "KAFKA_SSL_CAFILE": str(broker.cafile),
     }.items()))
     broker.client_env_file.chmod(0o600)
+    cert, key = broker.client_cert
+    broker.mtls_env_file.write_text("".join(f"{k}={v}\n" for k, v in {
+        "KAFKA_BOOTSTRAP": str(broker.mtls_address),
+        "KAFKA_SECURITY_PROTOCOL": "SSL",
+        "KAFKA_SSL_CAFILE": str(broker.cafile),
+        "KAFKA_SSL_CERTFILE": str(cert),
+        "KAFKA_SSL_KEYFILE": str(key),
+    }.items()))
     return broker
 
 
@@ -165,7 +239,8 @@ def report_up() -> None:
     """``scripts/services up --secure``."""
     broker = up_secure()
     print(f"{broker.name}: answering at {broker.address} (SASL_SSL; client settings in "
-          f"{broker.client_env_file})")
+          f"{broker.client_env_file}) and {broker.mtls_address} (SSL with a client "
+          f"certificate; settings in {broker.mtls_env_file})")
 
 
 def report_down() -> None:

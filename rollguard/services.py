@@ -3,7 +3,9 @@
 Standard library only, so it works before the virtual environment exists
 (``python3 -m rollguard.services up``). ``up`` reuses a server already answering at
 ``KAFKA_BOOTSTRAP`` / ``REDIS_URL`` (a ``docker compose up kafka redis`` for instance) and
-``down`` stops only the processes ``up`` started, by the process ids it recorded.
+``down`` stops only the processes ``up`` started, by the process ids it recorded. Redis is
+probed as ``REDIS_URL`` says (TLS, its login, every cluster seed: :mod:`rollguard.redis_probe`);
+only a plaintext single redis-server is started here, never a TLS server or a cluster.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollguard.config import Address, kafka_address, redis_address
+from rollguard import redis_probe
+from rollguard.config import Address, kafka_address, redis_address, redis_url
 from rollguard.errors import ConfigError, RollguardError, ServiceUnavailable
 
 KAFKA_VERSION = os.environ.get("ROLLGUARD_KAFKA_VERSION", "4.4.0")
@@ -125,8 +128,27 @@ def kafka() -> Managed:
     return Managed("kafka", kafka_address())
 
 
-def redis() -> Managed:
-    return Managed("redis", redis_address())
+@dataclass(frozen=True)
+class RedisService(Managed):
+    """The Redis of ``REDIS_URL``, probed as the URL says (TLS, login, every cluster seed):
+    :mod:`rollguard.redis_probe`. Only a plaintext single server can be started here."""
+
+    target: redis_probe.RedisTarget | None = None
+
+    def answers(self) -> bool:
+        if self.target is None:
+            return redis_answers(self.address)
+        return redis_probe.answers(self.target)
+
+    @property
+    def described(self) -> str:
+        return self.target.url if self.target else str(self.address)
+
+
+def redis() -> RedisService:
+    url = redis_url()
+    target = None if url.startswith("unix://") else redis_probe.RedisTarget.from_url(url)
+    return RedisService("redis", redis_address(), target)
 
 
 def _spawn(service: Managed, argv: list[str]) -> int:
@@ -372,8 +394,13 @@ def up() -> None:
     for service in (redis(), kafka()):
         if service.answers():
             owner = "started here" if service.started_pid() else "reused"
-            print(f"{service.name}: answering at {service.address} ({owner})")
+            print(f"{service.name}: answering at {_where(service)} ({owner})")
             continue
+        if isinstance(service, RedisService) and service.target and not service.target.startable:
+            raise ServiceUnavailable("Redis", service.described, (
+                f"not answering PING ({service.target.kind}); this script starts only a "
+                "plaintext single redis-server: start this one yourself, or point REDIS_URL "
+                "at redis://127.0.0.1:6379/0"))
         start, setting, timeout = STARTERS[service.name]
         _require_local(service, setting)
         pid = start(service)
@@ -416,8 +443,19 @@ def status() -> bool:
         pid = service.started_pid()
         owner = f"started here, pid {pid}" if pid else "not started here"
         state = "answering" if answering else "NOT answering"
-        print(f"{service.name}: {state} at {service.address} ({owner})")
+        print(f"{service.name}: {state} at {_where(service)} ({owner})")
     return healthy
+
+
+def _where(service: Managed) -> str:
+    """The address, and for Redis what the probe checked (TLS, cluster seeds, login)."""
+    if isinstance(service, RedisService) and service.target is not None:
+        target = service.target
+        checked = [target.kind] + (["logged in"] if target.password is not None else [])
+        if target.cluster:
+            checked.append(f"PING to {len(target.nodes)} seed node(s)")
+        return f"{target.url} ({', '.join(checked)})"
+    return str(service.address)
 
 
 def main(argv: list[str]) -> int:

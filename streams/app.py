@@ -136,6 +136,15 @@ class Edge:
         self.metrics = WorkerMetrics()
         self.commands_guard = GapGuard()
         self.commands_done: int | None = None  # the last commands offset carried out here
+        self.joined = False  # partitions were assigned at least once (the group is joined)
+        self.redis_problem: str | None = None  # why the last pointer refresh failed
+
+    def not_ready(self) -> str | None:
+        """Why the worker is not ready (``/readyz``), None when it is: it has joined its
+        consumer group and its last pointer refresh reached Redis."""
+        if not self.joined:
+            return "the worker has not joined its Kafka consumer group yet"
+        return self.redis_problem
 
     def commands_stalled(self, now: float) -> int | None:
         """Where to seek the commands topic when commands wait beyond the last one carried
@@ -197,6 +206,9 @@ class Edge:
             await self.pointers.refresh()
         except ServiceUnavailable as exc:
             log.warning("monitor: pointers not refreshed: %s", exc)
+            self.redis_problem = str(exc)
+        else:
+            self.redis_problem = None
 
     async def step(self, loop: PartitionLoop[Handle], stream: faust.StreamT[bytes],
                    event: faust.EventT[bytes], forwarded: bool) -> Effects[Handle]:
@@ -316,6 +328,10 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
             log.warning("actuator: commands wait beyond offset %d; reading again", offset)
             await app.consumer.seek(TP(edge.commands.get_topic_name(), 0), offset)
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def joined(sender: Any, assigned: Any, **_: Any) -> None:
+        edge.joined = True
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         loop.on_revoked()
@@ -343,13 +359,13 @@ async def settle_heap() -> None:
 
 
 def serve_metrics(app: faust.App, edge: Edge, addr: tuple[str, int]) -> None:
-    """Serve ``/metrics`` at ``addr`` from the worker's own loop; the address is bound now,
-    so one in use is refused before the worker starts."""
+    """Serve ``/metrics`` and the probes at ``addr`` from the worker's own loop; the address
+    is bound now, so one in use is refused before the worker starts."""
     sock = metrics_http.bind(addr)
 
     @app.task
     async def serve() -> None:
-        runner = await metrics_http.serve(sock, edge.metrics)
+        runner = await metrics_http.serve(sock, edge.metrics, edge.not_ready)
         try:
             await asyncio.Event().wait()
         finally:

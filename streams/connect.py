@@ -113,6 +113,9 @@ async def diagnose(bootstrap: str, security: KafkaSecurity | None = None,
         return AccessRefused("Kafka", str(address), f"ended the TLS handshake: {exc}",
                              "KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE")
     except (TimeoutError, KafkaError, OSError) as exc:
+        refused = _refused_certificate(exc, str(address), found)
+        if refused is not None:
+            return refused
         if isinstance(exc, ConnectionRefusedError) or (
                 isinstance(exc, OSError) and not isinstance(exc, ConnectionError)):
             return ServiceUnavailable("Kafka", str(address), str(exc) or type(exc).__name__)
@@ -130,6 +133,23 @@ async def diagnose(bootstrap: str, security: KafkaSecurity | None = None,
     finally:
         conn.close()
     return None
+
+
+def _refused_certificate(exc: BaseException, address: str,
+                         found: KafkaSecurity) -> AccessRefused | None:
+    """The broker's TLS alert about our client certificate (none sent, or not one it
+    trusts), which aiokafka reports as a closed connection caused by an SSLError."""
+    cause = exc.__cause__ or exc.__context__
+    reason = getattr(cause, "reason", None) or ""
+    if not isinstance(cause, ssl.SSLError) or "CERTIFICATE" not in reason:
+        return None
+    setting = "KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE"
+    if not found.certfile:
+        return AccessRefused("Kafka", address, "requires a client certificate (mutual TLS) "
+                             f"and none is set: TLS alert {reason}", setting)
+    return AccessRefused("Kafka", address, f"refused our client certificate "
+                         f"{found.certfile}: TLS alert {reason}; is it signed by a CA the "
+                         "broker trusts?", setting)
 
 
 async def start_client(client: Any, bootstrap: str, security: KafkaSecurity | None = None) -> None:

@@ -38,6 +38,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
     *KAFKA_SECURITY_VARIABLES,
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding version pointers and history"),
+    ("REDIS_URL_FILE", "(none)", "a file holding REDIS_URL instead (it carries the password)"),
     ("ROLLGUARD_POLICY", "(shipped default)", "policy file, YAML or TOML"),
     ("ROLLGUARD_SECRET", "(required)", "shared secret signing rollback commands"),
     ("ROLLGUARD_SECRET_FILE", "(none)", "a file holding ROLLGUARD_SECRET instead"),

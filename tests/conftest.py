@@ -31,3 +31,12 @@ def fixture_secure_kafka(servers: None) -> Iterator[dict[str, str]]:
     yield broker.client_env()
     if started_here:
         services.stop_started(broker)
+
+
+@pytest.fixture(name="mtls_kafka", scope="session")
+def fixture_mtls_kafka(secure_kafka: dict[str, str]) -> dict[str, str]:
+    """The same broker's SSL listener, which requires a client certificate: the settings
+    of a client that has one (KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE)."""
+    from rollguard.secure_kafka import secure_kafka as the_broker
+
+    return the_broker().mtls_client_env()

@@ -1,5 +1,6 @@
 """The worker's /metrics on the real broker and Redis: a regression rolled back and invalid
-events show in the counters and the decision-to-flip histogram a scrape returns."""
+events show in the counters and the decision-to-flip histogram a scrape returns; the worker
+then answers its liveness and readiness probes."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ async def scrape(url: str) -> Samples:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+async def probe(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
@@ -68,10 +74,13 @@ async def test_metrics_count_events_rejections_the_rollback_and_time_its_flip() 
             await asyncio.sleep(0.5)
         else:
             raise TimeoutError(f"/metrics never showed the rollback: {sorted(samples)[:20]}")
+        # it has worked for a while: joined its group and reached Redis
+        probes = [await probe(url.replace("/metrics", path)) for path in ("/healthz", "/readyz")]
     finally:
         stop(worker)
         await store.client.aclose()
         await run.delete_topics()
+    assert probes == [(200, "ok\n"), (200, "ready\n")]
     assert value(samples, "rollguard_events_total", outcome="counted") == len(events)
     assert value(samples, "rollguard_events_rejected_total", reason="not_json") == 3
     assert value(samples, "rollguard_events_rejected_total", reason="metric_out_of_range") == 2

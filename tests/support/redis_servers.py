@@ -2,7 +2,9 @@
 
 ``TlsRedis``: TLS only (``--port 0``), certificates from a private CA made with ``openssl``
 into ``.rollguard/redis-tls/``, and an ACL file whose ``default`` user is off.
-``LoopbackCluster``: three cluster-enabled nodes joined with ``redis-cli --cluster create``.
+``LoopbackCluster``: three cluster-enabled nodes joined with ``redis-cli --cluster create``;
+with ``tls=True`` they speak TLS only, to clients and on the cluster bus, with the same
+certificates as ``TlsRedis`` (``rediss+cluster://``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from rollguard.compose_secrets import issue, make_ca
 from rollguard.services import project_home
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -40,32 +43,16 @@ def free_port(also_free: int = 0) -> int:
             return port
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def make_certificates(folder: Path) -> Path:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate (once)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "client.crt").exists():
-        return folder
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-             "-subj", "/CN=rollguard test CA", "-keyout", str(folder / "ca.key"),
-             "-out", str(folder / "ca.crt"))
-    for name, ext in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                                 "extendedKeyUsage=serverAuth\n"),
-                      ("client", "extendedKeyUsage=clientAuth\n")):
-        (folder / f"{name}.ext").write_text(ext)
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=rollguard-{name}",
-                 "-keyout", str(folder / f"{name}.key"), "-out", str(folder / f"{name}.csr"))
-        _openssl("x509", "-req", "-days", "3650", "-in", str(folder / f"{name}.csr"),
-                 "-CA", str(folder / "ca.crt"), "-CAkey", str(folder / "ca.key"),
-                 "-CAcreateserial", "-extfile", str(folder / f"{name}.ext"),
-                 "-out", str(folder / f"{name}.crt"))
+    make_ca(folder, "rollguard test CA")
+    issue(folder, "server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                            "extendedKeyUsage=serverAuth\n")
+    issue(folder, "client", "extendedKeyUsage=clientAuth\n")
     return folder
 
 
-def _wait(client: redis.Redis, ready: str = "", timeout: float = 20.0) -> None:
+def wait_ready(client: redis.Redis, ready: str = "", timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -116,7 +103,7 @@ class TlsRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = self.admin()
-        _wait(client)
+        wait_ready(client)
         client.close()
 
     def stop(self) -> None:
@@ -128,22 +115,44 @@ class TlsRedis:
 
 class LoopbackCluster:
     """Three primaries (no replicas) on loopback, with append-only files fsynced always, so
-    a node stopped and started again comes back with every write it acknowledged."""
+    a node stopped and started again comes back with every write it acknowledged; with
+    ``tls``, TLS only (client certificates checked when given), the bus included."""
 
-    def __init__(self, folder: Path, nodes: int = 3) -> None:
+    def __init__(self, folder: Path, nodes: int = 3, tls: bool = False) -> None:
         self.folder = folder
         self.ports = [free_port(also_free=10000) for _ in range(nodes)]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.certs = make_certificates(project_home() / "redis-tls") if tls else None
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        seeds = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        if self.certs is None:
+            return f"redis+cluster://{seeds}"
+        return f"rediss+cluster://{seeds}?ssl_ca_certs={self.certs / 'ca.crt'}"
+
+    def _tls_options(self, port: int) -> list[str]:
+        if self.certs is None:
+            return ["--port", str(port)]
+        c = self.certs
+        return ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes",
+                "--tls-cert-file", str(c / "server.crt"), "--tls-key-file", str(c / "server.key"),
+                "--tls-ca-cert-file", str(c / "ca.crt"), "--tls-auth-clients", "optional",
+                # a node is a client on the bus: the server certificate is for servers only
+                "--tls-client-cert-file", str(c / "client.crt"),
+                "--tls-client-key-file", str(c / "client.key")]
+
+    def client(self, port: int) -> redis.Redis:
+        """A plain client of one node (over TLS for a TLS cluster)."""
+        if self.certs is None:
+            return redis.Redis(port=port)
+        return redis.Redis(port=port, ssl=True, ssl_ca_certs=str(self.certs / "ca.crt"))
 
     def _start_node(self, port: int) -> None:
         data = self.folder / str(port)
         data.mkdir(parents=True, exist_ok=True)
         self.processes[port] = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+            [REDIS_SERVER, *self._tls_options(port), "--bind", "127.0.0.1", "--dir", str(data),
              "--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf"),
              "--cluster-node-timeout", "2000", "--appendonly", "yes",
              "--appendfsync", "always", "--save", "", "--daemonize", "no"],
@@ -154,11 +163,12 @@ class LoopbackCluster:
         for port in self.ports:
             self._start_node(port)
         for port in self.ports:
-            client = redis.Redis(port=port)
-            _wait(client)
+            client = self.client(port)
+            wait_ready(client)
             client.close()
+        tls = [] if self.certs is None else ["--tls", "--cacert", str(self.certs / "ca.crt")]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+            [REDIS_CLI, *tls, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
              "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True,
         )
@@ -167,13 +177,13 @@ class LoopbackCluster:
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Until every node reports ``cluster_state:ok``."""
         for port in self.ports:
-            client = redis.Redis(port=port)
-            _wait(client, ready="cluster_state:ok", timeout=timeout)
+            client = self.client(port)
+            wait_ready(client, ready="cluster_state:ok", timeout=timeout)
             client.close()
 
     def node_of(self, key: str) -> int:
         """The port of the node that serves ``key``."""
-        client = redis.Redis(port=self.ports[0])
+        client = self.client(self.ports[0])
         slot = int(client.cluster("keyslot", key))
         for start, end, primary, *_ in client.cluster("slots"):
             if start <= slot <= end:

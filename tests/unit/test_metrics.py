@@ -173,6 +173,31 @@ async def test_metrics_are_served_over_http_in_the_text_format() -> None:
     assert 'rollguard_events_total{outcome="counted"} 11.0' in body
 
 
+async def test_probes_say_alive_always_and_ready_only_once_the_worker_is() -> None:
+    """/healthz answers while the loop runs; /readyz answers 503 with the reason until
+    ``not_ready`` returns None, then 200."""
+    reasons: list[str | None] = ["the worker has not joined its Kafka consumer group yet"]
+    sock = metrics_http.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    runner = await metrics_http.serve(sock, WorkerMetrics(), lambda: reasons[-1])
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for reason in (reasons[0], None):
+                reasons.append(reason)
+                for path in ("/healthz", "/readyz"):
+                    async with session.get(base + path) as response:
+                        answers.append((path, response.status, await response.text()))
+    finally:
+        await runner.cleanup()
+    assert answers == [
+        ("/healthz", 200, "ok\n"),
+        ("/readyz", 503, f"not ready: {reasons[0]}\n"),
+        ("/healthz", 200, "ok\n"),
+        ("/readyz", 200, "ready\n"),
+    ]
+
+
 def test_an_address_in_use_is_refused_naming_the_variable() -> None:
     with (socket.create_server(("127.0.0.1", 0)) as taken,
           pytest.raises(ConfigError, match="ROLLGUARD_METRICS_ADDR")):

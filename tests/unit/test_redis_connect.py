@@ -5,15 +5,18 @@ from __future__ import annotations
 import ssl
 
 import pytest
+from redis.cluster import LoadBalancingStrategy
 
 from actions.connect import (
     AsyncRedisCluster,
     async_redis_client,
     describe,
+    reads_replicas,
     redact,
     tls_context,
 )
-from rollguard.errors import AuthenticationFailed, ConfigError
+from actions.reader import PointerReader
+from rollguard.errors import AccessRefused, ConfigError
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -53,8 +56,25 @@ def test_a_bad_cluster_url_is_a_config_error_that_hides_the_password(url: str) -
 
 
 def test_a_refused_login_is_a_config_error_not_an_outage() -> None:
-    """The worker waits out ServiceUnavailable; AuthenticationFailed must not be one."""
-    assert issubclass(AuthenticationFailed, ConfigError)
+    """The worker waits out ServiceUnavailable; AccessRefused must not be one."""
+    assert issubclass(AccessRefused, ConfigError)
+
+
+@pytest.mark.parametrize(("client", "replicas"), [
+    (lambda: AsyncRedisCluster(host="127.0.0.1", port=1,
+                               load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN), True),
+    (lambda: async_redis_client("rediss+cluster://127.0.0.1:1,127.0.0.1:2"), False),
+    (lambda: async_redis_client("redis://127.0.0.1:1/0"), False),
+], ids=["cluster-reading-replicas", "cluster-from-url", "one-server"])
+async def test_a_reader_on_a_client_that_may_read_replicas_never_takes_an_older_epoch(
+    client: object, replicas: bool,
+) -> None:
+    """The reader turns on the epoch rule for lagging replicas (reads apply only if newer,
+    tests/unit/test_actions_reader_core.py) exactly when its client may read a replica."""
+    made = client()  # type: ignore[operator]
+    assert reads_replicas(made) is replicas
+    assert PointerReader(made, "bot").replica_reads is replicas
+    await made.aclose()
 
 
 @pytest.mark.parametrize(("reqs", "mode", "hostname"), [

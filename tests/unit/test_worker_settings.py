@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rollguard.config import DEV_SECRET, secret_from_env
+from rollguard.config import DEV_SECRET, secret_from_env, secret_setting
 from rollguard.errors import ConfigError
 from streams.settings import DEFAULT_CHECKPOINT_S, VARIABLES, WorkerSettings
 
@@ -102,18 +103,38 @@ def test_the_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch,
     assert WorkerSettings.from_env().secret == b"from-a-file"
 
 
+@pytest.mark.parametrize(("name", "value", "read"), [
+    ("KAFKA_SASL_PASSWORD", "kafka-pw-from-a-file",
+     lambda s: s.kafka_security.password),
+    ("REDIS_URL", "rediss://app:pw@redis:6380/0", lambda s: s.redis_url),
+])
+def test_the_kafka_password_and_the_redis_url_can_come_from_files(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str,
+        read: Any) -> None:
+    """Mounted secrets: ``NAME_FILE`` names the file, as ROLLGUARD_SECRET_FILE does."""
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "rollguard")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "from-the-environment")
+    monkeypatch.delenv(name, raising=False)
+    (tmp_path / "secret").write_text(value + "\n")
+    monkeypatch.setenv(f"{name}_FILE", str(tmp_path / "secret"))
+    assert read(WorkerSettings.from_env()) == value
+
+
+@pytest.mark.parametrize("name", ["ROLLGUARD_SECRET", "KAFKA_SASL_PASSWORD", "REDIS_URL"])
 @pytest.mark.parametrize(("content", "both", "problem"), [
     (None, False, "cannot read"), ("  \n", False, "is empty"), ("x", True, "not both")])
 def test_a_bad_secret_file_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              content: str | None, both: bool,
+                                              name: str, content: str | None, both: bool,
                                               problem: str) -> None:
+    monkeypatch.setenv(name, "x")
     if not both:
-        monkeypatch.delenv("ROLLGUARD_SECRET")
+        monkeypatch.delenv(name)
     if content is not None:
         (tmp_path / "secret").write_text(content)
-    monkeypatch.setenv("ROLLGUARD_SECRET_FILE", str(tmp_path / "secret"))
-    with pytest.raises(ConfigError, match=f"ROLLGUARD_SECRET.*{problem}"):
-        secret_from_env()
+    monkeypatch.setenv(f"{name}_FILE", str(tmp_path / "secret"))
+    with pytest.raises(ConfigError, match=f"{name}.*{problem}"):
+        secret_setting(name)
 
 
 def test_settings_never_show_the_secret_or_a_password() -> None:

@@ -121,3 +121,15 @@ def fixture_redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(name="tls_redis_cluster", scope="session")
+def fixture_tls_redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LoopbackCluster]:
+    """Three Redis Cluster primaries speaking TLS only (``rediss+cluster://``), the cluster
+    bus included, with the certificates of ``tls_redis``: one per test session."""
+    cluster = LoopbackCluster(tmp_path_factory.mktemp("redis-tls-cluster"), tls=True)
+    cluster.start()
+    yield cluster
+    cluster.stop()

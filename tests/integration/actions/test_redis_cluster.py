@@ -1,4 +1,5 @@
-"""Every part on a real three-node Redis Cluster (``redis+cluster://``), a node restarted."""
+"""Every part on a real three-node Redis Cluster (``redis+cluster://``), a node restarted;
+the CLI and both readers on a TLS cluster (``rediss+cluster://``)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,42 @@ def test_the_cli_works_on_a_cluster(redis_cluster: LoopbackCluster,
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
     assert "v1" in result.output
+
+
+async def test_a_cli_flip_on_a_tls_cluster_reaches_both_readers(
+    tls_redis_cluster: LoopbackCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rollguard release register`, `promote` and `rollback` over rediss+cluster://; both
+    readers, subscribed over TLS, follow each flip; the Redis check passes."""
+    url = tls_redis_cluster.url
+    assert url.startswith("rediss+cluster://")
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("ROLLGUARD_SECRET", "cli-test-secret")
+    service = f"tls-{uuid.uuid4().hex[:10]}"
+    runner = CliRunner()
+
+    async def cli(*args: str) -> str:
+        # the CLI runs its own event loop: in a thread, beside this test's
+        result = await asyncio.to_thread(runner.invoke, main, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    for release in ("v1", "v2"):
+        await cli("release", "register", service, release, "--component", f"model=m-{release}")
+    await cli("promote", service, "v1")
+    epochs, threaded = Epochs(), Epochs()
+    async with PointerReader(url, service, on_change=epochs) as reader:
+        with SyncPointerReader(url, service, on_change=threaded):
+            await cli("promote", service, "v2")
+            await epochs.reach(2)
+            await threaded.reach(2)
+            assert reader.resolve("u") == ("v2", {"model": "m-v2"})
+            await cli("rollback", service)
+            await epochs.reach(3)
+            await threaded.reach(3)
+            assert reader.resolve("u")[0] == "v1"
+    assert epochs.seen == threaded.seen == [1, 2, 3]
+    assert "ok" in str(await check_redis(url))
 
 
 async def test_the_least_privileged_users_work_on_a_cluster(

@@ -20,7 +20,7 @@ from actions.reader import PointerReader, SyncPointerReader
 from actions.state import PointerState
 from rollguard.check import check_redis
 from rollguard.cli import main
-from rollguard.errors import AuthenticationFailed
+from rollguard.errors import AccessRefused
 from streams.app import until_available
 from tests.integration.actions.conftest import SECRET, command
 from tests.integration.actions.test_actuator import message
@@ -126,11 +126,11 @@ async def test_the_reader_user_reads_its_service_only_and_cannot_write(
     reader_url = tls_redis.url(users[0], PASSWORD)
     as_reader = PointerStore(async_redis_client(reader_url), SECRET)
     assert (await as_reader.read(service)).active == "v1"
-    with pytest.raises(AuthenticationFailed, match="lacks a permission"):
+    with pytest.raises(AccessRefused, match="lacks a permission"):
         await as_reader.issue(service, "promote", "mallory", release="v2")
     with pytest.raises(redis.exceptions.NoPermissionError):
         await as_reader.client.set(as_reader.keys(service).pointer, b"{}")
-    with pytest.raises(AuthenticationFailed, match="REDIS_URL"):
+    with pytest.raises(AccessRefused, match="REDIS_URL"):
         await PointerReader(reader_url, f"{service}-other").start()
     assert (await store.read(service)).epoch == 1
     await as_reader.client.aclose()
@@ -168,7 +168,7 @@ async def test_a_wrong_password_fails_at_once_naming_redis_url_and_never_the_pas
 ) -> None:
     url = tls_redis.url(users[1], PASSWORD + "-wrong")
     started = time.monotonic()
-    with pytest.raises(AuthenticationFailed) as failure:
+    with pytest.raises(AccessRefused) as failure:
         await part(url)  # type: ignore[operator]
     assert time.monotonic() - started < 5.0
     assert "REDIS_URL" in str(failure.value) and "refused" in str(failure.value)
@@ -191,9 +191,10 @@ async def test_the_worker_does_not_retry_refused_credentials() -> None:
     async def refused() -> None:
         nonlocal calls
         calls += 1
-        raise AuthenticationFailed("Redis refused the user and password in REDIS_URL")
+        raise AccessRefused("Redis", "redis://127.0.0.1:6379/0", "refused the user and password",
+                            "REDIS_URL")
 
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(AccessRefused):
         await until_available("actuator", refused)
     assert calls == 1
 
@@ -206,7 +207,7 @@ async def test_the_actuator_keeps_a_command_its_redis_user_may_not_run(
     store = await registered(tls_redis.url(users[1], PASSWORD), service)
     as_reader = PointerStore(async_redis_client(tls_redis.url(users[0], PASSWORD)), SECRET)
     actuator = Actuator(as_reader, PendingCommands(as_reader.client), SECRET)
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(AccessRefused):
         await actuator.handle(message(command(service, "rollback")))
     assert [e["outcome"] for e in await store.history(service)] == ["applied"]
     await as_reader.client.aclose()
