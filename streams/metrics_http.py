@@ -22,13 +22,13 @@ from streams.metrics import WorkerMetrics, render
 VARIABLE = "ROLLGUARD_METRICS_ADDR"
 
 
-def bind(addr: tuple[str, int]) -> socket.socket:
-    """A listening socket on ``addr``; ConfigError naming the variable when it cannot be."""
+def bind(addr: tuple[str, int], variable: str = VARIABLE) -> socket.socket:
+    """A listening socket on ``addr``; ConfigError naming ``variable`` when it cannot be."""
     host, port = addr
     try:
         return socket.create_server((host, port), family=_family(host), backlog=16)
     except OSError as exc:
-        raise ConfigError(f"{VARIABLE}: cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise ConfigError(f"{variable}: cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -72,6 +72,7 @@ COMMAND_MODULES = {
     "replay": "replay",
     "worker": "worker", "approve": "worker",
     "notify": "notify",
+    "web": "web",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }
 

@@ -27,6 +27,7 @@ from actions.reader import PointerReader
 from actions.state import PointerState
 from rollguard import services
 from rollguard.demo.isolated import WorkerRun
+from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
@@ -42,6 +43,7 @@ class DemoOptions:
     seed: int = 1
     service: str = "support-bot"
     linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
+    hold_s: float = 0.0  # wall-clock seconds the status page stays up after the end
 
 
 async def wait_for_worker_ready(run: WorkerRun, process: subprocess.Popen[bytes],
@@ -78,9 +80,9 @@ async def follow_server(process: subprocess.Popen[bytes],
 
 
 @contextlib.asynccontextmanager
-async def children(run: WorkerRun, service: str) -> AsyncIterator[
+async def children(run: WorkerRun, service: str, worker_env: dict[str, str]) -> AsyncIterator[
         tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
-    worker = run.start_worker()
+    worker = run.start_worker(None, **worker_env)
     server = subprocess.Popen(
         [sys.executable, "-m", "rollguard.cli", "demo-server", service],
         env=run.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -238,7 +240,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await prepare_service(store, service, secret)
     console.print(f"starting the worker and a serving process for {service} (commands signed "
                   "with the development secret: a demo on a laptop) ...")
-    async with children(run, service) as (worker, server):
+    async with (status_page(run, service, console) as worker_env,
+                children(run, service, worker_env) as (worker, server)):
         await wait_for_worker_ready(run, worker)
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.
@@ -253,6 +256,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
         ]
         try:
             await simulate(options, state, emitter, reader, store, secret, console)
+            console.print(summary(state))
+            await hold(options.hold_s, console)
         finally:
             for task in followers:
                 task.cancel()
@@ -260,7 +265,6 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
             await reader.stop()
             await emitter.close()
     await client.aclose()
-    console.print(summary(state))
     return state
 
 
