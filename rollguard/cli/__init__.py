@@ -72,7 +72,7 @@ COMMAND_MODULES = {
     "replay": "replay",
     "worker": "worker", "approve": "worker",
     "notify": "notify",
-    "web": "web",
+    "web": "web", "report": "report",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }
 
