@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -34,7 +35,8 @@ def flipped(records: list[dict]) -> bool:
                and r.get("status") == "applied" for r in records)
 
 
-async def test_report_tells_the_rollback_from_deploy_to_flip(run: IsolatedRun) -> None:
+async def test_report_tells_the_rollback_from_deploy_to_flip(run: IsolatedRun,
+                                                             tmp_path: Path) -> None:
     """The report of a service the worker rolled back names the deploy, the decision with
     its evidence, the rule that issued the command, the flip's epochs and the pointer now."""
     service = new_service()
@@ -56,6 +58,9 @@ async def test_report_tells_the_rollback_from_deploy_to_flip(run: IsolatedRun) -
     assert kinds[0] == "deployed" and kinds[-2:] == ["decision", "flipped"], kinds
     assert body["pointer"]["candidate"] is None and body["pointer"]["epoch"] == 3
     assert {r["rule"] for r in body["policy"]["rules"]} >= {"hallucination", "error"}
-    markdown = report(run, service, "--since", "1h")
+    report(run, service, "--since", "1h", "--chart", str(tmp_path / "metrics.png"),
+           "--output", str(tmp_path / "report.md"))
+    markdown = (tmp_path / "report.md").read_text()
     assert "## Incident 1: v2 rolled back to v1" in markdown
     assert "### Evidence of the decision" in markdown and "## Policy in force" in markdown
+    assert "(metrics.png)" in markdown and (tmp_path / "metrics.png").stat().st_size > 20_000

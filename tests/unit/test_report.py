@@ -9,8 +9,10 @@ import pytest
 
 from actions.state import PointerState
 from detectors.policy import default_policy
+from rollguard.report.chart import events_of, window
 from rollguard.report.render import RENDERERS, Report
 from rollguard.report.story import incidents, parse_since
+from streams.wire import encode_batch, encode_blocks
 
 
 def entry(at: float, op: str, release: str, outcome: str = "applied", by: str = "ana",
@@ -148,3 +150,31 @@ def test_html_escapes_what_the_records_say() -> None:
 def test_a_range_without_incidents_says_so() -> None:
     """An empty report is still a report of the pointer and the policy."""
     assert "No rollback in the range." in RENDERERS["md"](report(incidents=[]))
+
+
+def event(event_id: str, service: str = "chat", **metrics: float) -> dict[str, Any]:
+    return {"event_id": event_id, "ts": 1_763_856_000.0, "service": service, "release": "v2",
+            "metrics": metrics or {"error": 0.0}}
+
+
+@pytest.mark.parametrize("encode", [encode_batch, encode_blocks])
+def test_a_chart_reads_the_services_valid_events_from_either_layout(encode: Any) -> None:
+    """Objects and blocks alike; other services and bad events are skipped."""
+    value = encode([event("a"), event("b", service="other"), event("c", error=1.0)])
+    assert [e.event_id for e in events_of(value, "chat")] == ["a", "c"]
+    bad = orjson.dumps([event("d"), {**event("e"), "ts": "soon"}])
+    assert [e.event_id for e in events_of(bad, "chat")] == ["d"]
+    assert list(events_of(b"not json", "chat")) == []
+
+
+def test_a_block_with_a_bad_event_still_gives_its_good_ones() -> None:
+    """A block the worker judged event by event yields the valid events."""
+    [block] = orjson.loads(encode_blocks([event("a"), event("b")]))
+    block["ts"][1] = "soon"
+    assert [e.event_id for e in events_of(orjson.dumps([block]), "chat")] == ["a"]
+
+
+def test_the_chart_spans_the_baseline_before_the_deploy_and_the_flip_after() -> None:
+    """Ten minutes before the first step, five after the last."""
+    [story] = incidents([DEPLOY, FLIP], [decided(300.0, "c1")])
+    assert window(story) == (100.0 - 600.0, 300.02 + 300.0)
