@@ -161,8 +161,10 @@ def _incident_markdown(number: int, incident: Incident, chart: str | None) -> li
              f"Command `{incident.command_id}` issued by {incident.issued_by}{approval}; "
              f"{epochs}.", "", "| when | what |", "| --- | --- |"]
     lines += [f"| {utc(step.at)} | {_md(_step_text(step))} |" for step in incident.timeline]
-    lines += ["", "Servers following the pointer: not recorded by rollguard (each "
-              "`PointerReader` calls its `on_change` within milliseconds of the flip).", ""]
+    lines.append("")
+    if incident.epochs:
+        lines += ["Servers following the pointer: not recorded by rollguard (each "
+                  "`PointerReader` calls its `on_change` within milliseconds of the flip).", ""]
     durations = _durations(incident)
     if durations:
         lines += [", ".join(f"{label}: {seconds:.3f} s" if seconds < 10 else
