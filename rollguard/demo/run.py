@@ -26,7 +26,7 @@ from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from actions.state import PointerState
 from rollguard import services
-from rollguard.demo.isolated import WorkerRun
+from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
@@ -44,22 +44,6 @@ class DemoOptions:
     service: str = "support-bot"
     linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
     hold_s: float = 0.0  # wall-clock seconds the status page stays up after the end
-
-
-async def wait_for_worker_ready(run: WorkerRun, process: subprocess.Popen[bytes],
-                                timeout: float = 90.0) -> None:
-    """The worker logs "Ready" once it has joined its group and recovered its tables."""
-    from pathlib import Path
-
-    log = Path(".rollguard/runs") / f"{run.run_id}.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the worker exited ({process.returncode}); see {log}")
-        if log.exists() and b"Worker]: Ready" in log.read_bytes():
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"the worker was not ready in {timeout:.0f}s; see {log}")
 
 
 async def follow_topic(topic: str, handle: Callable[[dict[str, object]], None]) -> None:
