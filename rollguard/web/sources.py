@@ -17,8 +17,8 @@ import aiohttp
 import orjson
 
 from actions.approvals import PendingCommands
-from actions.connect import AsyncClient
-from actions.keys import pointer_pattern, service_of_pointer_key
+from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
+from actions.keys import ServiceKeys, pointer_pattern, service_of_pointer_key
 from actions.pointer import PointerStore
 from actions.state import PointerState
 from rollguard.errors import RollguardError
@@ -122,9 +122,24 @@ class StatusSource:
         names = await self.services()
         pointers = await self.store.read_many(names) if names else {}
         now = self.clock()
+        waiting = await self._pending_many(names)
         rows = [service_row(name, pointers.get(name), self.audit.records(name),
-                            await self.pending.list(name), now) for name in names]
+                            waiting[name], now) for name in names]
         return {"now": now, "services": rows, "problems": self.problems()}
+
+    async def _pending_many(self, names: list[str]) -> dict[str, dict[str, bytes]]:
+        """The commands waiting for approval of every service in one round trip (one
+        HGETALL each would cost the overview of 400 services about 0.1 s)."""
+        prefix = self.store.prefix
+        try:
+            async with self.store.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(ServiceKeys.of(name, prefix).pending)
+                replies = await pipe.execute()
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
+            raise unavailable(exc, self.store.address) from exc
+        return {name: {_text(k): v for k, v in (found or {}).items()}
+                for name, found in zip(names, replies, strict=True)}
 
     async def page(self, service: str) -> dict[str, Any]:
         pointer: PointerState | None = (await self.store.read_many([service]))[service]
@@ -136,6 +151,10 @@ class StatusSource:
 
     def problems(self) -> list[str]:
         return [p for p in (self.audit.problem, self.scraper.problem) if p]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""The status page and the reports work as the read-only observer user, which cannot write."""
+"""The status page and the reports read as the read-only observer user (which cannot write),
+and on a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rollguard.errors import RollguardError
 from rollguard.report.sources import read_redis
 from rollguard.web.sources import AuditLog, MetricsScraper, StatusSource
 from tests.integration.actions.conftest import SECRET
-from tests.support.redis_servers import TlsRedis
+from tests.support.redis_servers import LoopbackCluster, TlsRedis
 
 pytestmark = [pytest.mark.integration]
 PASSWORD = "pw-observer-never-printed"
@@ -52,3 +53,24 @@ async def test_the_page_and_the_report_read_as_the_observer_user(
     finally:
         await client.aclose()
         await writer.client.aclose()
+
+
+async def test_the_page_reads_every_service_of_a_cluster(redis_cluster: LoopbackCluster,
+                                                        service: str) -> None:
+    """Services on every node are listed (SCAN of each primary), with their approvals."""
+    client = async_redis_client(redis_cluster.url)
+    store = PointerStore(client, SECRET)
+    names = [f"{service}-{i}" for i in range(6)]  # spread over the three nodes' slots
+    try:
+        for name in names:
+            await store.register_release(name, "v1", {"model": "m1"})
+            (await store.issue(name, "promote", "ann", release="v1")).raise_for_status()
+        source = StatusSource(client, AuditLog("unused", "unused"), MetricsScraper("", 2.0))
+        rows = {row["service"]: row for row in (await source.overview())["services"]}
+        assert set(names) <= set(rows)
+        assert {rows[name]["judgement"] for name in names} == {"ok"}
+    finally:
+        for name in names:
+            await client.delete(*[k async for k in client.scan_iter(
+                match=f"rollguard:{{{name}}}:*")])
+        await client.aclose()
