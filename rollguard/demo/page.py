@@ -46,7 +46,7 @@ async def status_page(run: WorkerRun, service: str,
     wanted = host_port(ADDR_VARIABLE, os.environ.get(ADDR_VARIABLE, DEFAULT_ADDR))
     sock = _listen(wanted or ("127.0.0.1", 8471))
     host, port = sock.getsockname()[:2]
-    settings = WebSettings(addr=(host, port), metrics_url=f"http://{metrics}/metrics",
+    settings = WebSettings(addr=(host, port), metrics_urls=(f"http://{metrics}/metrics",),
                            redis_url=redis_url(), kafka_bootstrap=kafka_bootstrap(),
                            topic_audit=run.topic("audit"), refresh_s=REFRESH_S)
     async with serving(settings, (service,), sock):

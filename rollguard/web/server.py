@@ -84,7 +84,7 @@ async def serving(settings: WebSettings, services: tuple[str, ...] = (),
     listening = sock or bind(settings.addr, ADDR_VARIABLE)
     client = async_redis_client(settings.redis_url)
     audit = AuditLog(settings.topic_audit, settings.kafka_bootstrap)
-    scraper = MetricsScraper(settings.metrics_url, settings.refresh_s)
+    scraper = MetricsScraper(settings.metrics_urls, settings.refresh_s)
     source = StatusSource(client, audit, scraper, services)
     runner = web.AppRunner(application(source, settings.refresh_s), access_log=None)
     await runner.setup()

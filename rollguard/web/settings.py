@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from rollguard.errors import ConfigError
+from rollguard.redact import redact_text
 from streams.settings import DEFAULT_METRICS_ADDR, WorkerSettings, host_port
 
 ADDR_VARIABLE = "ROLLGUARD_WEB_ADDR"
@@ -16,7 +18,7 @@ METRICS_VARIABLE = "ROLLGUARD_WEB_METRICS_URL"
 VARIABLES: tuple[tuple[str, str, str], ...] = (
     (ADDR_VARIABLE, DEFAULT_ADDR, "host:port the status page is served on"),
     (METRICS_VARIABLE, "http://<ROLLGUARD_METRICS_ADDR>/metrics",
-     "the worker's metrics, scraped for the charts; empty: no charts"),
+     "every worker's metrics (comma-separated URLs), scraped for the charts; empty: none"),
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers (and KAFKA_SECURITY_* as the worker)"),
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding pointers, history, approvals"),
     ("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit", "the audit topic, read from its start"),
@@ -41,7 +43,7 @@ def metrics_url(worker_addr: str) -> str:
 @dataclass(frozen=True)
 class WebSettings:
     addr: tuple[str, int]
-    metrics_url: str  # empty: no charts
+    metrics_urls: tuple[str, ...]  # every worker's /metrics; empty: no charts
     redis_url: str
     kafka_bootstrap: str
     topic_audit: str
@@ -62,5 +64,10 @@ class WebSettings:
         scraped = os.environ.get(METRICS_VARIABLE)
         if scraped is None:
             scraped = metrics_url(os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR))
-        return cls(addr=addr, metrics_url=scraped.strip(), redis_url=worker.redis_url,
+        urls = tuple(u.strip() for u in scraped.split(",") if u.strip())
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{METRICS_VARIABLE}: expected http:// or https:// URLs, "
+                                  f"got {redact_text(url)!r}")
+        return cls(addr=addr, metrics_urls=urls, redis_url=worker.redis_url,
                    kafka_bootstrap=worker.kafka_bootstrap, topic_audit=worker.topic_audit)

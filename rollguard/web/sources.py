@@ -72,27 +72,33 @@ class AuditLog:
 
 
 class MetricsScraper:
-    """Scrapes the worker's ``/metrics`` into a :class:`SeriesBook`."""
+    """Scrapes the workers' ``/metrics`` into a :class:`SeriesBook` (each worker reports the
+    services of the partitions it holds, so every worker of the group is scraped)."""
 
-    def __init__(self, url: str, every_s: float, clock: Callable[[], float] = time.time) -> None:
-        self.url, self.every_s, self.clock = url, every_s, clock
+    def __init__(self, urls: str | tuple[str, ...], every_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.urls = (urls,) if isinstance(urls, str) else urls
+        self.urls = tuple(u for u in self.urls if u)
+        self.every_s, self.clock = every_s, clock
         self.book = SeriesBook()
-        self.problem = "" if url else "no metrics endpoint configured: no charts"
+        self.problem = "" if self.urls else "no metrics endpoint configured: no charts"
 
     async def follow(self) -> None:
-        if not self.url:
+        if not self.urls:
             return
         timeout = aiohttp.ClientTimeout(total=max(self.every_s, 1.0))
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                try:
-                    async with session.get(self.url) as response:
-                        response.raise_for_status()
-                        text = await response.text()
-                    self.book.add(read_levels(text), self.clock())
-                    self.problem = ""
-                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                    self.problem = f"worker metrics at {self.url}: {type(exc).__name__}"
+                problems = []
+                for url in self.urls:
+                    try:
+                        async with session.get(url) as response:
+                            response.raise_for_status()
+                            text = await response.text()
+                        self.book.add(read_levels(text), self.clock())
+                    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                        problems.append(f"worker metrics at {url}: {type(exc).__name__}")
+                self.problem = "; ".join(problems)
                 await asyncio.sleep(self.every_s)
 
 
