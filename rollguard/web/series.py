@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 Levels = dict[str, dict[str, dict[str, Any]]]
 """service → metric → ``baseline``, ``candidate``, ``limit`` (values) and ``releases``."""
 
-POINTS_KEPT = 1800  # per service and metric: an hour at one scrape every 2 s
+POINTS_KEPT = 1800  # per service and metric: at least an hour at one scrape every 2 s
+PRELUDE_KEPT = 60  # per metric of a service without a candidate
 
 
 def read_levels(text: str) -> Levels:
@@ -47,12 +48,18 @@ def read_levels(text: str) -> Levels:
 
 
 class SeriesBook:
-    """The last :data:`POINTS_KEPT` points of every service's metrics:
-    ``[at, baseline, candidate, limit]`` (None where the scrape had no value)."""
+    """The last :data:`POINTS_KEPT` changes of every service's metrics since it had a
+    candidate, and the last :data:`PRELUDE_KEPT` before: ``(at, baseline, candidate, limit)``
+    (None where the scrape had no value).
+
+    A scrape equal to the point before adds nothing (levels change once per closed bucket,
+    scrapes come more often), and a fleet of settled services keeps only a short prelude
+    each: the baseline just before a candidate arrives.
+    """
 
     def __init__(self, kept: int = POINTS_KEPT) -> None:
         self.kept = kept
-        self.points: dict[tuple[str, str], deque[list[float | None]]] = {}
+        self.points: dict[tuple[str, str], deque[tuple[float, ...]]] = {}
         self.releases: dict[tuple[str, str], dict[str, str]] = {}
 
     def add(self, levels: Levels, at: float) -> None:
@@ -60,10 +67,14 @@ class SeriesBook:
             for metric, slot in metrics.items():
                 key = (service, metric)
                 points = self.points.get(key)
-                if points is None:
-                    points = self.points[key] = deque(maxlen=self.kept)
-                points.append([at, slot.get("baseline"), slot.get("candidate"),
-                               slot.get("limit")])
+                judged = slot.get("candidate") is not None
+                if points is None or (judged and points.maxlen != self.kept):
+                    points = self.points[key] = deque(points or (), maxlen=self.kept
+                                                      if judged else PRELUDE_KEPT)
+                values = (slot.get("baseline"), slot.get("candidate"), slot.get("limit"))
+                if points and points[-1][1:] == values:
+                    continue
+                points.append((at, *values))  # type: ignore[arg-type]
                 self.releases[key] = dict(slot["releases"])
 
     def of(self, service: str) -> dict[str, dict[str, Any]]:

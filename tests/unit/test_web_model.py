@@ -18,7 +18,7 @@ from rollguard.web.model import (
     service_row,
 )
 from rollguard.web.model import judgement as judge
-from rollguard.web.series import SeriesBook, read_levels
+from rollguard.web.series import PRELUDE_KEPT, SeriesBook, read_levels
 
 CANARY = PointerState("chat", active="v1", stable="v1", epoch=2, active_components={},
                       candidate="v2", percent=50.0, watched_since=2, updated_at=90.0,
@@ -130,13 +130,28 @@ def test_a_page_puts_promotes_and_records_on_one_timeline() -> None:
     assert page["recent"][0]["type"] == "outcome"
 
 
-def test_scrapes_become_points_with_the_band_and_the_releases() -> None:
-    """Each scrape adds one point per metric; a missing candidate is None."""
-    book = SeriesBook(kept=2)
-    first = ('rollguard_metric_value{service="a",release="v1",role="baseline",metric="m"} 1\n'
-             'rollguard_metric_limit{service="a",metric="m"} 1.5\n'
-             'rollguard_events_total{outcome="counted"} 7\n')
-    for at in (1.0, 2.0, 3.0):
-        book.add(read_levels(first), at)
-    assert book.of("a")["m"]["points"] == [[2.0, 1.0, None, 1.5], [3.0, 1.0, None, 1.5]]
+def test_scrapes_become_points_of_services_with_a_candidate_when_levels_change() -> None:
+    """Equal scrapes add nothing; a service without a candidate keeps a short prelude; the
+    oldest points go first; the candidate leaving is a point of its own."""
+    book = SeriesBook(kept=3)
+
+    def scrape(service: str, candidate: float | None) -> str:
+        labels = f'service="{service}",metric="m"'
+        text = (f'rollguard_metric_value{{{labels},release="v1",role="baseline"}} 1\n'
+                f'rollguard_metric_limit{{{labels}}} 1.5\n'
+                'rollguard_events_total{outcome="counted"} 7\n')
+        if candidate is not None:
+            text += (f'rollguard_metric_value{{{labels},release="v2",role="candidate"}} '
+                     f'{candidate}\n')
+        return text
+
+    for step in range(PRELUDE_KEPT + 5):  # a baseline that moves a little at every scrape
+        book.add(read_levels(scrape("a", None).replace("} 1\n", f"}} {1 + step / 1e3}\n")),
+                 step - 100.0)
+    assert len(book.of("a")["m"]["points"]) == PRELUDE_KEPT
+    for at, candidate in ((1.0, 1.2), (2.0, 1.2), (3.0, 1.4), (4.0, None)):
+        book.add(read_levels(scrape("a", candidate)), at)
+    assert book.of("a")["m"]["points"] == [[1.0, 1.0, 1.2, 1.5], [3.0, 1.0, 1.4, 1.5],
+                                           [4.0, 1.0, None, 1.5]]
+    assert book.of("a")["m"]["releases"] == {"baseline": "v1"}
     assert book.of("b") == {}

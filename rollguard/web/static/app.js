@@ -78,7 +78,7 @@ function renderServices(data) {
   }
 }
 
-function chart(metric, markers) {
+function chart(metric, markers, now) {
   const W = 440, H = 170, L = 46, R = 8, T = 18, B = 20;
   const pts = metric.points;
   const svg = h("svg", {viewBox: `0 0 ${W} ${H}`, class: "chart",
@@ -87,7 +87,8 @@ function chart(metric, markers) {
     (metric.releases.candidate ? `  ${metric.releases.candidate} vs ` +
       `${metric.releases.baseline || "?"}` : "")));
   if (!pts.length) return svg;
-  const t0 = pts[0][0], t1 = Math.max(pts[pts.length - 1][0], t0 + 1);
+  // points are kept only when a level changes: the time axis runs on to now
+  const t0 = pts[0][0], t1 = Math.max(pts[pts.length - 1][0], now, t0 + 1);
   const values = pts.flatMap(p => [p[1], p[2], p[3]]).filter(v => v !== null);
   let lo = Math.min(...values), hi = Math.max(...values);
   if (hi - lo < 1e-9) { hi += Math.abs(hi) * 0.1 + 1e-3; lo -= Math.abs(lo) * 0.1 + 1e-3; }
@@ -95,10 +96,12 @@ function chart(metric, markers) {
   const x = t => L + (t - t0) / (t1 - t0) * (W - L - R);
   const y = v => T + (hi - v) / (hi - lo) * (H - T - B);
   const line = (i, cls) => {
-    const d = pts.filter(p => p[i] !== null).map(p => `${x(p[0]).toFixed(1)},${y(p[i]).toFixed(1)}`);
+    const held = pts.concat([[now, ...pts[pts.length - 1].slice(1)]]);  // the last level holds
+    const d = held.filter(p => p[i] !== null).map(p => `${x(p[0]).toFixed(1)},${y(p[i]).toFixed(1)}`);
     return d.length ? h("polyline", {points: d.join(" "), class: cls}) : null;
   };
-  const banded = pts.filter(p => p[1] !== null && p[3] !== null);
+  const banded = pts.concat([[now, ...pts[pts.length - 1].slice(1)]])
+    .filter(p => p[1] !== null && p[3] !== null);
   if (banded.length) {
     const upper = banded.map(p => `${x(p[0]).toFixed(1)},${y(p[3]).toFixed(1)}`);
     const lower = banded.slice().reverse().map(p => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);
@@ -184,7 +187,7 @@ function renderDetail(page) {
       `${s.updated_by}` : "no pointer");
   renderPending(page.pending);
   const charts = document.getElementById("charts");
-  charts.replaceChildren(...page.metrics.map(m => chart(m, page.markers)));
+  charts.replaceChildren(...page.metrics.map(m => chart(m, page.markers, page.now)));
   if (!page.metrics.length) {
     charts.replaceChildren(h("p", {class: "muted"},
       "no metric levels yet (the worker reports them once a candidate is judged)"));
