@@ -22,16 +22,19 @@ def _help() -> str:
 @click.option("--service", "services", multiple=True,
               help="Show only this service (repeatable); default: every service in Redis.")
 def web(services: tuple[str, ...]) -> None:
+    import asyncio
+
     from actions.keys import check_service
-    from rollguard.web.server import serve_forever
+    from rollguard.web.server import serving
     from rollguard.web.settings import WebSettings
 
     async def work() -> None:
         settings = WebSettings.from_env()
         for service in services:
             check_service(service)
-        click.echo(f"status page: {settings.address}", err=True)
-        await serve_forever(settings, services)
+        async with serving(settings, services):
+            click.echo(f"status page: {settings.address}", err=True)
+            await asyncio.Event().wait()  # until interrupted
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the server was stopped
         run_or_exit(work)

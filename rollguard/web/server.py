@@ -9,7 +9,6 @@ ship in this package (``rollguard/web/static``), nothing is loaded from elsewher
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -95,9 +94,3 @@ async def serving(settings: WebSettings, services: tuple[str, ...] = (),
     finally:
         await runner.cleanup()
         await client.aclose()
-
-
-async def serve_forever(settings: WebSettings, services: tuple[str, ...] = ()) -> None:
-    """``rollguard web``: serve until interrupted."""
-    async with serving(settings, services):
-        await asyncio.Event().wait()

@@ -80,3 +80,29 @@ def test_status_page_shows_the_release_and_its_rollback_in_a_browser() -> None:
             demo.kill()
             demo.wait(10)
     assert demo.returncode == 0, "".join(seen)[-3000:]
+
+
+def test_rollguard_web_serves_the_services_it_is_told_to() -> None:
+    """`rollguard web --service` answers with that service's row once it listens, and says
+    where; an address already taken is refused naming the variable."""
+    import json
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1",
+           "ROLLGUARD_WEB_METRICS_URL": ""}
+    command = [sys.executable, "-m", "rollguard.cli", "web", "--service", "nobody-yet"]
+    web = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert web.stderr is not None
+        assert web.stderr.readline().strip() == f"status page: http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/services", timeout=10) as r:
+            [row] = json.load(r)["services"]
+        assert (row["service"], row["active"], row["judgement"]) == ("nobody-yet", None, "ok")
+        taken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 1
+        assert "ROLLGUARD_WEB_ADDR: cannot listen on" in taken.stderr
+    finally:
+        web.send_signal(signal.SIGINT)
+        web.wait(30)
+    assert web.returncode == 0
