@@ -90,7 +90,12 @@ def incidents(history: Sequence[Record], records: Sequence[Record],
               since: float | None = None) -> list[Incident]:
     """Every incident (oldest first) whose decision or rollback came at or after ``since``."""
     decided = _rollback_decisions(records)
-    rolled = {str(e.get("command_id")): e for e in history if e.get("op") == "rollback"}
+    rolled: dict[str, Record] = {}
+    for e in history:  # a command read again is refused as a replay: its flip is the story
+        known = rolled.get(command_id := str(e.get("command_id")))
+        if e.get("op") == "rollback" and (known is None or (
+                e.get("outcome") in FLIPPED and known.get("outcome") not in FLIPPED)):
+            rolled[command_id] = e
     found = []
     for command_id in {*decided, *rolled}:
         incident = _incident(command_id, decided.get(command_id), rolled.get(command_id),
@@ -102,8 +107,36 @@ def incidents(history: Sequence[Record], records: Sequence[Record],
 
 def _incident(command_id: str, decision: Record | None, entry: Record | None,
               history: Sequence[Record], records: Sequence[Record]) -> Incident:
+    """``decision``: the rule's (None: an operator's rollback); ``entry``: the history entry
+    of the command's outcome (None: nothing was carried out yet)."""
     anchor = _number(decision or entry or {}, "at")
     release = str(decision["release"]) if decision else _candidate_before(history, anchor)
+    steps = _steps(command_id, release, anchor, decision, entry, history, records)
+    done, command = entry or {}, _command(entry or {})
+    if entry is not None:
+        outcome = str(entry.get("outcome"))
+    elif any(s.kind == "approval-needed" for s in steps):
+        outcome = "waiting for approval"
+    else:
+        outcome = "no outcome recorded"
+    flipped = done.get("outcome") in FLIPPED
+    return Incident(
+        service=str((decision or done).get("service") or command.get("service") or ""),
+        release=release,
+        to=str((decision or {}).get("to") or done.get("release") or "stable"),
+        command_id=command_id,
+        issued_by=str(done.get("issued_by") or _rule_of(decision)),
+        approved_by=next((s.details["by"] for s in steps if s.kind == "approved"), None),
+        decision=dict(decision) if decision else None,
+        epochs=(int(done["epoch_before"]), int(done["epoch_after"])) if flipped else None,
+        outcome=outcome, timeline=steps)
+
+
+def _steps(command_id: str, release: str, anchor: float, decision: Record | None,
+           entry: Record | None, history: Sequence[Record],
+           records: Sequence[Record]) -> list[Step]:
+    """The incident's moments in time order: the deploy of ``release``, the alerts about it
+    until ``anchor`` (the decision, or the rollback), the decision, approvals, the outcome."""
     deploy = _deployment(history, release, anchor)
     start = _number(deploy, "at") if deploy else anchor - 3600.0
     steps = [_deployed(deploy)] if deploy else []
@@ -113,27 +146,9 @@ def _incident(command_id: str, decision: Record | None, entry: Record | None,
     if decision is not None:
         steps.append(_decided(decision))
     steps += _approvals(command_id, records, entry)
-    outcome = "no outcome recorded"
     if entry is not None:
         steps.append(_flipped(entry))
-        outcome = str(entry.get("outcome"))
-    elif any(s.kind == "approval-needed" for s in steps):
-        outcome = "waiting for approval"
-    command = _command(entry or {})
-    approved = (command.get("evidence") or {}).get("approved_by") if command else None
-    approved = approved or next((s.details.get("by") for s in steps if s.kind == "approved"),
-                                None)
-    flipped = entry is not None and entry.get("outcome") in FLIPPED
-    return Incident(
-        service=str((decision or entry or {}).get("service") or command.get("service") or ""),
-        release=release, to=str((decision or {}).get("to") or (entry or {}).get("release")
-                                or command.get("release") or "stable"),
-        command_id=command_id,
-        issued_by=str((entry or {}).get("issued_by") or _rule_of(decision)),
-        approved_by=approved, decision=dict(decision) if decision else None,
-        epochs=(int(entry["epoch_before"]), int(entry["epoch_after"])) if flipped and entry
-        else None,
-        outcome=outcome, timeline=sorted(steps, key=lambda s: s.at))
+    return sorted(steps, key=lambda s: s.at)
 
 
 def _rule_of(decision: Record | None) -> str:

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actions.state import PointerState
 from detectors.policy import default_policy
@@ -178,3 +180,46 @@ def test_the_chart_spans_the_baseline_before_the_deploy_and_the_flip_after() -> 
     """Ten minutes before the first step, five after the last."""
     [story] = incidents([DEPLOY, FLIP], [decided(300.0, "c1")])
     assert window(story) == (100.0 - 600.0, 300.02 + 300.0)
+
+
+ops = st.sampled_from(["promote", "rollback", "pin"])
+outcomes = st.sampled_from(["applied", "already_applied", "refused", "conflict"])
+releases = st.sampled_from(["v1", "v2", "v3"])
+times = st.floats(min_value=0.0, max_value=1_000.0, allow_nan=False)
+histories = st.lists(st.builds(
+    lambda at, op, release, outcome, n: entry(at, op, release, outcome,
+                                              command_id=f"c{n}"),
+    times, ops, releases, outcomes, st.integers(0, 8)), max_size=12)
+audits = st.lists(st.one_of(
+    st.builds(lambda at, n, release: decided(at, f"c{n}", release), times,
+              st.integers(0, 8), releases),
+    st.builds(alert, times, releases),
+    st.builds(lambda at, n: {"type": "approval-needed", "at": at, "service": "chat",
+                             "command_id": f"c{n}"}, times, st.integers(0, 8))), max_size=12)
+
+
+@given(histories, audits, times)
+def test_any_records_give_one_ordered_story_per_rollback(
+        history: list[dict[str, Any]], records: list[dict[str, Any]], since: float) -> None:
+    """Whatever the records: one incident per rollback command, its steps in time order,
+    the incidents in time order, and --since keeps exactly those from then on."""
+    history = sorted(history, key=lambda e: e["at"])
+    found = incidents(history, records)
+    expected = ({e["command_id"] for e in history if e["op"] == "rollback"}
+                | {r["command_id"] for r in records if r.get("action") == "rollback"})
+    assert sorted(i.command_id for i in found) == sorted(expected)
+    for incident in found:
+        assert [s.at for s in incident.timeline] == sorted(s.at for s in incident.timeline)
+        assert (incident.epochs is not None) == (incident.outcome in ("applied",
+                                                                      "already_applied"))
+    assert [i.at for i in found] == sorted(i.at for i in found)
+    assert [i.command_id for i in incidents(history, records, since)] == [
+        i.command_id for i in found if i.at >= since]
+
+
+def test_a_rollback_read_again_and_refused_as_a_replay_is_still_the_flip() -> None:
+    """The actuator refuses a command it reads twice; the story keeps the flip it made."""
+    replayed = entry(305.0, "rollback", "v1", outcome="refused", by="rule:error",
+                     command_id="c1", epochs=(3, 3))
+    [story] = incidents([DEPLOY, FLIP, replayed], [decided(300.0, "c1")])
+    assert (story.outcome, story.epochs) == ("applied", (2, 3))
