@@ -21,7 +21,9 @@ from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, un
 from actions.keys import ServiceKeys, pointer_pattern, service_of_pointer_key
 from actions.pointer import PointerStore
 from actions.state import PointerState
+from rollguard.config import KafkaSecurity
 from rollguard.errors import RollguardError
+from rollguard.redact import redact_text
 from rollguard.web.model import service_page, service_row
 from rollguard.web.series import SeriesBook, read_levels
 from streams.connect import consumer
@@ -66,7 +68,9 @@ class AuditLog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the page says so and keeps what Redis tells
-                self.problem = f"audit topic {self.topic}: {type(exc).__name__}: {exc}"
+                password = KafkaSecurity.from_env().password
+                self.problem = redact_text(f"audit topic {self.topic}: "
+                                           f"{type(exc).__name__}: {exc}", [password])
                 log.warning("web: %s; reading again in %.0f s", self.problem, RETRY_S)
                 await asyncio.sleep(RETRY_S)
 
@@ -97,7 +101,8 @@ class MetricsScraper:
                             text = await response.text()
                         self.book.add(read_levels(text), self.clock())
                     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                        problems.append(f"worker metrics at {url}: {type(exc).__name__}")
+                        problems.append(redact_text(f"worker metrics at {url}: "
+                                                    f"{type(exc).__name__}"))
                 self.problem = "; ".join(problems)
                 await asyncio.sleep(self.every_s)
 
