@@ -3,6 +3,7 @@ release and the rollback."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import dump_dom, screenshot
+from tests.support.browser import LivePage, dump_dom, screenshot
 from tests.support.redis_servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 SCREENSHOT = Path(".rollguard/screenshots/status-page.png")  # docs/status-page.png is one
+ROLLED_BACK = ("[...document.querySelectorAll('#history tbody tr')].some("
+               "r => /rollback\\s+v1\\s+applied/.test(r.innerText))")
 
 
 def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
@@ -49,20 +52,28 @@ def _wait_for(lines: queue.Queue[str], pattern: str, seen: list[str],
     raise AssertionError(f"no line matching {pattern!r}; the demo said:\n{''.join(seen)[-3000:]}")
 
 
-def test_status_page_shows_the_release_and_its_rollback_in_a_browser() -> None:
-    """During the demo the page lists the service, charts its metrics with the rollback
-    marked, tells the decision and has the promote and the rollback in the history."""
+async def test_status_page_shows_the_release_and_its_rollback_in_a_browser() -> None:
+    """During the demo the page, opened before the rollback, shows it without a reload;
+    then it lists the service, charts its metrics with the rollback marked, tells the
+    decision and has the promote and the rollback in the history."""
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
            "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{free_port()}"}
     demo = subprocess.Popen(
-        [sys.executable, "-m", "rollguard.cli", "demo", "--speed", "90", "--seed", "3",
+        [sys.executable, "-m", "rollguard.cli", "demo", "--speed", "60", "--seed", "3",
          "--hold", "240"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
     try:
-        lines, seen = _lines(demo), list[str]()
-        page = _wait_for(lines, r"status page: (http://\S+\?service=(\S+))", seen)
+        lines = _lines(demo)
+        page = await asyncio.to_thread(_wait_for, lines,
+                                       r"status page: (http://\S+\?service=(\S+))", seen)
         url, service = page.group(1), page.group(2)
-        _wait_for(lines, r"rollbacks: 1", seen)
-        _wait_for(lines, r"the status page stays up", seen)
+        async with LivePage(url) as live:
+            await live.wait_for("document.body.dataset.loaded === 'true' && "
+                                "(window.rgMark = 42)")
+            assert not await live.evaluate(ROLLED_BACK), "the rollback came before the page"
+            await live.wait_for(ROLLED_BACK)
+            assert await live.evaluate("window.rgMark") == 42  # the same page: not reloaded
+        await asyncio.to_thread(_wait_for, lines, r"the status page stays up", seen)
         dom = dump_dom(url)
         assert f'data-service="{service}"' in dom, dom[-3000:]
         assert re.search(r"<td>rollback</td><td>v1</td><td>applied</td><td>rule:", dom), dom
