@@ -46,6 +46,17 @@ def writer_rules(prefix: str = PREFIX, cluster: bool = False) -> list[str]:
     return rules + list(CLUSTER_DISCOVERY if cluster else ())
 
 
+# What the status page and the reports read: pointers (GET, MGET), history (XREVRANGE),
+# approvals waiting (HGETALL), and SCAN for the services that have a pointer.
+OBSERVER_COMMANDS = ("+get", "+mget", "+hgetall", "+xrevrange", "+scan", "+ping")
+
+
+def observer_rules(prefix: str = PREFIX, cluster: bool = False) -> list[str]:
+    """``rollguard web`` and ``rollguard report``: read every key under ``prefix``, no writes."""
+    rules = ["resetkeys", "resetchannels", "-@all", f"~{prefix}:*", *OBSERVER_COMMANDS]
+    return rules + list(CLUSTER_DISCOVERY if cluster else ())
+
+
 def acl_line(user: str, password: str, rules: list[str]) -> str:
     """An ACL file line (``user NAME on >PASSWORD RULES...``)."""
     return " ".join(["user", user, "on", f">{password}", *rules])

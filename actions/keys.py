@@ -36,7 +36,8 @@ NAMESPACE_ENV = "ROLLGUARD_NAMESPACE"
 NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 __all__ = ["PREFIX", "SERVICE_NAME", "SERVICE_RULE", "ServiceKeys", "check_key", "check_service",
-           "namespace", "operators_key", "service_of_key"]
+           "namespace", "operators_key", "pointer_pattern", "service_of_key",
+           "service_of_pointer_key"]
 
 SERVICE_RULE = SERVICE_NAME_RULE
 
@@ -114,6 +115,31 @@ class ServiceKeys:
 
     def spent(self, command_id: str) -> str:
         return self.spent_prefix + command_id
+
+
+def pointer_pattern(prefix: str | None = None) -> str:
+    """A SCAN MATCH pattern of every service's pointer key in the namespace.
+
+    >>> pointer_pattern("rollguard")
+    'rollguard:{*}:pointer'
+    """
+    return f"{namespace(prefix)}:{{*}}:pointer"
+
+
+def service_of_pointer_key(key: bytes | str, prefix: str | None = None) -> str | None:
+    """The service whose pointer ``key`` is (None when it is no pointer key of ``prefix``).
+
+    >>> service_of_pointer_key(b"rollguard:{support-bot}:pointer", "rollguard")
+    'support-bot'
+    >>> service_of_pointer_key("team-a:{x}:pointer", "rollguard") is None
+    True
+    """
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    head, tail = f"{namespace(prefix)}:{{", "}:pointer"
+    if not (text.startswith(head) and text.endswith(tail)):
+        return None
+    service = text[len(head):-len(tail)]
+    return service if is_service_name(service) else None
 
 
 def check_key(token: str, prefix: str | None = None) -> str:

@@ -354,6 +354,16 @@ def kcat_binary() -> str:
     return shutil.which("kcat") or "/usr/bin/kcat"
 
 
+def chromium_binary() -> str:
+    """Path of Debian's ``chromium`` (the status page's test loads the page in it, headless),
+    installed from Debian's packages when missing."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    apt_install("chromium", needed_for="chromium")
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
 def apt_install(package: str, needed_for: str) -> None:
     """Install a Debian package (as root) or say exactly what is missing."""
     if shutil.which("apt-get") is None or os.geteuid() != 0:

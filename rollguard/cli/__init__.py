@@ -72,6 +72,7 @@ COMMAND_MODULES = {
     "replay": "replay",
     "worker": "worker", "approve": "approve", "operator": "operators",
     "notify": "notify",
+    "web": "web", "report": "report",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }
 

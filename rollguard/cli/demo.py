@@ -22,7 +22,9 @@ from rollguard.demo.scenario import SCENARIOS
 @click.option("--rate", type=float, default=20.0, show_default=True,
               help="Outputs per simulated second.")
 @click.option("--seed", type=int, default=1, show_default=True)
-def demo(scenario: str, speed: float, rate: float, seed: int) -> None:
+@click.option("--hold", "hold_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds the status page stays up after the demo (Ctrl-C ends it).")
+def demo(scenario: str, speed: float, rate: float, seed: int, hold_s: float) -> None:
     """Watch a regression caught and rolled back, live, on local Kafka and Redis."""
     from rich.console import Console
 
@@ -31,8 +33,9 @@ def demo(scenario: str, speed: float, rate: float, seed: int) -> None:
     if speed <= 0 or rate <= 0:
         raise click.BadParameter("--speed and --rate must be > 0")
     chosen = dataclasses.replace(SCENARIOS[scenario], rate=rate)
-    options = DemoOptions(chosen, speed=speed, seed=seed)
-    run_or_exit(lambda: run_demo(options, Console()))
+    options = DemoOptions(chosen, speed=speed, seed=seed, hold_s=hold_s)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the children were stopped
+        run_or_exit(lambda: run_demo(options, Console()))
 
 
 @click.command("simulate")

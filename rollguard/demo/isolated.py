@@ -7,9 +7,11 @@ demo and the test suite run with it, and the worker says so in its log."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,3 +71,17 @@ class WorkerRun:
                 [sys.executable, "-m", "rollguard.cli", "worker", "--loglevel", "info"],
                 env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
             )
+
+
+async def wait_for_worker_ready(run: WorkerRun, process: subprocess.Popen[bytes],
+                                timeout: float = 90.0) -> None:
+    """The worker logs "Ready" once it has joined its group and recovered its tables."""
+    log = Path(".rollguard/runs") / f"{run.run_id}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited ({process.returncode}); see {log}")
+        if log.exists() and b"Worker]: Ready" in log.read_bytes():
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the worker was not ready in {timeout:.0f}s; see {log}")

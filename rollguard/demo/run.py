@@ -26,8 +26,8 @@ from actions.pointer import PointerStore
 from actions.reader import PointerReader
 from actions.state import PointerState
 from rollguard import services
-from rollguard.demo.isolated import WorkerRun
-from rollguard.demo.ports import as_text, demo_metrics_addr
+from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
+from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
@@ -43,22 +43,7 @@ class DemoOptions:
     seed: int = 1
     service: str = "support-bot"
     linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
-
-
-async def wait_for_worker_ready(run: WorkerRun, process: subprocess.Popen[bytes],
-                                timeout: float = 90.0) -> None:
-    """The worker logs "Ready" once it has joined its group and recovered its tables."""
-    from pathlib import Path
-
-    log = Path(".rollguard/runs") / f"{run.run_id}.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the worker exited ({process.returncode}); see {log}")
-        if log.exists() and b"Worker]: Ready" in log.read_bytes():
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"the worker was not ready in {timeout:.0f}s; see {log}")
+    hold_s: float = 0.0  # wall-clock seconds the status page stays up after the end
 
 
 async def follow_topic(topic: str, handle: Callable[[dict[str, object]], None]) -> None:
@@ -79,9 +64,9 @@ async def follow_server(process: subprocess.Popen[bytes],
 
 
 @contextlib.asynccontextmanager
-async def children(run: WorkerRun, service: str, metrics: str) -> AsyncIterator[
+async def children(run: WorkerRun, service: str, worker_env: dict[str, str]) -> AsyncIterator[
         tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
-    worker = run.start_worker(ROLLGUARD_METRICS_ADDR=metrics)
+    worker = run.start_worker(None, **worker_env)
     server = subprocess.Popen(
         [sys.executable, "-m", "rollguard.cli", "demo-server", service],
         env=run.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -240,11 +225,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await prepare_service(store, service, secret)
     console.print(f"starting the worker and a serving process for {service} (commands signed "
                   "with the development secret: a demo on a laptop) ...")
-    addr, moved = demo_metrics_addr()
-    if addr is not None:
-        console.print(f"the worker's metrics: http://{as_text(addr)}/metrics"
-                      + (" (the usual port is taken: another worker?)" if moved else ""))
-    async with children(run, service, as_text(addr)) as (worker, server):
+    async with (status_page(run, service, console) as worker_env,
+                children(run, service, worker_env) as (worker, server)):
         await wait_for_worker_ready(run, worker)
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.
@@ -259,6 +241,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
         ]
         try:
             await simulate(options, state, emitter, reader, store, secret, console)
+            console.print(summary(state))
+            await hold(options.hold_s, console)
         finally:
             for task in followers:
                 task.cancel()
@@ -266,7 +250,6 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
             await reader.stop()
             await emitter.close()
     await client.aclose()
-    console.print(summary(state))
     return state
 
 

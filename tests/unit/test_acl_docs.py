@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from actions.acl import CLUSTER_DISCOVERY, acl_line, reader_rules, writer_rules
+from actions.acl import CLUSTER_DISCOVERY, acl_line, observer_rules, reader_rules, writer_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,3 +18,9 @@ def test_the_documented_acl_lines_are_the_tested_rules(doc: str) -> None:
                     reader_rules("support-bot")) in text
     assert acl_line("rollguard-writer", "WRITER_PASSWORD", writer_rules()) in text
     assert " ".join(CLUSTER_DISCOVERY) in text
+
+
+def test_the_documented_observer_line_is_the_tested_rule() -> None:
+    """The status page's and the reports' read-only user, as README gives it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert acl_line("rollguard-observer", "OBSERVER_PASSWORD", observer_rules()) in text

@@ -1,0 +1,1 @@
+"""Incident reports (``rollguard report``): the story of a rollback from its records."""
