@@ -29,6 +29,7 @@ from rollguard import services
 from rollguard.demo.isolated import WorkerRun
 from rollguard.demo.ports import as_text, demo_metrics_addr
 from rollguard.demo.scenario import RELEASES, Scenario
+from rollguard.demo.slack import capture_slack
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
@@ -243,7 +244,8 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     if addr is not None:
         console.print(f"the worker's metrics: http://{as_text(addr)}/metrics"
                       + (" (the usual port is taken: another worker?)" if moved else ""))
-    async with children(run, service, as_text(addr)) as (worker, server):
+    async with children(run, service, as_text(addr)) as (worker, server), \
+            capture_slack(run, state, console):
         await wait_for_worker_ready(run, worker)
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.

@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rich.console import Group
+from rich.emoji import Emoji
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -44,6 +45,7 @@ class DemoState:
     pointer: str = "?"
     server: str = "?"
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    slack: list[str] = field(default_factory=list)  # the captured messages, as Slack shows them
     milestones: Milestones = field(default_factory=Milestones)
 
     def record(self, release: str, t: float, metrics: dict[str, float]) -> None:
@@ -114,12 +116,14 @@ def render(state: DemoState) -> Group:
     pointer = Text.assemble(("pointer  ", "bold"), state.pointer, "\n",
                             ("server   ", "bold"), state.server)
     alerts = Text("\n".join(state.alerts) or "none yet", style="cyan")
+    slack = Text(Emoji.replace(state.slack[-1]) if state.slack else "none yet")
     return Group(
         Panel(header),
         traffic_table(state),
         metrics_table(state),
         Panel(pointer, title="version pointer and a serving process"),
         Panel(alerts, title="alerts topic"),
+        Panel(slack, title=f"Slack, the latest of {len(state.slack)} message(s) in the thread"),
     )
 
 
