@@ -244,9 +244,10 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     if addr is not None:
         console.print(f"the worker's metrics: http://{as_text(addr)}/metrics"
                       + (" (the usual port is taken: another worker?)" if moved else ""))
-    async with children(run, service, as_text(addr)) as (worker, server), \
-            capture_slack(run, state, console):
+    async with capture_slack(run, state, console) as slack, \
+            children(run, service, as_text(addr)) as (worker, server):
         await wait_for_worker_ready(run, worker)
+        slack.start()
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.
         emitter = Emitter(run.topic("events"), linger_s=DEMO_LINGER_S)
@@ -261,6 +262,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
         try:
             await simulate(options, state, emitter, reader, store, secret, console)
         finally:
+            slack.stop_soon()
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.emoji import Emoji
 
 from rollguard.demo.isolated import WorkerRun
 from rollguard.demo.receiver import Receiver, receiving
@@ -32,19 +33,20 @@ _LINK = re.compile(r"<([^|>]+)\|([^>]+)>")
 
 def slack_text(body: dict[str, Any]) -> str:
     """What a person reads in Slack for an incoming-webhook body: its blocks' text, one
-    block a line, a link as its label and address (the plain ``text`` without blocks).
+    block a line, an emoji code as the emoji, a link as its label and address (the plain
+    ``text`` when there are no blocks).
 
     >>> slack_text({"text": "fallback", "blocks": [
     ...     {"type": "context", "elements": [{"type": "mrkdwn", "text": "chat · release v2"}]},
-    ...     {"type": "section", "text": {"type": "mrkdwn", "text": "*Rolled back*"}},
+    ...     {"type": "section", "text": {"type": "mrkdwn", "text": ":warning: *Rolled back*"}},
     ...     {"type": "context", "elements": [{"type": "mrkdwn", "text": "<http://x/|Status>"}]}]})
-    'chat · release v2\\n*Rolled back*\\nStatus (http://x/)'
+    'chat · release v2\\n⚠ *Rolled back*\\nStatus (http://x/)'
     """
     lines = []
     for block in body.get("blocks") or ():
         parts = [block.get("text") or {}, *(block.get("elements") or ())]
         lines += [str(part["text"]) for part in parts if isinstance(part, dict) and "text" in part]
-    return _LINK.sub(r"\2 (\1)", "\n".join(lines) or str(body.get("text", "")))
+    return Emoji.replace(_LINK.sub(r"\2 (\1)", "\n".join(lines) or str(body.get("text", ""))))
 
 
 def start_notifier(run: WorkerRun, slack_url: str) -> subprocess.Popen[bytes]:
@@ -86,25 +88,46 @@ def _indent(text: str) -> str:
     return "\n".join(f"  | {line}" for line in text.splitlines())
 
 
+class SlackCapture:
+    """The local receiver at ``where`` and, once started, the notifier posting to it."""
+
+    def __init__(self, run: WorkerRun, receiver: Receiver, where: str) -> None:
+        self.run, self.receiver, self.where = run, receiver, where
+        self.notifier: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the notifier; once the worker is ready, so the two start-ups do not compete
+        for the CPU (it reads the topics from their beginning: nothing is missed)."""
+        self.notifier = start_notifier(self.run, self.where)
+
+    def stop_soon(self) -> None:
+        """Ask the notifier to deliver what it holds and stop, while the worker stops too;
+        leaving the context waits for it."""
+        if self.notifier is not None:
+            self.notifier.terminate()
+
+
 @contextlib.asynccontextmanager
 async def capture_slack(run: WorkerRun, state: DemoState,
-                        console: Console) -> AsyncIterator[Receiver]:
-    """Run the notifier against a local receiver; each message shows in ``state.slack``
-    as it arrives, and the whole thread is printed (and saved) at the end."""
+                        console: Console) -> AsyncIterator[SlackCapture]:
+    """A local receiver for the notifier's messages: each shows in ``state.slack`` as it
+    arrives; the whole thread is printed (and saved) at the end. Enter it before the worker's
+    context, so that the worker stops while the notifier delivers its last messages."""
     loop = asyncio.get_running_loop()
 
     def arrived(path: str, body: bytes) -> None:  # called from the receiver's thread
         loop.call_soon_threadsafe(state.slack.append, slack_text(orjson.loads(body)))
 
     with receiving(Receiver(on_post=arrived)) as (receiver, base):
-        where = f"{base}/slack"
-        notifier = start_notifier(run, where)
-        console.print(f"the notifier posts Slack-format messages to a local receiver at {where}")
+        capture = SlackCapture(run, receiver, f"{base}/slack")
+        console.print(f"the notifier posts Slack-format messages to a local receiver at "
+                      f"{capture.where}")
         try:
-            yield receiver
+            yield capture
         finally:
-            await stop_notifier(notifier)
+            if capture.notifier is not None:
+                await stop_notifier(capture.notifier)
             saved = Path(".rollguard/runs") / f"{run.run_id}-slack.json"
             saved.write_bytes(orjson.dumps(receiver.bodies("slack"), option=orjson.OPT_INDENT_2))
-            console.print(thread_report(receiver, where, saved), soft_wrap=True,
+            console.print(thread_report(receiver, capture.where, saved), soft_wrap=True,
                           markup=False, highlight=False)

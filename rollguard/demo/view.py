@@ -9,7 +9,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rich.console import Group
-from rich.emoji import Emoji
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -116,7 +115,7 @@ def render(state: DemoState) -> Group:
     pointer = Text.assemble(("pointer  ", "bold"), state.pointer, "\n",
                             ("server   ", "bold"), state.server)
     alerts = Text("\n".join(state.alerts) or "none yet", style="cyan")
-    slack = Text(Emoji.replace(state.slack[-1]) if state.slack else "none yet")
+    slack = Text(state.slack[-1] if state.slack else "none yet")
     return Group(
         Panel(header),
         traffic_table(state),
