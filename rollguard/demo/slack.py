@@ -106,6 +106,15 @@ class SlackCapture:
         if self.notifier is not None:
             self.notifier.terminate()
 
+    async def finish(self, console: Console) -> None:
+        """Wait for the notifier to stop; print the thread and save it as JSON."""
+        if self.notifier is not None:
+            await stop_notifier(self.notifier)
+        saved = Path(".rollguard/runs") / f"{self.run.run_id}-slack.json"
+        saved.write_bytes(orjson.dumps(self.receiver.bodies("slack"), option=orjson.OPT_INDENT_2))
+        console.print(thread_report(self.receiver, self.where, saved), soft_wrap=True,
+                      markup=False, highlight=False)
+
 
 @contextlib.asynccontextmanager
 async def capture_slack(run: WorkerRun, state: DemoState,
@@ -125,9 +134,5 @@ async def capture_slack(run: WorkerRun, state: DemoState,
         try:
             yield capture
         finally:
-            if capture.notifier is not None:
-                await stop_notifier(capture.notifier)
-            saved = Path(".rollguard/runs") / f"{run.run_id}-slack.json"
-            saved.write_bytes(orjson.dumps(receiver.bodies("slack"), option=orjson.OPT_INDENT_2))
-            console.print(thread_report(receiver, capture.where, saved), soft_wrap=True,
-                          markup=False, highlight=False)
+            if capture.notifier is not None:  # None: the worker never became ready
+                await capture.finish(console)
