@@ -34,9 +34,9 @@ def _listen(addr: tuple[str, int]) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def status_page(run: WorkerRun, service: str,
-                      console: Console) -> AsyncIterator[dict[str, str]]:
+                      console: Console) -> AsyncIterator[tuple[dict[str, str], str]]:
     """Serve the page while the block runs; yields the environment the demo's worker needs
-    (a metrics address of its own, which the page scrapes)."""
+    (a metrics address of its own, which the page scrapes) and the page's address."""
     addr, moved = demo_metrics_addr()
     metrics = as_text(addr)
     wanted = host_port(ADDR_VARIABLE, os.environ.get(ADDR_VARIABLE, DEFAULT_ADDR))
@@ -51,7 +51,7 @@ async def status_page(run: WorkerRun, service: str,
         if metrics:
             console.print(f"the worker's metrics: http://{metrics}/metrics"
                           + (" (the usual port is taken: another worker?)" if moved else ""))
-        yield {"ROLLGUARD_METRICS_ADDR": metrics}
+        yield {"ROLLGUARD_METRICS_ADDR": metrics}, settings.address
 
 
 async def hold(seconds: float, console: Console) -> None:

@@ -29,6 +29,7 @@ from rollguard import services
 from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
+from rollguard.demo.slack import capture_slack
 from rollguard.demo.view import DemoState, render, summary
 from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
@@ -225,9 +226,11 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await prepare_service(store, service, secret)
     console.print(f"starting the worker and a serving process for {service} (commands signed "
                   "with the development secret: a demo on a laptop) ...")
-    async with (status_page(run, service, console) as worker_env,
+    async with (status_page(run, service, console) as (worker_env, page_url),
+                capture_slack(run, state, console, page_url) as slack,
                 children(run, service, worker_env) as (worker, server)):
         await wait_for_worker_ready(run, worker)
+        slack.start()
         # The demo's event time runs --speed times faster than the clock: a short linger
         # keeps a batch within a few simulated seconds.
         emitter = Emitter(run.topic("events"), linger_s=DEMO_LINGER_S)
@@ -244,6 +247,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
             console.print(summary(state))
             await hold(options.hold_s, console)
         finally:
+            slack.stop_soon()
             for task in followers:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)

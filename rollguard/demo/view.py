@@ -44,6 +44,7 @@ class DemoState:
     pointer: str = "?"
     server: str = "?"
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    slack: list[str] = field(default_factory=list)  # the captured messages, as Slack shows them
     milestones: Milestones = field(default_factory=Milestones)
 
     def record(self, release: str, t: float, metrics: dict[str, float]) -> None:
@@ -114,12 +115,14 @@ def render(state: DemoState) -> Group:
     pointer = Text.assemble(("pointer  ", "bold"), state.pointer, "\n",
                             ("server   ", "bold"), state.server)
     alerts = Text("\n".join(state.alerts) or "none yet", style="cyan")
+    slack = Text(state.slack[-1] if state.slack else "none yet")
     return Group(
         Panel(header),
         traffic_table(state),
         metrics_table(state),
         Panel(pointer, title="version pointer and a serving process"),
         Panel(alerts, title="alerts topic"),
+        Panel(slack, title=f"Slack, the latest of {len(state.slack)} message(s) in the thread"),
     )
 
 

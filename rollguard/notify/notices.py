@@ -106,8 +106,8 @@ def _decision(record: dict[str, Any]) -> Notice | None:
         title=(f"Rollback of {release} to {_text(record, 'to') or 'stable'}{scope} "
                + ("waits for approval" if waits else "decided")),
         evidence=_text(record, "reason"), severity="critical", command_id=record["command_id"],
-        todo=("approve it (see below) or leave it" if waits else "nothing: rollguard is rolling "
-              "back; the next message says when the pointer flipped"),
+        todo=("approve it (see below) or leave it" if waits else "nothing: the rollback is under "
+              "way; the next message says when the pointer flipped"),
         page="trigger")
 
 

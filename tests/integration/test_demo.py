@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 
+import orjson
 import pytest
+
+from rollguard.demo.slack import slack_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
@@ -30,6 +33,33 @@ def test_demo_rolls_back_the_regression_but_not_the_blip() -> None:
     decided = re.search(r"rollback decided at simulated (\d+) s \((\d+) s", out)
     assert decided and 0 < int(decided.group(2)) <= 8 * 60, out[-1500:]
     assert "serving process switched" in out
+    assert_one_slack_thread_tells_the_rollback(out)
+
+
+def assert_one_slack_thread_tells_the_rollback(out: str) -> None:
+    """The notifier's Slack-format messages reached the demo's receiver, were printed as Slack
+    shows them, and make one thread: one parent, updates in it, the rollback and its flip."""
+    service = re.search(r"serving process for (support-bot-\w+)", out)
+    captured = re.search(r"Slack-format messages \((\d+)\), captured by the local receiver at "
+                         r"http://127\.0\.0\.1:\d+/slack; saved in (\S+):\n", out)
+    assert service and captured, out[-3000:]
+    with open(captured.group(2), "rb") as saved:
+        bodies = orjson.loads(saved.read())
+    texts = [slack_text(body) for body in bodies]
+    page = re.search(r"status page: (http://127\.0\.0\.1:\d+)/\?service=", out)
+    assert page, out[:3000]
+    links = f"{page.group(1)}/?service={service.group(1)}"
+    assert all(links in orjson.dumps(body).decode() for body in bodies), bodies  # the demo's page
+    assert len(texts) == int(captured.group(1)) >= 2, texts
+    heads = [text.splitlines()[0] for text in texts]
+    thread = f"{service.group(1)} · release v2 · episode since "
+    assert all(head.startswith(thread) for head in heads), heads
+    assert [head.endswith("(new)") for head in heads] == [True] + [False] * (len(heads) - 1)
+    assert all(head.endswith("(update)") for head in heads[1:]), heads
+    told = "\n".join(texts)
+    assert "*Rollback of v2 to v1 decided*" in told, told
+    assert f"*Rolled back: the pointer of {service.group(1)} flipped*" in told, told
+    assert f"  | {heads[-1]}" in out  # printed as a person reads it
 
 
 def test_demo_with_blips_only_never_rolls_back() -> None:
@@ -40,6 +70,7 @@ def test_demo_with_blips_only_never_rolls_back() -> None:
         out = run_demo("--scenario", "blip", "--speed", "120",
                        ROLLGUARD_METRICS_ADDR=f"127.0.0.1:{port}")
     assert "rollbacks: 0" in out, out[-1500:]
+    assert "Slack-format messages" in out and "Rolled back" not in out, out[-3000:]
     moved = re.search(r"metrics: http://127\.0\.0\.1:(\d+)/metrics \(the usual port is taken", out)
     assert moved and int(moved.group(1)) != port, out[:1500]
 

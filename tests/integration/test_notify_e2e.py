@@ -8,14 +8,11 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from actions.actuator import Actuator
 from actions.approvals import PendingCommands, approval
@@ -24,6 +21,7 @@ from actions.keys import operators_key
 from actions.operators import OperatorRegistry
 from actions.respond import respond
 from detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.demo.receiver import Receiver, receiving
 from rollguard.notify.service import run_notifier
 from rollguard.notify.settings import NotifySettings
 from streams.connect import producer
@@ -37,40 +35,17 @@ WEBHOOK_KEY = b"receiver-shared-key"
 ROUTING_KEY = "rk-0123456789"
 
 
-@dataclass
-class Receiver:
-    """Records every request; refuses the 1st and 3rd one on each path with a 503."""
-
-    got: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        path = request.path.strip("/")
-        self.calls[path] = self.calls.get(path, 0) + 1
-        body = await request.read()
-        if self.calls[path] in (1, 3):
-            self.refused[path] = self.refused.get(path, 0) + 1
-            return web.Response(status=503, text="down for maintenance")
-        self.got.setdefault(path, []).append((dict(request.headers), body))
-        return web.Response(status=202 if path == "pagerduty" else 200, text="ok")
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        return [orjson.loads(body) for _, body in self.got.get(path, [])]
+def refuse_first_and_third(path: str, n: int) -> int:
+    """A receiver that refuses the 1st and 3rd request on each path with a 503."""
+    if n in (1, 3):
+        return 503
+    return 202 if path == "pagerduty" else 200
 
 
 @pytest.fixture(name="receiver")
-async def fixture_receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{path}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield receiver, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+def fixture_receiver() -> Iterator[tuple[Receiver, str]]:
+    with receiving(Receiver(refuse_first_and_third)) as served:
+        yield served
 
 
 @pytest.fixture(name="run")

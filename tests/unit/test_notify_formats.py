@@ -82,3 +82,11 @@ def test_a_bad_url_is_refused_without_showing_it(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError, match="ROLLGUARD_NOTIFY_WEBHOOK") as raised:
         NotifySettings.from_env()
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_only_commands_are_set_as_code_in_slack() -> None:
+    """A to-do that merely mentions rollguard is prose; the re-release command is code."""
+    (message,) = messages(rollback(100), outcome(100))
+    text = orjson.dumps(formats.slack(message, WEB)).decode()
+    assert "`rollguard promote chat v2 --percent 10`" in text
+    assert text.count("`") == 2, text
