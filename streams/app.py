@@ -111,9 +111,10 @@ def new_app(settings: WorkerSettings) -> faust.App:
         producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        # A worker that dies (SIGKILL, lost host) gives its partitions up after 10 s, not 60.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # A worker that dies (SIGKILL, lost host) gives its partitions up after this long
+        # (10 s by default, not Faust's 60); heartbeats at least three times within it.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(2.0, settings.session_timeout_s / 3),
         stream_wait_empty=False,
         Table=StateTable,
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,

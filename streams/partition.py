@@ -200,10 +200,13 @@ class PartitionLoop(Generic[H]):
         applied = marks.applied(lane)
         if applied is None:
             stored = self._stored(applied_offset_key(lane))
-            # With nothing committed Faust does not seek after a rebalance, so messages it
-            # dropped meanwhile (faust-streaming #596) are only read again if the guard
-            # expects offset 0. A log that starts later (retention) is a gap it accepts.
-            applied = int(stored) if stored else -1
+            if not stored:
+                # With nothing committed Faust does not seek after a rebalance, so messages
+                # it dropped meanwhile (faust-streaming #596) are only read again if the
+                # guard expects offset 0. A log that starts later (retention) is a gap the
+                # guard accepts after its retries.
+                return -1
+            applied = int(stored)
             marks.restore(lane, applied)
         return applied
 

@@ -27,6 +27,7 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     ("ROLLGUARD_METRICS_ADDR", "localhost:http"),
     ("ROLLGUARD_COMMAND_TTL_S", "0.5"), ("ROLLGUARD_COMMAND_TTL_S", "a day"),
     ("ROLLGUARD_COMMAND_TTL_S", "86400"),
+    ("ROLLGUARD_SESSION_TIMEOUT_S", "0.5"), ("ROLLGUARD_SESSION_TIMEOUT_S", "a minute"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                     value: str) -> None:
@@ -61,6 +62,13 @@ def test_the_command_expiry_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, 
                                                seconds: float) -> None:
     monkeypatch.setenv("ROLLGUARD_COMMAND_TTL_S", value)
     assert WorkerSettings.from_env().command_ttl_s == seconds
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("", 10.0), ("6", 6.0), ("45", 45.0)])
+def test_the_session_timeout_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                seconds: float) -> None:
+    monkeypatch.setenv("ROLLGUARD_SESSION_TIMEOUT_S", value)
+    assert WorkerSettings.from_env().session_timeout_s == seconds
 
 
 def test_every_setting_is_listed_for_help() -> None:
