@@ -110,7 +110,8 @@ async def test_workers_sharing_partitions_roll_back_each_service_once_through_a_
         workers.append(run.start_member("c"))
         await produce(run, part(JOIN_AT, float("inf")))
         await wait_members(run, 2, run.topic("events"))
-        await wait_for_audit(run, lambda rs: {r["service"] for r in applied(rs)} == set(services))
+        await wait_for_audit(run, lambda rs: {r["service"] for r in applied(rs)} == set(services),
+                             timeout=120.0)
         await wait_processed(run)
     finally:
         for worker in workers:
