@@ -67,6 +67,21 @@ def owner_of(partitions: int) -> Callable[[bytes], int]:
     return owner
 
 
+def last_carried_out(done: int | None, committed: int | None) -> int:
+    """The last commands offset known to be carried out: ``done`` by this process, else the
+    one before the group's ``committed`` offset; with none committed (a new group: Faust
+    records offset 0 as None too) -1, so every command from the start is due. A command
+    sent while the first workers of a group rebalance, before anything was committed, is
+    otherwise lost when Faust drops it.
+
+    >>> last_carried_out(7, 3), last_carried_out(None, 3), last_carried_out(None, None)
+    (7, 2, -1)
+    """
+    if done is not None:
+        return done
+    return -1 if committed is None else committed - 1
+
+
 async def until_available(what: str, call: Callable[[], Awaitable[T]],
                           on_wait: Callable[[ServiceUnavailable], Awaitable[Any]] | None = None,
                           ) -> T:
@@ -97,9 +112,10 @@ def new_app(settings: WorkerSettings) -> faust.App:
         producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        # A worker that dies (SIGKILL, lost host) gives its partitions up after 10 s, not 60.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # A worker that dies (SIGKILL, lost host) gives its partitions up after this long
+        # (10 s by default, not Faust's 60); heartbeats at least three times within it.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(2.0, settings.session_timeout_s / 3),
         stream_wait_empty=False,
         Table=StateTable,
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
@@ -148,23 +164,23 @@ class Edge:
 
     def commands_stalled(self, now: float) -> int | None:
         """Where to seek the commands topic when commands wait beyond the last one carried
-        out but none arrived for a while: around a restart Faust can drop messages it had
-        fetched (faust-streaming #596), and with no later command nothing reveals the gap,
-        so a rollback would wait for the next restart. A command read twice is refused as
-        a replay and recorded, never run twice."""
+        out but none arrived for a while: around a restart or rebalance Faust can drop
+        messages it had fetched (faust-streaming #596), and with no later command nothing
+        reveals the gap, so a rollback would wait for the next restart. A command read
+        twice is refused as a replay and recorded, never run twice."""
         tp = TP(self.commands.get_topic_name(), 0)
         consumer = self.app.consumer
+        if self.app.rebalancing:  # Faust seeks to the committed offsets when it is done
+            return None
         try:
             if tp not in consumer.assignment():
                 return None
             end = consumer.highwater(tp)
         except ConsumerNotStarted:
             return None
-        done = self.commands_done
-        if done is None:  # none carried out by this process yet: from the committed offset
-            # Faust's own record of the offset it sought to after the assignment.
-            committed = getattr(consumer, "_committed_offset", {}).get(tp)
-            done = None if committed is None else committed - 1
+        # Faust's own record of the offset it sought to after the assignment.
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        done = last_carried_out(self.commands_done, committed)
         return self.commands_guard.stalled(0, done, end, now)
 
     def receipt_of(self, message: faust.types.Message) -> float:

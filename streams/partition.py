@@ -193,13 +193,22 @@ class PartitionLoop(Generic[H]):
             out.seeks.append((lane, verdict.seek_to))
         return verdict.process
 
-    def _applied(self, lane: int) -> int | None:
-        """The last offset applied on ``lane``: this process's, or the table's."""
+    def _applied(self, lane: int) -> int:
+        """The last offset applied on ``lane``: this process's, or the table's; -1 when
+        the table holds none (nothing was ever applied there: the first offset is due)."""
         marks = self.marks
-        if marks.applied(lane) is None:
-            applied = self._stored(applied_offset_key(lane))
-            marks.restore(lane, int(applied) if applied else None)
-        return marks.applied(lane)
+        applied = marks.applied(lane)
+        if applied is None:
+            stored = self._stored(applied_offset_key(lane))
+            if not stored:
+                # With nothing committed Faust does not seek after a rebalance, so messages
+                # it dropped meanwhile (faust-streaming #596) are only read again if the
+                # guard expects offset 0. A log that starts later (retention) is a gap the
+                # guard accepts after its retries.
+                return -1
+            applied = int(stored)
+            marks.restore(lane, applied)
+        return applied
 
     def _done(self, lane: int, service: str | None, offset: int, now: float,
               out: Effects[H]) -> Effects[H]:

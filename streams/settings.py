@@ -32,6 +32,11 @@ DEFAULT_CHECKPOINT_S = 5.0
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
 
+# How long the group waits for a silent worker (SIGKILL, lost host) before its partitions
+# go to the others: the better part of the time its services go unjudged (bench/scale_out.py).
+# Kafka brokers refuse less than group.min.session.timeout.ms (6 s unless configured).
+DEFAULT_SESSION_TIMEOUT_S = 10.0
+
 # (variable, default, meaning) — `rollguard worker --help` prints this table: the defaults,
 # never the values set (a password or secret would be printed with them).
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -60,6 +65,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "is away)"),
     ("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR,
      "host:port serving Prometheus /metrics; empty: none"),
+    ("ROLLGUARD_SESSION_TIMEOUT_S", str(DEFAULT_SESSION_TIMEOUT_S),
+     "seconds before a silent worker's partitions move to the others (≥ the broker's "
+     "group.min.session.timeout.ms)"),
 )
 
 
@@ -67,14 +75,15 @@ def _get(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
-def _seconds(name: str, default: str) -> float:
+def _seconds(name: str, default: str, least: float = 0.0) -> float:
     raw = _get(name, default)
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0.0 <= value <= 3600.0:
-        raise ConfigError(f"{name}: must be a number of seconds in [0, 3600], got {raw!r}")
+    if not least <= value <= 3600.0:
+        raise ConfigError(f"{name}: must be a number of seconds in [{least:g}, 3600], "
+                          f"got {raw!r}")
     return value
 
 
@@ -124,6 +133,7 @@ class WorkerSettings:
     checkpoint_s: float = DEFAULT_CHECKPOINT_S
     command_ttl_s: float = COMMAND_TTL_S
     metrics_addr: tuple[str, int] | None = None  # None: no /metrics endpoint
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
@@ -165,6 +175,8 @@ class WorkerSettings:
             kafka_security=KafkaSecurity.from_env(),
             metrics_addr=host_port("ROLLGUARD_METRICS_ADDR",
                                    os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR)),
+            session_timeout_s=_seconds("ROLLGUARD_SESSION_TIMEOUT_S",
+                                       str(DEFAULT_SESSION_TIMEOUT_S), least=1.0),
         )
 
     @property

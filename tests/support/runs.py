@@ -4,10 +4,13 @@ after themselves, and waits for a positive signal from a running worker."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from pathlib import Path
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import (
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
@@ -30,6 +33,13 @@ class IsolatedRun(WorkerRun):
         # No /metrics unless asked for: runs side by side must not contend for one port.
         return super().env(**{"ROLLGUARD_CHECKPOINT_S": "1", "ROLLGUARD_METRICS_ADDR": "",
                               **extra})
+
+    def start_member(self, name: str, **extra: str) -> subprocess.Popen[bytes]:
+        """One more worker of the run's consumer group (the same app id), with a data
+        folder and a log of its own (``<run>-<name>.log``): several of them share the
+        partitions as the workers of one deployment do."""
+        folder = f".rollguard/runs/{self.run_id}-{name}"
+        return self.start_worker(Path(f"{folder}.log"), ROLLGUARD_DATA_DIR=folder, **extra)
 
     async def delete_topics(self) -> None:
         """Delete the run's topics and Faust's topics of its app (changelogs): a broker that
@@ -112,3 +122,43 @@ async def _wait_committed(run: IsolatedRun, topic: str, timeout: float) -> None:
     finally:
         await admin.close()
     raise TimeoutError(f"worker {run.app_id} did not catch up with {topic} in {timeout}s")
+
+
+async def group_partitions(run: IsolatedRun, topic: str) -> dict[str, set[int]] | None:
+    """The partitions of ``topic`` each member of the run's group holds, by member id;
+    None unless the group is stable (not rebalancing, and with members)."""
+    admin = new_admin_client(run.env()["KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([run.app_id])
+    except COORDINATOR_NOT_READY:
+        return None
+    finally:
+        await admin.close()
+    group = response.to_object()["groups"][0]
+    if group["state"] != "Stable" or not group["members"]:
+        return None
+    held = {}
+    for member in group["members"]:
+        assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
+        held[member["member_id"]] = {p for t, parts in assignment.assignment if t == topic
+                                     for p in parts}
+    return held
+
+
+async def wait_members(run: IsolatedRun, members: int, topic: str,
+                       timeout: float = 90.0) -> dict[str, set[int]]:
+    """Wait until the run's group is stable with ``members`` members that hold every
+    partition of ``topic`` between them; return who holds which (see
+    :func:`group_partitions`)."""
+    partitions = (await partition_counts([topic])).get(topic, 0)
+    deadline = time.monotonic() + timeout
+    held: dict[str, set[int]] | None = None
+    while time.monotonic() < deadline:
+        held = await group_partitions(run, topic)
+        if (held is not None and len(held) == members
+                and set().union(*held.values()) == set(range(partitions))):
+            return held
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"group {run.app_id} never had {members} members holding {topic}: "
+                       f"{held}")

@@ -153,9 +153,9 @@ def test_a_decision_is_sent_and_checkpointed_at_once(monkeypatch: pytest.MonkeyP
     assert [k for _, k, _ in out.writes] == [b"chat", applied_offset_key(0)]
 
 
-def owned_by(partition: int) -> PartitionLoop[int]:
+def owned_by(partition: int, table: dict[bytes, bytes] | None = None) -> PartitionLoop[int]:
     """A loop in which every key belongs to ``partition``."""
-    return PartitionLoop(default_policy(), b"secret", dict[bytes, bytes]().get,
+    return PartitionLoop(default_policy(), b"secret", (table or {}).get,
                          clock=lambda: T0, owner=lambda key: partition)
 
 
@@ -183,7 +183,7 @@ def test_an_unkeyed_message_is_routed_by_its_first_valid_items_service() -> None
 def test_forwarded_messages_feed_the_same_monitor_on_their_own_lane() -> None:
     """Both lanes count into one service; each keeps its offsets, and the stored state
     holds the offset applied through on each, so a re-read after a crash skips both."""
-    loop = owned_by(0)
+    loop = owned_by(0, {applied_offset_key(0): b"4", applied_offset_key(FORWARDED): b"8"})
     loop.on_message(0, 5, b"chat", orjson.dumps([good_block()]), None, 0.0, 0)
     out = loop.on_forwarded(0, 9, b"chat", orjson.dumps([good_block(first=3)]), None, 0.0, 1)
     assert out.events == 3
@@ -214,6 +214,20 @@ def test_a_partition_stalled_short_of_its_end_is_read_again_from_the_next_offset
     assert loop.on_timer(0.0, ends={0: 10, 1: None}).seeks == []
     assert loop.on_timer(loop.guard.stall_s + 0.1, ends={0: 10, 1: None}).seeks == [(0, 5)]
     assert loop.on_timer(100.0, ends={0: 5}).seeks == [], "caught up: nothing to seek"
+
+
+def test_the_first_messages_of_a_partition_dropped_before_any_checkpoint_are_read_again(
+) -> None:
+    """Nothing applied yet (a new group: nothing committed, so Faust seeks nowhere after a
+    rebalance): a first message at offset 3 means 0..2 were dropped; they are sought back,
+    and the timer seeks too when the dropped ones were the partition's last."""
+    loop = new_loop()
+    out = feed(loop, [good_block()], offset=3)
+    assert (out.events, out.seeks) == (0, [(0, 0)])
+    assert feed(loop, [good_block()], offset=0).events == 3
+    quiet = new_loop()
+    assert quiet.on_timer(0.0, ends={0: 2}).seeks == []
+    assert quiet.on_timer(quiet.guard.stall_s + 0.1, ends={0: 2}).seeks == [(0, 0)]
 
 
 def test_messages_read_again_after_a_restart_are_acknowledged_by_the_timer() -> None:

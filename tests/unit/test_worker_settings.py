@@ -28,6 +28,7 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     ("ROLLGUARD_METRICS_ADDR", "localhost:http"),
     ("ROLLGUARD_COMMAND_TTL_S", "0.5"), ("ROLLGUARD_COMMAND_TTL_S", "a day"),
     ("ROLLGUARD_COMMAND_TTL_S", "86400"),
+    ("ROLLGUARD_SESSION_TIMEOUT_S", "0.5"), ("ROLLGUARD_SESSION_TIMEOUT_S", "a minute"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                     value: str) -> None:
@@ -71,6 +72,13 @@ def test_only_the_commands_topic_is_made_to_record_the_brokers_receipt(
     assert settings.topic_configs() == {
         "team-a.commands": {"message.timestamp.type": "LogAppendTime"}}
     assert set(settings.topic_configs()) <= set(settings.topics())
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("", 10.0), ("6", 6.0), ("45", 45.0)])
+def test_the_session_timeout_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                seconds: float) -> None:
+    monkeypatch.setenv("ROLLGUARD_SESSION_TIMEOUT_S", value)
+    assert WorkerSettings.from_env().session_timeout_s == seconds
 
 
 def test_every_setting_is_listed_for_help() -> None:
