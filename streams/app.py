@@ -152,6 +152,7 @@ class Edge:
         self.metrics = WorkerMetrics()
         self.commands_guard = GapGuard()
         self.commands_done: int | None = None  # the last commands offset carried out here
+        self.commands_in_hand: int | None = None  # the one being carried out (Redis may be away)
         self.joined = False  # partitions were assigned at least once (the group is joined)
         self.redis_problem: str | None = None  # why the last pointer refresh failed
 
@@ -171,6 +172,8 @@ class Edge:
         tp = TP(self.commands.get_topic_name(), 0)
         consumer = self.app.consumer
         if self.app.rebalancing:  # Faust seeks to the committed offsets when it is done
+            return None
+        if self.commands_in_hand is not None:  # held while Redis is away: nothing is lost
             return None
         try:
             if tp not in consumer.assignment():
@@ -334,7 +337,11 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.agent(edge.commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await edge.actuate(event.key, event.value, edge.receipt_of(event.message))
+            edge.commands_in_hand = event.message.offset
+            try:
+                await edge.actuate(event.key, event.value, edge.receipt_of(event.message))
+            finally:
+                edge.commands_in_hand = None
             edge.commands_done = event.message.offset
 
     @app.timer(GapGuard.retry_s)
@@ -351,7 +358,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         loop.on_revoked()
-        edge.commands_done = None
+        edge.commands_done = edge.commands_in_hand = None
         edge.commands_guard.forget()
 
     app.task(settle_heap)
