@@ -57,6 +57,7 @@ class ServiceMonitor:
         self._clips: dict[str, tuple[float, float]] = {}
         self.stable: str | None = None
         self.candidate: Candidate | None = None
+        self.share: float | None = None  # the candidate's share (set_roles), not stored
         self._explicit_roles = False
         # (release, episode) pairs rolled back: an episode is one promotion of a release
         # (the pointer's watched_since; None when roles are inferred from the events).
@@ -216,13 +217,16 @@ class ServiceMonitor:
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None,
-                  episode: int | None = None) -> None:
+                  episode: int | None = None, share: float | None = None) -> None:
         """Use these roles from now on (the worker reads them from the release pointer).
 
         ``episode`` tells promotions of one release apart (the epoch at which the pointer
         began to watch it): a release rolled back and promoted again is judged afresh.
+        ``share`` is the candidate's share of the traffic in percent (None: not known); a
+        staged rollback gives it back when the candidate recovers.
         """
         self._explicit_roles = True
+        self.share = share
         self._assign(stable, candidate, episode)
 
     def _infer_roles(self, release: str) -> None:
@@ -267,7 +271,7 @@ class ServiceMonitor:
         cand_sums = sums.get(cand.release)
         cand_ref = self._refs.setdefault(cand.release, {})
         ctx = Context(self.service, self.policy, stable, self._bucket, ts,
-                      self._refs.get(stable, {}), cand_ref)
+                      self._refs.get(stable, {}), cand_ref, self.share)
         decisions = assess_bucket(ctx, cand, cand_sums)
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,22 @@ class RuleAction(StrEnum):
     ALERT = "alert"
     APPROVE = "approve"  # a rollback that waits for a person
     DRY_RUN = "dry-run"  # a rollback reported, never acted on
+    STAGED = "staged"  # the candidate's share cut in steps, judged at each (see Staging)
 
 
 ACTIONS = tuple(RuleAction)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """How a ``staged`` rule cuts the candidate: its share goes to each of ``steps`` (in
+    percent, falling, the last 0: rolled back) in turn, after at least ``step_seconds`` at
+    the step before while the regression goes on; a candidate whose evidence stays below
+    the threshold for ``recovery_seconds`` gets its share back (it was the traffic)."""
+
+    steps: tuple[float, ...] = (10.0, 0.0)
+    step_seconds: float = 60.0
+    recovery_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class MetricRule:
     action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
     critical: bool = True
+    staging: Staging = Staging()
 
     @property
     def sign(self) -> float:
@@ -67,6 +82,7 @@ class CompositeRule:
     evidence: float = 0.5
     action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
+    staging: Staging = Staging()
 
 
 @dataclass(frozen=True)
@@ -139,8 +155,26 @@ def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}{unknown[0]}: unknown field")
 
 
+_STAGING_KEYS = {"steps", "step_seconds", "recovery_seconds"}
 _METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",
-                "min_samples", "action", "components", "critical"}
+                "min_samples", "action", "components", "critical", *_STAGING_KEYS}
+
+
+def _staging(raw: Mapping[str, Any], where: str, action: RuleAction) -> Staging:
+    if action != RuleAction.STAGED:
+        given = sorted(_STAGING_KEYS & set(raw))
+        if given:
+            raise ConfigError(f"{where}{given[0]}: only with action: staged")
+        return Staging()
+    steps = raw.get("steps", [10, 0])
+    if (not isinstance(steps, list) or not steps
+            or not all(type(s) in (int, float) and 0 <= s < 100 for s in steps)
+            or any(a <= b for a, b in pairwise(steps)) or steps[-1] != 0):
+        raise ConfigError(f"{where}steps: must be falling percentages below 100 ending in 0, "
+                          f"got {steps!r}")
+    return Staging(tuple(float(s) for s in steps),
+                   _number(raw, "step_seconds", where, 60.0),
+                   _number(raw, "recovery_seconds", where, 600.0))
 
 
 def _metric(name: str, raw: object) -> MetricRule:
@@ -159,6 +193,7 @@ def _metric(name: str, raw: object) -> MetricRule:
     min_samples = raw.get("min_samples", 200)
     if type(min_samples) is not int or min_samples < 1:
         raise ConfigError(f"{where}min_samples: must be an integer >= 1, got {min_samples!r}")
+    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
     return MetricRule(
         name=name,
         statistic=statistic,
@@ -168,9 +203,10 @@ def _metric(name: str, raw: object) -> MetricRule:
         threshold=_number(raw, "threshold", where, 0.5, low=float("-inf")),
         q=_number(raw, "q", where, 0.95, high=0.999),
         min_samples=min_samples,
-        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
+        action=action,
         components=_components(raw, where),
         critical=_bool(raw, "critical", where, True),
+        staging=_staging(raw, where, action),
     )
 
 
@@ -178,7 +214,8 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     where = f"composites[{index}]."
     if not isinstance(raw, Mapping):
         raise ConfigError(f"composites[{index}]: must be a table of settings")
-    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components"}, where)
+    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components",
+                 *_STAGING_KEYS}, where)
     members = raw.get("metrics")
     if not isinstance(members, list) or len(members) < 2:
         raise ConfigError(f"{where}metrics: must list at least two metrics")
@@ -188,13 +225,15 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     at_least = raw.get("at_least", 2)
     if type(at_least) is not int or not 1 <= at_least <= len(members):
         raise ConfigError(f"{where}at_least: must be an integer in 1..{len(members)}")
+    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
     return CompositeRule(
         name=str(raw.get("name", f"composite-{index}")),
         metrics=tuple(members),
         at_least=at_least,
         evidence=_number(raw, "evidence", where, 0.5, high=1.0),
-        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
+        action=action,
         components=_components(raw, where),
+        staging=_staging(raw, where, action),
     )
 
 
