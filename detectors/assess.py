@@ -31,11 +31,15 @@ class Candidate:
     episode: int | None = None
     stage: Stage | None = None  # a staged rollback in progress (detectors.staging)
     rounds: int = 0  # staged rollbacks restored so far
+    # cohort -> metric -> track: the per-cohort tests (detectors.cohorts)
+    cohort_tracks: dict[str, dict[str, MetricTrack]] = field(default_factory=dict)
 
     def to_list(self) -> list[Any]:
         return [self.release, self.first_bucket, self.last_bucket, self.finished, self.fired,
                 {name: t.to_list() for name, t in self.tracks.items()}, self.episode,
-                self.stage.to_list() if self.stage else None, self.rounds]
+                self.stage.to_list() if self.stage else None, self.rounds,
+                {c: {name: t.to_list() for name, t in tracks.items()}
+                 for c, tracks in self.cohort_tracks.items()}]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Candidate:
@@ -43,8 +47,10 @@ class Candidate:
         episode = data[6] if len(data) > 6 else None
         stage = Stage.from_list(data[7]) if len(data) > 7 and data[7] else None
         rounds = data[8] if len(data) > 8 else 0
+        cohorts = {c: {name: MetricTrack.from_list(t) for name, t in by.items()}
+                   for c, by in (data[9] if len(data) > 9 else {}).items()}
         return cls(data[0], data[1], data[2], data[3], list(data[4]), tracks, episode,
-                   stage, rounds)
+                   stage, rounds, cohorts)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,18 @@ class Context:
         blip = math.ceil(p.blip_seconds / p.bucket_seconds) + 2
         return (blip, math.ceil(p.max_episode_seconds / p.bucket_seconds),
                 math.ceil(p.stale_after_seconds / p.bucket_seconds))
+
+
+def cohort_threshold(policy: Policy) -> float:
+    """The evidence a cohort's regression needs: the threshold plus ln(max_cohorts), a
+    Bonferroni correction of the CUSUM's exp(-threshold) false-alarm bound for as many
+    cohort tests per metric as a service may have.
+
+    >>> from detectors.policy import default_policy
+    >>> round(cohort_threshold(default_policy()), 3)
+    7.079
+    """
+    return policy.evidence_threshold + math.log(policy.max_cohorts)
 
 
 def _decision(ctx: Context, cand: Candidate, action: RuleAction, verdict: Verdict,
@@ -159,8 +177,6 @@ def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> 
             decision = _composite(ctx, cand, composite)
             if decision is not None:
                 out.append(decision)
-    if cand.stage is not None and not cand.finished:
-        out += _advance(ctx, cand)
     return out
 
 
@@ -182,7 +198,8 @@ def _first_cut(ctx: Context, cand: Candidate, components: tuple[str, ...], reaso
         return Decision(ctx.ts, ctx.service, cand.release, DecisionAction.ALERT,
                         Verdict.SUSTAINED, ctx.stable, list(components),
                         f"{reason} Staged rollback by {cand.stage.rule} in progress.", evidence)
-    cand.stage = Stage(evidence["metric"], cand.rounds, 0, ctx.bucket, share=ctx.share)
+    cand.stage = Stage(evidence["metric"], cand.rounds, 0, ctx.bucket, share=ctx.share,
+                       cohort=evidence.get("cohort"))
     return _step(ctx, cand, components, reason, evidence)
 
 
@@ -206,18 +223,26 @@ def _step(ctx: Context, cand: Candidate, components: tuple[str, ...], reason: st
                     list(components), f"{reason} Staged rollback: {what}.", evidence)
 
 
-def _advance(ctx: Context, cand: Candidate) -> list[Decision]:
-    # The staged rollback in progress after this bucket: the next cut, a restore, or nothing.
+def advance_stage(ctx: Context, cand: Candidate) -> list[Decision]:
+    """The staged rollback in progress after this bucket: the next cut, a restore, or
+    nothing (after the bucket's metrics and cohorts were assessed)."""
     stage = cand.stage
-    assert stage is not None
-    move = judge(ctx.policy, stage, cand.tracks, ctx.bucket)
+    if stage is None or cand.finished:
+        return []
+    tracks, h = cand.tracks, ctx.policy.evidence_threshold
+    if stage.cohort is not None:
+        tracks = cand.cohort_tracks.setdefault(stage.cohort, {})
+        h = cohort_threshold(ctx.policy)
+    move = judge(ctx.policy, stage, tracks, ctx.bucket, h)
     rule = staged_rule(ctx.policy, stage.rule)
     watched = watched_metrics(ctx.policy, stage)
     seconds = (ctx.bucket - stage.since) * ctx.policy.bucket_seconds
     evidence: dict[str, Any] = {
         "metric": stage.rule, "seconds_at_step": seconds,
-        "cusum": {m: round(cand.tracks[m].cusum, 3) for m in watched if m in cand.tracks},
-        "threshold": ctx.policy.evidence_threshold, "tests": ["cusum-llr"]}
+        "cusum": {m: round(tracks[m].cusum, 3) for m in watched if m in tracks},
+        "threshold": h, "tests": ["cusum-llr"]}
+    if stage.cohort is not None:
+        evidence["cohort"] = stage.cohort
     before = rule.staging.steps[stage.step]
     if move == CUT:
         stage.step, stage.since = stage.step + 1, ctx.bucket
@@ -228,9 +253,9 @@ def _advance(ctx: Context, cand: Candidate) -> list[Decision]:
         return []
     cand.stage, cand.rounds = None, cand.rounds + 1
     for name in watched:  # judged afresh from here: a new regression is staged again
-        old = cand.tracks.get(name)
+        old = tracks.get(name)
         if old is not None:
-            cand.tracks[name] = MetricTrack(samples=old.samples, last_bucket=old.last_bucket)
+            tracks[name] = MetricTrack(samples=old.samples, last_bucket=old.last_bucket)
     cand.fired = [f for f in cand.fired if f != stage.rule]
     share = "its share before" if stage.share is None else f"{stage.share:g}%"
     calm = (ctx.bucket + 1 - stage.calm_since) * ctx.policy.bucket_seconds

@@ -65,6 +65,7 @@ class MetricRule:
     components: tuple[str, ...] = ()
     critical: bool = True
     staging: Staging = Staging()
+    cohort_action: RuleAction = RuleAction.ALERT  # for a regression of one cohort only
 
     @property
     def sign(self) -> float:
@@ -102,6 +103,7 @@ class Policy:
     max_episode_seconds: float = 1800.0
     max_future_skew_seconds: float = 60.0
     max_lateness_seconds: float = 300.0
+    max_cohorts: int = 8  # cohorts judged apart per service ("other" pools the rest)
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -157,11 +159,13 @@ def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 _STAGING_KEYS = {"steps", "step_seconds", "recovery_seconds"}
 _METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",
-                "min_samples", "action", "components", "critical", *_STAGING_KEYS}
+                "min_samples", "action", "components", "critical", "cohort_action",
+                *_STAGING_KEYS}
+COHORT_ACTIONS = (RuleAction.ALERT, RuleAction.ROLLBACK, RuleAction.STAGED)
 
 
-def _staging(raw: Mapping[str, Any], where: str, action: RuleAction) -> Staging:
-    if action != RuleAction.STAGED:
+def _staging(raw: Mapping[str, Any], where: str, *actions: RuleAction) -> Staging:
+    if RuleAction.STAGED not in actions:
         given = sorted(_STAGING_KEYS & set(raw))
         if given:
             raise ConfigError(f"{where}{given[0]}: only with action: staged")
@@ -194,6 +198,7 @@ def _metric(name: str, raw: object) -> MetricRule:
     if type(min_samples) is not int or min_samples < 1:
         raise ConfigError(f"{where}min_samples: must be an integer >= 1, got {min_samples!r}")
     action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
+    cohort_action = RuleAction(_choice(raw, "cohort_action", where, "alert", COHORT_ACTIONS))
     return MetricRule(
         name=name,
         statistic=statistic,
@@ -206,7 +211,8 @@ def _metric(name: str, raw: object) -> MetricRule:
         action=action,
         components=_components(raw, where),
         critical=_bool(raw, "critical", where, True),
-        staging=_staging(raw, where, action),
+        staging=_staging(raw, where, action, cohort_action),
+        cohort_action=cohort_action,
     )
 
 
@@ -240,7 +246,7 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
 _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
-             "max_future_skew_seconds", "max_lateness_seconds"}
+             "max_future_skew_seconds", "max_lateness_seconds", "max_cohorts"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -276,6 +282,9 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         # After an event dated at the skew limit, events on time must still count.
         raise ConfigError("max_future_skew_seconds: must be below max_lateness_seconds by "
                           "a bucket at least")
+    max_cohorts = raw.get("max_cohorts", 8)
+    if type(max_cohorts) is not int or not 2 <= max_cohorts <= 64:
+        raise ConfigError(f"max_cohorts: must be an integer in 2..64, got {max_cohorts!r}")
     return Policy(
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
@@ -289,6 +298,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         max_episode_seconds=max_episode,
         max_future_skew_seconds=skew,
         max_lateness_seconds=lateness,
+        max_cohorts=max_cohorts,
         name=str(raw.get("name", name)),
     )
 

@@ -41,14 +41,16 @@ class Stage:
     since: int
     calm_since: int = -1  # the first bucket of the current calm stretch; -1: not calm
     share: float | None = None
+    cohort: str | None = None  # a cohort's finding: its tracks are judged (detectors.cohorts)
 
     def to_list(self) -> list[Any]:
-        return [self.rule, self.round, self.step, self.since, self.calm_since, self.share]
+        return [self.rule, self.round, self.step, self.since, self.calm_since, self.share,
+                self.cohort]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Stage:
         return cls(str(data[0]), int(data[1]), int(data[2]), int(data[3]), int(data[4]),
-                   data[5])
+                   data[5], data[6])
 
 
 def staged_rule(policy: Policy, name: str) -> MetricRule | CompositeRule:
@@ -108,11 +110,10 @@ def next_move(stage: Stage, staging: Staging, bucket: int, worse: bool, calm: bo
     return None
 
 
-def judge(policy: Policy, stage: Stage, tracks: dict[str, MetricTrack],
-          bucket: int) -> str | None:
-    """The move of ``stage`` after ``bucket``, from its rule's tracks."""
+def judge(policy: Policy, stage: Stage, tracks: dict[str, MetricTrack], bucket: int,
+          h: float) -> str | None:
+    """The move of ``stage`` after ``bucket``, from its rule's tracks (threshold ``h``)."""
     rule = staged_rule(policy, stage.rule)
-    h = policy.evidence_threshold
     if isinstance(rule, CompositeRule):
         members = [tracks.get(m) or MetricTrack() for m in rule.metrics]
         worse, calm = verdicts(members, stage.since, rule.evidence * h, rule.at_least)
