@@ -37,6 +37,8 @@ class Strata:
         self.open: dict[tuple[str, str], Pending] = {}
         self.carried: dict[tuple[str, str], Bucket] = {}
         self.refs: dict[str, Bucket] = {}  # cohort -> the stable release's decayed sums
+        # (release, cohort as it came) -> its slot's pending events: one lookup per event
+        self._lookup: dict[tuple[str, str], Pending] = {}
 
     @classmethod
     def starting(cls, cap: int, open_: Mapping[str, Pending],
@@ -54,10 +56,14 @@ class Strata:
         return strata
 
     def pending(self, release: str, cohort: str) -> Pending:
-        key = (release, slot_of(self.names, cohort, self.cap))
-        pending = self.open.get(key)
+        """The open bucket's events of ``release`` in ``cohort``'s slot."""
+        pending = self._lookup.get((release, cohort))
         if pending is None:
-            pending = self.open[key] = ([], {})
+            key = (release, slot_of(self.names, cohort, self.cap))
+            pending = self.open.get(key)
+            if pending is None:
+                pending = self.open[key] = ([], {})
+            self._lookup[(release, cohort)] = pending
         return pending
 
     def close(self, stable: str | None, candidate: str | None, slots: Slots, clips: Clips,
@@ -66,6 +72,7 @@ class Strata:
         return the candidate's sums by cohort."""
         pending, self.open = self.open, {}
         carried, self.carried = self.carried, {}
+        self._lookup = {}
         out: dict[str, Bucket] = {}
         for key in sorted({*pending, *carried}):
             release, cohort = key
@@ -84,7 +91,7 @@ class Strata:
         self.carried = {key: sum_pending(carry, self.open.get(key), slots, clips,
                                          carried.get(key))
                         for key in {*self.open, *carried}}
-        self.open = {}
+        self.open, self._lookup = {}, {}
 
     def to_plain(self) -> dict[str, Any]:
         keys = sorted(self.carried)
