@@ -8,9 +8,12 @@ never issue, an approval by someone the policy does not allow), awaiting approva
 approval recorded while the command waits for another approver.
 
 The topic carries only what rules issue: rollback commands (full, partial, staged cuts of
-the candidate's share or cohorts) and approvals of them. Anything else — a promote, pin,
-unpin or mark_stable, even correctly signed — is refused as ``op_not_allowed``: people move
-the pointer with the CLI, never through the topic, so a leaked secret cannot promote.
+the candidate's share or cohorts), approvals of them, and a rule's restore of a staged
+candidate's share (a compare-and-set promote of the release already under watch, see
+``actions/staged.py``; ``actions/plan.py`` refuses a rule's promote of any other release).
+Anything else — a promote, pin, unpin or mark_stable, even correctly signed — is refused as
+``op_not_allowed``: people move the pointer with the CLI, never through the topic, so a
+leaked secret cannot promote a new release.
 A refusal is also appended to the service's Redis history when the service name is valid
 and the service exists (:meth:`PointerStore.admit` checks signatures, in one place);
 otherwise it goes to the audit topic only, so no message can create keys for a service
@@ -132,7 +135,7 @@ class Actuator:
         if refused is not None:
             self._outcome(command, refused, now, received, out, approved_by=None)
             return
-        if command.op not in TOPIC_OPS:
+        if command.op not in TOPIC_OPS and not _restore(command):
             await self._refuse(command.service, "op_not_allowed",
                                f"command {command.command_id}: {command.op} is not accepted "
                                f"from the commands topic (only {', '.join(sorted(TOPIC_OPS))} "
@@ -289,6 +292,13 @@ class _Refused(Exception):
 def _is_full(command: Command) -> bool:
     """The whole release rolled back, not a component, a share or cohorts."""
     return not command.components and command.percent is None and not command.cohorts
+
+
+def _restore(command: Command) -> bool:
+    """A rule's promote that gives a staged candidate its share back (actions/staged.py):
+    a compare-and-set on the epoch the rule saw, so it only undoes the rule's own cuts."""
+    return (command.op == "promote" and command.automatic
+            and command.expected_epoch is not None)
 
 
 def _loads(value: bytes | None) -> dict[str, Any]:

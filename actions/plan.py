@@ -161,6 +161,10 @@ def _promote(
     release = releases.get(command.release or "")
     if release is None:
         return _unknown_release(state.service, command.release, releases)
+    if command.automatic and release.name != state.watched_release:
+        # A rule only gives a staged candidate its share back (actions/staged.py).
+        return Refusal("invalid", f"a rule promotes only the release under watch "
+                       f"({state.watched_release}), never {release.name}")
     if command.percent is None and not command.cohorts:
         if state.active == release.name and state.candidate is None:
             return NoChange(f"{release.name} is already the active release of {state.service}")

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from actions.commands import Command, new_command, sign
+from actions.staged import NotStaged, share_of, staged_command
 from actions.state import PointerState
-from detectors.decision import Decision
+from detectors.decision import Decision, DecisionAction
 
 # How long a rollback command may wait in the commands topic before the actuator receives it
 # (it is refused as stale after); an approved command is signed afresh for as long. A command
@@ -29,6 +30,7 @@ from detectors.decision import Decision
 # The worker's ROLLGUARD_COMMAND_TTL_S overrides it.
 COMMAND_TTL_S = 300.0
 NO_POINTER = "no version pointer is registered for this service"
+ACTING = (DecisionAction.ROLLBACK, DecisionAction.STAGE, DecisionAction.RESTORE)
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,18 @@ class Suppression:
     why: str
 
 
-def roles_of(pointer: PointerState | None) -> tuple[str | None, str | None, int | None] | None:
-    """The ``(stable, candidate, episode)`` a monitor judges by; None: infer them. The
-    episode is the epoch at which the pointer began to watch the candidate."""
+def roles_of(pointer: PointerState | None,
+             ) -> tuple[str | None, str | None, int | None, float | None] | None:
+    """The ``(stable, candidate, episode, share)`` a monitor judges by; None: infer them.
+    The episode is the epoch at which the pointer began to watch the candidate; the share
+    is the candidate's percent of the traffic (100 when it is the active release).
+
+    >>> roles_of(PointerState("chat", "v2", "v1", 4, {}, watched_since=3))
+    ('v1', 'v2', 3, 100.0)
+    """
     if pointer is None:
         return None
-    return pointer.stable, pointer.watched_release, pointer.watched_since
+    return pointer.stable, pointer.watched_release, pointer.watched_since, share_of(pointer)
 
 
 def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
@@ -92,11 +100,17 @@ def rollback_command(decision: Decision, pointer: PointerState, now: float,
 def respond(decision: Decision, pointer: PointerState | None, now: float,
             secret: bytes, ttl_s: float = COMMAND_TTL_S) -> Command | Suppression | None:
     """A rollback decision's signed command, or the suppression that stops it; None for a
-    decision that only alerts."""
-    if decision.action != "rollback":
+    decision that only alerts. The steps of a staged rollback (a ``stage`` decision, and a
+    ``rollback`` or ``restore`` decision of a staged rule) go to :func:`staged_command`."""
+    if decision.action not in ACTING:
         return None
     blocked = why_not_act(decision, pointer)
     if blocked is not None:
         return Suppression(blocked)
     assert pointer is not None
+    if "staged" in decision.evidence:
+        try:
+            return staged_command(decision, pointer, now, secret, ttl_s)
+        except NotStaged as exc:
+            return Suppression(str(exc))
     return rollback_command(decision, pointer, now, secret, ttl_s)

@@ -45,6 +45,21 @@ class Truth:
 
 
 @dataclass(frozen=True)
+class Cohort:
+    """One cohort of a scenario's traffic: its ``share`` of the stable's events and of the
+    candidate's (``candidate_share``, None: the same; else a shifted mix), how far its base
+    level of the scenario's ``metric`` sits from the default in tolerances (``offset``, on
+    both releases), and how much worse the candidate is in it from the onset (``magnitude``,
+    in tolerances)."""
+
+    name: str
+    share: float
+    candidate_share: float | None = None
+    offset: float = 0.0
+    magnitude: float = 0.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     seed: int
     rate: float = 2.0  # candidate events per second
@@ -63,6 +78,7 @@ class Scenario:
     graded: float = 0.5  # share of outputs graded for accuracy (1.0: every event has it)
     load_swing: bool = False
     service: str = "chat"
+    cohorts: tuple[Cohort, ...] = ()  # events carry these cohorts (shares add up to 1)
     name: str = field(default="", compare=False)
 
     def truth(self) -> Truth:
@@ -111,9 +127,26 @@ class Scenario:
             serial += 1
             is_candidate = deployed and rng.random() * (s_rate + self.rate) >= s_rate
             degrade = self.shift(t - self.deploy_at) if is_candidate else 0.0
+            cohort = ""
+            if self.cohorts:
+                cohort, offset = self._cohort(rng, is_candidate, t - self.deploy_at)
+                degrade += offset
             yield Event(f"{self.service}-{self.seed}-{serial}", START + t, self.service,
-                        CANDIDATE if is_candidate else STABLE, "", self._metrics(rng, degrade,
-                                                                                 load))
+                        CANDIDATE if is_candidate else STABLE, cohort,
+                        self._metrics(rng, degrade, load))
+
+    def _cohort(self, rng: random.Random, is_candidate: bool, t: float) -> tuple[str, float]:
+        # The cohort of one event, drawn by its release's mix, and its metric's shift.
+        u, total = rng.random(), 0.0
+        for cohort in self.cohorts:
+            share = cohort.share
+            if is_candidate and cohort.candidate_share is not None:
+                share = cohort.candidate_share
+            total += share
+            if u < total:
+                break
+        worse = cohort.magnitude if is_candidate and t >= self.onset else 0.0
+        return cohort.name, cohort.offset + worse
 
     def _metrics(self, rng: random.Random, degrade: float, load: float) -> dict[str, float]:
         d = dict.fromkeys(METRICS, 0.0)
@@ -180,3 +213,43 @@ def dirty(lines: list[bytes], seed: int, *, invalid: float = 0.05, duplicates: f
 def variant(base: Scenario, **changes: object) -> Scenario:
     """A copy of a scenario with some fields changed."""
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def cohort_scenarios(seed: int) -> list[Scenario]:
+    """Cohort cases (error rate, a 5 events/s canary beside 20/s of stable, an hour): a
+    shifted mix of cohorts whose base rates differ (the aggregate looks 2 tolerances worse,
+    nothing is), different but unchanged base rates, 24 small cohorts, and regressions of one
+    cohort of several sizes and shares. Names say which; :func:`cohort_truth` says what must
+    happen."""
+    base = Scenario(seed, rate=5.0, duration=3600.0, metric="error", onset=300.0)
+    mixes = {
+        "mix-shift": (Cohort("en", 0.8, 0.3, -0.3), Cohort("ja", 0.2, 0.7, 4.0)),
+        "base-rates": (Cohort("en", 0.5, None, -0.3), Cohort("de", 0.3, None, 1.0),
+                       Cohort("ja", 0.2, None, 3.0)),
+        "many-small": tuple(Cohort(f"c{i:02d}", 1 / 24, None, (i % 5) * 0.3 - 0.3)
+                            for i in range(24)),
+    }
+    for share in (0.1, 0.25):
+        for magnitude in (3.0, 6.0):
+            mixes[f"cohort-{share:g}-x{magnitude:g}"] = (
+                Cohort("en", 1 - share - 0.2, None, -0.3), Cohort("de", 0.2, None, 0.5),
+                Cohort("ja", share, None, 1.0, magnitude))
+    return [replace(base, cohorts=cohorts, name=name) for name, cohorts in mixes.items()]
+
+
+def cohort_truth(scenario: Scenario) -> tuple[bool, str | None, bool]:
+    """``(rollback_allowed, worse_cohort, must_find)``: a rollback is allowed only where the
+    aggregate itself is worse by more than half a tolerance (share x magnitude); no cohort
+    but ``worse_cohort`` may be named; it must be found when it is worse by 6 tolerances, or
+    by 3 with a quarter of the traffic (at 0.5 events/s, a tenth of this canary, 3 tolerances
+    take longer than the hour: ``bench/cohort_quality.py`` counts how often it is found).
+
+    >>> [cohort_truth(s) for s in cohort_scenarios(1)][::3]
+    [(False, None, False), (False, 'ja', False), (True, 'ja', True)]
+    """
+    worse = [c for c in scenario.cohorts if c.magnitude > 0]
+    if not worse:
+        return False, None, False
+    cohort = worse[0]
+    must = cohort.magnitude >= 6 or (cohort.magnitude >= 3 and cohort.share >= 0.25)
+    return cohort.share * cohort.magnitude > 0.5, cohort.name, must

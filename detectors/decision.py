@@ -27,6 +27,8 @@ class DecisionAction(StrEnum):
 
     ROLLBACK = "rollback"
     ALERT = "alert"
+    STAGE = "stage"  # cut the candidate's share to ``evidence["staged"]["percent"]``
+    RESTORE = "restore"  # give a staged candidate its share back: it recovered
 
 
 @dataclass

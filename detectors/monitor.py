@@ -10,22 +10,21 @@ clock of the machine.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
-from detectors.assess import Candidate, Context, assess_bucket
+from detectors.assess import Candidate, Context, advance_stage, assess_bucket
 from detectors.blocks import Block
 from detectors.codec import decode_state, encode_state
+from detectors.cohorts import assess_cohorts, standardise
 from detectors.decision import Decision
 from detectors.dedupe import DEDUPE_CAP, IdMemory
 from detectors.events import Event
 from detectors.policy import Policy
+from detectors.strata import Pending, Strata, sum_pending
 
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
-
-# The open bucket's events of one release: metrics of single events, and values of blocks.
-Pending = tuple[list[dict[str, float]], dict[str, list[float]]]
 
 
 class ServiceMonitor:
@@ -53,10 +52,12 @@ class ServiceMonitor:
         self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
         self._open: dict[str, Pending] = {}  # release -> its events in the open bucket
         self._carried: dict[str, Bucket] = {}  # release -> exact sums from before a restore
+        self._strata: Strata | None = None  # by cohort, once an event has one
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
         self.stable: str | None = None
         self.candidate: Candidate | None = None
+        self.share: float | None = None  # the candidate's share (set_roles), not stored
         self._explicit_roles = False
         # (release, episode) pairs rolled back: an episode is one promotion of a release
         # (the pointer's watched_since; None when roles are inferred from the events).
@@ -73,6 +74,9 @@ class ServiceMonitor:
         self._lateness = policy.max_lateness_seconds
         self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
         self._bucket_seconds = policy.bucket_seconds
+        # A cohort's reference stands in a mixture with at least this much (else the
+        # aggregate reference stands in for it): a quarter of the rule's minimum sample.
+        self._min_weight = {name: rule.min_samples / 4 for name, rule in policy.metrics.items()}
 
     # -- per event ------------------------------------------------------------------------
     def observe(self, event: Event) -> list[Decision]:
@@ -81,6 +85,8 @@ class ServiceMonitor:
             return []
         decisions, counted = self._enter(event.ts)
         if counted:
+            if event.cohort or self._strata is not None:  # before the aggregate: see _stratum
+                self._stratum(event.release, event.cohort)[0].append(event.metrics)
             self._pending(event.release)[0].append(event.metrics)
         else:
             self.too_late.append(0)
@@ -190,6 +196,8 @@ class ServiceMonitor:
         return decisions
 
     def _add_block(self, block: Block, part: slice | list[int]) -> None:
+        by_cohort = (self._stratum(block.release, block.cohort)[1]
+                     if block.cohort or self._strata is not None else None)
         columns = self._pending(block.release)[1]
         for name in self._slots:
             raw = block.columns.get(name)
@@ -206,6 +214,16 @@ class ServiceMonitor:
                     columns[name] = values
                 else:
                     have.extend(values)
+                if by_cohort is not None:
+                    by_cohort.setdefault(name, []).extend(values)
+
+    def _stratum(self, release: str, cohort: str) -> Pending:
+        # The first event with a cohort starts the strata with the open bucket's events so
+        # far, as cohort "": the bucket's strata then hold all its events, in whatever order
+        # they came (blocks are added a release at a time), as the aggregate does.
+        if self._strata is None:
+            self._strata = Strata.starting(self.policy.max_cohorts, self._open, self._carried)
+        return self._strata.pending(release, cohort)
 
     def _pending(self, release: str) -> Pending:
         pending = self._open.get(release)
@@ -216,13 +234,16 @@ class ServiceMonitor:
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None,
-                  episode: int | None = None) -> None:
+                  episode: int | None = None, share: float | None = None) -> None:
         """Use these roles from now on (the worker reads them from the release pointer).
 
         ``episode`` tells promotions of one release apart (the epoch at which the pointer
         began to watch it): a release rolled back and promoted again is judged afresh.
+        ``share`` is the candidate's share of the traffic in percent (None: not known); a
+        staged rollback gives it back when the candidate recovers.
         """
         self._explicit_roles = True
+        self.share = share
         self._assign(stable, candidate, episode)
 
     def _infer_roles(self, release: str) -> None:
@@ -236,6 +257,8 @@ class ServiceMonitor:
 
     def _assign(self, stable: str | None, candidate: str | None,
                 episode: int | None = None) -> None:
+        if stable != self.stable and self._strata is not None:
+            self._strata.refs = {}  # the cohorts' references are the stable release's
         self.stable = stable
         cand = self.candidate
         if (candidate, episode) != ((cand.release, cand.episode) if cand else (None, None)):
@@ -255,9 +278,12 @@ class ServiceMonitor:
         carried, self._carried = self._carried, {}
         stable = self.stable
         roles = {stable, self.candidate.release if self.candidate else None}
-        sums = {release: _sum(summarise, pending.get(release), self._slots, self._clips,
-                              carried.get(release))
+        sums = {release: sum_pending(summarise, pending.get(release), self._slots, self._clips,
+                                     carried.get(release))
                 for release in (*pending, *carried) if release in roles}
+        strata = self._strata
+        by_cohort = strata.close(stable, self.candidate.release if self.candidate else None,
+                                 self._slots, self._clips, self._decay) if strata else {}
         if stable is not None and stable in sums:
             fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
             self._update_clips()
@@ -266,9 +292,15 @@ class ServiceMonitor:
             return []
         cand_sums = sums.get(cand.release)
         cand_ref = self._refs.setdefault(cand.release, {})
-        ctx = Context(self.service, self.policy, stable, self._bucket, ts,
-                      self._refs.get(stable, {}), cand_ref)
+        stable_ref = self._refs.get(stable, {})
+        if by_cohort and strata is not None:  # compared with the stable of the same mix
+            stable_ref = standardise(stable_ref, strata.refs, by_cohort, self._min_weight)
+        ctx = Context(self.service, self.policy, stable, self._bucket, ts, stable_ref,
+                      cand_ref, self.share)
         decisions = assess_bucket(ctx, cand, cand_sums)
+        if by_cohort and strata is not None and not cand.finished:
+            decisions += assess_cohorts(ctx, cand, by_cohort, strata.refs)
+        decisions += advance_stage(ctx, cand)
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
         done = (cand.release, cand.episode)
@@ -315,14 +347,17 @@ class ServiceMonitor:
             "finished": self._finished,
             "dedupe": self._seen.to_list(),
             "counts": self.counts,
+            "strata": self._strata.to_plain() if self._strata is not None else None,
         })
 
     def _carry_open(self) -> None:
         carried = self._carried
         self._carried = {
-            release: _sum(carry, self._open.get(release), self._slots, self._clips,
-                          carried.get(release))
+            release: sum_pending(carry, self._open.get(release), self._slots, self._clips,
+                                 carried.get(release))
             for release in {*self._open, *carried}}
+        if self._strata is not None:
+            self._strata.carry_open(self._slots, self._clips)
         # The releases stay known as seen in this bucket, as they would without a write.
         self._open = {release: ([], {}) for release in self._open}
 
@@ -345,6 +380,8 @@ class ServiceMonitor:
                              for done in state["finished"]]
         monitor._seen.restore(state["dedupe"])
         monitor.counts.update(state["counts"])
+        if state.get("strata"):
+            monitor._strata = Strata.from_plain(state["strata"], policy.max_cohorts)
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
         else:  # written before clips were stored
@@ -356,13 +393,6 @@ class ServiceMonitor:
         when = "-" if self._bucket < 0 else f"{self._bucket * self.policy.bucket_seconds:.0f}"
         return (f"ServiceMonitor({self.service!r}, stable={self.stable!r}, "
                 f"candidate={cand!r}, t={when})")
-
-
-def _sum(how: Callable[..., Bucket], pending: Pending | None, slots: dict[str, tuple[int, float]],
-         clips: dict[str, tuple[float, float]], carried: Bucket | None) -> Bucket:
-    # summarise() or carry() of one release's open events, of both kinds.
-    events, columns = pending if pending is not None else ([], None)
-    return how(events, slots, clips, carried, columns)
 
 
 def state_size(monitor: ServiceMonitor) -> int:

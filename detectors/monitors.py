@@ -45,7 +45,8 @@ class _Err:
 
 
 Item = tuple[Event | Block | None, Any, HasReason | None]
-Roles = tuple[str | None, str | None, int | None]  # stable, candidate, candidate's episode
+# stable, candidate, the candidate's episode and its share of the traffic (percent)
+Roles = tuple[str | None, str | None, int | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class MonitorSet:
         """Feed one message's items to its service's monitor.
 
         ``service`` is the message key (None: the first valid item names it); ``roles``,
-        when given, are the ``(stable, candidate, episode)`` set on the monitor before its
+        when given, are the ``(stable, candidate, episode, share)`` set on the monitor before its
         first item (the worker reads them from the version pointer); ``now`` is the
         wall-clock time events may not be dated much after (None: not checked).
         """

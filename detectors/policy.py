@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,22 @@ class RuleAction(StrEnum):
     ALERT = "alert"
     APPROVE = "approve"  # a rollback that waits for a person
     DRY_RUN = "dry-run"  # a rollback reported, never acted on
+    STAGED = "staged"  # the candidate's share cut in steps, judged at each (see Staging)
 
 
 ACTIONS = tuple(RuleAction)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """How a ``staged`` rule cuts the candidate: its share goes to each of ``steps`` (in
+    percent, falling, the last 0: rolled back) in turn, after at least ``step_seconds`` at
+    the step before while the regression goes on; a candidate whose evidence stays below
+    the threshold for ``recovery_seconds`` gets its share back (it was the traffic)."""
+
+    steps: tuple[float, ...] = (10.0, 0.0)
+    step_seconds: float = 60.0
+    recovery_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class MetricRule:
     action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
     critical: bool = True
+    staging: Staging = Staging()
+    cohort_action: RuleAction = RuleAction.ALERT  # for a regression of one cohort only
 
     @property
     def sign(self) -> float:
@@ -68,6 +84,7 @@ class CompositeRule:
     evidence: float = 0.5
     action: RuleAction = RuleAction.ROLLBACK
     components: tuple[str, ...] = ()
+    staging: Staging = Staging()
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ class Policy:
     max_episode_seconds: float = 1800.0
     max_future_skew_seconds: float = 60.0
     max_lateness_seconds: float = 300.0
+    max_cohorts: int = 8  # cohorts judged apart per service ("other" pools the rest)
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
@@ -141,8 +159,28 @@ def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}{unknown[0]}: unknown field")
 
 
+_STAGING_KEYS = {"steps", "step_seconds", "recovery_seconds"}
 _METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",
-                "min_samples", "action", "components", "critical"}
+                "min_samples", "action", "components", "critical", "cohort_action",
+                *_STAGING_KEYS}
+COHORT_ACTIONS = (RuleAction.ALERT, RuleAction.ROLLBACK, RuleAction.STAGED)
+
+
+def _staging(raw: Mapping[str, Any], where: str, *actions: RuleAction) -> Staging:
+    if RuleAction.STAGED not in actions:
+        given = sorted(_STAGING_KEYS & set(raw))
+        if given:
+            raise ConfigError(f"{where}{given[0]}: only with action: staged")
+        return Staging()
+    steps = raw.get("steps", [10, 0])
+    if (not isinstance(steps, list) or not steps
+            or not all(type(s) in (int, float) and 0 <= s < 100 for s in steps)
+            or any(a <= b for a, b in pairwise(steps)) or steps[-1] != 0):
+        raise ConfigError(f"{where}steps: must be falling percentages below 100 ending in 0, "
+                          f"got {steps!r}")
+    return Staging(tuple(float(s) for s in steps),
+                   _number(raw, "step_seconds", where, 60.0),
+                   _number(raw, "recovery_seconds", where, 600.0))
 
 
 def _metric(name: str, raw: object) -> MetricRule:
@@ -161,6 +199,8 @@ def _metric(name: str, raw: object) -> MetricRule:
     min_samples = raw.get("min_samples", 200)
     if type(min_samples) is not int or min_samples < 1:
         raise ConfigError(f"{where}min_samples: must be an integer >= 1, got {min_samples!r}")
+    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
+    cohort_action = RuleAction(_choice(raw, "cohort_action", where, "alert", COHORT_ACTIONS))
     return MetricRule(
         name=name,
         statistic=statistic,
@@ -170,9 +210,11 @@ def _metric(name: str, raw: object) -> MetricRule:
         threshold=_number(raw, "threshold", where, 0.5, low=float("-inf")),
         q=_number(raw, "q", where, 0.95, high=0.999),
         min_samples=min_samples,
-        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
+        action=action,
         components=_components(raw, where),
         critical=_bool(raw, "critical", where, True),
+        staging=_staging(raw, where, action, cohort_action),
+        cohort_action=cohort_action,
     )
 
 
@@ -180,7 +222,8 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     where = f"composites[{index}]."
     if not isinstance(raw, Mapping):
         raise ConfigError(f"composites[{index}]: must be a table of settings")
-    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components"}, where)
+    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components",
+                 *_STAGING_KEYS}, where)
     members = raw.get("metrics")
     if not isinstance(members, list) or len(members) < 2:
         raise ConfigError(f"{where}metrics: must list at least two metrics")
@@ -190,20 +233,22 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     at_least = raw.get("at_least", 2)
     if type(at_least) is not int or not 1 <= at_least <= len(members):
         raise ConfigError(f"{where}at_least: must be an integer in 1..{len(members)}")
+    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
     return CompositeRule(
         name=str(raw.get("name", f"composite-{index}")),
         metrics=tuple(members),
         at_least=at_least,
         evidence=_number(raw, "evidence", where, 0.5, high=1.0),
-        action=RuleAction(_choice(raw, "action", where, "rollback", ACTIONS)),
+        action=action,
         components=_components(raw, where),
+        staging=_staging(raw, where, action),
     )
 
 
 _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
-             "max_future_skew_seconds", "max_lateness_seconds", "approvals"}
+             "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -239,6 +284,9 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         # After an event dated at the skew limit, events on time must still count.
         raise ConfigError("max_future_skew_seconds: must be below max_lateness_seconds by "
                           "a bucket at least")
+    max_cohorts = raw.get("max_cohorts", 8)
+    if type(max_cohorts) is not int or not 2 <= max_cohorts <= 64:
+        raise ConfigError(f"max_cohorts: must be an integer in 2..64, got {max_cohorts!r}")
     return Policy(
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
@@ -252,6 +300,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         max_episode_seconds=max_episode,
         max_future_skew_seconds=skew,
         max_lateness_seconds=lateness,
+        max_cohorts=max_cohorts,
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
     )

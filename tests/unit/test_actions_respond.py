@@ -68,7 +68,7 @@ def test_an_alert_means_nothing_for_the_pointer() -> None:
 
 
 def test_the_roles_come_from_the_pointer() -> None:
-    assert roles_of(POINTER) == ("v1", "v2", 5)
+    assert roles_of(POINTER) == ("v1", "v2", 5, 50.0)
     assert roles_of(None) is None
 
 

@@ -183,3 +183,20 @@ async def test_the_pending_store_takes_a_command_once(
     taken = await asyncio.gather(*(pending.take(service, "c-1") for _ in range(5)))
     assert sorted(taken, key=lambda t: t is None) == [b"{}", None, None, None, None]
     assert await pending.list(service) == {}
+
+
+async def test_a_rules_restore_of_the_staged_candidate_is_carried_out(
+        actuator: Actuator, canary: PointerStore, service: str) -> None:
+    """Cut to 10 %, then the rule gives the candidate its 50 % back (a compare-and-set
+    promote of the release under watch); its promote of another release is refused."""
+    [cut] = audit(await actuator.handle(message(staged_cut(service, 10.0))))
+    assert cut["status"] == "applied"
+    restore = command(service, "promote", "rule:quality", release="v2", percent=50.0,
+                      expected_epoch=3)
+    [restored] = audit(await actuator.handle(message(restore)))
+    assert restored["status"] == "applied"
+    state = await canary.read(service)
+    assert (state.candidate, state.percent, state.epoch) == ("v2", 50.0, 4)
+    other = command(service, "promote", "rule:quality", release="v1", expected_epoch=4)
+    [refused] = audit(await actuator.handle(message(other)))
+    assert (refused["status"], refused["code"]) == ("refused", "invalid")
