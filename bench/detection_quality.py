@@ -5,6 +5,8 @@ per scenario family, false rollbacks (a rollback where none is due, or while the
 still at most half the tolerance),
 missed regressions (no rollback at all), late ones (after 8 min at >= 2 ev/s, 25 min at
 0.5 ev/s), and the median and worst delay from the onset (from where a creep reaches 2x).
+With ``--fleets N``: N seeds of healthy fleets (:func:`bench.scenarios.healthy_fleet`), and
+their false alerts per 1,000 candidate service-hours by traffic level and metric.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from multiprocessing import Pool
 
 from bench.reference import ArgoStyle, FixedRule
-from bench.scenarios import METRICS, Scenario, dirty, to_lines, variant
+from bench.scenarios import METRICS, Scenario, dirty, healthy_fleet, to_lines, variant
 from detectors.events import Event
 from detectors.policy import default_policy
-from rollguard.replay import Replay
+from rollguard.replay import Replay, replay_events
 
 DECIDERS = ("default policy", FixedRule.name, ArgoStyle.name)
 
@@ -134,6 +137,58 @@ def table(outcomes: list[Outcome], by_metric: bool = False) -> list[str]:
     return rows
 
 
+# Healthy fleets: (services, lowest and highest events/s of a service) per fleet seed.
+FLEETS = {"quiet fleet, 0.2-2 ev/s": (300, 0.2, 2.0), "busy fleet, 2-20 ev/s": (30, 2.0, 20.0)}
+BANDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+@dataclass
+class Alerts:
+    """What the default policy said about one healthy service's candidate."""
+
+    fleet: str
+    rate: float  # the service's events/s (candidate: half of it)
+    hours: float  # candidate hours watched
+    transient: list[str]  # metric of each transient alert
+    inconclusive: int
+    rollbacks: int
+
+
+def run_fleet_service(job: tuple[str, Scenario]) -> Alerts:
+    fleet, scenario = job
+    decisions = replay_events(scenario.events(), default_policy())
+    return Alerts(fleet, 2 * scenario.rate, (scenario.duration - scenario.deploy_at) / 3600,
+                  [d.evidence.get("metric", "") for d in decisions if d.verdict == "transient"],
+                  sum(d.verdict == "inconclusive" for d in decisions),
+                  sum(d.action == "rollback" for d in decisions))
+
+
+def fleet_table(results: list[Alerts]) -> list[str]:
+    """False alerts per 1,000 candidate service-hours, by fleet and traffic band."""
+    rows = ["| fleet | events/s | services | candidate hours | false rollbacks | transient "
+            "alerts | per 1,000 h | by metric | inconclusive notices | per 1,000 h |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for fleet in dict.fromkeys(r.fleet for r in results):
+        for low, high in pairwise(BANDS):
+            group = [r for r in results if r.fleet == fleet and low <= r.rate < high]
+            if not group:
+                continue
+            hours = sum(r.hours for r in group)
+            transient = [m for r in group for m in r.transient]
+            notices = sum(r.inconclusive for r in group)
+            by_metric = ", ".join(f"{m} {transient.count(m)}" for m in sorted(set(transient)))
+            rows.append(f"| {fleet} | {low:g}-{high:g} | {len(group)} | {hours:.0f} | "
+                        f"{sum(r.rollbacks for r in group)} | {len(transient)} | "
+                        f"{1000 * len(transient) / hours:.1f} | {by_metric or '-'} | {notices} | "
+                        f"{1000 * notices / hours:.0f} |")
+    return rows
+
+
+def fleet_jobs(seeds: range) -> list[tuple[str, Scenario]]:
+    return [(name, scenario) for name, (services, low, high) in FLEETS.items()
+            for seed in seeds for scenario in healthy_fleet(seed, services, low, high)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=20)
@@ -144,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                              "families without a degraded metric); default all")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--fleets", type=int, default=0,
+                        help="also run this many seeds of each healthy fleet (false alerts)")
     args = parser.parse_args(argv)
     wanted = set(args.metrics.split(",")) if args.metrics else None
 
@@ -163,12 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with Pool(args.jobs) as pool:
         outcomes = [o for chunk in pool.imap(run_one, jobs, chunksize=4) for o in chunk]
-    print("\n".join(table(outcomes)))
-    mine = [o for o in outcomes if o.decider == DECIDERS[0] and o.expect == "rollback"
-            and o.metric is not None]
-    print("\nDefault policy by metric (regression scenarios):\n")
-    print("\n".join(table(mine, by_metric=True)))
-    print(f"\n{len(jobs)} scenario runs, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        fleets = fleet_jobs(range(args.first_seed, args.first_seed + args.fleets))
+        alerts = list(pool.imap(run_fleet_service, fleets, chunksize=8))
+    if outcomes:
+        print("\n".join(table(outcomes)))
+        mine = [o for o in outcomes if o.decider == DECIDERS[0] and o.expect == "rollback"
+                and o.metric is not None]
+        print("\nDefault policy by metric (regression scenarios):\n")
+        print("\n".join(table(mine, by_metric=True)))
+    if alerts:
+        print("\nHealthy fleets, false alerts of the default policy:\n")
+        print("\n".join(fleet_table(alerts)))
+    print(f"\n{len(jobs) + len(fleets)} scenario runs, {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
     return 0
 
 

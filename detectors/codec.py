@@ -3,7 +3,9 @@
 Layout: ``b"RGSM"``, one version byte, the length of the body (4 bytes), the body
 (zlib-compressed JSON). The dedupe memory is in the body as ``"dedupe": [[bucket, [id,
 ...]], ...]``, the ids themselves, oldest bucket first (version 2; version 1 appended CRC-32s
-of the ids after the body, still read, see :func:`decode_state`). The open bucket is kept
+of the ids after the body, still read, see :func:`decode_state`). Version 3 adds to the
+candidate the metrics its last inconclusive notice named (``Candidate.noticed``); a version 2
+candidate's are read from its per-metric alert flags. The open bucket is kept
 as exact partial sums (``accumulate.carry``), so when it closes its sums are the same as
 without a round trip. Histograms (``{bin: weight}`` with integer keys) are
 stored as ``{"bins": [[bin, weight], ...]}`` in insertion order, so a round trip rebuilds
@@ -21,8 +23,8 @@ import orjson
 from detectors.errors import StateError
 
 MAGIC = b"RGSM"
-VERSION = 2
-_READABLE = (1, 2)
+VERSION = 3
+_READABLE = (1, 2, 3)
 
 
 def _hists_out(buckets: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
@@ -67,7 +69,7 @@ def decode_state(data: bytes) -> dict[str, Any]:
     >>> decode_state(b"RGSM\\x07...")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2)
+    detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2, 3)
 
     A version 1 state comes back with an empty dedupe memory: it held CRC-32s of the ids,
     which cannot be turned back into ids (nor compared with them), so duplicates of events
