@@ -12,6 +12,7 @@ their false alerts per 1,000 candidate service-hours by traffic level and metric
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from multiprocessing import Pool
 
+from bench.oracle import median_delay, rejections
 from bench.reference import ArgoStyle, FixedRule
 from bench.scenarios import METRICS, Scenario, dirty, healthy_fleet, to_lines, variant
 from detectors.events import Event
@@ -77,6 +79,7 @@ class Outcome:
     onset: float | None
     deadline: float | None
     earliest: float | None
+    oracle: list[float] | None = None  # horizons at which the oracle's test rejects
 
 
 def _policy_rollback(events: list[Event], lines: list[bytes] | None) -> float | None:
@@ -101,8 +104,11 @@ def run_one(job: tuple[str, Scenario, bool]) -> list[Outcome]:
         DECIDERS[1]: FixedRule().decide(events),
         DECIDERS[2]: ArgoStyle().decide(events),
     }
+    # The oracle bound (bench/oracle.py): for regressions with a fixed onset, on clean data.
+    oracle = (rejections(scenario) if truth.expect == "rollback" and not scenario.creep
+              and not with_dirty else None)
     return [Outcome(family, scenario.metric, name, truth.expect, at, truth.onset, truth.deadline,
-                    truth.earliest)
+                    truth.earliest, oracle if name == DECIDERS[0] else None)
             for name, at in results.items()]
 
 
@@ -134,6 +140,24 @@ def table(outcomes: list[Outcome], by_metric: bool = False) -> list[str]:
             late_text, missed_text = str(late), str(missed)
         rows.append(f"| {family} | {second} | {len(group)} | {false} | {missed_text} | "
                     f"{late_text} | {med} | {worst} |")
+    return rows
+
+
+def oracle_table(outcomes: list[Outcome]) -> list[str]:
+    """The default policy's median delay beside the oracle's, per family and metric. Both
+    medians count a miss as later than any delay."""
+    rows = ["| scenario | metric | runs | median delay | oracle | ratio |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    mine = [o for o in outcomes if o.oracle is not None]
+    for family, metric in dict.fromkeys((o.family, o.metric) for o in mine):
+        group = [o for o in mine if o.family == family and o.metric == metric]
+        ours = sorted(math.inf if o.rollback_at is None or o.onset is None
+                      else max(0.0, o.rollback_at - o.onset) / 60 for o in group)
+        median = ours[(len(ours) - 1) // 2]
+        bound = median_delay([o.oracle or [] for o in group])
+        ratio = f"{median / bound:.2f}" if bound and median < math.inf else "-"
+        rows.append(f"| {family} | {metric} | {len(group)} | {median:.1f} min | "
+                    f"{'-' if bound is None else f'{bound:.1f} min'} | {ratio} |")
     return rows
 
 
@@ -193,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", default="", help="run families whose name contains this")
+    parser.add_argument("--only", default="", help="run families whose name contains this "
+                        "(comma-separated: any of these)")
     parser.add_argument("--metrics", default="",
                         help="comma-separated degraded metrics to run ('none': the healthy "
                              "families without a degraded metric); default all")
@@ -209,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs = [(name, variant(sc, seed=sc.seed + args.first_seed), False)
             for name, group in families(args.seeds).items()
-            if args.only in name for sc in group if keep(sc)]
+            if any(part in name for part in args.only.split(","))
+            for sc in group if keep(sc)]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if (not args.only or "dirty" in args.only) and (wanted is None or "hallucination" in wanted):
         jobs += [("dirty input: sustained 2x hallucination", Scenario(
@@ -228,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 and o.metric is not None]
         print("\nDefault policy by metric (regression scenarios):\n")
         print("\n".join(table(mine, by_metric=True)))
+        print("\nDefault policy beside the oracle bound (bench/oracle.py):\n")
+        print("\n".join(oracle_table(outcomes)))
     if alerts:
         print("\nHealthy fleets, false alerts of the default policy:\n")
         print("\n".join(fleet_table(alerts)))

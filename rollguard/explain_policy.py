@@ -26,6 +26,7 @@ from detectors.policy import MetricRule, Policy, RuleAction
 SHIFTS = (1.5, 2.0, 4.0)  # sustained shifts, in tolerances
 WARMUP = 600.0  # seconds of stable traffic before the candidate arrives
 WINDOW = 3600.0  # how long a candidate is watched for one run
+LOWEST, HIGHEST = 2.0 ** -6, 2.0 ** 12  # the traffic levels tried (events/s)
 START = 1_790_000_000.0
 # Healthy level of the standard metrics (rates: share of 1s; quantiles: the median).
 BASES = {"hallucination": 0.03, "toxicity": 0.005, "accuracy": 0.88, "latency_ms": 600.0,
@@ -42,7 +43,7 @@ class Runs:
     """How many simulated runs the figures rest on."""
 
     shift_runs: int = 8  # runs per shift (each judges every metric)
-    healthy_hours: float = 4.0  # candidate hours at no shift
+    healthy_hours: float = 2.0  # candidate hours at no shift
     level_runs: int = 3  # runs per traffic level when looking for the lowest one
     seed: int = 0
 
@@ -124,15 +125,17 @@ def watched(policy: Policy) -> Policy:
 
 
 def run(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float, shift: float,
-        seed: int, window: float = WINDOW) -> dict[str, float | None]:
+        seed: int, window: float = WINDOW,
+        wanted: set[str] | None = None) -> dict[str, float | None]:
     """Minutes from the candidate's arrival to each metric's sustained verdict (None: none
-    within ``window``), every metric of the candidate worse by ``shift`` tolerances."""
+    within ``window``), every metric of the candidate worse by ``shift`` tolerances. The run
+    ends early once every ``wanted`` metric (default: all) has its verdict."""
     rng = np.random.default_rng(seed)
     monitor = ServiceMonitor("explain", policy)
     monitor.set_roles("stable", "candidate")
     width = policy.bucket_seconds
     found: dict[str, float | None] = dict.fromkeys(policy.metrics)
-    left = len(found)
+    left = set(policy.metrics if wanted is None else wanted)
     serial = 0
     for i in range(int((WARMUP + window) // width) + 1):
         t0 = START + i * width
@@ -150,8 +153,9 @@ def run(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float, sh
                           frozenset(columns))
             for decision in monitor.observe_block(block):
                 if decision.verdict == "sustained":
-                    found[decision.evidence["metric"]] = (decision.ts - START - WARMUP) / 60
-                    left -= 1
+                    name = decision.evidence["metric"]
+                    found[name] = (decision.ts - START - WARMUP) / 60
+                    left.discard(name)
             if not left:
                 return found
     return found
@@ -184,30 +188,38 @@ def explain(policy: Policy, rate: float, share: float, bases: Mapping[str, float
 
 def lowest_rates(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float,
                  runs: Runs, seed: int, at_rate: set[str]) -> dict[str, float | None]:
-    """Per metric, the lowest traffic on a grid of factors of 2 around ``rate`` (from 1/64 to
-    64 times it) at which a 2x shift is judged within an hour in every one of
-    ``runs.level_runs`` runs (None: not even at 64 times ``rate``). ``at_rate``: the metrics
-    already judged so at ``rate`` itself (by the 2x runs)."""
-    def judged(level: float) -> set[str]:
-        found = [run(policy, draws, level, share, 2.0, seed + k)
-                 for k in range(runs.level_runs)]
-        return {name for name in policy.metrics if all(f[name] is not None for f in found)}
+    """Per metric, the lowest traffic on the grid of powers of 2 (events/s, from 1/64 to
+    4096) at which a 2x shift is judged within an hour in every one of ``runs.level_runs``
+    runs (None: not even at 4096). ``at_rate``: the metrics the 2x runs judged so at
+    ``rate`` itself (used when ``rate`` is on the grid)."""
+    def judged(level: float, among: set[str]) -> set[str]:
+        alive = set(among)
+        for k in range(runs.level_runs):
+            if not alive:
+                break
+            found = run(policy, draws, level, share, 2.0, seed + k, wanted=alive)
+            alive = {name for name in alive if found[name] is not None}
+        return alive
 
+    everything = set(policy.metrics)
+    start = 2.0 ** round(math.log2(rate))
+    ok = at_rate if start == rate else judged(start, everything)
     lowest: dict[str, float | None] = dict.fromkeys(policy.metrics)
-    level, ok = rate, at_rate
-    for name in ok:
-        lowest[name] = rate
-    while ok and level / 2 >= rate / 64:  # down, while some metric is still judged
+    level, alive = start, set(ok)
+    for name in alive:
+        lowest[name] = level
+    while alive and level / 2 >= LOWEST:  # down, while some metric is still judged
         level /= 2
-        ok = judged(level) & ok
-        for name in ok:
+        alive = judged(level, alive)
+        for name in alive:
             lowest[name] = level
-    level = rate
-    while any(v is None for v in lowest.values()) and level * 2 <= rate * 64:
+    level, rest = start, everything - ok
+    while rest and level * 2 <= HIGHEST:
         level *= 2
-        for name in judged(level):
-            if lowest[name] is None:
-                lowest[name] = level
+        got = judged(level, rest)
+        for name in got:
+            lowest[name] = level
+        rest -= got
     return lowest
 
 
@@ -223,7 +235,8 @@ def explain_table(policy: Policy, head: Mapping[str, Any],
         f"measured by the decision core on simulated events, each metric judged on its own "
         f"(no composites), seed {head['seed']}: {head['runs_per_shift']} runs per shift, "
         f"{head['healthy_candidate_hours']} candidate-hours at no shift, "
-        f"{head['runs_per_traffic_level']} runs per traffic level ({head['seconds']:g} s)",
+        f"{head['runs_per_traffic_level']} runs per traffic level "
+        f"({head['cpu_seconds']:g} s of CPU)",
         "minutes from the candidate's arrival to a rollback, median / 90th percentile "
         f"(>{WINDOW / 60:.0f}: not within the hour watched)", "",
         "| metric | healthy | tolerance | 1.5x tolerance | 2x | 4x | false rollbacks per "
@@ -236,7 +249,7 @@ def explain_table(policy: Policy, head: Mapping[str, Any],
         false = (f"{m['false_rollbacks_per_1000_days']:.0f} ({m['false_rollbacks']} in "
                  f"{m['healthy_days'] * 24:.0f} h; 95 % bound {upper:,.0f})")
         lowest = m["lowest_events_per_s_judged_within_1h"]
-        judged = f"{lowest:.3g} events/s" if lowest is not None else f"> {64 * rate:g} events/s"
+        judged = f"{lowest:.3g} events/s" if lowest is not None else f"> {HIGHEST:g} events/s"
         lines.append(f"| {describe(rule)} | {m['base']:g} | {tolerance_text(rule)} | "
                      f"{' | '.join(delays)} | {false} | {judged} |")
     return lines
