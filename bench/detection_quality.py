@@ -146,8 +146,8 @@ def table(outcomes: list[Outcome], by_metric: bool = False) -> list[str]:
 def oracle_table(outcomes: list[Outcome]) -> list[str]:
     """The default policy's median delay beside the oracle's, per family and metric. Both
     medians count a miss as later than any delay."""
-    rows = ["| scenario | metric | runs | median delay | oracle | ratio |",
-            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    rows = ["| scenario | metric | runs | median delay | oracle | ratio | why, where > 1.3 |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     mine = [o for o in outcomes if o.oracle is not None]
     for family, metric in dict.fromkeys((o.family, o.metric) for o in mine):
         group = [o for o in mine if o.family == family and o.metric == metric]
@@ -155,10 +155,32 @@ def oracle_table(outcomes: list[Outcome]) -> list[str]:
                       else max(0.0, o.rollback_at - o.onset) / 60 for o in group)
         median = ours[(len(ours) - 1) // 2]
         bound = median_delay([o.oracle or [] for o in group])
-        ratio = f"{median / bound:.2f}" if bound and median < math.inf else "-"
-        rows.append(f"| {family} | {metric} | {len(group)} | {median:.1f} min | "
-                    f"{'-' if bound is None else f'{bound:.1f} min'} | {ratio} |")
+        ratio = median / bound if bound and median < math.inf else None
+        ours_text = f"{median:.1f} min" if median < math.inf else "missed in half"
+        rows.append(f"| {family} | {metric} | {len(group)} | {ours_text} | "
+                    f"{'missed in half' if bound is None else f'{bound:.1f} min'} | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                    f"{why(str(metric), family, ratio)} |")
     return rows
+
+
+def why(metric: str, family: str, ratio: float | None) -> str:
+    """Why the default policy is more than 1.3x the oracle's median delay, if it is."""
+    if ratio is None:
+        return ("too little information within the scenario: a rare event's rate at 0.5 "
+                "ev/s (the oracle needs 35 min or more as well)")
+    if ratio <= 1.3:
+        return ""
+    if metric == "latency_ms":
+        return ("p95 read from histogram bins 8 % wide: H0's exceedance is taken from the "
+                "whole bin holding it (an upper bound, kept for the false-alarm guarantee); "
+                "the oracle knows the true p95")
+    if "cutover" in family:
+        return ("baseline is the stable's frozen history, 1 SE of margin on its estimate; "
+                "the oracle knows the true level")
+    return ("at 0.25-0.5 samples/s a bucket holds a sample or two: the monitor's blip "
+            "window and last-minute check cost a larger share of the evidence, and it "
+            "tests every 10 s without knowing the onset; the oracle tests once")
 
 
 # Healthy fleets: (services, lowest and highest events/s of a service) per fleet seed.
