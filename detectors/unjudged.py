@@ -5,8 +5,9 @@ while the candidate's events still arrive), or, once the candidate has been watc
 ``inconclusive_after_seconds``, when the candidate has fewer than ``min_samples`` of it or
 the baseline (the stable's decayed reference) holds fewer than that. One inconclusive notice
 per candidate names every such metric, why, and the traffic it would need; a new notice
-comes only when a metric joins that list or its reason changes (a metric that can be judged
-again leaves it silently; one that stopped arriving and stops again is news again).
+comes only when a metric joins that list, or one with too little data stops arriving (a
+metric that can be judged again leaves it silently; one that stopped arriving and stops
+again is news again).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def inconclusive_notice(ctx: Context, cand: Candidate) -> Decision | None:
     # minimum flickers), except "stopped", which ends when the metric arrives again.
     noticed = {name: why for name, why in cand.noticed.items()
                if why != STOPPED or found.get(name, {}).get("why") == STOPPED}
-    news = any(noticed.get(name) != why["why"] for name, why in found.items())
+    news = any(_kind(noticed.get(name)) != _kind(why["why"]) for name, why in found.items())
     noticed.update((name, why["why"]) for name, why in found.items())
     cand.noticed = noticed
     if not news:
@@ -92,6 +93,12 @@ def inconclusive_notice(ctx: Context, cand: Candidate) -> Decision | None:
     evidence = {"metrics": found, "waited_s": waited}
     return Decision(ctx.ts, ctx.service, cand.release, DecisionAction.ALERT,
                     Verdict.INCONCLUSIVE, ctx.stable, [], reason, evidence)
+
+
+def _kind(why: str | None) -> str | None:
+    # Too few samples of the candidate or of the baseline is one kind of news: near the
+    # minimum the two can take turns from bucket to bucket.
+    return "thin" if why in (SAMPLES, BASELINE) else why
 
 
 def _text(why: dict[str, Any], stable: str) -> str:

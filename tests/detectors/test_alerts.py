@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import Scenario
-from detectors.assess import Candidate
+from detectors.assess import Candidate, Context
 from detectors.decision import Decision
 from detectors.policy import default_policy
 from detectors.track import MetricTrack, excursion
+from detectors.unjudged import inconclusive_notice
 from rollguard.replay import replay_events
 
 HOUR = 3600.0
@@ -102,3 +105,27 @@ def test_a_candidate_of_state_version_2_keeps_what_it_had_said() -> None:
     assert Candidate.from_list(old).noticed == {"error": "stopped", "complaint": "samples"}
     again = Candidate.from_list(Candidate.from_list(old).to_list())
     assert again.noticed == {"error": "stopped", "complaint": "samples"}
+
+
+def test_the_notice_is_news_only_when_a_metric_joins_or_stops_arriving() -> None:
+    """Too few samples and too thin a baseline taking turns near the minimum is one notice;
+    a metric that can be judged again leaves silently; one that stops arriving is news."""
+    policy = default_policy()
+    one = replace(policy, metrics={"error": policy.metrics["error"]}, composites=())
+    cand = Candidate("r2", first_bucket=0, tracks={"error": MetricTrack(samples=150)})
+
+    def notice(bucket: int, baseline: float, samples: int) -> Decision | None:
+        cand.tracks["error"].samples = samples
+        ctx = Context("chat", one, "r1", bucket, bucket * 10.0,
+                      {"error": [baseline, 1.0, 1.0]}, {})
+        return inconclusive_notice(ctx, cand)
+
+    assert notice(100, 500.0, 150) is None  # before the documented wait (30 min)
+    first = notice(180, 500.0, 150)
+    assert first is not None and first.evidence["metrics"]["error"]["why"] == "samples"
+    assert notice(181, 150.0, 250) is None  # now the baseline is thin: the same news
+    assert notice(182, 500.0, 250) is None  # can be judged: leaves silently
+    cand.tracks["error"].stale = True
+    again = notice(183, 500.0, 250)
+    assert again is not None and again.evidence["metrics"]["error"]["why"] == "stopped"
+    assert notice(184, 500.0, 250) is None
