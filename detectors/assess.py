@@ -156,7 +156,8 @@ def _transient(ctx: Context, cand: Candidate, rule: MetricRule, run: list[list[f
     llr, samples, first, last = excursion(run)
     if llr < policy.transient_evidence or samples < policy.transient_min_samples:
         return None
-    evidence = window_evidence(rule, hyp, run[:last + 1], first, policy.bucket_seconds, None)
+    evidence = window_evidence(rule, hyp, run[:last + 1], first, policy.bucket_seconds,
+                               ctx.candidate_ref.get(rule.name))
     evidence.update(llr=round(llr, 3), threshold=policy.transient_evidence,
                     min_samples=policy.transient_min_samples, tests=["excursion-llr"],
                     detectors=["adwin-recovery"])
