@@ -253,3 +253,22 @@ def cohort_truth(scenario: Scenario) -> tuple[bool, str | None, bool]:
     cohort = worse[0]
     must = cohort.magnitude >= 6 or (cohort.magnitude >= 3 and cohort.share >= 0.25)
     return cohort.share * cohort.magnitude > 0.5, cohort.name, must
+
+
+def healthy_fleet(seed: int, services: int = 300, low: float = 0.2, high: float = 2.0,
+                  hours: float = 1.0) -> list[Scenario]:
+    """A fleet with nothing wrong: each service at a traffic drawn from ``low``..``high``
+    events/s, a candidate on half of it for ``hours``, identical in quality to the stable.
+
+    >>> fleet = healthy_fleet(1, services=3)
+    >>> [round(s.rate * 2, 2) for s in fleet], {s.truth().expect for s in fleet}
+    ([0.9, 1.33, 1.5], {'no_rollback'})
+    """
+    rng = random.Random(f"fleet-{seed}")
+    fleet = []
+    for i in range(services):
+        rate = rng.uniform(low, high)
+        fleet.append(Scenario(seed * 100_000 + i, rate=rate / 2, stable_rate=rate / 2,
+                              duration=600 + hours * 3600, service=f"svc-{i}",
+                              name=f"{rate:.3f}"))
+    return fleet

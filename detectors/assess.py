@@ -10,10 +10,11 @@ from typing import Any
 from detectors.accumulate import KINDS, Bucket
 from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.evidence import hypotheses
-from detectors.explain import describe, metric_reason, window_evidence
+from detectors.explain import metric_reason, window_evidence
 from detectors.policy import CompositeRule, MetricRule, Policy, RuleAction
 from detectors.staging import CUT, RESTORE, Stage, judge, staged_rule, watched_metrics
-from detectors.track import MetricTrack, robust_score
+from detectors.track import MetricTrack, excursion, robust_score
+from detectors.unjudged import SAMPLES, STOPPED, inconclusive_notice
 
 
 @dataclass
@@ -33,13 +34,16 @@ class Candidate:
     rounds: int = 0  # staged rollbacks restored so far
     # cohort -> metric -> track: the per-cohort tests (detectors.cohorts)
     cohort_tracks: dict[str, dict[str, MetricTrack]] = field(default_factory=dict)
+    # Metric -> why it could not be judged, as the last inconclusive notice said.
+    noticed: dict[str, str] = field(default_factory=dict)
 
     def to_list(self) -> list[Any]:
         return [self.release, self.first_bucket, self.last_bucket, self.finished, self.fired,
                 {name: t.to_list() for name, t in self.tracks.items()}, self.episode,
                 self.stage.to_list() if self.stage else None, self.rounds,
                 {c: {name: t.to_list() for name, t in tracks.items()}
-                 for c, tracks in self.cohort_tracks.items()}]
+                 for c, tracks in self.cohort_tracks.items()},
+                self.noticed]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Candidate:
@@ -49,8 +53,13 @@ class Candidate:
         rounds = data[8] if len(data) > 8 else 0
         cohorts = {c: {name: MetricTrack.from_list(t) for name, t in by.items()}
                    for c, by in (data[9] if len(data) > 9 else {}).items()}
+        if len(data) > 10:
+            noticed = dict(data[10])
+        else:  # state version <= 2 flagged per metric the alerts it had given
+            noticed = {name: STOPPED if t.stale else SAMPLES for name, t in tracks.items()
+                       if t.stale or t.thin}
         return cls(data[0], data[1], data[2], data[3], list(data[4]), tracks, episode,
-                   stage, rounds, cohorts)
+                   stage, rounds, cohorts, noticed)
 
 
 @dataclass(frozen=True)
@@ -104,15 +113,6 @@ def _decision(ctx: Context, cand: Candidate, action: RuleAction, verdict: Verdic
                     dry_run=dry_run and rollback)
 
 
-def _inconclusive(ctx: Context, cand: Candidate, rule: MetricRule, why: str,
-                  track: MetricTrack) -> Decision:
-    evidence = {"metric": rule.name, "statistic": describe(rule), "candidate_samples":
-                track.samples, "min_samples": rule.min_samples, "why": why}
-    reason = f"{describe(rule)} of {cand.release} cannot be judged: {why}."
-    return _decision(ctx, cand, RuleAction.ALERT, Verdict.INCONCLUSIVE, rule.components, reason,
-                     evidence)
-
-
 def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> list[Decision]:
     """Update every metric of ``cand`` with its sums in the closed bucket; return decisions."""
     policy = ctx.policy
@@ -141,8 +141,7 @@ def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> 
         if entry is None:
             if (track.samples and not track.stale and cand.last_bucket == ctx.bucket
                     and ctx.bucket - track.last_bucket >= stale_buckets):
-                track.stale = True
-                out.append(_inconclusive(ctx, cand, rule, "the metric stopped arriving", track))
+                track.stale = True  # said in the inconclusive notice below
         else:
             track.stale = False
             hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(name),
@@ -150,15 +149,15 @@ def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> 
             if hyp is None:
                 track.samples += entry[0]
                 track.last_bucket = ctx.bucket
-                if track.samples >= rule.min_samples and not track.thin:
-                    track.thin = True
-                    out.append(_inconclusive(ctx, cand, rule, f"the baseline {ctx.stable} has "
-                                             "too few samples", track))
                 continue
             llr, s = hyp.score(entry)
-            if track.update(ctx.bucket, llr, entry[0], s, threshold=h, max_buckets=max_buckets):
-                out.append(_transient(ctx, cand, rule, track, hyp))
+            episode = track.update(ctx.bucket, llr, entry[0], s, threshold=h,
+                                   max_buckets=max_buckets)
+            if episode is not None:
                 track.close_episode()
+                alert = _transient(ctx, cand, rule, episode, hyp)
+                if alert is not None:
+                    out.append(alert)
             if track.samples >= rule.min_samples and track.cusum >= low:
                 track.score, start = robust_score(track.run, blip_buckets)
                 if track.score >= h and track.recent_llr() >= 0.0:
@@ -166,12 +165,10 @@ def assess_bucket(ctx: Context, cand: Candidate, cand_bucket: Bucket | None) -> 
                     continue
             elif track.cusum < low:
                 track.score = 0.0
-        waited = (ctx.bucket - cand.first_bucket) * policy.bucket_seconds
-        if (not track.thin and track.samples < rule.min_samples and name in ctx.stable_ref
-                and waited >= policy.inconclusive_after_seconds):
-            track.thin = True
-            out.append(_inconclusive(ctx, cand, rule, f"only {track.samples} samples after "
-                                     f"{waited / 60:.0f} min", track))
+    if not cand.finished:
+        notice = inconclusive_notice(ctx, cand)
+        if notice is not None:
+            out.append(notice)
     for composite in policy.composites:
         if not cand.finished and composite.name not in cand.fired:
             decision = _composite(ctx, cand, composite)
@@ -188,7 +185,7 @@ def _carry_on(ctx: Context, rule: MetricRule, track: MetricTrack, entry: list[An
     if hyp is not None:
         llr, s = hyp.score(entry)
         if track.update(ctx.bucket, llr, entry[0], s, threshold=ctx.policy.evidence_threshold,
-                        max_buckets=max_buckets):
+                        max_buckets=max_buckets) is not None:
             track.close_episode()
 
 
@@ -269,15 +266,22 @@ def advance_stage(ctx: Context, cand: Candidate) -> list[Decision]:
                      Verdict.TRANSIENT, ctx.stable, list(rule.components), reason, evidence)]
 
 
-def _transient(ctx: Context, cand: Candidate, rule: MetricRule, track: MetricTrack,
-               hyp: Any) -> Decision:
-    evidence = {"metric": rule.name, "statistic": describe(rule), "baseline":
-                round(hyp.baseline, 6), "since": track.episode_start * ctx.policy.bucket_seconds,
-                "duration_s": (ctx.bucket + 1 - track.episode_start) * ctx.policy.bucket_seconds,
-                "peak_llr": round(track.peak, 3), "threshold": ctx.policy.evidence_threshold,
-                "tests": ["cusum-llr"], "detectors": ["adwin-recovery"]}
-    reason = (f"{describe(rule)} of {cand.release} was worse than on {ctx.stable} for "
-              f"{evidence['duration_s'] / 60:.1f} min, then recovered: a transient blip.")
+def _transient(ctx: Context, cand: Candidate, rule: MetricRule, run: list[list[float]],
+               hyp: Any) -> Decision | None:
+    # A recovered episode is a transient only when its strongest stretch (the excursion)
+    # meets the policy's standard: enough evidence, over enough samples that no single
+    # outlier of a skewed metric carries it. Positive evidence already places the stretch's
+    # value nearer "2x the tolerance" than "half of it", i.e. beyond the tolerance.
+    policy = ctx.policy
+    llr, samples, first, last = excursion(run)
+    if llr < policy.transient_evidence or samples < policy.transient_min_samples:
+        return None
+    evidence = window_evidence(rule, hyp, run[:last + 1], first, policy.bucket_seconds,
+                               ctx.candidate_ref.get(rule.name))
+    evidence.update(llr=round(llr, 3), threshold=policy.transient_evidence,
+                    min_samples=policy.transient_min_samples, tests=["excursion-llr"],
+                    detectors=["adwin-recovery"])
+    reason = metric_reason(rule, evidence, cand.release, ctx.stable, Verdict.TRANSIENT)
     return _decision(ctx, cand, RuleAction.ALERT, Verdict.TRANSIENT, rule.components, reason,
                      evidence)
 

@@ -4,13 +4,15 @@ Layout: ``b"RGSM"``, one version byte, the length of the body (4 bytes), the bod
 (zlib-compressed JSON). The dedupe memory is in the body as ``"dedupe": [[bucket, [id,
 ...]], ...]``, the ids themselves, oldest bucket first (version 2; version 1 appended CRC-32s
 of the ids after the body, still read, see :func:`decode_state`). Version 3 adds a
-candidate's staged rollback in progress, its count of restored ones and its per-cohort
-tracks (the candidate's list gains three items), and ``"strata"``: the cohorts tracked, the
-stable release's reference per cohort and the open bucket's sums per (release, cohort), the
-keys as a list beside a dict by index (detectors/strata.py). Older states read as having
-none of these: no staged rollback in progress, and cohorts counted from the next event on.
-The open bucket is kept as exact partial sums (``accumulate.carry``), so when it closes its
-sums are the same as without a round trip. Histograms (``{bin: weight}`` with integer keys) are
+candidate's staged rollback in progress, its count of restored ones, its per-cohort tracks
+and the metrics its last inconclusive notice named (the candidate's list gains four items;
+a version 2 candidate's noticed metrics are read from its per-metric alert flags), and
+``"strata"``: the cohorts tracked, the stable release's reference per cohort and the open
+bucket's sums per (release, cohort), the keys as a list beside a dict by index
+(detectors/strata.py). Older states read as having none of these: no staged rollback in
+progress, and cohorts counted from the next event on. The open bucket is kept as exact
+partial sums (``accumulate.carry``), so when it closes its sums are the same as without a
+round trip. Histograms (``{bin: weight}`` with integer keys) are
 stored as ``{"bins": [[bin, weight], ...]}`` in insertion order, so a round trip rebuilds
 the state exactly, float for float, and later decisions are the same. Nothing of River (or
 any pickle) is stored.

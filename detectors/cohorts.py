@@ -117,7 +117,8 @@ def assess_cohorts(ctx: Context, cand: Candidate, candidate: Mapping[str, Bucket
             if hyp is None:
                 continue
             llr, s = hyp.score(entry)
-            if track.update(ctx.bucket, llr, entry[0], s, threshold=h, max_buckets=max_buckets):
+            if track.update(ctx.bucket, llr, entry[0], s, threshold=h,
+                            max_buckets=max_buckets) is not None:
                 track.close_episode()
             if track.done or track.samples < rule.min_samples or track.cusum < h:
                 continue

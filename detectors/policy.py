@@ -105,6 +105,10 @@ class Policy:
     max_future_skew_seconds: float = 60.0
     max_lateness_seconds: float = 300.0
     max_cohorts: int = 8  # cohorts judged apart per service ("other" pools the rest)
+    # The standard a recovered excursion must meet to be reported as transient: this much
+    # evidence (nats) over at least this many candidate samples (see detectors.assess).
+    transient_evidence: float = 8.0
+    transient_min_samples: int = 30
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
@@ -248,7 +252,8 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
 _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evidence_threshold",
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
-             "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts"}
+             "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts",
+             "transient_evidence", "transient_min_samples"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -287,6 +292,10 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     max_cohorts = raw.get("max_cohorts", 8)
     if type(max_cohorts) is not int or not 2 <= max_cohorts <= 64:
         raise ConfigError(f"max_cohorts: must be an integer in 2..64, got {max_cohorts!r}")
+    transient_min_samples = raw.get("transient_min_samples", 30)
+    if type(transient_min_samples) is not int or transient_min_samples < 1:
+        raise ConfigError("transient_min_samples: must be an integer >= 1, got "
+                          f"{transient_min_samples!r}")
     return Policy(
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
@@ -301,6 +310,8 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         max_future_skew_seconds=skew,
         max_lateness_seconds=lateness,
         max_cohorts=max_cohorts,
+        transient_evidence=_number(raw, "transient_evidence", "", 8.0),
+        transient_min_samples=transient_min_samples,
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
     )

@@ -9,9 +9,11 @@ Verdict logic, in plain words:
   last minute does not point back to the baseline. A blip of 2 minutes, however large, is
   always left out, so it can never be the evidence for a rollback. The score is never larger
   than the plain CUSUM, so the CUSUM's false-alarm bound holds for it.
-* An **episode** opens when the CUSUM reaches the threshold; it closes as **transient** when
-  the CUSUM falls back to a quarter of it, or when River's ADWIN finds a change in the run's
-  evidence and the evidence since then favours the baseline (a faster "it recovered").
+* An **episode** opens when the CUSUM reaches the threshold; it closes when the CUSUM falls
+  back to a quarter of it, or when River's ADWIN finds a change in the run's evidence and the
+  evidence since then favours the baseline (a faster "it recovered"). It is reported as
+  **transient** only when its :func:`excursion` meets the policy's own standard for one
+  (``transient_evidence`` over at least ``transient_min_samples``; see :mod:`detectors.assess`).
 """
 
 from __future__ import annotations
@@ -35,31 +37,34 @@ class MetricTrack:
     peak: float = 0.0
     score: float = 0.0  # the last blip-robust score computed
     done: bool = False  # a sustained verdict was given: nothing more to say for this metric
-    stale: bool = False  # an inconclusive "stopped arriving" alert is outstanding
-    thin: bool = False  # an inconclusive "too little data" alert was given
+    stale: bool = False  # the metric stopped arriving (see detectors.unjudged)
+    thin: bool = False  # state version <= 2: a "too little data" alert was given
 
     def update(self, bucket: int, llr: float, n: int, s: float, *, threshold: float,
-               max_buckets: int) -> bool:
-        """Add one bucket's evidence; True when an open episode has just recovered."""
+               max_buckets: int) -> list[list[float]] | None:
+        """Add one bucket's evidence; when an open episode has just recovered, its run (the
+        buckets since the CUSUM last stood at zero), else None."""
         self.samples += n
         self.last_bucket = bucket
         self.cusum = min(max(self.cusum + llr, 0.0), CAP * threshold)
-        if self.cusum == 0.0:
+        if self.cusum == 0.0 and self.episode_start < 0:
             self.run.clear()
         else:
             self.run.append([bucket, llr, n, s])
             while self.run and bucket - self.run[0][0] >= max_buckets:
                 del self.run[0]  # bounded: only the last max_episode_seconds are looked at
+        # (An open episode keeps its run until it closes just below, even at a CUSUM of 0:
+        # the run is then the excursion's evidence.)
         if self.episode_start < 0:
             if self.cusum >= threshold:
                 self.episode_start, self.peak = bucket, self.cusum
-            return False
+            return None
         self.peak = max(self.peak, self.cusum)
         if self.cusum <= threshold / 4 or recovered(self.run):
             self.cusum = 0.0
-            self.run.clear()
-            return True
-        return False
+            run, self.run = self.run, []
+            return run
+        return None
 
     def close_episode(self) -> None:
         self.episode_start, self.peak = -1, 0.0
@@ -110,6 +115,25 @@ def robust_score(run: list[list[float]], blip_buckets: int) -> tuple[float, int]
         if suffix - worst_blip > best:
             best, best_start = suffix - worst_blip, start
     return best, best_start
+
+
+def excursion(run: list[list[float]]) -> tuple[float, int, int, int]:
+    """The stretch of ``run`` with the most evidence: ``(llr, samples, first, last)``, indices
+    into ``run`` (inclusive); ``(0.0, 0, 0, -1)`` when no stretch has positive evidence.
+
+    >>> excursion([[0, -1.0, 5, 0], [1, 3.0, 5, 2], [2, 2.0, 5, 2], [3, -4.0, 5, 0]])
+    (5.0, 10, 1, 2)
+    """
+    best = (0.0, 0, 0, -1)
+    total, samples, first = 0.0, 0, 0
+    for i, entry in enumerate(run):
+        if total <= 0.0:
+            total, samples, first = 0.0, 0, i
+        total += entry[1]
+        samples += int(entry[2])
+        if total > best[0]:
+            best = (total, samples, first, i)
+    return best
 
 
 def recovered(run: list[list[float]]) -> bool:

@@ -31,7 +31,10 @@ class Summary:
         """Readable lines, one fact each."""
         rejected = sum(self.rejected.values())
         out = [f"events read: {self.read}  valid: {self.read - rejected}  rejected: {rejected}"]
-        out += [f"  rejected {reason}: {count}" for reason, count in self.rejected.most_common()]
+        # Most first, ties by name: the order must not depend on which reason came first
+        # (batched and one-by-one replays meet them in different orders).
+        by_count = sorted(self.rejected.items(), key=lambda item: (-item[1], item[0]))
+        out += [f"  rejected {reason}: {count}" for reason, count in by_count]
         out.append(f"duplicates ignored: {self.duplicates}  out of order: {self.late}  "
                    f"too late (not counted): {self.too_late}  services: {self.services}")
         made = ", ".join(f"{k}: {v}" for k, v in sorted(self.decisions.items())) or "none"

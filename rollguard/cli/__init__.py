@@ -69,7 +69,7 @@ COMMAND_MODULES = {
     "services": "services", "check": "services",
     "release": "releases", "status": "pointer", "history": "pointer", "promote": "pointer",
     "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
-    "replay": "replay",
+    "replay": "replay", "policy": "policy",
     "worker": "worker", "approve": "approve", "operator": "operators",
     "notify": "notify",
     "web": "web", "report": "report",

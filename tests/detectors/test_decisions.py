@@ -88,7 +88,9 @@ def test_a_metric_that_stops_arriving_is_inconclusive_not_a_rollback() -> None:
     """When the candidate stops sending a metric, that is said once, as an alert."""
     events = list(Scenario(3, metric="error", magnitude=4.0, onset=900, duration=2400).events())
     decisions = replay_events(_without(events, "error", START + 600 + 600), default_policy())
-    assert ("alert", "inconclusive", "error") in _verdicts(decisions)
+    [notice] = [d for d in decisions if d.verdict == "inconclusive"]
+    assert notice.action == "alert" and notice.evidence["metrics"]["error"]["why"] == "stopped"
+    assert "error rate (stopped arriving 5 min ago)" in notice.reason
     assert not [d for d in decisions if d.action == "rollback"]
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from detectors.policy import default_policy, load_policy, policy_from_dict
+from detectors.resolved import policy_document
 from rollguard.errors import ConfigError
 
 MINIMAL = {"metrics": {"error": {"statistic": "rate", "tolerance": 0.01}}}
@@ -159,3 +160,23 @@ def test_a_hostile_policy_file_is_refused_at_once_naming_the_file(
         load_policy(tmp_path / name)
     assert name in str(caught.value)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("raw", [
+    _with("metrics.error.action", "staged"),
+    {**_with("metrics.error.cohort_action", "staged"), "max_cohorts": 4},
+    {**MINIMAL, "approvals": {"approvers": ["alice", "bob"], "rules": {"error": ["carol"]},
+                              "pinned_full_rollback": 1}},
+    {"metrics": {"error": {"statistic": "rate", "tolerance": 0.01},
+                 "complaint": {"statistic": "rate", "tolerance": 0.02, "action": "alert"}},
+     "transient_evidence": 6.0, "transient_min_samples": 10,
+     "composites": [{"name": "pair", "metrics": ["error", "complaint"], "at_least": 2,
+                     "evidence": 0.5,
+                     "action": "staged", "steps": [30, 5, 0], "recovery_seconds": 300}]},
+])
+def test_a_resolved_policy_reads_back_as_the_same_policy(raw: dict) -> None:
+    """`rollguard policy check` prints every setting, staged steps, cohort actions and
+    approvers included: reading that document back gives the policy it came from."""
+    policy = policy_from_dict(raw)
+    document = yaml.safe_load(yaml.safe_dump(policy_document(policy)))
+    assert policy_from_dict(document, name=policy.name) == policy
