@@ -271,6 +271,8 @@ class Actuator:
             "approved_by": approved_by,
             "reason": command.reason, "recorded": bool(outcome.history_id),
         }
+        if command.percent is not None:  # a cut (or a share given back), not a full rollback
+            record["percent"] = command.percent
         if approval_id:
             record["approval_id"] = approval_id
         waited = late_by(now, received)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from rollguard.notify.outbox import Digest, Item
 SIGNATURE_HEADER = "X-Rollguard-Signature"
 ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":white_check_mark:"}
 PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
+_COMMAND = re.compile(r"rollguard [^;]*[^;\s]")
 
 
 def signature(key: bytes, body: bytes) -> str:
@@ -64,9 +66,13 @@ def _line(notice: Notice, said: set[str]) -> str:
 
 
 def _code(todo: str) -> str:
-    """Commands in a to-do shown as code, so they can be copied as they are."""
-    head, sep, command = todo.partition("rollguard ")
-    return f"{head}`{sep}{command}`" if sep else todo
+    """Commands in a to-do shown as code, so they can be copied as they are; a command runs
+    to the next ``;`` or the end.
+
+    >>> _code("to hold it: rollguard pin chat; to end it: rollguard rollback chat")
+    'to hold it: `rollguard pin chat`; to end it: `rollguard rollback chat`'
+    """
+    return _COMMAND.sub(lambda found: f"`{found.group(0)}`", todo)
 
 
 def slack(item: Item, web_url: str) -> dict[str, Any]:

@@ -89,6 +89,9 @@ def _decision(record: dict[str, Any]) -> Notice | None:
     evidence: dict[str, Any] = found if isinstance(found, dict) else {}
     metric = _text(evidence, "metric") or "several metrics"
     verdict = _text(record, "verdict")
+    staged = evidence.get("staged")
+    if record.get("action") in ("stage", "restore") and isinstance(staged, dict):
+        return _staged(record, staged) if record.get("command_id") else None
     if record.get("action") != "rollback":
         return Notice(
             kind="alert", service=service, release=release, at=_at(record),
@@ -111,12 +114,59 @@ def _decision(record: dict[str, Any]) -> Notice | None:
         page="trigger")
 
 
+def _staged(record: dict[str, Any], staged: dict[str, Any]) -> Notice:
+    """A step of a staged rollback: a cut (judged again at the new share) or a restore.
+
+    >>> n = _staged({"type": "decision", "service": "chat", "release": "v2", "at": 1.0,
+    ...              "action": "stage", "command_id": "c1", "reason": "worse"},
+    ...             {"rule": "error", "step": 1, "steps": [10.0, 0.0], "percent": 10.0})
+    >>> n.title
+    'v2 cut to 10% of the traffic (step 1 of 2) and judged again there'
+    >>> n.todo
+    'to hold it at 10%: rollguard pin chat; to roll it back now: rollguard rollback chat'
+    """
+    service, release = _text(record, "service"), _text(record, "release")
+    percent = float(staged.get("percent") or 0.0)
+    if record.get("action") == "stage":
+        steps = staged.get("steps")
+        where = f" (step {staged.get('step')} of {len(steps)})" if isinstance(steps, list) else ""
+        return Notice(
+            kind="stage-cut", service=service, release=release, at=_at(record),
+            title=f"{release} cut to {percent:g}% of the traffic{where} and judged again there",
+            evidence=_text(record, "reason"), severity="warning",
+            command_id=_text(record, "command_id"),
+            todo=(f"to hold it at {percent:g}%: rollguard pin {service}; to roll it back now: "
+                  f"rollguard rollback {service}"))
+    share = staged.get("restore_percent")
+    back = "its share" if share is None else f"its {float(share):g}% of the traffic"
+    return Notice(
+        kind="restore-decided", service=service, release=release, at=_at(record),
+        title=f"{release} recovered at {percent:g}% and gets {back} back",
+        evidence=_text(record, "reason"), severity="info", command_id=_text(record, "command_id"),
+        todo=(f"nothing: {release} is judged afresh at its share; to end the canary anyway: "
+              f"rollguard rollback {service}"))
+
+
 def _suppressed(record: dict[str, Any]) -> Notice | None:
     service, release, why = (_text(record, k) for k in ("service", "release", "why"))
+    found = record.get("evidence")
+    staged = found.get("staged") if isinstance(found, dict) else None
+    if record.get("action") == "restore":
+        share = staged.get("restore_percent") if isinstance(staged, dict) else None
+        return Notice(
+            kind="restore-suppressed", service=service, release=release, at=_at(record),
+            title=f"{release} recovered, but its share was not given back: {why}",
+            evidence=_text(record, "reason"), severity="info", repeat_key=f"suppressed:{why}",
+            todo=(f"to give it back by hand: rollguard promote {service} {release} --percent "
+                  f"{'N' if share is None else format(float(share), 'g')}"
+                  + (" --force" if "pinned" in why else "")))
+    what = "Rollback"
+    if record.get("action") == "stage" and isinstance(staged, dict):
+        what = f"Cut to {float(staged.get('percent') or 0.0):g}%"
     pinned = "pinned" in why
     return Notice(
         kind="rollback-suppressed", service=service, release=release, at=_at(record),
-        title=f"Rollback of {release} not carried out: {why}",
+        title=f"{what} of {release} not carried out: {why}",
         evidence=_text(record, "reason"), severity="critical" if pinned else "info",
         todo=(f"the service is pinned: to roll back anyway: rollguard rollback {service} --force "
               f"--reason '...'" if pinned else "nothing: no pointer was changed"),
@@ -157,6 +207,9 @@ def _outcome(record: dict[str, Any]) -> Notice | None:
     at, command_id = _at(record), _text(record, "command_id")
     by = f", approved by {record['approved_by']}" if record.get("approved_by") else ""
     if status in ("applied", "already_applied"):
+        if _text(record, "issued_by").startswith("rule:") and (
+                op == "promote" or (op == "rollback" and record.get("percent"))):
+            return _share_changed(record)
         if op != "rollback":
             return None  # a promote or pin issued through the topic: nobody's alarm
         return Notice(
@@ -175,6 +228,19 @@ def _outcome(record: dict[str, Any]) -> Notice | None:
         evidence=_text(record, "message") or _text(record, "code"), severity="critical",
         todo=f"see what happened to the pointer: rollguard history {service}",
         page="trigger" if op == "rollback" else None)
+
+
+def _share_changed(record: dict[str, Any]) -> Notice:
+    """A rule's cut of a candidate's share (a staged rollback's step short of 0 %), or its
+    restore of the share: the pointer changed, nothing to do."""
+    service, cut = _text(record, "service"), record.get("op") == "rollback"
+    return Notice(
+        kind="stage-applied" if cut else "restored", service=service, release=None,
+        at=_at(record), command_id=_text(record, "command_id"), severity="info",
+        title=f"{'Cut' if cut else 'Share given back'}: {_text(record, 'message') or service}",
+        evidence=f"epoch {record.get('epoch_before')} → {record.get('epoch_after')}",
+        todo=("nothing: the next message says whether it recovers or is rolled back" if cut
+              else "nothing: the canary goes on"))
 
 
 def _command_refused(record: dict[str, Any]) -> Notice:

@@ -26,8 +26,27 @@ def approval_needed(at: float, command_id: str = "c1", service: str = "chat") ->
 
 
 def outcome(at: float, command_id: str = "c1", service: str = "chat", status: str = "applied",
-            op: str = "rollback") -> dict[str, Any]:
+            op: str = "rollback", issued_by: str = "rule:hallucination",
+            **more: Any) -> dict[str, Any]:
     return {"type": "outcome", "at": at, "service": service, "command_id": command_id,
             "op": op, "status": status, "code": "", "epoch_before": 3, "epoch_after": 4,
-            "message": "", "issued_by": "rule:hallucination", "approved_by": None,
-            "reason": "hallucination worse", "recorded": True}
+            "message": "", "issued_by": issued_by, "approved_by": None,
+            "reason": "hallucination worse", "recorded": True, **more}
+
+
+def staged(at: float, action: str = "stage", command_id: str = "c1", percent: float = 10.0,
+           restore_percent: float = 50.0) -> dict[str, Any]:
+    """A staged rollback's cut (``stage``) or restore decision, as the audit topic has it."""
+    steps = {"rule": "hallucination", "round": 0, "step": 1, "percent": percent}
+    if action == "stage":
+        steps["steps"], verdict = [percent, 0.0], "sustained"
+        reason = (f"hallucination of v2 is 0.09 against 0.02 on v1. Staged rollback: v2 cut to "
+                  f"{percent:g}% of the traffic (step 1 of 2) and judged again there.")
+    else:
+        steps["restore_percent"], verdict = restore_percent, "transient"
+        reason = (f"v2 recovered at {percent:g}% of the traffic: the evidence of hallucination "
+                  f"stayed below the threshold for 60 s, so the regression came with the "
+                  f"traffic, not the release; v2 gets {restore_percent:g}% back.")
+    return {**alert(at, verdict=verdict, metric="hallucination", kind="decision"),
+            "action": action, "command_id": command_id, "reason": reason,
+            "evidence": {"metric": "hallucination", "staged": steps}}

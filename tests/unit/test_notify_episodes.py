@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rollguard.notify.episodes import Batcher, EpisodeBook, Message
 from rollguard.notify.notices import read_record
-from tests.support.notify_records import alert, approval_needed, outcome, rollback
+from tests.support.notify_records import alert, approval_needed, outcome, rollback, staged
 
 
 def told(timeline: list[tuple[float, dict[str, Any]]], batch_s: float = 2.0,
@@ -61,12 +61,30 @@ def summary(messages: list[Message]) -> list[tuple[str, str, list[str], tuple[st
                   ("chat", "v2", ["rolled-back"], ("resolve",)),
                   ("chat", "v2", ["rollback-decided"], ("trigger",))],
                  id="one trigger while paging, one resolve, a new trigger after it"),
-    pytest.param([(0, {"type": "something-new", "at": 1.0}), (0, outcome(1, op="promote"))],
+    pytest.param([(0, {"type": "something-new", "at": 1.0}),
+                  (0, outcome(1, op="promote", issued_by="ann"))],
                  [], id="records of no concern: nothing"),
 ])
 def test_episodes_group_what_they_are_told(timeline: list[tuple[float, dict[str, Any]]],
                                            expected: list[Any]) -> None:
     assert summary(told(timeline)) == expected
+
+
+def test_a_staged_cut_and_its_restore_are_told_in_one_thread_paging_nobody() -> None:
+    """The cut and its flip make one message, the restore and its flip a later one, both
+    under the same episode headline."""
+    cut, restore = told([
+        (0, staged(100, command_id="c1")),
+        (0.01, outcome(100.01, command_id="c1", percent=10.0,
+                       message="v2 now serves 10% of chat")),
+        (60, staged(160, action="restore", command_id="c2")),
+        (60.01, outcome(160.01, command_id="c2", op="promote", percent=50.0,
+                        message="v2 now serves 50% of chat"))])
+    assert summary([cut, restore]) == [
+        ("chat", "v2", ["stage-cut", "stage-applied"], ()),
+        ("chat", "v2", ["restore-decided", "restored"], ())]
+    assert cut.episode.dedup_key == restore.episode.dedup_key
+    assert (cut.first, restore.first) == (True, False)
 
 
 def test_an_identical_alert_after_the_repeat_interval_is_told_with_the_count_held_back() -> None:

@@ -15,7 +15,7 @@ from rollguard.notify.episodes import Batcher, EpisodeBook, Message
 from rollguard.notify.notices import read_record
 from rollguard.notify.outbox import summarise
 from rollguard.notify.settings import NotifySettings, Redactor
-from tests.support.notify_records import approval_needed, outcome, rollback
+from tests.support.notify_records import approval_needed, outcome, rollback, staged
 
 WEB = "http://status.example"
 
@@ -90,3 +90,39 @@ def test_only_commands_are_set_as_code_in_slack() -> None:
     text = orjson.dumps(formats.slack(message, WEB)).decode()
     assert "`rollguard promote chat v2 --percent 10`" in text
     assert text.count("`") == 2, text
+
+
+@pytest.mark.parametrize("records, expected", [
+    pytest.param([staged(100), outcome(100, percent=10.0, message="v2 now serves 10% of chat")],
+                 ["v2 cut to 10% of the traffic (step 1 of 2) and judged again there",
+                  "to hold it at 10%: `rollguard pin chat`",
+                  "to roll it back now: `rollguard rollback chat`",
+                  "Cut: v2 now serves 10% of chat"],
+                 id="a cut: the new share, judged again there, how to hold or finish it"),
+    pytest.param([staged(160, action="restore"),
+                  outcome(160, op="promote", percent=50.0, message="v2 now serves 50% of chat")],
+                 ["v2 recovered at 10% and gets its 50% of the traffic back",
+                  "stayed below the threshold for 60 s", "the traffic, not the release",
+                  "Share given back: v2 now serves 50% of chat"],
+                 id="a restore: the share given back, and why"),
+])
+def test_a_staged_rollback_step_says_what_it_did_and_pages_nobody(
+        records: list[dict[str, Any]], expected: list[str]) -> None:
+    (message,) = messages(*records)
+    text = orjson.dumps(formats.slack(message, WEB)).decode()
+    for said in expected:
+        assert said in text
+    assert "nothing yet" not in text and "Rolled back" not in text
+    assert "regression of" not in text.lower()
+    assert formats.pagerduty(message, "rk", WEB) == []
+
+
+@pytest.mark.parametrize("action, title", [
+    ("stage", "Cut to 10% of v2 not carried out: the service is pinned"),
+    ("restore", "v2 recovered, but its share was not given back: the service is pinned"),
+])
+def test_a_suppressed_step_of_a_staged_rollback_names_the_step(action: str, title: str) -> None:
+    record = {**staged(100, action=action), "type": "rollback-suppressed",
+              "why": "the service is pinned; automatic rollbacks are refused"}
+    (message,) = messages(record)
+    assert message.notices[0].title.startswith(title)
