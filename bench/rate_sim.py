@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from detectors.accumulate import fold
-from detectors.assess import Candidate, Context, assess_bucket
+from detectors.assess import assess_bucket
+from detectors.candidate import Candidate, Context
 from detectors.policy import Policy, default_policy
 
 DEPLOY = 600.0

@@ -10,7 +10,7 @@ aggregate test, and a test per cohort.
   thin cohort is as uncertain as that cohort.
 * **Per-cohort tests.** Each cohort's candidate is tested against the same cohort of the
   baseline, with its own track, the policy's minimum sample per cohort, and the threshold
-  raised by ``ln(max_cohorts)`` (:func:`detectors.assess.cohort_threshold`, Bonferroni on the
+  raised by ``ln(max_cohorts)`` (:func:`detectors.candidate.cohort_threshold`, Bonferroni on the
   CUSUM's false-alarm bound), so looking at many cohorts does not make false findings more
   likely. A finding names its cohort; the rule's ``cohort_action`` says what it does
   (``alert`` by default, ``rollback`` or ``staged``).
@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from detectors.accumulate import KINDS, Bucket, weight
-from detectors.assess import Candidate, Context, _decision, cohort_threshold
+from detectors.assess import _decision
+from detectors.candidate import Candidate, Context, cohort_threshold
 from detectors.decision import Decision, Verdict
 from detectors.evidence import hypotheses
 from detectors.explain import metric_reason, window_evidence

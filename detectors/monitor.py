@@ -14,14 +14,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
-from detectors.assess import Candidate, Context, advance_stage, assess_bucket
+from detectors.assess import assess_bucket
 from detectors.blocks import Block
+from detectors.candidate import Candidate, Context
 from detectors.codec import decode_state, encode_state
 from detectors.cohorts import assess_cohorts, standardise
 from detectors.decision import Decision
 from detectors.dedupe import DEDUPE_CAP, IdMemory
 from detectors.events import Event
 from detectors.policy import Policy
+from detectors.stages import advance_stage
 from detectors.strata import Pending, Strata, sum_pending
 
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice

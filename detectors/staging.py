@@ -12,7 +12,7 @@ go on), bucket after bucket:
 * anything in between (the evidence still high but falling) waits.
 
 Pure: the tracks and the bucket in, a move out; the decisions are made in
-:mod:`detectors.assess`, the commands in ``actions/respond.py``.
+:mod:`detectors.stages`, the commands in ``actions/staged.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from detectors.decision import Decision, DecisionAction, Verdict
 from detectors.explain import describe
 
 if TYPE_CHECKING:
-    from detectors.assess import Candidate, Context
+    from detectors.candidate import Candidate, Context
 
 STOPPED, SAMPLES, BASELINE = "stopped", "samples", "baseline"
 

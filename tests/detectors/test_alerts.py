@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import Scenario
-from detectors.assess import Candidate, Context
+from detectors.candidate import Candidate, Context
 from detectors.decision import Decision
 from detectors.policy import default_policy
 from detectors.track import MetricTrack, excursion
