@@ -1,35 +1,31 @@
 """The per-service monitor: events in, decisions out, state as versioned bytes.
 
-Per event it only checks for a duplicate and appends the metrics to the open event-time
-bucket; sums are taken and tests run once per closed bucket (:mod:`detectors.assess`).
-A block of events (:mod:`detectors.blocks`) takes the same steps a column at a time, and
-decides exactly as its events one by one would. Time is the events' own time, never the
-clock of the machine.
+Events enter the open event-time bucket (:mod:`detectors.intake`); sums are taken and tests
+run once per closed bucket (:mod:`detectors.assess`), by the roles of the releases (the
+stable one and the candidate, from the release pointer or inferred from the events).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from detectors.accumulate import MEAN, Bucket, carry, clip_range, compile_slots, fold, summarise
+from detectors.accumulate import MEAN, Bucket, carry, clip_range, fold, summarise
 from detectors.assess import assess_bucket
-from detectors.blocks import Block
 from detectors.candidate import Candidate, Context
 from detectors.codec import decode_state, encode_state
 from detectors.cohorts import assess_cohorts, standardise
 from detectors.decision import Decision
-from detectors.dedupe import DEDUPE_CAP, IdMemory
-from detectors.events import Event
+from detectors.dedupe import DEDUPE_CAP
+from detectors.intake import EventIntake
 from detectors.policy import Policy
 from detectors.stages import advance_stage
-from detectors.strata import Pending, Strata, sum_pending
+from detectors.strata import Strata, sum_pending
 
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
 
-class ServiceMonitor:
+class ServiceMonitor(EventIntake):
     """Watch the releases of one service and decide about its candidate.
 
     Roles come from :meth:`set_roles`; until it is called they are inferred from the events:
@@ -37,6 +33,7 @@ class ServiceMonitor:
 
     Examples
     --------
+    >>> from detectors.events import Event
     >>> from detectors.policy import default_policy
     >>> m = ServiceMonitor("chat", default_policy())
     >>> e = Event("id-1", 1_700_000_000.0, "chat", "r1", "", {"error": 0.0})
@@ -47,14 +44,9 @@ class ServiceMonitor:
     """
 
     def __init__(self, service: str, policy: Policy, *, dedupe_cap: int = DEDUPE_CAP):
+        super().__init__(policy, dedupe_cap=dedupe_cap)
         self.service = service
-        self.policy = policy
-        self._slots = compile_slots(policy)
         self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
-        self._bucket = -1  # index of the open bucket (ts // bucket_seconds), -1 before any
-        self._open: dict[str, Pending] = {}  # release -> its events in the open bucket
-        self._carried: dict[str, Bucket] = {}  # release -> exact sums from before a restore
-        self._strata: Strata | None = None  # by cohort, once an event has one
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
         self.stable: str | None = None
@@ -64,175 +56,9 @@ class ServiceMonitor:
         # (release, episode) pairs rolled back: an episode is one promotion of a release
         # (the pointer's watched_since; None when roles are inferred from the events).
         self._finished: list[tuple[str, int | None]] = []
-        # Ids seen within the lateness bound of event time (see detectors.dedupe): a
-        # duplicate is dropped, or it is too late to count anyway.
-        self._seen = IdMemory(bucket_seconds=policy.bucket_seconds,
-                              window_seconds=policy.max_lateness_seconds, cap=dedupe_cap)
-        # dedupe_evicted: ids forgotten before their time because of the cap (a flood).
-        self.counts = {"duplicates": 0, "late": 0, "too_late": 0, "dedupe_evicted": 0}
-        # Indices (0 for a single event) of the events of the last observe calls that came
-        # too late to count; whoever reads them clears the list (MonitorSet dead-letters them).
-        self.too_late: list[int] = []
-        self._lateness = policy.max_lateness_seconds
-        self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
-        self._bucket_seconds = policy.bucket_seconds
         # A cohort's reference stands in a mixture with at least this much (else the
         # aggregate reference stands in for it): a quarter of the rule's minimum sample.
         self._min_weight = {name: rule.min_samples / 4 for name, rule in policy.metrics.items()}
-
-    # -- per event ------------------------------------------------------------------------
-    def observe(self, event: Event) -> list[Decision]:
-        """Count one valid event; return the decisions of any bucket it closes."""
-        if not self._is_new(event.event_id, event.ts):
-            return []
-        decisions, counted = self._enter(event.ts)
-        if counted:
-            if event.cohort or self._strata is not None:  # before the aggregate: see _stratum
-                self._stratum(event.release, event.cohort)[0].append(event.metrics)
-            self._pending(event.release)[0].append(event.metrics)
-        else:
-            self.too_late.append(0)
-        return decisions
-
-    def _is_new(self, event_id: str, ts: float) -> bool:
-        # Remember one event id; False for a duplicate within the window.
-        if event_id in self._seen.ids:
-            self.counts["duplicates"] += 1
-            return False
-        bucket = int(ts // self._bucket_seconds)
-        evicted = self._seen.add(event_id, bucket if bucket > self._bucket else self._bucket)
-        if evicted:
-            self.counts["dedupe_evicted"] += evicted
-        return True
-
-    @property
-    def remembered_ids(self) -> int:
-        """How many event ids the dedupe memory holds now."""
-        return len(self._seen)
-
-    def _remember(self, event_ids: Sequence[str], bucket: int) -> None:
-        # Filed under the open bucket as it is once they are entered (never before theirs).
-        evicted = self._seen.remember(event_ids, bucket)
-        if evicted:
-            self.counts["dedupe_evicted"] += evicted
-
-    def _enter(self, ts: float) -> tuple[list[Decision], bool]:
-        # Place an event at ``ts``: close the open bucket when it starts a later one (its
-        # decisions are returned), and say whether it is counted (False: too late).
-        if ts > self.latest_ts:
-            self.latest_ts = ts
-        bucket = int(ts // self._bucket_seconds)
-        if bucket > self._bucket:
-            decisions = self._close(ts) if self._bucket >= 0 else []
-            self._bucket = bucket
-            return decisions, True
-        if bucket < self._bucket:
-            # A few seconds out of order: count it in the open bucket, a smear of one bucket.
-            if (self._bucket - bucket) * self._bucket_seconds > self._lateness:
-                self.counts["too_late"] += 1
-                return [], False
-            self.counts["late"] += 1
-        return [], True
-
-    def observe_block(self, block: Block) -> list[Decision]:
-        """Count a block of valid events: the same as :meth:`observe` on each, in order."""
-        ids, ts = block.event_ids, block.ts
-        if (not self._seen.all_new(ids) or ts != sorted(ts)
-                or ts[0] // self._bucket_seconds < self._bucket):
-            return self._observe_each(block)
-        # In time order and none late (the usual case): each bucket's events are one slice.
-        decisions: list[Decision] = []
-        bucket_of: Any = self._bucket_seconds.__rfloordiv__  # t // bucket_seconds, as observe
-        start = 0
-        while start < len(ts):
-            bucket = bucket_of(ts[start])
-            end = bisect_left(ts, bucket + 1, lo=start, key=bucket_of)
-            self._remember(ids[start:end], int(bucket))
-            decisions += self._enter(ts[start])[0]  # never too late: none is late here
-            self._add_block(block, slice(start, end))
-            start = end
-        if ts[-1] > self.latest_ts:  # _enter saw each bucket's first event time only
-            self.latest_ts = ts[-1]
-        return decisions
-
-    def observe_interleaved(self, blocks: Sequence[Block],
-                            event_ids: list[str]) -> list[Decision] | None:
-        """Count blocks whose events came interleaved: the same as :meth:`observe` on each
-        event in the order they came (``event_ids``), the blocks given in the order of their
-        first events. Only when all the events fall in one bucket, not before the open one,
-        and none is a duplicate; otherwise returns None, having done nothing."""
-        width = self._bucket_seconds
-        first = blocks[0].ts[0]
-        bucket = first // width
-        if bucket < self._bucket or any(
-                min(b.ts) // width != bucket or max(b.ts) // width != bucket for b in blocks):
-            return None
-        if not self._seen.all_new(event_ids):
-            return None
-        self._remember(event_ids, int(bucket))
-        decisions = self._enter(first)[0]  # only the first event can close a bucket
-        for block in blocks:
-            self._add_block(block, slice(None))
-        return decisions
-
-    def _observe_each(self, block: Block) -> list[Decision]:
-        # observe()'s steps for each event; runs of events that open no bucket are added
-        # together, each run before the close of its bucket.
-        decisions: list[Decision] = []
-        take: list[int] = []
-        ids, ts, width = block.event_ids, block.ts, self._bucket_seconds
-        for i in range(len(ts)):
-            if not self._is_new(ids[i], ts[i]):
-                continue
-            if take and ts[i] // width > self._bucket:
-                self._add_block(block, take)
-                take = []
-            closed, counted = self._enter(ts[i])
-            decisions += closed
-            if counted:
-                take.append(i)
-            else:
-                self.too_late.append(i)
-        if take:
-            self._add_block(block, take)
-        return decisions
-
-    def _add_block(self, block: Block, part: slice | list[int]) -> None:
-        by_cohort = (self._stratum(block.release, block.cohort)[1]
-                     if block.cohort or self._strata is not None else None)
-        columns = self._pending(block.release)[1]
-        for name in self._slots:
-            raw = block.columns.get(name)
-            if raw is None:
-                continue
-            if type(part) is slice:
-                values = block.dense[name][part] if name in block.gapless else [
-                    float(v) for v in raw[part] if v is not None]
-            else:
-                values = [float(raw[i]) for i in part if raw[i] is not None]
-            if values:
-                have = columns.get(name)
-                if have is None:
-                    columns[name] = values
-                else:
-                    have.extend(values)
-                if by_cohort is not None:
-                    by_cohort.setdefault(name, []).extend(values)
-
-    def _stratum(self, release: str, cohort: str) -> Pending:
-        # The first event with a cohort starts the strata with the open bucket's events so
-        # far, as cohort "": the bucket's strata then hold all its events, in whatever order
-        # they came (blocks are added a release at a time), as the aggregate does.
-        if self._strata is None:
-            self._strata = Strata.starting(self.policy.max_cohorts, self._open, self._carried)
-        return self._strata.pending(release, cohort)
-
-    def _pending(self, release: str) -> Pending:
-        pending = self._open.get(release)
-        if pending is None:
-            pending = self._open[release] = ([], {})
-            self._infer_roles(release)
-        return pending
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None,
