@@ -25,16 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rollguard.config import Address
-from rollguard.services import (
+from rollguard.kafka_server import node_properties, numeric_host, start_broker
+from rollguard.managed import (
     Managed,
-    _node_properties,
-    _numeric,
-    _recv_exact,
-    _require_local,
-    _start_broker,
-    _wait_until_answers,
+    recv_exact,
+    require_local,
     say_stopped,
     stop_started,
+    wait_until_answers,
 )
 
 SECURE_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_PORT", "9094"))
@@ -114,8 +112,8 @@ def tls_kafka_answers(address: Address, cafile: Path,
         with socket.create_connection((address.host, address.port), timeout=timeout) as raw, \
                 context.wrap_socket(raw, server_hostname=address.host) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", _recv_exact(sock, 4))[0]
-            payload = _recv_exact(sock, size)
+            size = struct.unpack(">i", recv_exact(sock, 4))[0]
+            payload = recv_exact(sock, size)
     except (OSError, ConnectionError):
         return False
     return struct.unpack(">ih", payload[:6]) == (1, 0)
@@ -171,13 +169,13 @@ def _make_client_certificate(broker: SecureBroker, store: str) -> None:
 
 
 def secure_properties(broker: SecureBroker, passwords: dict[str, str]) -> str:
-    host = _numeric(broker.address.host)
+    host = numeric_host(broker.address.host)
     port, controller = broker.address.port, broker.address.port + 1
     store, folder = passwords["store"], broker.folder
     login = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
              f'username="{BROKER_USER}" password="{passwords["broker"]}";')
     mtls = broker.mtls_address.port
-    return _node_properties(host, controller, folder / "data", [
+    return node_properties(host, controller, folder / "data", [
         f"listeners=SASL_SSL://{host}:{port},SSL://{host}:{mtls},"
         f"CONTROLLER://{host}:{controller}",
         f"advertised.listeners=SASL_SSL://{host}:{port},SSL://{host}:{mtls}",
@@ -205,7 +203,7 @@ def up_secure() -> SecureBroker:
         return broker
     if broker.sasl_answers():  # started here before it had the SSL listener: start it anew
         stop_started(broker)
-    _require_local(broker, "ROLLGUARD_SECURE_KAFKA_PORT")
+    require_local(broker, "ROLLGUARD_SECURE_KAFKA_PORT")
     passwords = _make_credentials(broker)
     _make_client_certificate(broker, passwords["store"])
     config = broker.folder / "server.properties"
@@ -213,8 +211,8 @@ def up_secure() -> SecureBroker:
     config.chmod(0o600)
     scram = [f"--add-scram={MECHANISM}=[name={user},password={passwords[key]}]"
              for user, key in ((BROKER_USER, "broker"), (CLIENT_USER, "client"))]
-    pid = _start_broker(broker, config, scram)
-    _wait_until_answers(broker, pid, 120.0)
+    pid = start_broker(broker, config, scram)
+    wait_until_answers(broker, pid, 120.0)
     broker.client_env_file.write_text("".join(f"{k}={v}\n" for k, v in {
         "KAFKA_BOOTSTRAP": str(broker.address),
         "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from rollguard import services
+from rollguard.managed import stop_started
 
 
 @pytest.fixture(name="servers", scope="session")
@@ -30,7 +31,7 @@ def fixture_secure_kafka(servers: None) -> Iterator[dict[str, str]]:
     up_secure()
     yield broker.client_env()
     if started_here:
-        services.stop_started(broker)
+        stop_started(broker)
 
 
 @pytest.fixture(name="mtls_kafka", scope="session")

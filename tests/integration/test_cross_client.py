@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from detectors.policy import default_policy
+from rollguard.packages import kcat_binary
 from rollguard.replay import Replay
-from rollguard.services import kcat_binary
 from streams.app import owner_of
 from streams.connect import ensure_topics
 from tests.integration.e2e_support import read_topic, scenario_events, setup_service

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from rollguard.cli import main
 from rollguard.demo.scenario import Scenario
 from rollguard.errors import AccessRefused
-from rollguard.services import project_home
+from rollguard.managed import project_home
 from streams.emitter import Emitter
 from tests.integration.e2e_support import new_service, scenario_events, setup_service
 from tests.support.redis_servers import make_certificates

@@ -1,6 +1,6 @@
 """A private single-node Kafka broker on free loopback ports, for tests that stop and start
 the broker itself (never the shared one): the same properties and start-up as
-``scripts/services up`` (:mod:`rollguard.services`), its data and log in a folder of the
+``scripts/services up`` (:mod:`rollguard.kafka_server`), its data and log in a folder of the
 test's own."""
 
 from __future__ import annotations
@@ -9,14 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rollguard.config import Address
-from rollguard.services import (
-    Managed,
-    _start_broker,
-    _wait_until_answers,
-    kafka_answers,
-    kafka_properties,
-    stop_started,
-)
+from rollguard.kafka_server import kafka_properties, start_broker
+from rollguard.managed import Managed, kafka_answers, stop_started, wait_until_answers
 from tests.support.redis_servers import free_port
 
 START_S = 120.0  # a JVM starting on a busy 2-core machine
@@ -50,7 +44,7 @@ class PrivateBroker(Managed):
         self.home.mkdir(parents=True, exist_ok=True)
         config.write_text(kafka_properties(self.address, self.home / "data",
                                            controller=self.address.port + 1))
-        _wait_until_answers(self, _start_broker(self, config, []), START_S)
+        wait_until_answers(self, start_broker(self, config, []), START_S)
 
     def stop(self) -> None:
         """SIGTERM (a controlled shutdown), and wait until the process is gone."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from rollguard.compose_secrets import issue, make_ca
-from rollguard.services import project_home
+from rollguard.managed import project_home
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from rollguard import services
-from rollguard.config import redis_url
+from rollguard.config import Address, redis_url
 from rollguard.errors import AccessRefused
+from rollguard.managed import redis_answers
 from tests.support.redis_servers import ADMIN, LoopbackCluster, TlsRedis, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -47,7 +48,7 @@ def test_up_reuses_a_tls_or_cluster_redis_it_reaches_as_the_url_says(
 
 def test_a_plaintext_probe_would_miss_the_tls_server(tls_redis: TlsRedis) -> None:
     """What the probe did before it read the URL: a TLS server looked absent."""
-    assert not services.redis_answers(services.Address("127.0.0.1", tls_redis.port))
+    assert not redis_answers(Address("127.0.0.1", tls_redis.port))
 
 
 def test_a_refused_login_stops_up_naming_redis_url_and_not_the_password(
