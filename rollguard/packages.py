@@ -14,31 +14,29 @@ from rollguard.errors import ConfigError
 
 def redis_server_binary() -> str:
     """Path of ``redis-server``, installed from Debian's packages when missing."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    apt_install("redis-server", needed_for="redis-server")
-    return shutil.which("redis-server") or "/usr/bin/redis-server"
+    return debian_binary("redis-server")
 
 
 def kcat_binary() -> str:
     """Path of ``kcat`` (librdkafka's command-line client: the cross-client tests produce
     with it), installed from Debian's packages when missing."""
-    found = shutil.which("kcat")
-    if found:
-        return found
-    apt_install("kcat", needed_for="kcat")
-    return shutil.which("kcat") or "/usr/bin/kcat"
+    return debian_binary("kcat")
 
 
 def chromium_binary() -> str:
     """Path of Debian's ``chromium`` (the status page's test loads the page in it, headless),
     installed from Debian's packages when missing."""
-    found = shutil.which("chromium")
+    return debian_binary("chromium")
+
+
+def debian_binary(name: str) -> str:
+    """Path of the command ``name`` from the Debian package of the same name, installed
+    when missing."""
+    found = shutil.which(name)
     if found:
         return found
-    apt_install("chromium", needed_for="chromium")
-    return shutil.which("chromium") or "/usr/bin/chromium"
+    apt_install(name, needed_for=name)
+    return shutil.which(name) or f"/usr/bin/{name}"
 
 
 def apt_install(package: str, needed_for: str) -> None:
