@@ -13,8 +13,8 @@ from typing import Any
 from detectors.approvers import ApprovalRules, approval_rules
 from detectors.documents import read_document, yaml_document
 from detectors.errors import ConfigError
+from detectors.policy_fields import choice, components, flag, known_only, number
 
-_INF = float("inf")
 STATISTICS = ("rate", "share", "mean", "quantile")
 SCHEMA_VERSION = 1
 
@@ -114,55 +114,6 @@ class Policy:
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
 
 
-def _number(raw: Mapping[str, Any], key: str, where: str, default: float, *,
-            low: float = 0.0, high: float = float("inf"), strict_low: bool = True) -> float:
-    value = raw.get(key, default)
-    if type(value) not in (int, float):
-        raise ConfigError(f"{where}{key}: must be a number, got {value!r}")
-    number = float(value)
-    if number != number or number in (_INF, -_INF):  # .nan/.inf would switch a rule off
-        raise ConfigError(f"{where}{key}: must be a finite number, got {value!r}")
-    too_low = number <= low if strict_low else number < low
-    if too_low or number > high:
-        bound = f"> {low}" if strict_low else f">= {low}"
-        extra = f" and <= {high}" if high != float("inf") else ""
-        raise ConfigError(f"{where}{key}: must be {bound}{extra}, got {value!r}")
-    return number
-
-
-def _choice(raw: Mapping[str, Any], key: str, where: str, default: str,
-            choices: tuple[str, ...]) -> str:
-    value = raw.get(key, default)
-    if value not in choices:
-        raise ConfigError(f"{where}{key}: must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
-
-
-def _components(raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
-    value = raw.get("components", "all")
-    if value == "all" or value == ["all"]:
-        return ()
-    if not isinstance(value, list) or not value or not all(
-        isinstance(c, str) and c for c in value
-    ):
-        raise ConfigError(f"{where}components: must be 'all' or a list of names, got {value!r}")
-    return tuple(value)
-
-
-def _bool(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}{key}: must be true or false, got {value!r}")
-    return value
-
-
-def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    # A misspelt key silently ignored would leave a default the author did not mean.
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}{unknown[0]}: unknown field")
-
-
 _STAGING_KEYS = {"steps", "step_seconds", "recovery_seconds"}
 _METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",
                 "min_samples", "action", "components", "critical", "cohort_action",
@@ -183,40 +134,40 @@ def _staging(raw: Mapping[str, Any], where: str, *actions: RuleAction) -> Stagin
         raise ConfigError(f"{where}steps: must be falling percentages below 100 ending in 0, "
                           f"got {steps!r}")
     return Staging(tuple(float(s) for s in steps),
-                   _number(raw, "step_seconds", where, 60.0),
-                   _number(raw, "recovery_seconds", where, 600.0))
+                   number(raw, "step_seconds", where, 60.0),
+                   number(raw, "recovery_seconds", where, 600.0))
 
 
 def _metric(name: str, raw: object) -> MetricRule:
     where = f"metrics.{name}."
     if not isinstance(raw, Mapping):
         raise ConfigError(f"metrics.{name}: must be a table of settings")
-    _known(raw, _METRIC_KEYS, where)
+    known_only(raw, _METRIC_KEYS, where)
     if "statistic" not in raw:
         raise ConfigError(f"{where}statistic: is required")
-    statistic = _choice(raw, "statistic", where, "rate", STATISTICS)
+    statistic = choice(raw, "statistic", where, "rate", STATISTICS)
     if "tolerance" not in raw:
         raise ConfigError(f"{where}tolerance: is required")
-    worse = _choice(raw, "worse", where, "higher", ("higher", "lower"))
+    worse = choice(raw, "worse", where, "higher", ("higher", "lower"))
     if statistic == "quantile" and worse != "higher":
         raise ConfigError(f"{where}worse: quantile metrics support only 'higher'")
     min_samples = raw.get("min_samples", 200)
     if type(min_samples) is not int or min_samples < 1:
         raise ConfigError(f"{where}min_samples: must be an integer >= 1, got {min_samples!r}")
-    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
-    cohort_action = RuleAction(_choice(raw, "cohort_action", where, "alert", COHORT_ACTIONS))
+    action = RuleAction(choice(raw, "action", where, "rollback", ACTIONS))
+    cohort_action = RuleAction(choice(raw, "cohort_action", where, "alert", COHORT_ACTIONS))
     return MetricRule(
         name=name,
         statistic=statistic,
         worse=worse,
-        tolerance=_number(raw, "tolerance", where, 0.0),
-        relative=_bool(raw, "relative", where, statistic == "quantile"),
-        threshold=_number(raw, "threshold", where, 0.5, low=float("-inf")),
-        q=_number(raw, "q", where, 0.95, high=0.999),
+        tolerance=number(raw, "tolerance", where, 0.0),
+        relative=flag(raw, "relative", where, statistic == "quantile"),
+        threshold=number(raw, "threshold", where, 0.5, low=float("-inf")),
+        q=number(raw, "q", where, 0.95, high=0.999),
         min_samples=min_samples,
         action=action,
-        components=_components(raw, where),
-        critical=_bool(raw, "critical", where, True),
+        components=components(raw, where),
+        critical=flag(raw, "critical", where, True),
         staging=_staging(raw, where, action, cohort_action),
         cohort_action=cohort_action,
     )
@@ -226,7 +177,7 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     where = f"composites[{index}]."
     if not isinstance(raw, Mapping):
         raise ConfigError(f"composites[{index}]: must be a table of settings")
-    _known(raw, {"name", "metrics", "at_least", "evidence", "action", "components",
+    known_only(raw, {"name", "metrics", "at_least", "evidence", "action", "components",
                  *_STAGING_KEYS}, where)
     members = raw.get("metrics")
     if not isinstance(members, list) or len(members) < 2:
@@ -237,14 +188,14 @@ def _composite(index: int, raw: object, metrics: Mapping[str, MetricRule]) -> Co
     at_least = raw.get("at_least", 2)
     if type(at_least) is not int or not 1 <= at_least <= len(members):
         raise ConfigError(f"{where}at_least: must be an integer in 1..{len(members)}")
-    action = RuleAction(_choice(raw, "action", where, "rollback", ACTIONS))
+    action = RuleAction(choice(raw, "action", where, "rollback", ACTIONS))
     return CompositeRule(
         name=str(raw.get("name", f"composite-{index}")),
         metrics=tuple(members),
         at_least=at_least,
-        evidence=_number(raw, "evidence", where, 0.5, high=1.0),
+        evidence=number(raw, "evidence", where, 0.5, high=1.0),
         action=action,
-        components=_components(raw, where),
+        components=components(raw, where),
         staging=_staging(raw, where, action),
     )
 
@@ -266,7 +217,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("policy: must be a table with a 'metrics' section")
-    _known(raw, _TOP_KEYS, "")
+    known_only(raw, _TOP_KEYS, "")
     version = raw.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise ConfigError(f"version: this rollguard reads policy version {SCHEMA_VERSION}, "
@@ -278,13 +229,13 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     composites_raw = raw.get("composites", [])
     if not isinstance(composites_raw, list):
         raise ConfigError("composites: must be a list")
-    bucket = _number(raw, "bucket_seconds", "", 10.0, high=300.0)
-    blip = _number(raw, "blip_seconds", "", 120.0, low=0.0, strict_low=False)
-    max_episode = _number(raw, "max_episode_seconds", "", 1800.0)
+    bucket = number(raw, "bucket_seconds", "", 10.0, high=300.0)
+    blip = number(raw, "blip_seconds", "", 120.0, low=0.0, strict_low=False)
+    max_episode = number(raw, "max_episode_seconds", "", 1800.0)
     if max_episode < blip + 6 * bucket:
         raise ConfigError("max_episode_seconds: must exceed blip_seconds by six buckets")
-    skew = _number(raw, "max_future_skew_seconds", "", 60.0)
-    lateness = _number(raw, "max_lateness_seconds", "", 300.0, low=bucket, high=86400.0)
+    skew = number(raw, "max_future_skew_seconds", "", 60.0)
+    lateness = number(raw, "max_lateness_seconds", "", 300.0, low=bucket, high=86400.0)
     if skew + bucket > lateness:
         # After an event dated at the skew limit, events on time must still count.
         raise ConfigError("max_future_skew_seconds: must be below max_lateness_seconds by "
@@ -300,17 +251,17 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
         bucket_seconds=bucket,
-        evidence_threshold=_number(raw, "evidence_threshold", "", 8.0),
+        evidence_threshold=number(raw, "evidence_threshold", "", 8.0),
         blip_seconds=blip,
-        baseline_half_life_seconds=_number(raw, "baseline_half_life_seconds", "", 300.0),
-        baseline_margin=_number(raw, "baseline_margin", "", 2.0, strict_low=False),
-        stale_after_seconds=_number(raw, "stale_after_seconds", "", 300.0),
-        inconclusive_after_seconds=_number(raw, "inconclusive_after_seconds", "", 1800.0),
+        baseline_half_life_seconds=number(raw, "baseline_half_life_seconds", "", 300.0),
+        baseline_margin=number(raw, "baseline_margin", "", 2.0, strict_low=False),
+        stale_after_seconds=number(raw, "stale_after_seconds", "", 300.0),
+        inconclusive_after_seconds=number(raw, "inconclusive_after_seconds", "", 1800.0),
         max_episode_seconds=max_episode,
         max_future_skew_seconds=skew,
         max_lateness_seconds=lateness,
         max_cohorts=max_cohorts,
-        transient_evidence=_number(raw, "transient_evidence", "", 8.0),
+        transient_evidence=number(raw, "transient_evidence", "", 8.0),
         transient_min_samples=transient_min_samples,
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),

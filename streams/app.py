@@ -10,7 +10,7 @@
   because a producer put them on another partition (librdkafka's CRC32 partitioner, no key).
 - Record batches the Kafka client cannot decode are dead-lettered (:mod:`streams.undecodable`).
 - ``actuate`` reads the commands topic into :class:`actions.actuator.Actuator`, which
-  executes commands against the Redis pointer.
+  executes commands against the Redis pointer (:mod:`streams.commanding`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -34,22 +34,21 @@ from actions.connect import async_redis_client
 from actions.keys import service_of_key
 from actions.pointer import PointerStore
 from actions.pointer_cache import PointerCache
-from actions.receipt import receipt
 from actions.state import PointerState
 from detectors.policy import Policy
 from rollguard.errors import ServiceUnavailable
 from streams import metrics_http, undecodable
 from streams.checkpoint import FORWARDED
+from streams.commanding import Commanding
 from streams.connect import faust_credentials
 from streams.gaps import GapGuard
 from streams.metrics import WorkerMetrics
 from streams.partition import Effects, PartitionLoop
+from streams.redis_wait import until_available
 from streams.settings import STATE_TABLE, WorkerSettings
 from streams.table import StateTable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-RETRY_S = 1.0
 # Faust's default is 1 MB per partition per fetch: at 100k events/s the agent then waits for
 # the next fetch more than half of the time (measured: 28k events/s, agent idle 60 %); with
 # 8 MB it idles about 2 % (63k on the same busy machine). A message is at most ~1 MB.
@@ -65,38 +64,6 @@ def owner_of(partitions: int) -> Callable[[bytes], int]:
     def owner(key: bytes) -> int:
         return (murmur2(key) & 0x7FFFFFFF) % partitions
     return owner
-
-
-def last_carried_out(done: int | None, committed: int | None) -> int:
-    """The last commands offset known to be carried out: ``done`` by this process, else the
-    one before the group's ``committed`` offset; with none committed (a new group: Faust
-    records offset 0 as None too) -1, so every command from the start is due. A command
-    sent while the first workers of a group rebalance, before anything was committed, is
-    otherwise lost when Faust drops it.
-
-    >>> last_carried_out(7, 3), last_carried_out(None, 3), last_carried_out(None, None)
-    (7, 2, -1)
-    """
-    if done is not None:
-        return done
-    return -1 if committed is None else committed - 1
-
-
-async def until_available(what: str, call: Callable[[], Awaitable[T]],
-                          on_wait: Callable[[ServiceUnavailable], Awaitable[Any]] | None = None,
-                          ) -> T:
-    """Retry while Redis is unreachable: events wait in Kafka meanwhile, none is lost.
-    ``on_wait`` is awaited once, after the first failed attempt."""
-    waiting = False
-    while True:
-        try:
-            return await call()
-        except ServiceUnavailable as exc:
-            log.warning("%s waits for Redis: %s", what, exc)
-            if on_wait is not None and not waiting:
-                await on_wait(exc)
-            waiting = True
-            await asyncio.sleep(RETRY_S)
 
 
 def new_app(settings: WorkerSettings) -> faust.App:
@@ -146,13 +113,12 @@ class Edge:
         redis = async_redis_client(settings.redis_url)
         store = PointerStore(redis, settings.secret)
         self.pointers = PointerCache(store)
-        self.actuator = Actuator(store, PendingCommands(redis), settings.secret,
-                                 command_ttl_s=settings.command_ttl_s)
         self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
         self.metrics = WorkerMetrics()
-        self.commands_guard = GapGuard()
-        self.commands_done: int | None = None  # the last commands offset carried out here
-        self.commands_in_hand: int | None = None  # the one being carried out (Redis may be away)
+        actuator = Actuator(store, PendingCommands(redis), settings.secret,
+                            command_ttl_s=settings.command_ttl_s)
+        self.commanding = Commanding(app, self.commands, actuator, self.pointers,
+                                     self.metrics, self.alerts, self.audit)
         self.joined = False  # partitions were assigned at least once (the group is joined)
         self.redis_problem: str | None = None  # why the last pointer refresh failed
 
@@ -162,35 +128,6 @@ class Edge:
         if not self.joined:
             return "the worker has not joined its Kafka consumer group yet"
         return self.redis_problem
-
-    def commands_stalled(self, now: float) -> int | None:
-        """Where to seek the commands topic when commands wait beyond the last one carried
-        out but none arrived for a while: around a restart or rebalance Faust can drop
-        messages it had fetched (faust-streaming #596), and with no later command nothing
-        reveals the gap, so a rollback would wait for the next restart. A command read
-        twice is refused as a replay and recorded, never run twice."""
-        tp = TP(self.commands.get_topic_name(), 0)
-        consumer = self.app.consumer
-        if self.app.rebalancing:  # Faust seeks to the committed offsets when it is done
-            return None
-        if self.commands_in_hand is not None:  # held while Redis is away: nothing is lost
-            return None
-        try:
-            if tp not in consumer.assignment():
-                return None
-            end = consumer.highwater(tp)
-        except ConsumerNotStarted:
-            return None
-        # Faust's own record of the offset it sought to after the assignment.
-        committed = getattr(consumer, "_committed_offset", {}).get(tp)
-        done = last_carried_out(self.commands_done, committed)
-        return self.commands_guard.stalled(0, done, end, now)
-
-    def receipt_of(self, message: faust.types.Message) -> float:
-        """When the broker received a commands-topic message (its append time), or, on a
-        topic that keeps the producer's time (prepare_topics warns of it), when this
-        process first read it."""
-        return receipt(self.actuator.clock(), message.timestamp, message.timestamp_type)
 
     def ends(self) -> dict[int, int | None]:
         """The end offset of each events-topic partition held (for the lag metric)."""
@@ -269,33 +206,11 @@ class Edge:
         for stream, done in out.acks:
             await stream.ack(done)
 
-    async def actuate(self, key: bytes | None, value: bytes | None,
-                      received_at: float) -> None:
-        """Execute one message of the commands topic, ``received_at`` (its
-        :func:`~actions.receipt.receipt`); send its alerts and audit records. While Redis is
-        away the message is retried with that time, so its expiry is judged as of its
-        receipt; the operator is alerted once that it waits."""
-
-        async def alert_waiting(exc: ServiceUnavailable) -> None:
-            notice = self.actuator.waiting_alert(value, received_at, str(exc))
-            await self.send_all(self.alerts, [notice], key)
-            await self.send_all(self.audit, [notice], key)
-
-        out = await until_available("actuator",
-                                    lambda: self.actuator.handle(value, received_at),
-                                    alert_waiting)
-        for record in out.outcomes:
-            self.pointers.invalidate(record["service"])
-        self.metrics.on_actuated(out.audit)
-        await self.send_all(self.alerts, out.alerts, key)
-        await self.send_all(self.audit, out.audit, key)
-
-
 def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     undecodable.install()
     app = new_app(settings)
     edge = Edge(app, settings)
-    edge.actuator.approvals = policy.approvals
+    edge.commanding.actuator.approvals = policy.approvals
     loop: PartitionLoop[Handle] = PartitionLoop(
         policy, settings.secret, edge.states.get, settings.checkpoint_s,
         owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)
@@ -336,20 +251,11 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.agent(edge.commands)
     async def actuate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            edge.commands_in_hand = event.message.offset
-            try:
-                await edge.actuate(event.key, event.value, edge.receipt_of(event.message))
-            finally:
-                edge.commands_in_hand = None
-            edge.commands_done = event.message.offset
+        await edge.commanding.read(stream)
 
     @app.timer(GapGuard.retry_s)
     async def reread_commands() -> None:
-        offset = edge.commands_stalled(time.monotonic())
-        if offset is not None:
-            log.warning("actuator: commands wait beyond offset %d; reading again", offset)
-            await app.consumer.seek(TP(edge.commands.get_topic_name(), 0), offset)
+        await edge.commanding.reread_stalled(time.monotonic())
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def joined(sender: Any, assigned: Any, **_: Any) -> None:
@@ -358,8 +264,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
         loop.on_revoked()
-        edge.commands_done = edge.commands_in_hand = None
-        edge.commands_guard.forget()
+        edge.commanding.forget()
 
     app.task(settle_heap)
 

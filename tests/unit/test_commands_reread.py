@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.app import last_carried_out
+from streams.commanding import last_carried_out
 from streams.gaps import GapGuard
 
 

@@ -21,7 +21,7 @@ from actions.state import PointerState
 from rollguard.check import check_redis
 from rollguard.cli import main
 from rollguard.errors import AccessRefused
-from streams.app import until_available
+from streams.redis_wait import until_available
 from tests.integration.actions.conftest import SECRET, command
 from tests.integration.actions.test_actuator import message
 from tests.support.redis_servers import TlsRedis
