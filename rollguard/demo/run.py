@@ -30,7 +30,7 @@ from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.slack import capture_slack
-from rollguard.demo.view import DemoState, render, summary
+from rollguard.demo.view import DemoState, explain_hint, render, summary
 from streams.connect import consumer, ensure_topics
 from streams.emitter import Emitter
 
@@ -245,6 +245,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
         try:
             await simulate(options, state, emitter, reader, store, secret, console)
             console.print(summary(state))
+            console.print(explain_hint(options.scenario))
             await hold(options.hold_s, console)
         finally:
             slack.stop_soon()

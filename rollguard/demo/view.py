@@ -13,6 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from rollguard.demo.scenario import Scenario
+
 METRICS = ("hallucination", "toxicity", "accuracy", "latency_ms", "cost_usd", "error", "complaint")
 WINDOW_S = 60.0
 
@@ -144,3 +146,14 @@ def summary(state: DemoState) -> str:
         lines.append(f"serving process switched {1000 * (m.switched_wall - m.decided_wall):.0f} "
                      "ms after the decision")
     return "\n".join(lines)
+
+
+def explain_hint(scenario: Scenario) -> str:
+    """How long detection takes at the demo's traffic, asked of the policy before a release.
+
+    >>> explain_hint(Scenario(rate=20.0, canary_percent=10)).split(": ")[1]
+    'rollguard policy explain --rate 20 --share 0.1'
+    """
+    return ("before a release, ask how long a regression would go unnoticed at your traffic: "
+            f"rollguard policy explain --rate {scenario.rate:g} "
+            f"--share {scenario.canary_percent / 100:g}")

@@ -33,6 +33,7 @@ def test_demo_rolls_back_the_regression_but_not_the_blip() -> None:
     decided = re.search(r"rollback decided at simulated (\d+) s \((\d+) s", out)
     assert decided and 0 < int(decided.group(2)) <= 8 * 60, out[-1500:]
     assert "serving process switched" in out
+    assert "rollguard policy explain --rate 20 --share 0.5" in out, out[-1500:]
     assert_one_slack_thread_tells_the_rollback(out)
 
 
