@@ -9,6 +9,7 @@ clock of the machine.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from detectors.policy import Policy
 from detectors.strata import Pending, Strata
 
 
-class EventIntake:
+class EventIntake(ABC):
     """The open bucket of one service and how events enter it; a subclass judges a closed
     bucket (:meth:`_close`) and learns of each release seen in a bucket (:meth:`_infer_roles`).
     """
@@ -47,13 +48,13 @@ class EventIntake:
         self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
         self._bucket_seconds = policy.bucket_seconds
 
+    @abstractmethod
     def _close(self, ts: float) -> list[Decision]:
         """Judge the open bucket, closed at event time ``ts``; its decisions."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _infer_roles(self, release: str) -> None:
         """``release`` has its first event in the open bucket."""
-        raise NotImplementedError
 
     def observe(self, event: Event) -> list[Decision]:
         """Count one valid event; return the decisions of any bucket it closes."""

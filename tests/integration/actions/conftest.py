@@ -86,6 +86,12 @@ async def fixture_released(store: PointerStore, service: str, issue: Issue) -> P
     return store
 
 
+async def register_two_releases(store: PointerStore, service: str) -> None:
+    """v1 and v2 registered (one component each), for tests of a private Redis."""
+    for name in ("v1", "v2"):
+        await store.register_release(service, name, {"model": f"m-{name}"})
+
+
 @pytest.fixture(name="private_redis")
 def fixture_private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """Our own redis-server (not the shared one), free to stop and restart."""

@@ -20,7 +20,7 @@ from actions.connect import async_redis_client
 from actions.pointer import PointerStore
 from actions.respond import COMMAND_TTL_S
 from rollguard.errors import ServiceUnavailable
-from tests.integration.actions.conftest import SECRET
+from tests.integration.actions.conftest import SECRET, register_two_releases
 from tests.integration.actions.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
@@ -42,8 +42,7 @@ async def fixture_canary(private_redis: PrivateRedis, service: str,
     """v1 stable, v2 on 50 % of traffic (epoch 2), in the private Redis."""
     client = async_redis_client(private_redis.url)
     store = PointerStore(client, SECRET)
-    for name in ("v1", "v2"):
-        await store.register_release(service, name, {"model": f"m-{name}"})
+    await register_two_releases(store, service)
     for fields in ({"release": "v1"}, {"release": "v2", "percent": 50.0}):
         (await store.issue(service, "promote", "ann", **fields)).raise_for_status()
     yield store

@@ -20,7 +20,7 @@ from actions.reader import PointerReader, SyncPointerReader
 from actions.reader_core import ReaderCore
 from actions.state import PointerState
 from rollguard.errors import ServiceUnavailable
-from tests.integration.actions.conftest import SECRET, command
+from tests.integration.actions.conftest import SECRET, command, register_two_releases
 from tests.integration.actions.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.integration]
@@ -44,8 +44,7 @@ async def fixture_aof_store(aof_redis: PrivateRedis, service: str,
     """v1 and v2 registered in the private Redis, v1 promoted (epoch 1)."""
     client = async_redis_client(aof_redis.url)
     store = PointerStore(client, SECRET)
-    for name in ("v1", "v2"):
-        await store.register_release(service, name, {"model": f"m-{name}"})
+    await register_two_releases(store, service)
     await store.execute(command(service, "promote", release="v1"), time.time())
     yield store
     await client.aclose()
