@@ -7,6 +7,6 @@ COPY rollguard ./rollguard
 COPY streams ./streams
 COPY detectors ./detectors
 COPY actions ./actions
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[worker]"
 ENTRYPOINT ["rollguard"]
 CMD ["worker"]

@@ -13,7 +13,7 @@ needs the commands inside ``actions/lua/*.lua`` and the approvals' script as wel
 
 from __future__ import annotations
 
-from actions.keys import PREFIX, ServiceKeys
+from rollguard.actions.keys import PREFIX, ServiceKeys
 
 # A cluster client learns the slot map and where each command keeps its keys (COMMAND)
 # before its first command, and the map again after a MOVED.

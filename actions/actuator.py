@@ -20,7 +20,7 @@ otherwise it goes to the audit topic only, so no message can create keys for a s
 nobody registered.
 
 Redis away: a message whose handling raised ServiceUnavailable is handled again with the same
-``received_at`` (its :func:`~actions.receipt.receipt`: when the broker received it, so a
+``received_at`` (its :func:`~rollguard.actions.receipt.receipt`: when the broker received it, so a
 restarted worker knows it too) until Redis is back, so a command received before its
 expiry is carried out however long the outage lasts — once (its id is spent), and
 with its compare-and-set, so a pointer a person moved meanwhile gives a recorded conflict.
@@ -38,21 +38,21 @@ from typing import Any
 
 import orjson
 
-from actions.approvals import Approval, PendingCommands, check_approval, read_approval
-from actions.commands import Command, sign
-from actions.pointer import Outcome, PointerStore
-from actions.respond import COMMAND_TTL_S
-from actions.script import late_by, late_note
-from detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
-from detectors.names import is_service_name
-from rollguard.errors import (
+from rollguard.actions.approvals import Approval, PendingCommands, check_approval, read_approval
+from rollguard.actions.commands import Command, sign
+from rollguard.actions.pointer import Outcome, PointerStore
+from rollguard.actions.respond import COMMAND_TTL_S
+from rollguard.actions.script import late_by, late_note
+from rollguard.base.errors import (
     AccessRefused,
     CommandRefused,
     RollguardError,
     ServiceUnavailable,
     UnknownService,
 )
-from rollguard.redact import redact
+from rollguard.base.redact import redact
+from rollguard.detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
+from rollguard.detectors.names import is_service_name
 
 # The operations the commands topic carries: what rules issue (actions/respond.py).
 TOPIC_OPS = frozenset({"rollback"})

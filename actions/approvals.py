@@ -1,6 +1,6 @@
 """Rollback commands that wait for a person, and the signed approvals that release them.
 
-A waiting command is kept in its service's ``pending`` hash (:mod:`actions.keys`): command
+A waiting command is kept in its service's ``pending`` hash (:mod:`rollguard.actions.keys`): command
 id → the command's JSON; who approved it so far is in the ``approvers`` hash. Adding an
 approver, and taking the command out once enough people approved, is one Lua script, so
 two approvals of the same command run it once and one person never counts twice. An
@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
-from actions.keys import ServiceKeys, namespace
-from rollguard.errors import CommandRefused
+from rollguard.actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
+from rollguard.actions.keys import ServiceKeys, namespace
+from rollguard.base.errors import CommandRefused
 
 # How long an approval may wait in the commands topic before it is refused as stale.
 APPROVAL_MAX_AGE_S = 300.0
@@ -196,7 +196,7 @@ def check_approval(given: Approval, key: bytes, now: float,
     'ana'
     >>> check_approval(read_approval(msg), b"x" * 32, now=110.0)
     Traceback (most recent call last):
-    rollguard.errors.CommandRefused: approval of c1: bad signature
+    rollguard.base.errors.CommandRefused: approval of c1: bad signature
     """
     expected = hmac.new(key, given.canonical(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(given.signature, expected):

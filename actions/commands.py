@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-from rollguard.errors import CommandRefused, ConfigError
+from rollguard.base.errors import CommandRefused, ConfigError
 
 Op = Literal["promote", "rollback", "pin", "unpin", "mark_stable"]
 OPS: tuple[str, ...] = ("promote", "rollback", "pin", "unpin", "mark_stable")

@@ -21,9 +21,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
 from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 
-from rollguard.config import redis_url
-from rollguard.errors import AccessRefused, ConfigError, ServiceUnavailable
-from rollguard.redact import redact
+from rollguard.base.config import redis_url
+from rollguard.base.errors import AccessRefused, ConfigError, ServiceUnavailable
+from rollguard.base.redact import redact
 
 __all__ = [
     "PERMISSION_ERRORS", "TRANSIENT_ERRORS", "AsyncClient", "AsyncRedisCluster", "SyncClient",

@@ -28,8 +28,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from detectors.names import SERVICE_NAME, SERVICE_NAME_RULE, is_service_name
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.names import SERVICE_NAME, SERVICE_NAME_RULE, is_service_name
 
 PREFIX = "rollguard"  # the default namespace
 NAMESPACE_ENV = "ROLLGUARD_NAMESPACE"

@@ -8,7 +8,7 @@ another's (that would need the secret). ``rollguard operator add NAME`` (run by 
 the secret) registers NAME and writes their key; adding a name again rotates the key (the
 generation goes up, the old key stops working); ``rollguard operator remove NAME`` revokes it.
 
-The registry is one Redis hash (:func:`actions.keys.operators_key`): name → generation, a
+The registry is one Redis hash (:func:`rollguard.actions.keys.operators_key`): name → generation, a
 negative generation for a revoked operator, so adding the name again never brings an old
 key back. It holds no secret.
 
@@ -28,10 +28,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from actions.commands import Command, refusal
-from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
-from actions.keys import operators_key
-from rollguard.errors import ConfigError
+from rollguard.actions.commands import Command, refusal
+from rollguard.actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
+from rollguard.actions.keys import operators_key
+from rollguard.base.errors import ConfigError
 
 OPERATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 OPERATOR_NAME_RULE = "1-64 ASCII letters, digits, '.', '_', '@' or '-', a letter or digit first"
@@ -63,7 +63,7 @@ def check_operator(name: str) -> str:
     >>> check_operator("")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: operator name must be 1-64 ASCII letters, ...: ''
+    rollguard.detectors.errors.ConfigError: operator name must be 1-64 ASCII letters, ...: ''
     """
     if not isinstance(name, str) or not OPERATOR_NAME.fullmatch(name):
         raise ConfigError(f"operator name must be {OPERATOR_NAME_RULE}: {name!r}")

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actions.commands import Command
-from actions.releases import Release, derive
-from actions.state import PointerState, to_resolution
-from rollguard.errors import UnknownComponent
+from rollguard.actions.commands import Command
+from rollguard.actions.releases import Release, derive
+from rollguard.actions.state import PointerState, to_resolution
+from rollguard.base.errors import UnknownComponent
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def plan(
 ) -> Plan:
     """What ``command`` does to ``state``.
 
-    >>> from actions.commands import new_command
+    >>> from rollguard.actions.commands import new_command
     >>> v1 = Release("v1", {"model": "m1"})
     >>> go = new_command("bot", "promote", "ann", 0.0, release="v1")
     >>> first = plan(None, go, {"v1": v1}, now=1.0)

@@ -10,8 +10,8 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from redis.commands.core import AsyncScript
 
-from actions.commands import Command, Op, new_command, sign, sign_as
-from actions.connect import (
+from rollguard.actions.commands import Command, Op, new_command, sign, sign_as
+from rollguard.actions.connect import (
     PERMISSION_ERRORS,
     TRANSIENT_ERRORS,
     AsyncClient,
@@ -20,20 +20,25 @@ from actions.connect import (
     describe,
     unavailable,
 )
-from actions.keys import ServiceKeys, namespace
-from actions.operators import OperatorKey, OperatorRegistry, Signatures
-from actions.plan import Change, Plan, Refusal, plan
-from actions.receipt import held_too_long
-from actions.releases import Release, new_release
-from actions.script import (
+from rollguard.actions.keys import ServiceKeys, namespace
+from rollguard.actions.operators import OperatorKey, OperatorRegistry, Signatures
+from rollguard.actions.plan import Change, Plan, Refusal, plan
+from rollguard.actions.receipt import held_too_long
+from rollguard.actions.releases import Release, new_release
+from rollguard.actions.script import (
     Outcome,
     history_entry,
     outcome_of,
     request_digest,
     script_args,
 )
-from actions.state import PointerState, decode
-from rollguard.errors import ReleaseConflict, ServiceUnavailable, UnknownRelease, UnknownService
+from rollguard.actions.state import PointerState, decode
+from rollguard.base.errors import (
+    ReleaseConflict,
+    ServiceUnavailable,
+    UnknownRelease,
+    UnknownService,
+)
 
 __all__ = ["Outcome", "PointerState", "PointerStore", "decoded_release"]
 
@@ -52,7 +57,7 @@ RELEASES_CACHED = 4096
 _releases: dict[bytes | str, Release] = {}
 
 def _lua(name: str) -> str:
-    return resources.files("actions").joinpath(f"lua/{name}").read_text(encoding="utf-8")
+    return resources.files("rollguard.actions").joinpath(f"lua/{name}").read_text(encoding="utf-8")
 
 
 def _text(value: Any) -> str:
@@ -242,9 +247,9 @@ class PointerStore:
 
         The one place a command's signature and expiry are checked: :meth:`execute` runs
         it first, the actuator before it keeps a command for approval. ``received_at``
-        (default ``now``) is when the command was received (:mod:`actions.receipt`): a
+        (default ``now``) is when the command was received (:mod:`rollguard.actions.receipt`): a
         command received before its expiry stays valid while it waits for Redis, however
-        long (up to :data:`~actions.receipt.MAX_HOLD_S`).
+        long (up to :data:`~rollguard.actions.receipt.MAX_HOLD_S`).
         """
         checked_at = now if received_at is None else min(received_at, now)
         problem = (await self.signatures.refusal(command, checked_at)

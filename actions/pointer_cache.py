@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from actions.pointer import PointerState, PointerStore
-from rollguard.errors import UnknownService
+from rollguard.actions.pointer import PointerState, PointerStore
+from rollguard.base.errors import UnknownService
 
 # A manual flip reaches the monitor within about twice this long.
 TTL_S = 1.0

@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Awaitable
 from typing import Any
 
-from actions.connect import (
+from rollguard.actions.connect import (
     AsyncClient,
     async_redis_client,
     attach,
@@ -30,7 +30,7 @@ from actions.connect import (
     refused_credentials,
     subscriber_targets,
 )
-from actions.reader_core import (
+from rollguard.actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
     OnChange,
@@ -39,9 +39,9 @@ from actions.reader_core import (
     log,
     refresh_delay,
 )
-from actions.subscriber import ChannelSubscriber, ReplyError, subscribe
-from actions.sync_reader import SyncPointerReader
-from rollguard.errors import ServiceUnavailable, UnknownService
+from rollguard.actions.subscriber import ChannelSubscriber, ReplyError, subscribe
+from rollguard.actions.sync_reader import SyncPointerReader
+from rollguard.base.errors import ServiceUnavailable, UnknownService
 
 __all__ = ["PointerReader", "SyncPointerReader"]
 

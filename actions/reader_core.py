@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actions.connect import TRANSIENT_ERRORS
-from actions.keys import ServiceKeys
-from actions.routing import Route, Router
-from actions.state import PointerState, decode
-from rollguard.errors import ServiceUnavailable, UnknownService
+from rollguard.actions.connect import TRANSIENT_ERRORS
+from rollguard.actions.keys import ServiceKeys
+from rollguard.actions.routing import Route, Router
+from rollguard.actions.state import PointerState, decode
+from rollguard.base.errors import ServiceUnavailable, UnknownService
 
 log = logging.getLogger("rollguard.reader")
 

@@ -23,7 +23,7 @@ Pure: times in, times and refusals out.
 
 from __future__ import annotations
 
-from actions.script import IDEMPOTENCY_TTL_S
+from rollguard.actions.script import IDEMPOTENCY_TTL_S
 
 # Kafka's record timestamp types (aiokafka's ``ConsumerRecord.timestamp_type``).
 CREATE_TIME = 0

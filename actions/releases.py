@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from rollguard.errors import ConfigError, UnknownComponent
+from rollguard.base.errors import ConfigError, UnknownComponent
 
 STANDARD_COMPONENTS = ("model", "prompt", "index", "policy", "pipeline")
 

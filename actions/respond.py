@@ -1,11 +1,12 @@
 """What a decision means for the version pointer: a signed command, or why there is none.
 
 Pure: the decision, the service's pointer (None: none registered), the time and the secret
-in; a :class:`~actions.commands.Command` or a :class:`Suppression` out. The release roles a
+in; a :class:`~rollguard.actions.commands.Command` or a :class:`Suppression`
+out. The release roles a
 monitor judges by come from the pointer too (:func:`roles_of`), so a flip made by hand is
 respected and a pinned service is left alone.
 
->>> from detectors.decision import Decision
+>>> from rollguard.detectors.decision import Decision
 >>> d = Decision(ts=1.0, service="chat", release="v2", action="rollback",
 ...              verdict="sustained", to="v1", components=[], reason="worse")
 >>> respond(d, None, now=10.0, secret=b"s")
@@ -19,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actions.commands import Command, new_command, sign
-from actions.staged import NotStaged, share_of, staged_command
-from actions.state import PointerState
-from detectors.decision import Decision, DecisionAction
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.staged import NotStaged, share_of, staged_command
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision, DecisionAction
 
 # How long a rollback command may wait in the commands topic before the actuator receives it
 # (it is refused as stale after); an approved command is signed afresh for as long. A command

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from actions.state import PointerState
+from rollguard.actions.state import PointerState
 
 BUCKETS = 10_000
 

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 import orjson
 
-from actions.commands import Command
-from actions.keys import ServiceKeys
-from actions.plan import Change, Plan, Refusal
-from actions.state import PointerState, encode
-from rollguard.errors import (
+from rollguard.actions.commands import Command
+from rollguard.actions.keys import ServiceKeys
+from rollguard.actions.plan import Change, Plan, Refusal
+from rollguard.actions.state import PointerState, encode
+from rollguard.base.errors import (
     CommandRefused,
     PointerConflict,
     RollbackError,
@@ -137,7 +137,7 @@ def history_entry(command: Command, now: float, received_at: float | None = None
     """The history fields describing a command (the script appends the outcome); one
     carried out :data:`LATE_S` or more after it was received also says how late.
 
-    >>> from actions.commands import Command
+    >>> from rollguard.actions.commands import Command
     >>> c = Command("c1", "k1", "bot", "rollback", "rule:x", 10.0, 20.0)
     >>> history_entry(c, 500.0, received_at=12.0)[-3:]
     ['12.0', 'late', 'carried out 488 s after it was received: Redis was unreachable']

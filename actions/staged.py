@@ -1,5 +1,5 @@
-"""The commands of a staged rollback (:mod:`detectors.staging`): each step cuts the candidate's
-share, the last one (0 %) rolls it back; a restore gives it its share back.
+"""The commands of a staged rollback (:mod:`rollguard.detectors.staging`): each step cuts the
+candidate's share, the last one (0 %) rolls it back; a restore gives it its share back.
 
 Every step is its own signed command under a deterministic idempotency key (service,
 candidate and its episode, round, step), so a step decided twice (after a restart, say)
@@ -9,7 +9,7 @@ from a pointer that may not show the last cut yet, and a cut only ever lowers th
 is a compare-and-set on the epoch the worker saw: it undoes the cuts only if nobody moved
 the pointer since.
 
->>> from detectors.decision import Decision
+>>> from rollguard.detectors.decision import Decision
 >>> staged = {"rule": "error", "round": 0, "step": 1, "steps": [10.0, 0.0], "percent": 10.0}
 >>> d = Decision(ts=1.0, service="chat", release="v2", action="stage", verdict="sustained",
 ...              to="v1", components=[], reason="worse", evidence={"staged": staged})
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.commands import Command, new_command, sign
-from actions.state import PointerState
-from detectors.decision import Decision, DecisionAction
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision, DecisionAction
 
 
 class NotStaged(Exception):

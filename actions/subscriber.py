@@ -173,8 +173,9 @@ async def subscribe(
     on_subscribed: Callable[[], None],
     timeout: float = 5.0,
 ) -> ChannelSubscriber:
-    """Connect to the first of ``targets`` that answers (``actions.connect.subscriber_targets``
-    describes them: host and port or a unix path, credentials, an SSL context or None)."""
+    """Connect to the first of ``targets`` that answers
+    (``rollguard.actions.connect.subscriber_targets`` describes them: host and port or a unix
+    path, credentials, an SSL context or None)."""
     loop = asyncio.get_running_loop()
     failure: BaseException = ConnectionError("no Redis server to subscribe to")
     for target in targets:

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from actions.connect import (
+from rollguard.actions.connect import (
     PERMISSION_ERRORS,
     SyncClient,
     attach,
@@ -18,7 +18,7 @@ from actions.connect import (
     redis_client,
     refused_credentials,
 )
-from actions.reader_core import (
+from rollguard.actions.reader_core import (
     BACKOFF_S,
     NETWORK_ERRORS,
     OnChange,
@@ -27,7 +27,7 @@ from actions.reader_core import (
     log,
     refresh_delay,
 )
-from rollguard.errors import ServiceUnavailable, UnknownService
+from rollguard.base.errors import ServiceUnavailable, UnknownService
 
 POLL_S = 0.5  # longest the thread blocks, so expiry and stop are noticed promptly
 

@@ -16,9 +16,9 @@ import statistics
 from collections import defaultdict
 
 from bench.scenarios import START, cohort_scenarios, cohort_truth
-from detectors.decision import DecisionAction, Verdict
-from detectors.policy import default_policy
-from rollguard.replay import replay_events
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.decision import DecisionAction, Verdict
+from rollguard.detectors.policy import default_policy
 
 
 def main() -> None:

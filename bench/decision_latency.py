@@ -19,16 +19,16 @@ import uuid
 
 import orjson
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
-from actions.state import PointerState
-from detectors.events import validate_event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import default_policy
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
+from rollguard.actions.state import PointerState
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
-from streams.connect import ensure_topics, producer
+from rollguard.detectors.events import validate_event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.connect import ensure_topics, producer
 from tests.support.runs import IsolatedRun, wait_processed
 
 SCENARIO = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)

@@ -24,9 +24,9 @@ from multiprocessing import Pool
 from bench.oracle import median_delay, rejections
 from bench.reference import ArgoStyle, FixedRule
 from bench.scenarios import METRICS, Scenario, dirty, healthy_fleet, to_lines, variant
-from detectors.events import Event
-from detectors.policy import default_policy
-from rollguard.replay import Replay, replay_events
+from rollguard.analysis.replay import Replay, replay_events
+from rollguard.detectors.events import Event
+from rollguard.detectors.policy import default_policy
 
 DECIDERS = ("default policy", FixedRule.name, ArgoStyle.name)
 

@@ -4,11 +4,11 @@ rates, batched the way the emitter batches them.
     .venv/bin/python -m bench.fleet_throughput --services 1000 --seconds 60 --linger 0.02,1
 
 Each service sends at its own rate, log-uniform between ``--min-rate`` and ``--max-rate``
-events/s (two orders of magnitude by default); a fifth of the services run a candidate on
-10 % of their traffic. Every ``linger`` seconds of event time, each service with events puts
-one message on the topic holding them as blocks, exactly as ``streams.emitter.Emitter`` does
-with that linger. The worker then consumes the backlog; its events/s, and CPU per message and
-per event, are measured from its first committed offset to the last. Two lingers in one run
+events/s (two orders of magnitude by default); a fifth of the services run a candidate on 10 %
+of their traffic. Every ``linger`` seconds of event time, each service with events puts one
+message on the topic holding them as blocks, exactly as ``rollguard.streams.emitter.Emitter``
+does with that linger. The worker then consumes the backlog; its events/s, and CPU per message
+and per event, are measured from its first committed offset to the last. Two lingers in one run
 give two points (messages, events, CPU) from which the fixed cost of a message and the cost of
 an event are solved.
 """
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.kafka_harness import end_offsets, prepare, time_consumer
-from streams.connect import producer
-from streams.wire import encode_blocks
+from rollguard.streams.connect import producer
+from rollguard.streams.wire import encode_blocks
 from tests.support.runs import IsolatedRun
 
 START_TS = 1_700_000_000.0

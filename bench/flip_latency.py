@@ -12,7 +12,8 @@ pairs, plus the slowest reader per flip, plus the CPU the reader processes spent
 and flip (idle loop included): with every reader on one small machine, latency at 500 readers
 is bounded by that CPU work queued on the cores, not by Redis.
 
-Readers in one process share the decode of a pointer value (``actions.reader_core.decoded``);
+Readers in one process share the decode of a pointer value
+(``rollguard.actions.reader_core.decoded``);
 500 separate servers would each decode it once. ``--unshared-decode`` turns the sharing off in
 the worker processes, to show what the same packing costs when every reader decodes.
 
@@ -35,14 +36,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from actions import reader_core
-from actions.commands import new_command, sign
-from actions.connect import async_redis_client
-from actions.keys import ServiceKeys
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
-from actions.routing import Router
-from actions.state import PointerState, decode
+from rollguard.actions import reader_core
+from rollguard.actions.commands import new_command, sign
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.keys import ServiceKeys
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
+from rollguard.actions.routing import Router
+from rollguard.actions.state import PointerState, decode
 
 SECRET = b"bench-secret"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from rollguard.config import kafka_bootstrap
-from streams.connect import ensure_topics, producer
-from streams.wire import encode_batch, encode_blocks
+from rollguard.base.config import kafka_bootstrap
+from rollguard.streams.connect import ensure_topics, producer
+from rollguard.streams.wire import encode_batch, encode_blocks
 from tests.support.runs import IsolatedRun, committed_offsets
 
 LAYOUTS = {"blocks": encode_blocks, "objects": encode_batch}

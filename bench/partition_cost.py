@@ -1,5 +1,5 @@
-"""CPU per message of the worker's own loop (:class:`streams.partition.PartitionLoop`), with
-no Kafka, Faust or Redis: the fleet of ``bench.fleet_throughput`` fed in time order, the
+"""CPU per message of the worker's own loop (:class:`rollguard.streams.partition.PartitionLoop`),
+with no Kafka, Faust or Redis: the fleet of ``bench.fleet_throughput`` fed in time order, the
 checkpoint clock following event time as it would live.
 
     .venv/bin/python -m bench.partition_cost --services 1000 --seconds 60 --linger 0.02,1
@@ -15,9 +15,9 @@ import argparse
 import time
 
 from bench.fleet_throughput import START_TS, fleet_messages, fleet_rates, solve
-from detectors.policy import default_policy
-from streams.partition import PartitionLoop
-from streams.settings import DEFAULT_CHECKPOINT_S
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.partition import PartitionLoop
+from rollguard.streams.settings import DEFAULT_CHECKPOINT_S
 
 
 def run_loop(args: argparse.Namespace, linger: float) -> tuple[int, int, float]:

@@ -3,7 +3,7 @@
 The event-level scenarios (bench/scenarios.py) cost about a second per run; here the counts
 of each 10-second bucket are drawn directly (Poisson arrivals, binomial 1s), folded into the
 stable's decayed reference exactly as the monitor does, and judged by the real
-:func:`detectors.assess.assess_bucket`. Thousands of runs take a minute, which is what
+:func:`rollguard.detectors.assess.assess_bucket`. Thousands of runs take a minute, which is what
 measuring a false-rollback rate of well under 1 % needs.
 
 Run: ``python -m bench.rate_sim --runs 500`` prints delays and false rollbacks per case.
@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from detectors.accumulate import fold
-from detectors.assess import assess_bucket
-from detectors.candidate import Candidate, Context
-from detectors.policy import Policy, default_policy
+from rollguard.detectors.accumulate import fold
+from rollguard.detectors.assess import assess_bucket
+from rollguard.detectors.candidate import Candidate, Context
+from rollguard.detectors.policy import Policy, default_policy
 
 DEPLOY = 600.0
 

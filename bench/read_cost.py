@@ -13,11 +13,11 @@ import asyncio
 import time
 import uuid
 
-from actions.commands import new_command, sign
-from actions.connect import async_redis_client
-from actions.keys import ServiceKeys
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
+from rollguard.actions.commands import new_command, sign
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.keys import ServiceKeys
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
 
 SECRET = b"bench-secret"
 

@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from bench.scenarios import STABLE
-from detectors.events import Event
-from detectors.histogram import quantile
-from detectors.policy import MetricRule, Policy, default_policy
+from rollguard.detectors.events import Event
+from rollguard.detectors.histogram import quantile
+from rollguard.detectors.policy import MetricRule, Policy, default_policy
 
 
 class FixedRule:
@@ -58,7 +58,7 @@ class ArgoStyle:
         self.failure_limit = failure_limit
 
     def decide(self, events: Iterable[Event]) -> float | None:
-        from detectors.histogram import bin_of
+        from rollguard.detectors.histogram import bin_of
 
         rules = self.policy.metrics
         failures: dict[str, int] = defaultdict(int)

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.scenarios import METRICS, Scenario, to_lines
-from detectors.events import Event, parse_event
-from detectors.monitor import ServiceMonitor, state_size
-from detectors.policy import default_policy
-from rollguard.replay import Replay
+from rollguard.analysis.replay import Replay
+from rollguard.detectors.events import Event, parse_event
+from rollguard.detectors.monitor import ServiceMonitor, state_size
+from rollguard.detectors.policy import default_policy
 
 
 def recording(services: int, minutes: int, rate: float = 2.0,

@@ -35,10 +35,10 @@ from collections.abc import AsyncIterator
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_harness import cpu_seconds, end_offsets, load_topic, prepare, steady_batches
-from rollguard.config import kafka_bootstrap
-from streams.app import owner_of
-from streams.connect import producer
-from streams.wire import encode_batch
+from rollguard.base.config import kafka_bootstrap
+from rollguard.streams.app import owner_of
+from rollguard.streams.connect import producer
+from rollguard.streams.wire import encode_batch
 from tests.support.runs import (
     IsolatedRun,
     committed_offsets,

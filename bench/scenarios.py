@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from detectors.events import Event
+from rollguard.detectors.events import Event
 
 START = 1_790_000_000.0
 STABLE, CANDIDATE = "stable-1", "candidate-2"

@@ -15,9 +15,9 @@ import argparse
 import os
 import random
 
-from detectors.events import Event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import default_policy
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import default_policy
 
 T0 = 1_763_856_000.0
 

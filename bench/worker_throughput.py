@@ -31,8 +31,8 @@ from bench.kafka_harness import (
     steady_batches,
     time_consumer,
 )
-from rollguard.config import kafka_bootstrap
-from streams.app import owner_of
+from rollguard.base.config import kafka_bootstrap
+from rollguard.streams.app import owner_of
 from tests.support.runs import IsolatedRun
 
 

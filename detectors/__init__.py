@@ -2,5 +2,5 @@
 
 Import from the modules (``detectors.policy``, ``detectors.monitor``...), or the public names
 from ``rollguard``. Nothing is imported here, so that ``detectors.errors`` (which every edge
-imports through ``rollguard.errors``) costs no more than itself.
+imports through ``rollguard.base.errors``) costs no more than itself.
 """

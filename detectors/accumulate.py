@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import mul
 from typing import Any
 
-from detectors.histogram import INV_LOG_RATIO, ZERO_BIN
-from detectors.policy import Policy
+from rollguard.detectors.histogram import INV_LOG_RATIO, ZERO_BIN
+from rollguard.detectors.policy import Policy
 
 RATE, SHARE, MEAN, QUANTILE = 0, 1, 2, 3
 KINDS = {"rate": RATE, "share": SHARE, "mean": MEAN, "quantile": QUANTILE}

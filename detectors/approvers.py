@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from detectors.errors import ConfigError
+from rollguard.detectors.errors import ConfigError
 
 MAX_APPROVERS_NEEDED = 5
 
@@ -102,7 +102,7 @@ def approval_rules(raw: object) -> ApprovalRules:
     >>> approval_rules({"pinned_full_rollback": 0})
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: approvals.pinned_full_rollback: must be an integer in 1..5, got 0
+    rollguard.detectors.errors.ConfigError: approvals.pinned_full_rollback: must be an integer in 1..5, got 0
     """
     if raw is None:
         return ApprovalRules()

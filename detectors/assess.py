@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.accumulate import KINDS, Bucket
-from detectors.candidate import Candidate, Context
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.evidence import hypotheses
-from detectors.explain import metric_reason, window_evidence
-from detectors.policy import CompositeRule, MetricRule, RuleAction
-from detectors.stages import carry_on, first_cut
-from detectors.staging import watched_metrics
-from detectors.track import MetricTrack, excursion, robust_score
-from detectors.unjudged import inconclusive_notice
+from rollguard.detectors.accumulate import KINDS, Bucket
+from rollguard.detectors.candidate import Candidate, Context
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.evidence import hypotheses
+from rollguard.detectors.explain import metric_reason, window_evidence
+from rollguard.detectors.policy import CompositeRule, MetricRule, RuleAction
+from rollguard.detectors.stages import carry_on, first_cut
+from rollguard.detectors.staging import watched_metrics
+from rollguard.detectors.track import MetricTrack, excursion, robust_score
+from rollguard.detectors.unjudged import inconclusive_notice
 
 
 def _decision(ctx: Context, cand: Candidate, action: RuleAction, verdict: Verdict,

@@ -29,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.errors import InvalidEvent
-from detectors.events import METRIC_RANGES
-from detectors.names import is_service_name
+from rollguard.detectors.errors import InvalidEvent
+from rollguard.detectors.events import METRIC_RANGES
+from rollguard.detectors.names import is_service_name
 
 _NONE = type(None)
 _NUMBERS = frozenset({float, int})

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.policy import Policy
-from detectors.staging import Stage
-from detectors.track import MetricTrack
-from detectors.unjudged import SAMPLES, STOPPED
+from rollguard.detectors.policy import Policy
+from rollguard.detectors.staging import Stage
+from rollguard.detectors.track import MetricTrack
+from rollguard.detectors.unjudged import SAMPLES, STOPPED
 
 
 @dataclass
@@ -87,7 +87,7 @@ def cohort_threshold(policy: Policy) -> float:
     Bonferroni correction of the CUSUM's exp(-threshold) false-alarm bound for as many
     cohort tests per metric as a service may have.
 
-    >>> from detectors.policy import default_policy
+    >>> from rollguard.detectors.policy import default_policy
     >>> round(cohort_threshold(default_policy()), 3)
     7.079
     """

@@ -23,14 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.accumulate import KINDS, Bucket, weight
-from detectors.assess import _decision
-from detectors.candidate import Candidate, Context, cohort_threshold
-from detectors.decision import Decision, Verdict
-from detectors.evidence import hypotheses
-from detectors.explain import metric_reason, window_evidence
-from detectors.policy import MetricRule, RuleAction
-from detectors.track import MetricTrack, robust_score
+from rollguard.detectors.accumulate import KINDS, Bucket, weight
+from rollguard.detectors.assess import _decision
+from rollguard.detectors.candidate import Candidate, Context, cohort_threshold
+from rollguard.detectors.decision import Decision, Verdict
+from rollguard.detectors.evidence import hypotheses
+from rollguard.detectors.explain import metric_reason, window_evidence
+from rollguard.detectors.policy import MetricRule, RuleAction
+from rollguard.detectors.track import MetricTrack, robust_score
 
 OTHER = "other"
 

@@ -12,7 +12,7 @@ and position.
 >>> decode_json(b'{"x": 1')
 Traceback (most recent call last):
 ...
-detectors.errors.InvalidEvent: not_json: unexpected end of data: line 1 column 8 (char 7)
+rollguard.detectors.errors.InvalidEvent: not_json: unexpected end of data: line 1 column 8 (char 7)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from detectors.errors import InvalidEvent
+from rollguard.detectors.errors import InvalidEvent
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError

@@ -13,7 +13,7 @@ on the composed node graph, each shared node once, before anything is built.
 >>> yaml_document(bomb, "bomb.yaml")
 Traceback (most recent call last):
 ...
-detectors.errors.ConfigError: bomb.yaml: anchors and aliases expand to more than 100000 values
+rollguard.detectors.errors.ConfigError: bomb.yaml: anchors and aliases expand to more than 100000 values
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from detectors.errors import ConfigError
+from rollguard.detectors.errors import ConfigError
 
 MAX_DOCUMENT_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000

@@ -1,6 +1,6 @@
 """The errors the pure core raises, and the root of rollguard's one exception hierarchy.
 
-They live here so that ``detectors/`` imports nothing of the edges; ``rollguard.errors``
+They live here so that ``detectors/`` imports nothing of the edges; ``rollguard.base.errors``
 re-exports them with the rest of the hierarchy, and is where to import them from elsewhere.
 """
 

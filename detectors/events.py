@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.decode import decode_json
-from detectors.errors import InvalidEvent
-from detectors.names import SERVICE_NAME, SERVICE_NAME_RULE
+from rollguard.detectors.decode import decode_json
+from rollguard.detectors.errors import InvalidEvent
+from rollguard.detectors.names import SERVICE_NAME, SERVICE_NAME_RULE
 
 # Allowed value ranges of the standard metrics; any other metric only has to be finite.
 # Binary metrics must be 0 or 1 (a JSON boolean is accepted and read as 0/1).
@@ -33,7 +33,7 @@ REASONS = (
     "metric_out_of_range",
     "bad_block",
 )
-"""Every reason code :class:`~rollguard.errors.InvalidEvent` can carry from this module."""
+"""Every reason code :class:`~rollguard.base.errors.InvalidEvent` can carry from this module."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def parse_event(line: bytes | str) -> Event:
     >>> parse_event('{"event_id": "a2", "service": "chat", "release": "r1", "metrics": {}}')
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidEvent: missing_ts: ts is required
+    rollguard.detectors.errors.InvalidEvent: missing_ts: ts is required
     """
     return validate_event(decode_json(line))
 
@@ -160,7 +160,7 @@ def validate_event(obj: object) -> Event:
     >>> validate_event([1, 2])
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidEvent: not_object: an event must be a JSON object
+    rollguard.detectors.errors.InvalidEvent: not_object: an event must be a JSON object
     """
     if type(obj) is not dict:
         raise InvalidEvent("not_object", "an event must be a JSON object")

@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.accumulate import MEAN, QUANTILE, mean_and_sd, weight
-from detectors.histogram import INV_LOG_RATIO, RATIO, bin_of, quantile, weight_above
-from detectors.policy import MetricRule
+from rollguard.detectors.accumulate import MEAN, QUANTILE, mean_and_sd, weight
+from rollguard.detectors.histogram import INV_LOG_RATIO, RATIO, bin_of, quantile, weight_above
+from rollguard.detectors.policy import MetricRule
 
 _EPS = 1e-6
 
@@ -71,7 +71,7 @@ def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
                margin: float) -> Hypotheses | None:
     """Build H0/H1 from the baseline reference; None when the baseline is too thin.
 
-    >>> from detectors.policy import default_policy
+    >>> from rollguard.detectors.policy import default_policy
     >>> rule = default_policy().metrics["hallucination"]
     >>> h = hypotheses(rule, 0, [10_000.0, 300.0, 300.0], margin=0.0)   # baseline rate 3 %
     >>> round(h.baseline, 3), h.score([100, 7, 7])[0] > 0 > h.score([100, 3, 3])[0]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.accumulate import QUANTILE
-from detectors.decision import Verdict
-from detectors.evidence import Hypotheses
-from detectors.histogram import quantile
-from detectors.policy import MetricRule
+from rollguard.detectors.accumulate import QUANTILE
+from rollguard.detectors.decision import Verdict
+from rollguard.detectors.evidence import Hypotheses
+from rollguard.detectors.histogram import quantile
+from rollguard.detectors.policy import MetricRule
 
 
 def describe(rule: MetricRule) -> str:
     """A short name of what is measured, e.g. ``latency_ms p95`` or ``error rate``.
 
-    >>> from detectors.policy import default_policy
+    >>> from rollguard.detectors.policy import default_policy
     >>> [describe(r) for r in default_policy().metrics.values()][:4]
     ['hallucination rate', 'toxicity share >= 0.5', 'accuracy mean', 'latency_ms p95']
     """

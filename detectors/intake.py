@@ -14,13 +14,13 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
-from detectors.accumulate import Bucket, compile_slots
-from detectors.blocks import Block
-from detectors.decision import Decision
-from detectors.dedupe import DEDUPE_CAP, IdMemory
-from detectors.events import Event
-from detectors.policy import Policy
-from detectors.strata import Pending, Strata
+from rollguard.detectors.accumulate import Bucket, compile_slots
+from rollguard.detectors.blocks import Block
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.dedupe import DEDUPE_CAP, IdMemory
+from rollguard.detectors.events import Event
+from rollguard.detectors.policy import Policy
+from rollguard.detectors.strata import Pending, Strata
 
 
 class EventIntake(ABC):

@@ -4,9 +4,9 @@ values and the tolerance band between them, read from a monitor's decayed refere
 What a dashboard draws next to the decisions. Read on demand (a scrape), never per event:
 each value is one division, or one pass over a histogram for a quantile.
 
->>> from detectors.policy import default_policy
->>> from detectors.monitor import ServiceMonitor
->>> from detectors.events import Event
+>>> from rollguard.detectors.policy import default_policy
+>>> from rollguard.detectors.monitor import ServiceMonitor
+>>> from rollguard.detectors.events import Event
 >>> m = ServiceMonitor("chat", default_policy())
 >>> m.set_roles("v1", "v2")
 >>> for i in range(40):
@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.histogram import quantile
-from detectors.monitor import ServiceMonitor
-from detectors.policy import MetricRule
+from rollguard.detectors.histogram import quantile
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import MetricRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.accumulate import MEAN, Bucket, carry, clip_range, fold, summarise
-from detectors.assess import assess_bucket
-from detectors.candidate import Candidate, Context
-from detectors.codec import decode_state, encode_state
-from detectors.cohorts import assess_cohorts, standardise
-from detectors.decision import Decision
-from detectors.dedupe import DEDUPE_CAP
-from detectors.intake import EventIntake
-from detectors.policy import Policy
-from detectors.stages import advance_stage
-from detectors.strata import Strata, sum_pending
+from rollguard.detectors.accumulate import MEAN, Bucket, carry, clip_range, fold, summarise
+from rollguard.detectors.assess import assess_bucket
+from rollguard.detectors.candidate import Candidate, Context
+from rollguard.detectors.codec import decode_state, encode_state
+from rollguard.detectors.cohorts import assess_cohorts, standardise
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.dedupe import DEDUPE_CAP
+from rollguard.detectors.intake import EventIntake
+from rollguard.detectors.policy import Policy
+from rollguard.detectors.stages import advance_stage
+from rollguard.detectors.strata import Strata, sum_pending
 
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
@@ -33,8 +33,8 @@ class ServiceMonitor(EventIntake):
 
     Examples
     --------
-    >>> from detectors.events import Event
-    >>> from detectors.policy import default_policy
+    >>> from rollguard.detectors.events import Event
+    >>> from rollguard.detectors.policy import default_policy
     >>> m = ServiceMonitor("chat", default_policy())
     >>> e = Event("id-1", 1_700_000_000.0, "chat", "r1", "", {"error": 0.0})
     >>> m.observe(e), m.stable

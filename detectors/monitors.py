@@ -7,8 +7,8 @@ item of another service is rejected (``key_mismatch``). Items are what
 ``streams.wire.read_message`` yields, read already: ``(event_or_block, raw, None)`` or
 ``(None, raw, error)`` with ``error.reason`` a short code.
 
->>> from detectors.policy import default_policy
->>> from detectors.events import Event
+>>> from rollguard.detectors.policy import default_policy
+>>> from rollguard.detectors.events import Event
 >>> monitors = MonitorSet(default_policy())
 >>> e = Event("id-1", 1_700_000_000.0, "chat", "r1", "", {"error": 0.0})
 >>> fed = monitors.feed([(e, {}, None), (None, "x", _Err("not_json"))])
@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from detectors.blocks import Block
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.events import Event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import Policy
+from rollguard.detectors.blocks import Block
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import Policy
 
 
 class HasReason(Protocol):

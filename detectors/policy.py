@@ -10,10 +10,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from detectors.approvers import ApprovalRules, approval_rules
-from detectors.documents import read_document, yaml_document
-from detectors.errors import ConfigError
-from detectors.policy_fields import choice, components, flag, known_only, number
+from rollguard.detectors.approvers import ApprovalRules, approval_rules
+from rollguard.detectors.documents import read_document, yaml_document
+from rollguard.detectors.errors import ConfigError
+from rollguard.detectors.policy_fields import choice, components, flag, known_only, number
 
 STATISTICS = ("rate", "share", "mean", "quantile")
 SCHEMA_VERSION = 1
@@ -213,7 +213,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     >>> policy_from_dict({"metrics": {"latency_ms": {"statistic": "quantile", "tolerance": 0}}})
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
+    rollguard.detectors.errors.ConfigError: metrics.latency_ms.tolerance: must be > 0.0, got 0
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("policy: must be a table with a 'metrics' section")
@@ -285,5 +285,5 @@ def default_policy() -> Policy:
     >>> sorted(default_policy().metrics)  # doctest: +NORMALIZE_WHITESPACE
     ['accuracy', 'complaint', 'cost_usd', 'error', 'hallucination', 'latency_ms', 'toxicity']
     """
-    text = resources.files("detectors").joinpath("default_policy.yaml").read_text("utf-8")
+    text = resources.files("rollguard.detectors").joinpath("default_policy.yaml").read_text("utf-8")
     return policy_from_dict(yaml_document(text, "default policy"), name="default")

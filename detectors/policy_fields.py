@@ -4,7 +4,7 @@ default) or raises :class:`~detectors.errors.ConfigError` naming the field and t
 >>> number({"tolerance": 0}, "tolerance", "metrics.error.", 0.1)
 Traceback (most recent call last):
 ...
-detectors.errors.ConfigError: metrics.error.tolerance: must be > 0.0, got 0
+rollguard.detectors.errors.ConfigError: metrics.error.tolerance: must be > 0.0, got 0
 >>> choice({}, "worse", "metrics.error.", "higher", ("higher", "lower"))
 'higher'
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detectors.errors import ConfigError
+from rollguard.detectors.errors import ConfigError
 
 _INF = float("inf")
 

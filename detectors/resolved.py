@@ -1,6 +1,6 @@
 """A policy as the plain document it stands for, every default filled in.
 
->>> from detectors.policy import default_policy, policy_from_dict
+>>> from rollguard.detectors.policy import default_policy, policy_from_dict
 >>> doc = policy_document(default_policy())
 >>> doc["metrics"]["latency_ms"]["q"], "q" in doc["metrics"]["error"]
 (0.95, False)
@@ -13,8 +13,15 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from detectors.approvers import ApprovalRules
-from detectors.policy import SCHEMA_VERSION, CompositeRule, MetricRule, Policy, RuleAction, Staging
+from rollguard.detectors.approvers import ApprovalRules
+from rollguard.detectors.policy import (
+    SCHEMA_VERSION,
+    CompositeRule,
+    MetricRule,
+    Policy,
+    RuleAction,
+    Staging,
+)
 
 _SKIP = {"metrics", "composites", "name", "extra", "approvals"}
 

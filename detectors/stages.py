@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.accumulate import KINDS
-from detectors.candidate import Candidate, Context, cohort_threshold
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.evidence import hypotheses
-from detectors.policy import MetricRule
-from detectors.staging import CUT, RESTORE, Stage, judge, staged_rule, watched_metrics
-from detectors.track import MetricTrack
+from rollguard.detectors.accumulate import KINDS
+from rollguard.detectors.candidate import Candidate, Context, cohort_threshold
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.evidence import hypotheses
+from rollguard.detectors.policy import MetricRule
+from rollguard.detectors.staging import CUT, RESTORE, Stage, judge, staged_rule, watched_metrics
+from rollguard.detectors.track import MetricTrack
 
 
 def carry_on(ctx: Context, rule: MetricRule, track: MetricTrack, entry: list[Any],

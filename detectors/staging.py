@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.policy import CompositeRule, MetricRule, Policy, Staging
-from detectors.track import MetricTrack
+from rollguard.detectors.policy import CompositeRule, MetricRule, Policy, Staging
+from rollguard.detectors.track import MetricTrack
 
 CUT = "cut"
 RESTORE = "restore"

@@ -12,8 +12,8 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from detectors.accumulate import Bucket, carry, fold, summarise
-from detectors.cohorts import slot_of
+from rollguard.detectors.accumulate import Bucket, carry, fold, summarise
+from rollguard.detectors.cohorts import slot_of
 
 # The open bucket's events of one release: metrics of single events, and values of blocks.
 Pending = tuple[list[dict[str, float]], dict[str, list[float]]]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from detectors.accumulate import weight
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.explain import describe
+from rollguard.detectors.accumulate import weight
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.explain import describe
 
 if TYPE_CHECKING:
-    from detectors.candidate import Candidate, Context
+    from rollguard.detectors.candidate import Candidate, Context
 
 STOPPED, SAMPLES, BASELINE = "stopped", "samples", "baseline"
 

@@ -14,18 +14,14 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers see; the same names and modules as _EXPORTS below
-    from actions.pointer import PointerStore
-    from actions.reader import PointerReader
-    from actions.releases import Release
-    from actions.script import Outcome
-    from actions.state import PointerState
-    from actions.sync_reader import SyncPointerReader
-    from detectors.decision import Decision, DecisionAction, Verdict
-    from detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
-    from detectors.events import Event, parse_event, validate_event
-    from detectors.monitor import ServiceMonitor
-    from detectors.policy import Policy, RuleAction, default_policy, load_policy, policy_from_dict
-    from rollguard.errors import (
+    from rollguard.actions.pointer import PointerStore
+    from rollguard.actions.reader import PointerReader
+    from rollguard.actions.releases import Release
+    from rollguard.actions.script import Outcome
+    from rollguard.actions.state import PointerState
+    from rollguard.actions.sync_reader import SyncPointerReader
+    from rollguard.analysis.replay import replay_events
+    from rollguard.base.errors import (
         CommandRefused,
         PointerConflict,
         ReleaseConflict,
@@ -36,29 +32,39 @@ if TYPE_CHECKING:  # what type checkers see; the same names and modules as _EXPO
         UnknownRelease,
         UnknownService,
     )
-    from rollguard.replay import replay_events
-    from streams.emitter import BackgroundEmitter, Emitter
+    from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+    from rollguard.detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
+    from rollguard.detectors.events import Event, parse_event, validate_event
+    from rollguard.detectors.monitor import ServiceMonitor
+    from rollguard.detectors.policy import (
+        Policy,
+        RuleAction,
+        default_policy,
+        load_policy,
+        policy_from_dict,
+    )
+    from rollguard.streams.emitter import BackgroundEmitter, Emitter
 
 # name -> the module that defines it (tests/unit/test_exported_members.py checks both lists)
 _EXPORTS: dict[str, str] = {
-    "PointerStore": "actions.pointer",
-    "PointerReader": "actions.reader",
-    "Release": "actions.releases",
-    "Outcome": "actions.script",
-    "PointerState": "actions.state",
-    "SyncPointerReader": "actions.sync_reader",
-    **dict.fromkeys(("Decision", "DecisionAction", "Verdict"), "detectors.decision"),
+    "PointerStore": "rollguard.actions.pointer",
+    "PointerReader": "rollguard.actions.reader",
+    "Release": "rollguard.actions.releases",
+    "Outcome": "rollguard.actions.script",
+    "PointerState": "rollguard.actions.state",
+    "SyncPointerReader": "rollguard.actions.sync_reader",
+    **dict.fromkeys(("Decision", "DecisionAction", "Verdict"), "rollguard.detectors.decision"),
     **dict.fromkeys(("ConfigError", "InvalidEvent", "RollguardError", "StateError"),
-                    "detectors.errors"),
-    **dict.fromkeys(("Event", "parse_event", "validate_event"), "detectors.events"),
-    "ServiceMonitor": "detectors.monitor",
+                    "rollguard.detectors.errors"),
+    **dict.fromkeys(("Event", "parse_event", "validate_event"), "rollguard.detectors.events"),
+    "ServiceMonitor": "rollguard.detectors.monitor",
     **dict.fromkeys(("Policy", "RuleAction", "default_policy", "load_policy",
-                     "policy_from_dict"), "detectors.policy"),
+                     "policy_from_dict"), "rollguard.detectors.policy"),
     **dict.fromkeys(("CommandRefused", "PointerConflict", "ReleaseConflict", "RollbackError",
                      "ServicePinned", "ServiceUnavailable", "UnknownComponent",
-                     "UnknownRelease", "UnknownService"), "rollguard.errors"),
-    "replay_events": "rollguard.replay",
-    **dict.fromkeys(("BackgroundEmitter", "Emitter"), "streams.emitter"),
+                     "UnknownRelease", "UnknownService"), "rollguard.base.errors"),
+    "replay_events": "rollguard.analysis.replay",
+    **dict.fromkeys(("BackgroundEmitter", "Emitter"), "rollguard.streams.emitter"),
 }
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The Faust app: thin agents that feed the partition loop and carry out its effects.
 
-- ``monitor`` reads evaluation events into :class:`streams.partition.PartitionLoop`, which
+- ``monitor`` reads evaluation events into :class:`rollguard.streams.partition.PartitionLoop`, which
   keeps each service's detector state and checkpoints it to a changelogged table; the agent
   sends what it returns (rollback commands, alerts, audit records, dead letters, messages
   forwarded to the partition that owns their service), writes the table, seeks and
@@ -8,9 +8,10 @@
   default (murmur2) partitioner, and moves with it.
 - ``judge`` does the same for the by-service topic: the messages ``monitor`` forwarded
   because a producer put them on another partition (librdkafka's CRC32 partitioner, no key).
-- Record batches the Kafka client cannot decode are dead-lettered (:mod:`streams.undecodable`).
-- ``actuate`` reads the commands topic into :class:`actions.actuator.Actuator`, which
-  executes commands against the Redis pointer (:mod:`streams.commanding`).
+- Record batches the Kafka client cannot decode are dead-lettered
+  (:mod:`rollguard.streams.undecodable`).
+- ``actuate`` reads the commands topic into :class:`rollguard.actions.actuator.Actuator`, which
+  executes commands against the Redis pointer (:mod:`rollguard.streams.commanding`).
 """
 
 from __future__ import annotations
@@ -28,25 +29,25 @@ from aiokafka.partitioner import murmur2
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands
-from actions.connect import async_redis_client
-from actions.keys import service_of_key
-from actions.pointer import PointerStore
-from actions.pointer_cache import PointerCache
-from actions.state import PointerState
-from detectors.policy import Policy
-from rollguard.errors import ServiceUnavailable
-from streams import metrics_http, undecodable
-from streams.checkpoint import FORWARDED
-from streams.commanding import Commanding
-from streams.connect import faust_credentials
-from streams.gaps import GapGuard
-from streams.metrics import WorkerMetrics
-from streams.partition import Effects, PartitionLoop
-from streams.redis_wait import until_available
-from streams.settings import STATE_TABLE, WorkerSettings
-from streams.table import StateTable
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.keys import service_of_key
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.pointer_cache import PointerCache
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import ServiceUnavailable
+from rollguard.detectors.policy import Policy
+from rollguard.streams import metrics_http, undecodable
+from rollguard.streams.checkpoint import FORWARDED
+from rollguard.streams.commanding import Commanding
+from rollguard.streams.connect import faust_credentials
+from rollguard.streams.gaps import GapGuard
+from rollguard.streams.metrics import WorkerMetrics
+from rollguard.streams.partition import Effects, PartitionLoop
+from rollguard.streams.redis_wait import until_available
+from rollguard.streams.settings import STATE_TABLE, WorkerSettings
+from rollguard.streams.table import StateTable
 
 log = logging.getLogger(__name__)
 # Faust's default is 1 MB per partition per fetch: at 100k events/s the agent then waits for

@@ -8,14 +8,14 @@ The rules, per events-topic partition:
 
 - A partition is checkpointed when ``interval_s`` has passed since its last checkpoint (on
   its next message, or from a timer once it went quiet; the changelog write always goes to
-  that same partition, see :mod:`streams.table`), and at once after a message that produced
-  a decision, once what the decision sent is in Kafka.
+  that same partition, see :mod:`rollguard.streams.table`), and at once after a message that
+  produced a decision, once what the decision sent is in Kafka.
 - Messages are acknowledged only when a checkpoint holds them, so the committed offset never
   runs ahead of the stored state.
 - A checkpoint writes every service changed since the last one, each with the offset it has
   applied through, and then the partition's applied offset.
 - After a crash or a rebalance, messages after the checkpoint are read again (the gap guard,
-  :mod:`streams.gaps`, seeks back to the partition's applied offset + 1); a service whose
+  :mod:`rollguard.streams.gaps`, seeks back to the partition's applied offset + 1); a service whose
   stored state already covers a message (a crash in the middle of a checkpoint) skips it.
   So every event is counted exactly once in the state, whatever fails when.
 
@@ -34,7 +34,7 @@ True
 >>> unpack(pack(7, b"RGSM..."))
 (7, b'RGSM...')
 
-Messages of a service reach it by two lanes (:mod:`streams.partition`): straight from its
+Messages of a service reach it by two lanes (:mod:`rollguard.streams.partition`): straight from its
 events-topic partition, or forwarded through the by-service topic; a lane is numbered by its
 partition, plus :data:`FORWARDED` for the by-service topic. A stored state holds the offset it
 has applied through on each lane:

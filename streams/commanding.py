@@ -1,6 +1,7 @@
-"""The worker's commands side: the commands topic read into :class:`actions.actuator.Actuator`,
-which executes each command against the Redis pointer, and read again where Faust dropped
-messages it had fetched (around a restart or rebalance, faust-streaming #596)."""
+"""The worker's commands side: the commands topic read into
+:class:`rollguard.actions.actuator.Actuator`, which executes each command against the Redis
+pointer, and read again where Faust dropped messages it had fetched (around a restart or
+rebalance, faust-streaming #596)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from actions.actuator import Actuator
-from actions.pointer_cache import PointerCache
-from actions.receipt import receipt
-from rollguard.errors import ServiceUnavailable
-from streams.gaps import GapGuard
-from streams.metrics import WorkerMetrics
-from streams.redis_wait import until_available
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.pointer_cache import PointerCache
+from rollguard.actions.receipt import receipt
+from rollguard.base.errors import ServiceUnavailable
+from rollguard.streams.gaps import GapGuard
+from rollguard.streams.metrics import WorkerMetrics
+from rollguard.streams.redis_wait import until_available
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ class Commanding:
     async def actuate(self, key: bytes | None, value: bytes | None,
                       received_at: float) -> None:
         """Execute one message of the commands topic, ``received_at`` (its
-        :func:`~actions.receipt.receipt`); send its alerts and audit records. While Redis is
-        away the message is retried with that time, so its expiry is judged as of its
+        :func:`~rollguard.actions.receipt.receipt`); send its alerts and audit records. While
+        Redis is away the message is retried with that time, so its expiry is judged as of its
         receipt; the operator is alerted once that it waits."""
 
         async def alert_waiting(exc: ServiceUnavailable) -> None:

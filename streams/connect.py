@@ -2,10 +2,10 @@
 
 Every Kafka client of rollguard (worker, emitter, CLI, ``rollguard check``, the demo) takes
 its security settings from here: :func:`client_options` turns a
-:class:`~rollguard.config.KafkaSecurity` into aiokafka's keyword arguments and
+:class:`~rollguard.base.config.KafkaSecurity` into aiokafka's keyword arguments and
 :func:`faust_credentials` into Faust's ``broker_credentials``. When a client cannot start,
 :func:`diagnose` opens one connection itself to tell a refused login or certificate
-(:class:`~rollguard.errors.AccessRefused`, naming the setting) from a broker that is away.
+(:class:`~rollguard.base.errors.AccessRefused`, naming the setting) from a broker that is away.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.metadata import MetadataRequest
 from faust.types.auth import CredentialsT
 
-from rollguard.config import KafkaSecurity, kafka_bootstrap, parse_host_port
-from rollguard.errors import AccessRefused, RollguardError, ServiceUnavailable
-from streams.settings import WorkerSettings
+from rollguard.base.config import KafkaSecurity, kafka_bootstrap, parse_host_port
+from rollguard.base.errors import AccessRefused, RollguardError, ServiceUnavailable
+from rollguard.streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 

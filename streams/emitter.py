@@ -31,9 +31,9 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
-from rollguard.config import KafkaSecurity, kafka_bootstrap
-from streams.connect import CONNECT_TIMEOUT_MS, client_options, start_client
-from streams.wire import encode_blocks
+from rollguard.base.config import KafkaSecurity, kafka_bootstrap
+from rollguard.streams.connect import CONNECT_TIMEOUT_MS, client_options, start_client
+from rollguard.streams.wire import encode_blocks
 
 log = logging.getLogger(__name__)
 

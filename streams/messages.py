@@ -5,7 +5,7 @@ Commands topic, one of:
 - ``{"type": "command", "approval": "required" | null, "command": {...Command...}}``
 - ``{"type": "approval", "v": 2, "service": str, "command_id": str, "by": str, "ts": float,
   "approval_id": str, "signature": hex}``, signed with the approver's own key
-  (:func:`actions.approvals.approval`)
+  (:func:`rollguard.actions.approvals.approval`)
 
 Alerts and audit topics carry ``{"type": <kind>, "ts": ..., "service": ..., ...}`` objects;
 the dead-letter topic carries ``{"reason": code, "detail": str, "value": <original text>}``.
@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from actions.commands import Command
-from actions.respond import Suppression
-from detectors.decision import Decision
+from rollguard.actions.commands import Command
+from rollguard.actions.respond import Suppression
+from rollguard.detectors.decision import Decision
 
 
 def dumps(message: dict[str, Any]) -> bytes:
@@ -43,7 +43,7 @@ def dead_letter(reason: str, detail: str, value: Any) -> bytes:
 def decision_messages(decision: Decision, response: Command | Suppression | None,
                       at: float) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """The ``(alerts, audit, commands)`` messages of one decision and what it means for the
-    pointer (:func:`actions.respond.respond`); ``at`` is the wall-clock time."""
+    pointer (:func:`rollguard.actions.respond.respond`); ``at`` is the wall-clock time."""
     record = decision.to_dict()
     if response is None:
         return ([dumps({"type": "alert", "at": at, **record})],

@@ -28,13 +28,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from detectors.decision import Decision
-from detectors.events import REASONS
-from detectors.levels import band, levels
-from streams.partition import PartitionLoop
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.events import REASONS
+from rollguard.detectors.levels import band, levels
+from rollguard.streams.partition import PartitionLoop
 
 # Every reason an item of the events topic can be rejected for: the wire's and the monitor
-# set's codes besides detectors.events.REASONS (a bounded label, listed at zero from start).
+# set's codes besides rollguard.detectors.events.REASONS (a bounded label, listed at zero from
+# start).
 REJECT_REASONS = (*REASONS, "empty_message", "empty_batch", "key_mismatch", "processing_error")
 COMMAND_OUTCOMES = ("applied", "already_applied", "conflict", "refused", "awaiting_approval")
 # From a rule's command applied in milliseconds to one that waited an hour for a person.

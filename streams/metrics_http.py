@@ -23,8 +23,8 @@ from aiohttp import web
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from rollguard.errors import ConfigError
-from streams.metrics import render
+from rollguard.base.errors import ConfigError
+from rollguard.streams.metrics import render
 
 VARIABLE = "ROLLGUARD_METRICS_ADDR"
 

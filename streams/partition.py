@@ -1,9 +1,10 @@
 """The worker's loop over the events-topic partitions it holds, with no Faust in it.
 
-It owns, per partition, the gap guard (:mod:`streams.gaps`), the checkpoints
-(:mod:`streams.checkpoint`), the messages not yet acknowledged, and the live monitors of the
-services there (:class:`detectors.monitors.MonitorSet`). Each call returns :class:`Effects`:
-plain data the Faust agents in :mod:`streams.app` carry out, in the order the fields are
+It owns, per partition, the gap guard (:mod:`rollguard.streams.gaps`), the checkpoints
+(:mod:`rollguard.streams.checkpoint`), the messages not yet acknowledged, and the live monitors
+of the services there (:class:`rollguard.detectors.monitors.MonitorSet`). Each call returns
+:class:`Effects`:
+plain data the Faust agents in :mod:`rollguard.streams.app` carry out, in the order the fields are
 listed there. That order is what makes every event count exactly once:
 
 - what a decision sent must be in Kafka before the state that made it is checkpointed, so a
@@ -21,7 +22,7 @@ partitioner the producer used. A message of the events topic on another partitio
 forwarded (``Effects.forwards``) to the by-service topic, keyed by its service, which the
 default partitioner puts on the owning partition; :meth:`PartitionLoop.on_forwarded` judges
 it there. A message already on its owner's partition is judged at once (no extra hop). The
-two sources are two lanes (:data:`streams.checkpoint.FORWARDED`) with their own offsets,
+two sources are two lanes (:data:`rollguard.streams.checkpoint.FORWARDED`) with their own offsets,
 checkpoints and acks, sharing the services' monitors and the table partition.
 """
 
@@ -34,17 +35,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from actions.commands import Command
-from actions.keys import SERVICE_RULE, service_of_key
-from actions.respond import COMMAND_TTL_S, respond, roles_of
-from actions.state import PointerState
-from detectors.decision import Decision
-from detectors.monitors import Fed, MonitorSet
-from detectors.policy import Policy
-from streams import messages
-from streams.checkpoint import FORWARDED, Checkpoints, applied_offset_key, unpack_lanes
-from streams.gaps import GapGuard
-from streams.wire import read_message
+from rollguard.actions.commands import Command
+from rollguard.actions.keys import SERVICE_RULE, service_of_key
+from rollguard.actions.respond import COMMAND_TTL_S, respond, roles_of
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.monitors import Fed, MonitorSet
+from rollguard.detectors.policy import Policy
+from rollguard.streams import messages
+from rollguard.streams.checkpoint import FORWARDED, Checkpoints, applied_offset_key, unpack_lanes
+from rollguard.streams.gaps import GapGuard
+from rollguard.streams.wire import read_message
 
 log = logging.getLogger(__name__)
 H = TypeVar("H")
@@ -170,7 +171,8 @@ class PartitionLoop(Generic[H]):
     def on_undecodable(self, lane: int, first: int, last: int, reason: str, now: float,
                        handle: H) -> Effects[H]:
         """Offsets ``first``..``last`` of ``lane`` could not be decoded by the Kafka client
-        (:mod:`streams.undecodable`): one dead letter names them, and they count as read."""
+        (:mod:`rollguard.streams.undecodable`): one dead letter names them, and they count as
+        read."""
         out: Effects[H] = Effects()
         if not self._admit(lane, first, now, handle, out):
             return out
@@ -181,7 +183,7 @@ class PartitionLoop(Generic[H]):
         return self._done(lane, None, last, now, out)
 
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
-        """Whether to process the message at ``offset`` (:mod:`streams.gaps`)."""
+        """Whether to process the message at ``offset`` (:mod:`rollguard.streams.gaps`)."""
         self._unacked.setdefault(lane, []).append(handle)
         applied = self._applied(lane)
         verdict = self.guard.admit(lane, offset, applied, now)
@@ -279,7 +281,7 @@ class PartitionLoop(Generic[H]):
         """Checkpoint the partitions that went quiet (so their last messages are committed
         without waiting for more traffic), repeat seeks that lost the race against
         messages already fetched, and seek partitions stalled short of their end offset
-        (``ends``: the events topic's high watermarks) (:mod:`streams.gaps`)."""
+        (``ends``: the events topic's high watermarks) (:mod:`rollguard.streams.gaps`)."""
         out: Effects[H] = Effects()
         for partition in list(self._unacked):
             if self.marks.applied(partition) is not None and self.marks.due(partition, now):

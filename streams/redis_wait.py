@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from rollguard.errors import ServiceUnavailable
+from rollguard.base.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,9 +7,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from actions.receipt import RECEIPT_CONFIG
-from actions.respond import COMMAND_TTL_S
-from rollguard.config import (
+from rollguard.actions.receipt import RECEIPT_CONFIG
+from rollguard.actions.respond import COMMAND_TTL_S
+from rollguard.base.config import (
     DEV_SECRET,
     KAFKA_SECURITY_VARIABLES,
     KafkaSecurity,
@@ -17,8 +17,8 @@ from rollguard.config import (
     redis_url,
     secret_from_env,
 )
-from rollguard.errors import ConfigError
-from rollguard.redact import redact_text
+from rollguard.base.errors import ConfigError
+from rollguard.base.redact import redact_text
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
@@ -102,7 +102,7 @@ def host_port(name: str, raw: str) -> tuple[str, int] | None:
     (('127.0.0.1', 9471), ('::1', 80), None)
     >>> host_port("X", "9471")
     Traceback (most recent call last):
-    detectors.errors.ConfigError: X: must be host:port (port 1-65535) or empty, got '9471'
+    rollguard.detectors.errors.ConfigError: X: must be host:port (port 1-65535) or empty, got '9471'
     """
     text = raw.strip()
     if not text:
@@ -147,7 +147,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, dev: bool = False) -> WorkerSettings:
         """Read and check every setting; without a secret only ``dev`` falls back to the
-        development secret (see :func:`rollguard.config.secret_from_env`)."""
+        development secret (see :func:`rollguard.base.config.secret_from_env`)."""
         raw_partitions = _get("ROLLGUARD_PARTITIONS", "4")
         try:
             partitions = int(raw_partitions)
@@ -182,7 +182,7 @@ class WorkerSettings:
     @property
     def topic_by_service(self) -> str:
         """The internal topic of events forwarded to the partition that owns their service
-        (:mod:`streams.partition`); co-partitioned with the events topic and the table."""
+        (:mod:`rollguard.streams.partition`); co-partitioned with the events topic and the table."""
         return f"{self.app_id}-events-by-service"
 
     @property
@@ -224,7 +224,7 @@ class WorkerSettings:
 
     def topic_configs(self) -> dict[str, dict[str, str]]:
         """The settings a topic is created with, where the worker needs any: the commands
-        topic records when the broker received each command (:mod:`actions.receipt`)."""
+        topic records when the broker received each command (:mod:`rollguard.actions.receipt`)."""
         return {self.topic_commands: dict(RECEIPT_CONFIG)}
 
 

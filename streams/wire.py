@@ -1,7 +1,7 @@
 """The Kafka wire format of evaluation events: one event, or a batch of them, per message.
 
 A message value is UTF-8 JSON: either one event object, or an array of event objects and
-blocks (:mod:`detectors.blocks`: the events of one release as columns, which is what the
+blocks (:mod:`rollguard.detectors.blocks`: the events of one release as columns, which is what the
 emitter sends, so that one Kafka message carries many events and the worker reads them a
 column at a time). The key is the service name. See docs/wire-format.md.
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
-from detectors.blocks import Block, block_events, is_block, validate_block
-from detectors.decode import decode_json
-from detectors.events import Event, validate_event
-from rollguard.errors import InvalidEvent
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.blocks import Block, block_events, is_block, validate_block
+from rollguard.detectors.decode import decode_json
+from rollguard.detectors.events import Event, validate_event
 
 # A batch is capped so that one message never exceeds Kafka's default 1 MB message size.
 MAX_BATCH_BYTES = 900_000

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rollguard import services
-from rollguard.managed import stop_started
+from localservers import services
+from localservers.managed import stop_started
 
 
 @pytest.fixture(name="servers", scope="session")
@@ -21,10 +21,10 @@ def fixture_servers() -> None:
 
 @pytest.fixture(name="secure_kafka", scope="session")
 def fixture_secure_kafka(servers: None) -> Iterator[dict[str, str]]:
-    """The SASL_SSL broker (rollguard/secure_kafka.py), one for the whole session: its client
+    """The SASL_SSL broker (localservers/secure_kafka.py), one for the whole session: its client
     settings (KAFKA_BOOTSTRAP, KAFKA_SECURITY_PROTOCOL, ...). Started here only when it does
     not answer yet, and then stopped at the end."""
-    from rollguard.secure_kafka import secure_kafka, up_secure
+    from localservers.secure_kafka import secure_kafka, up_secure
 
     broker = secure_kafka()
     started_here = not broker.answers()
@@ -38,6 +38,6 @@ def fixture_secure_kafka(servers: None) -> Iterator[dict[str, str]]:
 def fixture_mtls_kafka(secure_kafka: dict[str, str]) -> dict[str, str]:
     """The same broker's SSL listener, which requires a client certificate: the settings
     of a client that has one (KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE)."""
-    from rollguard.secure_kafka import secure_kafka as the_broker
+    from localservers.secure_kafka import secure_kafka as the_broker
 
     return the_broker().mtls_client_env()

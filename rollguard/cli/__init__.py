@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from rollguard import __version__
-from rollguard.errors import ConfigError, RollguardError
+from rollguard.base.errors import ConfigError, RollguardError
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def check_text(what: str, value: str) -> str:
     >>> check_text("command id", "3f\t2a")
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: command id must be printable UTF-8 text, got '3f\t2a'
+    rollguard.detectors.errors.ConfigError: command id must be printable UTF-8 text, got '3f\t2a'
     """
     try:
         value.encode("utf-8")
@@ -66,7 +66,7 @@ def dev_mode() -> bool:
 # runs (or --help lists it), so that `rollguard replay` never loads the Kafka and Redis clients
 # and starts in a fraction of a second. A test keeps this table in step with the modules.
 COMMAND_MODULES = {
-    "services": "services", "check": "services",
+    "check": "check",
     "release": "releases", "status": "pointer", "history": "pointer", "promote": "pointer",
     "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
     "replay": "replay", "policy": "policy",

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from rollguard.base.errors import ConfigError, RollguardError
 from rollguard.cli import check_text, run_or_exit
-from rollguard.errors import ConfigError, RollguardError
-from rollguard.operator_keys import HOW, operator_key
+from rollguard.ops.operator_keys import HOW, operator_key
 
 if TYPE_CHECKING:
-    from streams.settings import WorkerSettings
+    from rollguard.streams.settings import WorkerSettings
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -44,7 +44,7 @@ async def _send_and_wait(settings: WorkerSettings, service: str, message: bytes,
                          timeout_s: float) -> dict[str, Any] | None:
     from aiokafka import TopicPartition
 
-    from streams.connect import consumer, partition_counts, producer
+    from rollguard.streams.connect import consumer, partition_counts, producer
 
     topic = settings.topic_audit
     async with consumer(bootstrap=settings.kafka_bootstrap, group_id=None,
@@ -95,9 +95,9 @@ def approve(service: str, command_id: str, by: str | None, timeout_s: float,
     once the rollback ran, or your approval is recorded and it waits for another approver;
     1 when refused (unknown id, not an allowed approver, ...) or no outcome came in time.
     """
-    from actions.approvals import approval
-    from actions.keys import check_service
-    from streams.settings import WorkerSettings
+    from rollguard.actions.approvals import approval
+    from rollguard.actions.keys import check_service
+    from rollguard.streams.settings import WorkerSettings
 
     try:
         # The approval is signed with the operator's key: the deployment secret is not used.

@@ -8,8 +8,8 @@ import dataclasses
 
 import click
 
+from rollguard.base.config import redis_url
 from rollguard.cli import run_or_exit
-from rollguard.config import redis_url
 from rollguard.demo.scenario import SCENARIOS
 
 

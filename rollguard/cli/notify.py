@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from rollguard.errors import RollguardError
+from rollguard.base.errors import RollguardError
 from rollguard.notify.settings import VARIABLES
-from streams.settings import describe
+from rollguard.streams.settings import describe
 
 
 @click.command("notify", epilog="Environment variables (besides the worker's topics):\n\n\b\n"
@@ -23,7 +23,7 @@ def notify(from_beginning: bool, loglevel: str) -> None:
     """Tell people about regressions, rollbacks and approvals: one thread per episode."""
     from rollguard.notify.service import run_notifier
     from rollguard.notify.settings import NotifySettings
-    from streams.connect import ensure_topics
+    from rollguard.streams.connect import ensure_topics
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(message)s")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import click
 
-from actions.connect import async_redis_client
-from actions.operators import OperatorKey, OperatorRegistry, check_operator
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.operators import OperatorKey, OperatorRegistry, check_operator
+from rollguard.base.errors import ConfigError
 from rollguard.cli import run_or_exit
 from rollguard.cli.pointer import _echo_json, _signing_secret, as_json
-from rollguard.errors import ConfigError
-from rollguard.operator_keys import KEY_FILE_ENV, keys_dir, write_key
+from rollguard.ops.operator_keys import KEY_FILE_ENV, keys_dir, write_key
 
 
 @click.group("operator")

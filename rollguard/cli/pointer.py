@@ -13,15 +13,15 @@ from typing import Any
 import click
 import orjson
 
-from actions.commands import Op
-from actions.connect import async_redis_client
-from actions.operators import OperatorKey
-from actions.pointer import Outcome, PointerStore
-from actions.state import PointerState
+from rollguard.actions.commands import Op
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.operators import OperatorKey
+from rollguard.actions.pointer import Outcome, PointerStore
+from rollguard.actions.state import PointerState
+from rollguard.base.config import secret_from_env
+from rollguard.base.errors import ConfigError, UnknownService
 from rollguard.cli import dev_mode, run_or_exit, warn_if_dev_secret
-from rollguard.config import secret_from_env
-from rollguard.errors import ConfigError, UnknownService
-from rollguard.operator_keys import operator_key
+from rollguard.ops.operator_keys import operator_key
 
 as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 by = click.option(
@@ -52,7 +52,7 @@ async def _store(secret: bytes | None = None, operator: OperatorKey | None = Non
 
 def _signer(by: str) -> tuple[str, OperatorKey | None, bytes | None]:
     """Who issues a command and what signs it: the operator's own key when one is set up
-    (rollguard/operator_keys.py; ``--by`` must then name its owner), else the deployment
+    (rollguard/ops/operator_keys.py; ``--by`` must then name its owner), else the deployment
     secret, as before operators had keys (the history says so: ``signed_by``)."""
     context = click.get_current_context()
     explicit = context.get_parameter_source("by") != click.core.ParameterSource.DEFAULT

@@ -9,8 +9,8 @@ import click
 import orjson
 import yaml
 
-from detectors.policy import Policy, default_policy, load_policy
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.policy import Policy, default_policy, load_policy
 
 
 def _load(path: str | None) -> Policy:
@@ -32,7 +32,7 @@ def check(path: str) -> None:
 
     An error names the field (e.g. `metrics.error.tolerance`) and exits with status 1.
     """
-    from detectors.resolved import policy_document
+    from rollguard.detectors.resolved import policy_document
 
     doc = policy_document(_load(path))
     click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
@@ -46,7 +46,7 @@ def parse_bases(text: str) -> dict[str, float]:
     >>> parse_bases("error")
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: --base: 'error' must be METRIC=VALUE
+    rollguard.detectors.errors.ConfigError: --base: 'error' must be METRIC=VALUE
     """
     out: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -64,7 +64,7 @@ def parse_bases(text: str) -> dict[str, float]:
 
 
 def _bases(chosen: Policy, text: str) -> dict[str, float]:
-    from rollguard.explain_policy import BASES
+    from rollguard.analysis.explain_policy import BASES
 
     given = parse_bases(text)
     for name in given:
@@ -99,8 +99,8 @@ def explain(path: str | None, rate: float, share: float, base_text: str, runs: i
     traffic at which the metric is judged within an hour. Measured by running the decision
     core on seeded simulated events; the output says how many runs.
     """
-    from rollguard.explain_policy import Runs
-    from rollguard.explain_policy import explain as simulate
+    from rollguard.analysis.explain_policy import Runs
+    from rollguard.analysis.explain_policy import explain as simulate
 
     chosen = _load(path)
     try:
@@ -124,7 +124,7 @@ def explain(path: str | None, rate: float, share: float, base_text: str, runs: i
         out = {**head, "metrics": [r.to_dict() for r in reports]}
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
-    from rollguard.explain_policy import explain_table
+    from rollguard.analysis.explain_policy import explain_table
 
     for line in explain_table(chosen, head, [r.to_dict() for r in reports]):
         click.echo(line)

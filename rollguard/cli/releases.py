@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from actions.releases import Release
-from detectors.documents import read_document
+from rollguard.actions.releases import Release
+from rollguard.base.errors import ConfigError
 from rollguard.cli import check_text, run_or_exit
 from rollguard.cli.pointer import _echo_json, _known, _store, _versions, _when, as_json
-from rollguard.errors import ConfigError
+from rollguard.detectors.documents import read_document
 
 
 @click.group("release")

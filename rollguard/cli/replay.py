@@ -8,10 +8,10 @@ from typing import BinaryIO
 import click
 import orjson
 
-from detectors.decision import Decision
-from detectors.policy import default_policy, load_policy
-from rollguard.errors import ConfigError
-from rollguard.replay import Replay
+from rollguard.analysis.replay import Replay
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.policy import default_policy, load_policy
 
 
 def _open(path: str) -> BinaryIO:
@@ -38,7 +38,7 @@ def replay(events: str, policy_path: str | None, plot_path: str | None) -> None:
         policy = load_policy(policy_path) if policy_path else default_policy()
         recorder = None
         if plot_path:
-            from rollguard.plot import SeriesRecorder, require_matplotlib
+            from rollguard.analysis.plot import SeriesRecorder, require_matplotlib
 
             require_matplotlib()
             recorder = SeriesRecorder(policy)
@@ -61,7 +61,7 @@ def replay(events: str, policy_path: str | None, plot_path: str | None) -> None:
     for line in summary.lines():
         click.echo(line, err=True)
     if recorder is not None and plot_path:
-        from rollguard.plot import draw
+        from rollguard.analysis.plot import draw
 
         click.echo(f"plot: {draw(recorder, run.decisions, plot_path)}", err=True)
 

@@ -30,11 +30,11 @@ def report(service: str, since: str | None, form: str, output: Path | None,
     """How SERVICE's rollbacks happened, from the pointer history in Redis and the audit
     topic: deploy, alerts, the decision with its evidence, the command and its approvals,
     the flip and its epochs, the pointer now and the policy in force."""
-    from rollguard.errors import ConfigError
+    from rollguard.base.errors import ConfigError
     from rollguard.report.render import RENDERERS
 
     async def work() -> str:
-        from actions.keys import check_service
+        from rollguard.actions.keys import check_service
         from rollguard.report.assemble import assemble
         from rollguard.report.story import parse_since
 

@@ -11,7 +11,7 @@ from rollguard.web.settings import VARIABLES
 
 
 def _help() -> str:
-    from streams.settings import describe
+    from rollguard.streams.settings import describe
 
     return ("Serve the live status page: every service's pointer and judgement, each "
             "metric's candidate against its baseline, decisions, history and approvals.\n\n"
@@ -24,7 +24,7 @@ def _help() -> str:
 def web(services: tuple[str, ...]) -> None:
     import asyncio
 
-    from actions.keys import check_service
+    from rollguard.actions.keys import check_service
     from rollguard.web.server import serving
     from rollguard.web.settings import WebSettings
 

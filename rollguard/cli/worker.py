@@ -9,15 +9,15 @@ from urllib.parse import urlparse
 
 import click
 
+from rollguard.base.config import redis_url
+from rollguard.base.errors import RollguardError
+from rollguard.base.redact import install_log_redaction
 from rollguard.cli import warn_if_dev_secret
-from rollguard.config import redis_url
-from rollguard.errors import RollguardError
-from rollguard.redact import install_log_redaction
-from streams.settings import WorkerSettings, describe
+from rollguard.streams.settings import WorkerSettings, describe
 
 
 def _load_policy(settings: WorkerSettings):  # type: ignore[no-untyped-def]
-    from detectors.policy import default_policy, load_policy
+    from rollguard.detectors.policy import default_policy, load_policy
 
     return load_policy(settings.policy_path) if settings.policy_path else default_policy()
 
@@ -32,9 +32,9 @@ def worker(loglevel: str) -> None:
     retry loop)."""
     import faust
 
-    from actions.connect import check_login
-    from streams.app import create_app
-    from streams.connect import prepare_topics
+    from rollguard.actions.connect import check_login
+    from rollguard.streams.app import create_app
+    from rollguard.streams.connect import prepare_topics
 
     logging.basicConfig(level=loglevel.upper())
     try:

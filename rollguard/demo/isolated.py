@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from rollguard.config import DEV_SECRET, kafka_bootstrap, redis_url
-from streams.settings import WorkerSettings
+from rollguard.base.config import DEV_SECRET, kafka_bootstrap, redis_url
+from rollguard.streams.settings import WorkerSettings
 
 ROLES = ("events", "commands", "alerts", "audit", "dead")
 

@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator
 
 from rich.console import Console
 
-from rollguard.config import kafka_bootstrap, redis_url
+from rollguard.base.config import kafka_bootstrap, redis_url
+from rollguard.base.errors import ConfigError
 from rollguard.demo.isolated import WorkerRun
 from rollguard.demo.ports import as_text, demo_metrics_addr
-from rollguard.errors import ConfigError
+from rollguard.streams.metrics_http import bind
+from rollguard.streams.settings import host_port
 from rollguard.web.server import serving
 from rollguard.web.settings import ADDR_VARIABLE, DEFAULT_ADDR, WebSettings
-from streams.metrics_http import bind
-from streams.settings import host_port
 
 REFRESH_S = 1.0  # the demo's time runs fast: the page and the charts follow every second
 

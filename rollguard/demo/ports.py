@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import socket
 
-from streams.metrics_http import VARIABLE
-from streams.settings import DEFAULT_METRICS_ADDR, host_port
+from rollguard.streams.metrics_http import VARIABLE
+from rollguard.streams.settings import DEFAULT_METRICS_ADDR, host_port
 
 
 def _free(host: str, port: int) -> bool:

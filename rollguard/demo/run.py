@@ -21,18 +21,19 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
-from actions.state import PointerState
-from rollguard import services
+from rollguard.actions.connect import async_redis_client, ping
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import ServiceUnavailable
 from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.slack import capture_slack
 from rollguard.demo.view import DemoState, explain_hint, render, summary
-from streams.connect import consumer, ensure_topics
-from streams.emitter import Emitter
+from rollguard.streams.connect import consumer, ensure_topics
+from rollguard.streams.emitter import Emitter
+from rollguard.streams.settings import WorkerSettings
 
 T0 = 1_763_856_000.0  # event time of the simulation's start
 DEMO_LINGER_S = 0.05
@@ -192,8 +193,6 @@ async def prepare_service(store: PointerStore, service: str, secret: bytes) -> N
 
 async def run_simulated_service(options: DemoOptions) -> None:
     """Only the simulated service (for docker compose): a worker runs elsewhere."""
-    from streams.settings import WorkerSettings
-
     settings = WorkerSettings.from_env()
     client = async_redis_client(settings.redis_url)
     store = PointerStore(client, settings.secret)
@@ -211,16 +210,30 @@ async def run_simulated_service(options: DemoOptions) -> None:
         await client.aclose()
 
 
+async def require_servers(settings: WorkerSettings) -> None:
+    """Raise ServiceUnavailable, saying how to start them, unless Kafka and Redis answer: the
+    demo runs on servers already up (``make demo`` starts local ones first)."""
+    client = async_redis_client()
+    try:
+        await ping(client)
+        await ensure_topics(settings.topics(), configs=settings.topic_configs())
+    except ServiceUnavailable as exc:
+        raise ServiceUnavailable(exc.what, exc.address, "the demo needs Kafka and Redis "
+                                 "running: `make demo` (or `scripts/services up`) in a "
+                                 "checkout starts local ones") from exc
+    finally:
+        await client.aclose()
+
+
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     """Run the whole demo; returns the final state (the summary is printed too)."""
-    services.up()
     run = WorkerRun.new("demo", partitions=2)
     secret = run.secret.encode()
     service = f"{options.service}-{run.run_id[-8:]}"
     state = DemoState(service=service, speed=options.speed)
     observer = Observer(state)
     settings = run.settings()
-    await ensure_topics(settings.topics(), configs=settings.topic_configs())
+    await require_servers(settings)
     client = async_redis_client()
     store = PointerStore(client, secret)
     await prepare_service(store, service, secret)

@@ -12,8 +12,8 @@ import time
 
 import orjson
 
-from actions.pointer import PointerState
-from actions.reader import PointerReader
+from rollguard.actions.pointer import PointerState
+from rollguard.actions.reader import PointerReader
 
 
 def describe(state: PointerState) -> dict[str, object]:

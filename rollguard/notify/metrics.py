@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from rollguard.notify.outbox import Outbox
-from streams.metrics import render
+from rollguard.streams.metrics import render
 
 __all__ = ["VARIABLE", "NotifyMetrics", "render"]
 

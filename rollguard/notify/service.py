@@ -25,8 +25,8 @@ from rollguard.notify.metrics import NotifyMetrics
 from rollguard.notify.notices import read_record
 from rollguard.notify.outbox import OutboxStats
 from rollguard.notify.settings import NotifySettings, Redactor
-from streams import metrics_http
-from streams.connect import consumer
+from rollguard.streams import metrics_http
+from rollguard.streams.connect import consumer
 
 log = logging.getLogger("rollguard.notify")
 DRAIN_S = 5.0  # on stop, how long queued messages may still go out

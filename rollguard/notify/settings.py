@@ -2,7 +2,7 @@
 
 Webhook URLs and keys are secrets: no error message, log line or ``--help`` text shows them
 (:class:`Redactor` masks any that a library's message may carry). ``--help`` prints
-:data:`VARIABLES` with :func:`streams.settings.describe`.
+:data:`VARIABLES` with :func:`rollguard.streams.settings.describe`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from rollguard.config import secret_from_env
-from rollguard.errors import ConfigError
-from streams.settings import WorkerSettings, _seconds, host_port
+from rollguard.base.config import secret_from_env
+from rollguard.base.errors import ConfigError
+from rollguard.streams.settings import WorkerSettings, _seconds, host_port
 
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_WEB_URL = "http://127.0.0.1:8471"

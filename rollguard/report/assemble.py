@@ -7,13 +7,13 @@ import dataclasses
 import os
 from pathlib import Path
 
-from detectors.policy import default_policy, load_policy
-from rollguard.errors import UnknownService
+from rollguard.base.errors import UnknownService
+from rollguard.detectors.policy import default_policy, load_policy
 from rollguard.report.chart import draw_chart, read_events, window
 from rollguard.report.render import Report
 from rollguard.report.sources import Evidence, gather
 from rollguard.report.story import incidents
-from streams.settings import WorkerSettings
+from rollguard.streams.settings import WorkerSettings
 
 
 async def assemble(service: str, start: float | None, now: float,

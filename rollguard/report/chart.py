@@ -1,4 +1,4 @@
-"""An incident's per-metric chart (:mod:`rollguard.plot`, as ``replay --plot`` draws it):
+"""An incident's per-metric chart (:mod:`rollguard.analysis.plot`, as ``replay --plot`` draws it):
 the service's events read back from the events topic around the incident, while the topic
 still holds them, with the audit topic's decisions marked."""
 
@@ -10,14 +10,14 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from detectors.blocks import Block, block_events
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.events import Event, validate_event
-from detectors.policy import Policy
-from rollguard.errors import InvalidEvent
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.blocks import Block, block_events
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.events import Event, validate_event
+from rollguard.detectors.policy import Policy
 from rollguard.report.story import Incident
-from streams.connect import consumer, partition_counts
-from streams.wire import read_message
+from rollguard.streams.connect import consumer, partition_counts
+from rollguard.streams.wire import read_message
 
 BEFORE_S = 600.0  # of the baseline before the deploy
 AFTER_S = 300.0  # after the flip: the candidate's share going away
@@ -93,7 +93,7 @@ async def read_events(topic: str, service: str, start: float, end: float,
 def draw_chart(events: list[Event], records: Sequence[Mapping[str, Any]], policy: Policy,
                service: str, path: Path) -> Path | None:
     """The chart of ``events`` into ``path``; None when there is nothing to draw."""
-    from rollguard.plot import SeriesRecorder, draw, require_matplotlib
+    from rollguard.analysis.plot import SeriesRecorder, draw, require_matplotlib
 
     if not events:
         return None

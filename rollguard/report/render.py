@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from actions.state import PointerState
-from detectors.explain import describe, tolerance_text
-from detectors.policy import Policy
+from rollguard.actions.state import PointerState
+from rollguard.detectors.explain import describe, tolerance_text
+from rollguard.detectors.policy import Policy
 from rollguard.report.story import Incident, Step
 
 FORMATS = ("md", "html", "json")

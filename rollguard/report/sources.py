@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.state import PointerState
-from rollguard.errors import UnknownService
-from streams.connect import consumer, partition_counts
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import UnknownService
+from rollguard.streams.connect import consumer, partition_counts
 
 HISTORY_READ = 10_000  # entries of the pointer history: years of promotes and rollbacks
 

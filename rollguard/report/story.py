@@ -1,6 +1,7 @@
 """The story of a service's incidents, assembled from plain records: the pointer history
-(:meth:`actions.pointer.PointerStore.history`, oldest first), the audit topic's records of the
-service (in topic order), the pointer now and the policy in force. Pure: nothing is read here.
+(:meth:`rollguard.actions.pointer.PointerStore.history`, oldest first), the audit topic's
+records of the service (in topic order), the pointer now and the policy in force. Pure: nothing
+is read here.
 
 An incident is a rollback: one decided by a rule (a ``decision`` record with a command id) or
 one an operator ran (a ``rollback`` entry of the history). Its story: when the release was

@@ -2,10 +2,10 @@
 waiting for approval in; plain dicts out. Pure: time is passed in, nothing is read here.
 
 Records are those of the audit topic (every decision and every outcome, see
-:mod:`streams.messages` and :mod:`actions.actuator`); history entries are those of
-:meth:`actions.pointer.PointerStore.history`.
+:mod:`rollguard.streams.messages` and :mod:`rollguard.actions.actuator`); history entries are
+those of :meth:`rollguard.actions.pointer.PointerStore.history`.
 
->>> from actions.state import PointerState
+>>> from rollguard.actions.state import PointerState
 >>> p = PointerState("chat", active="v1", stable="v1", epoch=2, active_components={},
 ...                  candidate="v2", percent=50.0, watched_since=2)
 >>> alert = {"type": "decision", "at": 100.0, "service": "chat", "release": "v2",
@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from actions.state import PointerState
+from rollguard.actions.state import PointerState
 
 # How long a verdict stays the service's judgement without a newer one: the monitor speaks
 # only when something is worth saying, so an old transient blip must fade back to watching.

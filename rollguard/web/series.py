@@ -1,5 +1,6 @@
 r"""Each metric's candidate against its baseline and the tolerance band, over time, from the
-worker's ``/metrics`` (:mod:`streams.metrics`): a scrape's text in, points kept per service.
+worker's ``/metrics`` (:mod:`rollguard.streams.metrics`): a scrape's text in, points kept per
+service.
 
 Pure: the scrape's time is passed in.
 

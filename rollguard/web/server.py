@@ -1,5 +1,5 @@
 """``rollguard web``: the status page and its JSON, served by aiohttp as the worker serves
-``/metrics`` (:mod:`streams.metrics_http`). The page polls the JSON; its script and styles
+``/metrics`` (:mod:`rollguard.streams.metrics_http`). The page polls the JSON; its script and styles
 ship in this package (``rollguard/web/static``), nothing is loaded from elsewhere.
 
 - ``GET /`` (``?service=NAME`` opens one service: the notifier links there);
@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from actions.connect import async_redis_client
-from actions.keys import check_service
-from rollguard.errors import ConfigError, RollguardError
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.keys import check_service
+from rollguard.base.errors import ConfigError, RollguardError
+from rollguard.streams.metrics_http import bind
 from rollguard.web.settings import ADDR_VARIABLE, WebSettings
 from rollguard.web.sources import AuditLog, MetricsScraper, StatusSource, following
-from streams.metrics_http import bind
 
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 

@@ -1,14 +1,14 @@
 """The settings of ``rollguard web``: where it listens and where it reads the worker's metrics;
-topics, Kafka and Redis are the worker's own settings (:mod:`streams.settings`)."""
+topics, Kafka and Redis are the worker's own settings (:mod:`rollguard.streams.settings`)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from rollguard.errors import ConfigError
-from rollguard.redact import redact_text
-from streams.settings import DEFAULT_METRICS_ADDR, WorkerSettings, host_port
+from rollguard.base.errors import ConfigError
+from rollguard.base.redact import redact_text
+from rollguard.streams.settings import DEFAULT_METRICS_ADDR, WorkerSettings, host_port
 
 ADDR_VARIABLE = "ROLLGUARD_WEB_ADDR"
 DEFAULT_ADDR = "127.0.0.1:8471"

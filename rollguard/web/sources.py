@@ -16,17 +16,17 @@ from typing import Any
 import aiohttp
 import orjson
 
-from actions.approvals import PendingCommands
-from actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
-from actions.keys import ServiceKeys, pointer_pattern, service_of_pointer_key
-from actions.pointer import PointerStore
-from actions.state import PointerState
-from rollguard.config import KafkaSecurity
-from rollguard.errors import RollguardError
-from rollguard.redact import redact_text
+from rollguard.actions.approvals import PendingCommands
+from rollguard.actions.connect import PERMISSION_ERRORS, TRANSIENT_ERRORS, AsyncClient, unavailable
+from rollguard.actions.keys import ServiceKeys, pointer_pattern, service_of_pointer_key
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.state import PointerState
+from rollguard.base.config import KafkaSecurity
+from rollguard.base.errors import RollguardError
+from rollguard.base.redact import redact_text
+from rollguard.streams.connect import consumer
 from rollguard.web.model import service_page, service_row
 from rollguard.web.series import SeriesBook, read_levels
-from streams.connect import consumer
 
 log = logging.getLogger("rollguard.web")
 RECORDS_KEPT = 500  # audit records per service

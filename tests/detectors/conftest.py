@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 from functools import lru_cache
 
-import yaml
-
 from bench.scenarios import Scenario, dirty, to_lines
-from detectors.events import Event, parse_event
-from detectors.policy import Policy, default_policy, policy_from_dict
-from rollguard.errors import InvalidEvent
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.events import Event, parse_event
+from rollguard.detectors.policy import Policy, default_policy, policy_from_dict
+from tests.support.policies import default_policy_document
 
 
 def valid_events(lines: list[bytes]) -> list[Event]:
@@ -32,10 +31,7 @@ def busy_stream(seed: int) -> tuple[Event, ...]:
 @lru_cache(maxsize=1)
 def dry_run_policy() -> Policy:
     """The default policy with every action a dry run, so that decisions keep coming."""
-    from importlib import resources
-
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     for rule in raw["metrics"].values():
         rule["action"] = "dry-run"
     for composite in raw["composites"]:

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import METRICS, START, Scenario, dirty, to_lines
-from detectors.decision import Decision
-from detectors.policy import default_policy
-from rollguard.replay import Replay, replay_events
+from rollguard.analysis.replay import Replay, replay_events
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.policy import default_policy
 
 CONTINUOUS = ("accuracy", "latency_ms", "cost_usd")
 RATES = ("hallucination", "toxicity", "error", "complaint")

@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import Scenario
-from detectors.candidate import Candidate, Context
-from detectors.decision import Decision
-from detectors.policy import default_policy
-from detectors.track import MetricTrack, excursion
-from detectors.unjudged import inconclusive_notice
-from rollguard.replay import replay_events
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.candidate import Candidate, Context
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.policy import default_policy
+from rollguard.detectors.track import MetricTrack, excursion
+from rollguard.detectors.unjudged import inconclusive_notice
 
 HOUR = 3600.0
 

@@ -14,14 +14,14 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import Scenario, dirty, to_lines
-from detectors.blocks import Block, block_events, is_block, validate_block
-from detectors.events import REASONS, Event, validate_event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import Policy, default_policy
-from rollguard import line_batches
-from rollguard.errors import InvalidEvent
-from rollguard.replay import Replay
-from streams.wire import encode_blocks
+from rollguard.analysis import line_batches
+from rollguard.analysis.replay import Replay
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.blocks import Block, block_events, is_block, validate_block
+from rollguard.detectors.events import REASONS, Event, validate_event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import Policy, default_policy
+from rollguard.streams.wire import encode_blocks
 from tests.detectors.conftest import busy_stream, dry_run_policy
 
 
@@ -248,7 +248,7 @@ def test_blocks_roll_back_exactly_when_single_events_do(seed: int, metric: str,
     assert (got, state) == (expected, expected_state)
 
 
-# -- replaying lines of single events, counted as blocks (rollguard.line_batches) ----------
+# -- replaying lines of single events, counted as blocks (rollguard.analysis.line_batches) --
 @lru_cache(maxsize=4)
 def interleaved_recording(seed: int) -> tuple[bytes, ...]:
     """Three services' canaries interleaved in time (two regressions, one blip), made dirty:

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import pytest
-import yaml
 
 from bench.scenarios import Cohort, Scenario, cohort_scenarios, cohort_truth, dirty, to_lines
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.errors import ConfigError
-from detectors.events import Event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
-from rollguard.replay import replay_events
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.errors import ConfigError
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
 from tests.detectors.test_blocks import replay_lines
+from tests.support.policies import default_policy_document
 
 SEEDS = range(3)
 NAMES = [s.name for s in cohort_scenarios(0)]
@@ -30,8 +29,7 @@ def events_of(seed: int, name: str) -> tuple[Event, ...]:
 
 
 def policy_with(**error: Any) -> Policy:
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     raw["metrics"]["error"].update(error)
     return policy_from_dict(raw)
 

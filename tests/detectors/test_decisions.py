@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 import orjson
-import yaml
 
 from bench.scenarios import START, Scenario
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.events import Event
-from detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
-from rollguard.replay import replay_events
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.events import Event
+from rollguard.detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
+from tests.support.policies import default_policy_document
 
 
 def policy_with(edit: dict[str, dict]) -> Policy:
     """The default policy with some metrics' settings changed."""
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     for name, changes in edit.items():
         raw["metrics"][name].update(changes)
     return policy_from_dict(raw)

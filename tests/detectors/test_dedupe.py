@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.blocks import Block, validate_block
-from detectors.codec import MAGIC, decode_state
-from detectors.dedupe import IdMemory
-from detectors.events import Event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import default_policy
-from rollguard.errors import StateError
+from rollguard.base.errors import StateError
+from rollguard.detectors.blocks import Block, validate_block
+from rollguard.detectors.codec import MAGIC, decode_state
+from rollguard.detectors.dedupe import IdMemory
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import default_policy
 
 T0 = 1_790_000_000.0
 # Two ids with one CRC-32 (found by a search over random "evt-%016x" ids).

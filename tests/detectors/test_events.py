@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.events import REASONS, Event, parse_event, validate_event
-from rollguard.errors import InvalidEvent
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.events import REASONS, Event, parse_event, validate_event
 
 GOOD = {"event_id": "a1", "ts": 1_790_000_000.25, "service": "chat", "release": "r1",
         "cohort": "eu", "metrics": {"hallucination": True, "latency_ms": 812, "accuracy": 0.9}}

@@ -7,11 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.scenarios import Scenario
-from detectors.codec import MAGIC
-from detectors.events import Event
-from detectors.monitor import ServiceMonitor
-from detectors.policy import Policy, default_policy
-from rollguard.errors import StateError
+from rollguard.base.errors import StateError
+from rollguard.detectors.codec import MAGIC
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import Policy, default_policy
 from tests.detectors.conftest import busy_stream, dry_run_policy
 
 

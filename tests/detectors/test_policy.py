@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detectors.policy import default_policy, load_policy, policy_from_dict
-from detectors.resolved import policy_document
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.policy import default_policy, load_policy, policy_from_dict
+from rollguard.detectors.resolved import policy_document
 
 MINIMAL = {"metrics": {"error": {"statistic": "rate", "tolerance": 0.01}}}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import orjson
@@ -10,10 +9,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from detectors.policy import default_policy, policy_from_dict
 from rollguard.cli import main
+from rollguard.detectors.policy import default_policy, policy_from_dict
+from tests.support.policies import default_policy_text
 
-DEFAULT_YAML = resources.files("detectors").joinpath("default_policy.yaml").read_text("utf-8")
+DEFAULT_YAML = default_policy_text()
 
 
 def run(*args: str) -> tuple[int, str, str]:

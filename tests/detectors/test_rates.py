@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.rate_sim import RateCase, one_metric_policy, rollback_time
-from detectors.accumulate import QUANTILE
-from detectors.evidence import Hypotheses, hypotheses
-from detectors.histogram import RATIO, bin_of
-from detectors.policy import Policy, default_policy
+from rollguard.detectors.accumulate import QUANTILE
+from rollguard.detectors.evidence import Hypotheses, hypotheses
+from rollguard.detectors.histogram import RATIO, bin_of
+from rollguard.detectors.policy import Policy, default_policy
 
 # (base rate, tolerance) pairs: the default policy's hallucination (2 pp) and error /
 # complaint / toxicity (1 pp) tolerances at base rates the generator does not use.

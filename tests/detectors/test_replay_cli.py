@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bench.scenarios import Scenario, to_lines
 from rollguard.cli import main
-from streams.wire import encode_blocks
+from rollguard.streams.wire import encode_blocks
 
 KEYS = ["ts", "service", "release", "action", "verdict", "to", "components", "reason",
         "evidence", "requires_approval", "dry_run"]

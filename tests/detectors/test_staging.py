@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import pytest
-import yaml
 
 from bench.scenarios import START, Scenario
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.errors import ConfigError
-from detectors.monitor import ServiceMonitor
-from detectors.policy import Policy, RuleAction, Staging, policy_from_dict
-from rollguard.replay import replay_events
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.errors import ConfigError
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import Policy, RuleAction, Staging, policy_from_dict
+from tests.support.policies import default_policy_document
 
 STAGED = {"action": "staged", "steps": [10, 0], "step_seconds": 60, "recovery_seconds": 300}
 
 
 def staged_policy(metric: str = "error", **changes: Any) -> Policy:
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     raw["metrics"][metric].update({**STAGED, **changes})
     return policy_from_dict(raw)
 
@@ -67,8 +65,7 @@ def test_healthy_candidates_are_never_cut() -> None:
 
 
 def test_a_staged_composite_cuts_in_steps() -> None:
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     for name in ("hallucination", "accuracy", "complaint"):
         raw["metrics"][name]["critical"] = False
     raw["composites"][0].update(STAGED)

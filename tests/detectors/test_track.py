@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.track import MetricTrack, recovered, recovered_by_river_adwin, robust_score
+from rollguard.detectors.track import MetricTrack, recovered, recovered_by_river_adwin, robust_score
 
 BLIP = 14  # buckets: 2 minutes of 10 s buckets, plus the margin the monitor adds
 

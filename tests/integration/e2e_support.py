@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
-from streams.connect import consumer, prepare_topics, producer
+from rollguard.streams.connect import consumer, prepare_topics, producer
 from tests.support.runs import IsolatedRun
 
 T0 = 1_763_856_000.0

@@ -11,22 +11,22 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from importlib import resources
 from pathlib import Path
 
 import orjson
 import pytest
 
-from actions.commands import Command, new_command, sign
-from actions.keys import operators_key
-from actions.pointer import PointerStore
-from streams.connect import prepare_topics
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.keys import operators_key
+from rollguard.actions.pointer import PointerStore
+from rollguard.streams.connect import prepare_topics
 from tests.integration.e2e_support import (
     new_service,
     send_commands,
     setup_service,
     wait_for_audit,
 )
+from tests.support.policies import default_policy_text
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -66,7 +66,7 @@ def fixture_worker(run: IsolatedRun, names: Names, keys: dict[str, Path],
                    tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A worker whose policy lets ana and bob approve, two of them for a pinned service."""
     policy = tmp_path / "policy.yaml"
-    default = resources.files("detectors").joinpath("default_policy.yaml").read_text("utf-8")
+    default = default_policy_text()
     policy.write_text(default + f"\napprovals:\n  approvers: [{names['ana']}, {names['bob']}]"
                                 "\n  pinned_full_rollback: 2\n", encoding="utf-8")
     process = run.start_worker(ROLLGUARD_POLICY=str(policy))

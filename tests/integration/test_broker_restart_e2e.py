@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaError
 
-from rollguard.errors import ServiceUnavailable
+from rollguard.base.errors import ServiceUnavailable
 from tests.integration.e2e_support import (
     T0,
     new_service,

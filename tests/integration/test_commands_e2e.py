@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.commands import Command, new_command, sign
-from actions.keys import operators_key
-from actions.operators import OperatorRegistry
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.keys import operators_key
+from rollguard.actions.operators import OperatorRegistry
 from tests.integration.e2e_support import (
     new_service,
     send_commands,

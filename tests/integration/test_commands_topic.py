@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from actions.receipt import LOG_APPEND_TIME
-from streams.connect import consumer, ensure_topics, prepare_topics, producer
+from rollguard.actions.receipt import LOG_APPEND_TIME
+from rollguard.streams.connect import consumer, ensure_topics, prepare_topics, producer
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -24,7 +24,7 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
 
 async def test_the_worker_creates_the_commands_topic_stamped_by_the_broker(
         run: IsolatedRun, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="streams.connect"):
+    with caplog.at_level(logging.WARNING, logger="rollguard.streams.connect"):
         await prepare_topics(run.settings())
     assert not caplog.records
     async with producer() as out:
@@ -39,7 +39,7 @@ async def test_the_worker_creates_the_commands_topic_stamped_by_the_broker(
 async def test_a_commands_topic_made_without_it_is_reported_with_the_fix(
         run: IsolatedRun, caplog: pytest.LogCaptureFixture) -> None:
     await ensure_topics({run.topic("commands"): 1})  # as by hand: the producer's time
-    with caplog.at_level(logging.WARNING, logger="streams.connect"):
+    with caplog.at_level(logging.WARNING, logger="rollguard.streams.connect"):
         await prepare_topics(run.settings())
     [warning] = caplog.records
     assert run.topic("commands") in warning.getMessage()

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.policy import default_policy
-from rollguard.packages import kcat_binary
-from rollguard.replay import Replay
-from streams.app import owner_of
-from streams.connect import ensure_topics
+from localservers.packages import kcat_binary
+from rollguard.analysis.replay import Replay
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.app import owner_of
+from rollguard.streams.connect import ensure_topics
 from tests.integration.e2e_support import read_topic, scenario_events, setup_service
 from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, start, stop
 from tests.support.runs import IsolatedRun, wait_processed

@@ -9,11 +9,11 @@ import uuid
 import orjson
 import pytest
 
-from detectors.blocks import Block, block_events, is_block
-from detectors.events import Event, validate_event
-from streams.connect import consumer, ensure_topics
-from streams.emitter import BackgroundEmitter, Emitter
-from streams.wire import read_message
+from rollguard.detectors.blocks import Block, block_events, is_block
+from rollguard.detectors.events import Event, validate_event
+from rollguard.streams.connect import consumer, ensure_topics
+from rollguard.streams.emitter import BackgroundEmitter, Emitter
+from rollguard.streams.wire import read_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 

@@ -14,18 +14,18 @@ import aiohttp
 import orjson
 import pytest
 
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands, approval
-from actions.commands import Command
-from actions.keys import operators_key
-from actions.operators import OperatorRegistry
-from actions.respond import respond
-from detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands, approval
+from rollguard.actions.commands import Command
+from rollguard.actions.keys import operators_key
+from rollguard.actions.operators import OperatorRegistry
+from rollguard.actions.respond import respond
 from rollguard.demo.receiver import Receiver, receiving
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.notify.service import run_notifier
 from rollguard.notify.settings import NotifySettings
-from streams.connect import producer
-from streams.messages import decision_messages
+from rollguard.streams.connect import producer
+from rollguard.streams.messages import decision_messages
 from tests.integration.e2e_support import new_service, setup_service
 from tests.support.redis_servers import free_port
 from tests.support.runs import IsolatedRun

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
-from streams.connect import prepare_topics
+from rollguard.streams.connect import prepare_topics
 from tests.integration.actions.private_redis import PrivateRedis
 from tests.integration.e2e_support import (
     T0,

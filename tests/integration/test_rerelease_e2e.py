@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from actions.pointer import PointerStore
-from actions.pointer_cache import TTL_S
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.pointer_cache import TTL_S
 from rollguard.demo.run import promote
 from tests.integration.e2e_support import (
     new_service,

@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.commands import Command, new_command, sign
-from detectors.decision import Decision
-from detectors.events import validate_event
-from detectors.policy import default_policy
-from rollguard.replay import replay_events
-from streams.app import owner_of
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.analysis.replay import replay_events
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.events import validate_event
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.app import owner_of
 from tests.integration.e2e_support import (
     T0,
     new_service,

@@ -50,7 +50,7 @@ def test_help_shows_defaults_never_the_values_set(
 def test_an_operator_key_is_never_printed(
         runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not in --help, nor when the key is malformed, nor in the errors of commands."""
-    from actions.operators import OperatorKey, derive_key
+    from rollguard.actions.operators import OperatorKey, derive_key
 
     key = OperatorKey("ana", 1, derive_key(b"some-secret", "ana", 1))
     secret_part = key.key.hex()[:40]

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from localservers.managed import project_home
+from rollguard.base.errors import AccessRefused
 from rollguard.cli import main
 from rollguard.demo.scenario import Scenario
-from rollguard.errors import AccessRefused
-from rollguard.managed import project_home
-from streams.emitter import Emitter
+from rollguard.streams.emitter import Emitter
 from tests.integration.e2e_support import new_service, scenario_events, setup_service
 from tests.support.redis_servers import make_certificates
 from tests.support.runs import IsolatedRun, wait_processed

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from actions.connect import async_redis_client
-from rollguard.check import check_kafka, check_redis
-from rollguard.errors import ServiceUnavailable
-from streams.connect import consumer, ensure_topics, producer
+from rollguard.actions.connect import async_redis_client
+from rollguard.base.errors import ServiceUnavailable
+from rollguard.ops.check import check_kafka, check_redis
+from rollguard.streams.connect import consumer, ensure_topics, producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 

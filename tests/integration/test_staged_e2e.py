@@ -5,7 +5,6 @@ canary its share back; a pinned service gets no step."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.integration.e2e_support import (
     wait_for_audit,
 )
 from tests.integration.test_worker_e2e import BLIP_ONLY, REGRESSION, fixture_run, stop
+from tests.support.policies import default_policy_document
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -31,8 +31,7 @@ __all__ = ["fixture_run"]  # the run fixture, shared with the worker's end-to-en
 def staged_policy(tmp_path: Path, **staging: Any) -> str:
     """The default policy with the demo's regressing metric staged: 10 %, then 0 % (and
     any other ``staging`` settings)."""
-    raw = yaml.safe_load(resources.files("detectors").joinpath("default_policy.yaml")
-                         .read_text("utf-8"))
+    raw = default_policy_document()
     raw["metrics"]["hallucination"].update(
         {"action": "staged", "steps": [10, 0], "step_seconds": 60, **staging})
     path = tmp_path / "staged.yaml"

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
 from tests.integration.e2e_support import (
     new_service,

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from rollguard.packages import chromium_binary
+from localservers.packages import chromium_binary
 from tests.support.redis_servers import free_port
 
 # Chromium as root needs --no-sandbox; the virtual time budget lets the page's scripts fetch

@@ -1,6 +1,6 @@
 """A private single-node Kafka broker on free loopback ports, for tests that stop and start
 the broker itself (never the shared one): the same properties and start-up as
-``scripts/services up`` (:mod:`rollguard.kafka_server`), its data and log in a folder of the
+``scripts/services up`` (:mod:`localservers.kafka_server`), its data and log in a folder of the
 test's own."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollguard.config import Address
-from rollguard.kafka_server import kafka_properties, start_broker
-from rollguard.managed import Managed, kafka_answers, stop_started, wait_until_answers
+from localservers.kafka_server import kafka_properties, start_broker
+from localservers.managed import Managed, kafka_answers, stop_started, wait_until_answers
+from rollguard.base.config import Address
 from tests.support.redis_servers import free_port
 
 START_S = 120.0  # a JVM starting on a busy 2-core machine

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import redis
 
-from rollguard.compose_secrets import issue, make_ca
-from rollguard.managed import project_home
+from localservers.managed import project_home
+from rollguard.ops.compose_secrets import issue, make_ca
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"

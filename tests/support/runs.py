@@ -18,7 +18,7 @@ from aiokafka.errors import (
 )
 
 from rollguard.demo.isolated import WorkerRun
-from streams.connect import consumer, new_admin_client, partition_counts
+from rollguard.streams.connect import consumer, new_admin_client, partition_counts
 
 
 class IsolatedRun(WorkerRun):

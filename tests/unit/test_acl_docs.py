@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from actions.acl import CLUSTER_DISCOVERY, acl_line, observer_rules, reader_rules, writer_rules
+from rollguard.actions.acl import (
+    CLUSTER_DISCOVERY,
+    acl_line,
+    observer_rules,
+    reader_rules,
+    writer_rules,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

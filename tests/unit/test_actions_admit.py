@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from actions.commands import new_command, sign
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.script import LATE_S, late_by
-from rollguard.errors import ServiceUnavailable
+from rollguard.actions.commands import new_command, sign
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.script import LATE_S, late_by
+from rollguard.base.errors import ServiceUnavailable
 
 SECRET = b"admit-secret"
 T = 1_800_000_000.0

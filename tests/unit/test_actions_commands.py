@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from actions.commands import Command, new_command, refusal, sign, verify
-from rollguard.errors import CommandRefused, ConfigError
+from rollguard.actions.commands import Command, new_command, refusal, sign, verify
+from rollguard.base.errors import CommandRefused, ConfigError
 
 SECRET = b"unit-secret"
 

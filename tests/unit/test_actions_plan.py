@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from actions.commands import Op, new_command
-from actions.plan import Change, NoChange, Refusal, plan
-from actions.releases import Release
-from actions.state import PointerState, decode, encode
+from rollguard.actions.commands import Op, new_command
+from rollguard.actions.plan import Change, NoChange, Refusal, plan
+from rollguard.actions.releases import Release
+from rollguard.actions.state import PointerState, decode, encode
 
 V1 = Release("v1", {"model": "m1", "prompt": "p1", "index": "i1"})
 V2 = Release("v2", {"model": "m2", "prompt": "p2", "index": "i2"})

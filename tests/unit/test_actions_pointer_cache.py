@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from actions import pointer
-from actions.pointer import decoded_release
-from actions.pointer_cache import PointerCache, _Entry
-from actions.releases import Release
-from actions.state import PointerState
-from rollguard.errors import UnknownService
+from rollguard.actions import pointer
+from rollguard.actions.pointer import decoded_release
+from rollguard.actions.pointer_cache import PointerCache, _Entry
+from rollguard.actions.releases import Release
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import UnknownService
 
 
 def test_a_stored_release_is_decoded_once_and_by_its_exact_bytes() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from actions import reader_core
-from actions.reader_core import REFRESH_JITTER, ReaderCore, decoded, refresh_delay
-from actions.state import PointerState, encode
+from rollguard.actions import reader_core
+from rollguard.actions.reader_core import REFRESH_JITTER, ReaderCore, decoded, refresh_delay
+from rollguard.actions.state import PointerState, encode
 
 
 def value(epoch: int, active: str = "v1") -> bytes:

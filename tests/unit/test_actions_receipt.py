@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.commands import new_command, refusal, sign
-from actions.receipt import (
+from rollguard.actions.commands import new_command, refusal, sign
+from rollguard.actions.receipt import (
     CREATE_TIME,
     LOG_APPEND_TIME,
     MAX_HOLD_S,
     held_too_long,
     receipt,
 )
-from actions.respond import COMMAND_TTL_S
+from rollguard.actions.respond import COMMAND_TTL_S
 
 SECRET = b"receipt-secret"
 T = 1_800_000_000.0

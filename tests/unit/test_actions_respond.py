@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from actions.commands import Command, refusal
-from actions.respond import NO_POINTER, Suppression, idempotency_key, respond, roles_of
-from actions.state import PointerState
-from detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.actions.commands import Command, refusal
+from rollguard.actions.respond import NO_POINTER, Suppression, idempotency_key, respond, roles_of
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 
 SECRET = b"respond-secret"
 NOW = 1_800_000_000.0

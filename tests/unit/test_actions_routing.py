@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.routing import BUCKETS, Router, bucket
-from actions.state import PointerState
+from rollguard.actions.routing import BUCKETS, Router, bucket
+from rollguard.actions.state import PointerState
 
 
 def staged(percent: float, cohorts: tuple[str, ...] = (), service: str = "bot") -> PointerState:

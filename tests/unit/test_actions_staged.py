@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from actions.commands import Command, new_command, refusal, sign
-from actions.plan import Change, Refusal, plan
-from actions.releases import Release
-from actions.respond import Suppression, respond
-from actions.state import PointerState
-from detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.actions.commands import Command, new_command, refusal, sign
+from rollguard.actions.plan import Change, Refusal, plan
+from rollguard.actions.releases import Release
+from rollguard.actions.respond import Suppression, respond
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 
 SECRET = b"staged-secret"
 NOW = 1_800_000_000.0

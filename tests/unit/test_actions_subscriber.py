@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actions.subscriber import ChannelSubscriber, command
+from rollguard.actions.subscriber import ChannelSubscriber, command
 
 
 def frames(*payloads: bytes, channel: str = "ch") -> bytes:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.policy import default_policy
-from streams.checkpoint import Checkpoints, applied_offset_key, pack, unpack
-from streams.partition import PartitionLoop
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.checkpoint import Checkpoints, applied_offset_key, pack, unpack
+from rollguard.streams.partition import PartitionLoop
 
 SERVICES = ("chat", "search", "mail")
 T0 = 1_790_000_000.0

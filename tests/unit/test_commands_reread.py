@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.commanding import last_carried_out
-from streams.gaps import GapGuard
+from rollguard.streams.commanding import last_carried_out
+from rollguard.streams.gaps import GapGuard
 
 
 @pytest.mark.parametrize(("done", "committed", "last"), [

@@ -1,6 +1,6 @@
 """docker-compose.yml (plaintext, a laptop) and docker-compose.secure.yml (production-like)
 stay in step with the code: services, commands, variables, and for the secure one every
-secret from a file that `python -m rollguard.compose_secrets` makes, TLS and logins on both
+secret from a file that `python -m rollguard.ops.compose_secrets` makes, TLS and logins on both
 servers, and the ACL lines of actions/acl.py."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import click
 import pytest
 import yaml
 
-from actions.acl import acl_line, writer_rules
-from rollguard import compose_secrets
+from rollguard.actions.acl import acl_line, writer_rules
 from rollguard.cli import main
-from streams.settings import VARIABLES
+from rollguard.ops import compose_secrets
+from rollguard.streams.settings import VARIABLES
 
 ROOT = Path(__file__).parents[2]
 PLAIN = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -28,7 +28,7 @@ SECRET_VARIABLES = ("ROLLGUARD_SECRET", "KAFKA_SASL_PASSWORD", "REDIS_URL")
 
 @pytest.fixture(name="made", scope="module")
 def fixture_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The secrets folder as `python -m rollguard.compose_secrets` makes it."""
+    """The secrets folder as `python -m rollguard.ops.compose_secrets` makes it."""
     folder = tmp_path_factory.mktemp("compose") / "secrets"
     compose_secrets.make_secrets(folder)
     return folder
@@ -94,7 +94,7 @@ def test_secure_containers_read_every_secret_from_a_mounted_file(
 
 def test_every_secret_file_the_secure_compose_names_is_made(made: Path) -> None:
     """Top-level secrets, bind-mounted folders, and the files the servers are told to read
-    inside them: all made by rollguard.compose_secrets."""
+    inside them: all made by rollguard.ops.compose_secrets."""
     named = [in_folder(made, s["file"], {}) for s in SECURE["secrets"].values()]
     kafka, redis = SECURE["services"]["kafka"], SECURE["services"]["redis"]
     kafka_env, kafka_mounts = kafka["environment"], bind_mounts(kafka)

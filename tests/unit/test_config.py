@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollguard import config
-from rollguard.errors import ConfigError
+from rollguard.base import config
+from rollguard.base.errors import ConfigError
 
 
 @pytest.mark.parametrize(

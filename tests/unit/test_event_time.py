@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 
 from bench.scenarios import Scenario
-from detectors.events import Event
-from detectors.monitors import LATE_STREAK_ALERT, MonitorSet
-from detectors.policy import default_policy
-from streams.partition import PartitionLoop
-from streams.wire import encode_batch, read_message
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitors import LATE_STREAK_ALERT, MonitorSet
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.partition import PartitionLoop
+from rollguard.streams.wire import encode_batch, read_message
 
 T0 = 1_790_000_000.0
 POLICY = default_policy()

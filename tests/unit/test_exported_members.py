@@ -49,7 +49,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     """A misspelt name fails like any missing attribute (and submodules still import)."""
     with pytest.raises(AttributeError, match="PointerRaeder"):
         rollguard.PointerRaeder  # noqa: B018
-    assert importlib.import_module("rollguard.config").__name__ == "rollguard.config"
+    assert importlib.import_module("rollguard.base.config").__name__ == "rollguard.base.config"
 
 
 def test_importing_rollguard_loads_no_kafka_redis_faust_or_river() -> None:

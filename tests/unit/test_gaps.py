@@ -7,7 +7,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.gaps import Admit, GapGuard
+from rollguard.streams.gaps import Admit, GapGuard
 
 
 def deliver(log: list[int], dropped: set[int], duplicated: set[int]) -> list[int]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import faust
 import pytest
 
-from rollguard.config import KafkaSecurity
-from rollguard.errors import ConfigError
-from streams.connect import client_options, faust_credentials
+from rollguard.base.config import KafkaSecurity
+from rollguard.base.errors import ConfigError
+from rollguard.streams.connect import client_options, faust_credentials
 
 SETTINGS = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
             "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")

@@ -13,18 +13,18 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.policy import default_policy
-from rollguard.errors import ConfigError
-from streams import metrics_http
-from streams.metrics import (
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.policy import default_policy
+from rollguard.streams import metrics_http
+from rollguard.streams.metrics import (
     REJECT_REASONS,
     LoopCollector,
     WorkerMetrics,
     command_outcome,
     decision_action,
 )
-from streams.partition import PartitionLoop
+from rollguard.streams.partition import PartitionLoop
 
 T0 = 1_700_000_000.0
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

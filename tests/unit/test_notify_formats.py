@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
 from rollguard.notify import formats
 from rollguard.notify.episodes import Batcher, EpisodeBook, Message
 from rollguard.notify.notices import read_record

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.commands import Command, new_command, refusal, sign, sign_as
-from actions.operators import OperatorKey, Signatures, derive_key
-from detectors.approvers import (
+from rollguard.actions.commands import Command, new_command, refusal, sign, sign_as
+from rollguard.actions.operators import OperatorKey, Signatures, derive_key
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.approvers import (
     ApprovalRules,
     Approved,
     NotAllowed,
@@ -22,9 +23,8 @@ from detectors.approvers import (
     approval_rules,
     judge,
 )
-from detectors.policy import default_policy, policy_from_dict
-from rollguard.errors import ConfigError
-from rollguard.operator_keys import (
+from rollguard.detectors.policy import default_policy, policy_from_dict
+from rollguard.ops.operator_keys import (
     KEY_ENV,
     KEY_FILE_ENV,
     KEYS_DIR_ENV,

@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.state import PointerState
-from detectors.decision import Decision, DecisionAction, Verdict
-from detectors.monitors import Fed
-from detectors.policy import default_policy
-from streams.checkpoint import FORWARDED, applied_offset_key, unpack_lanes
-from streams.partition import Effects, PartitionLoop
+from rollguard.actions.state import PointerState
+from rollguard.detectors.decision import Decision, DecisionAction, Verdict
+from rollguard.detectors.monitors import Fed
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.checkpoint import FORWARDED, applied_offset_key, unpack_lanes
+from rollguard.streams.partition import Effects, PartitionLoop
 
 T0 = 1_700_000_000.0
 

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions.state import PointerState
-from detectors.policy import default_policy
+from rollguard.actions.state import PointerState
 from rollguard.demo.scenario import Scenario, canary_events
-from streams.partition import PartitionLoop
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.partition import PartitionLoop
 
 SERVICE = "regressing"
 REGRESSION = Scenario(rate=5.0, blip_s=0.0, duration=1200.0)

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from rollguard.errors import AccessRefused, ServiceUnavailable
-from rollguard.redact import install_log_redaction, redact
+from rollguard.base.errors import AccessRefused, ServiceUnavailable
+from rollguard.base.redact import install_log_redaction, redact
 
 
 @pytest.mark.parametrize(("url", "shown"), [

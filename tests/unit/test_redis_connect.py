@@ -7,7 +7,7 @@ import ssl
 import pytest
 from redis.cluster import LoadBalancingStrategy
 
-from actions.connect import (
+from rollguard.actions.connect import (
     AsyncRedisCluster,
     async_redis_client,
     describe,
@@ -15,8 +15,8 @@ from actions.connect import (
     redact,
     tls_context,
 )
-from actions.reader import PointerReader
-from rollguard.errors import AccessRefused, ConfigError
+from rollguard.actions.reader import PointerReader
+from rollguard.base.errors import AccessRefused, ConfigError
 
 
 @pytest.mark.parametrize(("url", "expected"), [

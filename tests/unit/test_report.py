@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.state import PointerState
-from detectors.policy import default_policy
+from rollguard.actions.state import PointerState
+from rollguard.detectors.policy import default_policy
 from rollguard.report.chart import events_of, window
 from rollguard.report.render import RENDERERS, Report
 from rollguard.report.story import incidents, parse_since
-from streams.wire import encode_batch, encode_blocks
+from rollguard.streams.wire import encode_batch, encode_blocks
 
 
 def entry(at: float, op: str, release: str, outcome: str = "applied", by: str = "ana",

@@ -8,11 +8,11 @@ from functools import cache
 
 import orjson
 
-from actions.state import PointerState
-from detectors.monitor import ServiceMonitor
-from detectors.policy import default_policy
+from rollguard.actions.state import PointerState
 from rollguard.demo.scenario import Scenario, canary_events
-from streams.partition import PartitionLoop
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.partition import PartitionLoop
 
 SERVICE = "rereleased"
 REGRESSION = Scenario(rate=5.0, blip_s=0.0, duration=1200.0)

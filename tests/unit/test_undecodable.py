@@ -13,7 +13,7 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
-from streams import undecodable
+from rollguard.streams import undecodable
 
 TP = TopicPartition("events", 3)
 ATTRIBUTES = 21  # byte offset of a v2 batch's attributes; the CRC covers from here on

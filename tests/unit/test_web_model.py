@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.state import PointerState
+from rollguard.actions.state import PointerState
 from rollguard.web.model import (
     RECENT_S,
     history_rows,

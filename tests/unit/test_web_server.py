@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from rollguard.errors import ServiceUnavailable
+from rollguard.base.errors import ServiceUnavailable
 from rollguard.web.server import application
 
 

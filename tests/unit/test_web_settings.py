@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
 from rollguard.web.settings import WebSettings
 
 

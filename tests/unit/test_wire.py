@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions.approvals import approval, check_approval, read_approval
-from rollguard.errors import CommandRefused
-from streams import messages
-from streams.wire import encode_batch, split_message
+from rollguard.actions.approvals import approval, check_approval, read_approval
+from rollguard.base.errors import CommandRefused
+from rollguard.streams import messages
+from rollguard.streams.wire import encode_batch, split_message
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.blocks import Block
-from detectors.events import Event
-from detectors.monitors import MonitorSet
-from detectors.policy import default_policy
-from streams.wire import read_message
+from rollguard.detectors.blocks import Block
+from rollguard.detectors.events import Event
+from rollguard.detectors.monitors import MonitorSet
+from rollguard.detectors.policy import default_policy
+from rollguard.streams.wire import read_message
 
 T0 = 1_700_000_000.0
 BAD_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"9" * 400]

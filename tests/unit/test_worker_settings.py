@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rollguard.config import DEV_SECRET, secret_from_env, secret_setting
-from rollguard.errors import ConfigError
-from streams.settings import DEFAULT_CHECKPOINT_S, VARIABLES, WorkerSettings
+from rollguard.base.config import DEV_SECRET, secret_from_env, secret_setting
+from rollguard.base.errors import ConfigError
+from rollguard.streams.settings import DEFAULT_CHECKPOINT_S, VARIABLES, WorkerSettings
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from actions.commands import Command, Op, new_command, sign
-from actions.connect import async_redis_client
-from actions.keys import ServiceKeys, operators_key
-from actions.operators import OperatorKey, OperatorRegistry
-from actions.pointer import Outcome, PointerStore
+from rollguard.actions.commands import Command, Op, new_command, sign
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.keys import ServiceKeys, operators_key
+from rollguard.actions.operators import OperatorKey, OperatorRegistry
+from rollguard.actions.pointer import Outcome, PointerStore
 from tests.integration.actions.private_redis import PrivateRedis
 from tests.support.redis_servers import LoopbackCluster, TlsRedis
 

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands, approval
-from actions.commands import Command, Op, sign
-from actions.pointer import PointerStore
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands, approval
+from rollguard.actions.commands import Command, Op, sign
+from rollguard.actions.pointer import PointerStore
 from tests.integration.actions.conftest import SECRET, Issue, MakeOperator, command
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands, approval
-from actions.commands import Command, new_command, sign_as
-from actions.operators import OperatorKey, OperatorRegistry
-from actions.pointer import PointerStore
-from detectors.approvers import ApprovalRules
-from rollguard.errors import ConfigError
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands, approval
+from rollguard.actions.commands import Command, new_command, sign_as
+from rollguard.actions.operators import OperatorKey, OperatorRegistry
+from rollguard.actions.pointer import PointerStore
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.approvers import ApprovalRules
 from tests.integration.actions.conftest import SECRET, Issue, MakeOperator, command
 
 pytestmark = pytest.mark.integration

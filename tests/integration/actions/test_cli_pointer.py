@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from click.testing import CliRunner, Result
 
-from actions.connect import redis_client
-from actions.keys import ServiceKeys
+from rollguard.actions.connect import redis_client
+from rollguard.actions.keys import ServiceKeys
 from rollguard.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

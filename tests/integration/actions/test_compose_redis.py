@@ -1,5 +1,5 @@
 """The Redis of docker-compose.secure.yml, run here: its command line with the files
-`python -m rollguard.compose_secrets` makes; the writer's URL passes `rollguard check`, and
+`python -m rollguard.ops.compose_secrets` makes; the writer's URL passes `rollguard check`, and
 the reader may read its service's pointer but not write."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 import redis
 import yaml
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from rollguard import compose_secrets
-from rollguard.check import check_redis
-from rollguard.errors import AccessRefused
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.base.errors import AccessRefused
+from rollguard.ops import compose_secrets
+from rollguard.ops.check import check_redis
 from tests.integration.actions.conftest import SECRET
 from tests.support.redis_servers import REDIS_SERVER, free_port, wait_ready
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.reader import PointerReader
-from actions.state import PointerState
-from rollguard.config import redis_url
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader
+from rollguard.actions.state import PointerState
+from rollguard.base.config import redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 SECRET = b"namespace-secret"

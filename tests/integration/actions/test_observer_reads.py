@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from actions.acl import observer_rules, writer_rules
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from rollguard.errors import RollguardError
+from rollguard.actions.acl import observer_rules, writer_rules
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.base.errors import RollguardError
 from rollguard.report.sources import read_redis
 from rollguard.web.sources import AuditLog, MetricsScraper, StatusSource
 from tests.integration.actions.conftest import SECRET

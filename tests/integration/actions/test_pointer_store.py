@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from actions.commands import sign
-from actions.pointer import PointerStore
-from actions.state import decode
-from rollguard.errors import (
+from rollguard.actions.commands import sign
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.state import decode
+from rollguard.base.errors import (
     PointerConflict,
     ReleaseConflict,
     ServicePinned,
@@ -294,7 +294,7 @@ async def test_read_many_gives_each_pointer_and_none_for_services_without_one(
 ) -> None:
     """The worker's batched refresh reads the same pointers as one read each, across
     MGET chunks, with None where a service has no pointer."""
-    from actions import pointer as pointer_module
+    from rollguard.actions import pointer as pointer_module
 
     monkeypatch.setattr(pointer_module, "MGET_CHUNK", 2)
     names = [service, f"{service}-none-1", service, f"{service}-none-2", service]

@@ -10,11 +10,11 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.reader import PointerReader, SyncPointerReader
-from actions.state import PointerState, encode
-from rollguard.errors import ServiceUnavailable, UnknownService
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader, SyncPointerReader
+from rollguard.actions.state import PointerState, encode
+from rollguard.base.errors import ServiceUnavailable, UnknownService
 from tests.integration.actions.conftest import SECRET, Issue, command
 from tests.integration.actions.private_redis import PrivateRedis
 
@@ -268,9 +268,9 @@ async def test_stop_returns_in_bounded_time_even_if_a_task_ignores_cancellation(
 ) -> None:
     """A shutdown never hangs on a reader: a task stuck past cancellation is abandoned after
     STOP_TIMEOUT_S and the reader's connection is closed anyway."""
-    import actions.reader
+    import rollguard.actions.reader
 
-    monkeypatch.setattr(actions.reader, "STOP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(rollguard.actions.reader, "STOP_TIMEOUT_S", 0.2)
 
     let_go = asyncio.Event()
 

@@ -13,18 +13,18 @@ import redis
 from click.testing import CliRunner
 from redis.cluster import key_slot
 
-from actions.acl import reader_rules, writer_rules
-from actions.approvals import PendingCommands
-from actions.commands import new_command, sign
-from actions.connect import AsyncRedisCluster, async_redis_client
-from actions.keys import ServiceKeys, operators_key
-from actions.operators import OperatorRegistry
-from actions.pointer import PointerStore
-from actions.reader import PointerReader, SyncPointerReader
-from actions.state import PointerState
-from rollguard.check import check_redis
+from rollguard.actions.acl import reader_rules, writer_rules
+from rollguard.actions.approvals import PendingCommands
+from rollguard.actions.commands import new_command, sign
+from rollguard.actions.connect import AsyncRedisCluster, async_redis_client
+from rollguard.actions.keys import ServiceKeys, operators_key
+from rollguard.actions.operators import OperatorRegistry
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader, SyncPointerReader
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import ServiceUnavailable
 from rollguard.cli import main
-from rollguard.errors import ServiceUnavailable
+from rollguard.ops.check import check_redis
 from tests.integration.actions.conftest import SECRET
 from tests.support.redis_servers import LoopbackCluster
 

@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands
-from actions.commands import Command, new_command, sign
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.respond import COMMAND_TTL_S
-from rollguard.errors import ServiceUnavailable
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands
+from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.respond import COMMAND_TTL_S
+from rollguard.base.errors import ServiceUnavailable
 from tests.integration.actions.conftest import SECRET, register_two_releases
 from tests.integration.actions.private_redis import PrivateRedis
 

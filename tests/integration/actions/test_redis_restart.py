@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from actions.connect import async_redis_client
-from actions.pointer import PointerStore
-from actions.reader import PointerReader, SyncPointerReader
-from actions.reader_core import ReaderCore
-from actions.state import PointerState
-from rollguard.errors import ServiceUnavailable
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader, SyncPointerReader
+from rollguard.actions.reader_core import ReaderCore
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import ServiceUnavailable
 from tests.integration.actions.conftest import SECRET, command, register_two_releases
 from tests.integration.actions.private_redis import PrivateRedis
 

@@ -10,18 +10,18 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from actions.acl import reader_rules, writer_rules
-from actions.actuator import Actuator
-from actions.approvals import PendingCommands
-from actions.connect import async_redis_client, check_login
-from actions.operators import OperatorRegistry
-from actions.pointer import PointerStore
-from actions.reader import PointerReader, SyncPointerReader
-from actions.state import PointerState
-from rollguard.check import check_redis
+from rollguard.actions.acl import reader_rules, writer_rules
+from rollguard.actions.actuator import Actuator
+from rollguard.actions.approvals import PendingCommands
+from rollguard.actions.connect import async_redis_client, check_login
+from rollguard.actions.operators import OperatorRegistry
+from rollguard.actions.pointer import PointerStore
+from rollguard.actions.reader import PointerReader, SyncPointerReader
+from rollguard.actions.state import PointerState
+from rollguard.base.errors import AccessRefused
 from rollguard.cli import main
-from rollguard.errors import AccessRefused
-from streams.redis_wait import until_available
+from rollguard.ops.check import check_redis
+from rollguard.streams.redis_wait import until_available
 from tests.integration.actions.conftest import SECRET, command
 from tests.integration.actions.test_actuator import message
 from tests.support.redis_servers import TlsRedis

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rollguard import services
-from rollguard.config import Address, redis_url
-from rollguard.errors import AccessRefused
-from rollguard.managed import redis_answers
+from localservers import services
+from localservers.managed import redis_answers
+from rollguard.base.config import Address, redis_url
+from rollguard.base.errors import AccessRefused
 from tests.support.redis_servers import ADMIN, LoopbackCluster, TlsRedis, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

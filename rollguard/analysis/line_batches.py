@@ -1,16 +1,16 @@
 """Single-event lines of a recording, counted many at a time, deciding exactly as one by one.
 
-A recording mostly holds one event object per line, the services interleaved. One by one,
-each line costs several microseconds of Python: decoding, checking, observing. Here a run of
-such lines is grouped per service; each service's events are cut where event time opens a
-later bucket, and each piece goes to its monitor as blocks (:mod:`detectors.blocks`, one per
+A recording mostly holds one event object per line, the services interleaved. One by one, each
+line costs several microseconds of Python: decoding, checking, observing. Here a run of such
+lines is grouped per service; each service's events are cut where event time opens a later
+bucket, and each piece goes to its monitor as blocks (:mod:`rollguard.detectors.blocks`, one per
 release and cohort), checked a column at a time and counted with
-:meth:`~detectors.monitor.ServiceMonitor.observe_interleaved`. The result is exactly that of
-feeding the lines one by one: the same decisions in the same order (each piece's decisions are
-placed at its first line), the same counts, the same monitors created in the same order.
-Whatever does not fit takes the one-by-one path in its place: a line that is not one event
-object is handed back to the caller; a service whose events in the run are not all valid, or
-a piece with a duplicate or a late event, is counted event by event.
+:meth:`~rollguard.detectors.monitor.ServiceMonitor.observe_interleaved`. The result is exactly
+that of feeding the lines one by one: the same decisions in the same order (each piece's
+decisions are placed at its first line), the same counts, the same monitors created in the same
+order. Whatever does not fit takes the one-by-one path in its place: a line that is not one
+event object is handed back to the caller; a service whose events in the run are not all valid,
+or a piece with a duplicate or a late event, is counted event by event.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from detectors.blocks import Block, validate_block
-from detectors.decision import Decision
-from detectors.events import Event, validate_event
-from detectors.monitor import ServiceMonitor
-from rollguard.errors import InvalidEvent
+from rollguard.base.errors import InvalidEvent
+from rollguard.detectors.blocks import Block, validate_block
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.events import Event, validate_event
+from rollguard.detectors.monitor import ServiceMonitor
 
 if TYPE_CHECKING:
-    from rollguard.replay import Summary
+    from rollguard.analysis.replay import Summary
 
 RUN_LINES = 1024  # lines decoded before they are counted: kept small enough to stay in cache
 _NUMBERS = frozenset({float, int})

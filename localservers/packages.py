@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
 
 
 def redis_server_binary() -> str:

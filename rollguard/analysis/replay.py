@@ -6,13 +6,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from detectors.blocks import block_events
-from detectors.decision import Decision
-from detectors.events import Event, validate_event
-from detectors.monitors import Fed, Item, MonitorSet
-from detectors.policy import Policy
-from rollguard.line_batches import LineBatcher
-from streams.wire import read_message
+from rollguard.analysis.line_batches import LineBatcher
+from rollguard.detectors.blocks import block_events
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.events import Event, validate_event
+from rollguard.detectors.monitors import Fed, Item, MonitorSet
+from rollguard.detectors.policy import Policy
+from rollguard.streams.wire import read_message
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The local Apache Kafka broker: its jars (downloaded once with Maven), a single-node KRaft
 broker's properties, and formatting its storage and starting it. Standard library only.
-:mod:`rollguard.secure_kafka` starts its secured broker through the same functions."""
+:mod:`localservers.secure_kafka` starts its secured broker through the same functions."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import uuid
 from base64 import urlsafe_b64encode
 from pathlib import Path
 
-from rollguard.config import Address
-from rollguard.managed import Managed, spawn
-from rollguard.packages import apt_install
+from localservers.managed import Managed, spawn
+from localservers.packages import apt_install
+from rollguard.base.config import Address
 
 KAFKA_VERSION = os.environ.get("ROLLGUARD_KAFKA_VERSION", "4.4.0")
 # Kafka 4.x logs through log4j2 and its jars bring slf4j 1.7: this bridge is the backend.

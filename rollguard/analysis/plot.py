@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detectors.decision import Decision
-from detectors.events import Event
-from detectors.explain import describe, tolerance_text
-from detectors.histogram import bin_of, quantile
-from detectors.policy import MetricRule, Policy
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
+from rollguard.detectors.decision import Decision
+from rollguard.detectors.events import Event
+from rollguard.detectors.explain import describe, tolerance_text
+from rollguard.detectors.histogram import bin_of, quantile
+from rollguard.detectors.policy import MetricRule, Policy
 
 SMOOTH_MINUTES = 5  # lines are trailing 5-minute values: per-minute ones are mostly noise
 

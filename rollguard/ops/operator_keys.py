@@ -12,8 +12,8 @@ import os
 import stat
 from pathlib import Path
 
-from actions.operators import OPERATOR_NAME, OperatorKey, check_operator
-from rollguard.errors import ConfigError
+from rollguard.actions.operators import OPERATOR_NAME, OperatorKey, check_operator
+from rollguard.base.errors import ConfigError
 
 KEY_ENV = "ROLLGUARD_OPERATOR_KEY"
 KEY_FILE_ENV = "ROLLGUARD_OPERATOR_KEY_FILE"

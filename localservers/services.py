@@ -1,11 +1,12 @@
 """Start, stop and check the local Apache Kafka broker and Redis server the project runs on.
 
-Standard library only, so it works before the virtual environment exists
-(``python3 -m rollguard.services up``). ``up`` reuses a server already answering at
+Standard library only, so that ``scripts/services up`` (``python3 -m localservers up``) works
+before the virtual environment exists. ``up`` reuses a server already answering at
 ``KAFKA_BOOTSTRAP`` / ``REDIS_URL`` (a ``docker compose up kafka redis`` for instance) and
 ``down`` stops only the processes ``up`` started, by the process ids it recorded. Redis is
-probed as ``REDIS_URL`` says (TLS, its login, every cluster seed: :mod:`rollguard.redis_probe`);
-only a plaintext single redis-server is started here, never a TLS server or a cluster.
+probed as ``REDIS_URL`` says (TLS, its login, every cluster seed:
+:mod:`localservers.redis_probe`); only a plaintext single redis-server is started here, never a
+TLS server or a cluster.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from rollguard import redis_probe
-from rollguard.config import kafka_address, redis_address, redis_url
-from rollguard.errors import ConfigError, RollguardError, ServiceUnavailable
-from rollguard.kafka_server import start_kafka
-from rollguard.managed import (
+from localservers import redis_probe
+from localservers.kafka_server import start_kafka
+from localservers.managed import (
     Managed,
     redis_answers,
     require_local,
@@ -27,7 +26,9 @@ from rollguard.managed import (
     stop_started,
     wait_until_answers,
 )
-from rollguard.packages import kcat_binary, redis_server_binary
+from localservers.packages import kcat_binary, redis_server_binary
+from rollguard.base.config import kafka_address, redis_address, redis_url
+from rollguard.base.errors import ConfigError, RollguardError, ServiceUnavailable
 
 
 def kafka() -> Managed:
@@ -37,7 +38,7 @@ def kafka() -> Managed:
 @dataclass(frozen=True)
 class RedisService(Managed):
     """The Redis of ``REDIS_URL``, probed as the URL says (TLS, login, every cluster seed):
-    :mod:`rollguard.redis_probe`. Only a plaintext single server can be started here."""
+    :mod:`localservers.redis_probe`. Only a plaintext single server can be started here."""
 
     target: redis_probe.RedisTarget | None = None
 
@@ -133,17 +134,17 @@ def _where(service: Managed) -> str:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
-    secure = "--secure" in argv[1:]  # also the SASL_SSL broker of rollguard/secure_kafka.py
+    secure = "--secure" in argv[1:]  # also the SASL_SSL broker of localservers/secure_kafka.py
     try:
         if command == "up":
             up()
             if secure:
-                from rollguard.secure_kafka import report_up
+                from localservers.secure_kafka import report_up
                 report_up()
         elif command == "down":
             down()
             if secure:
-                from rollguard.secure_kafka import report_down
+                from localservers.secure_kafka import report_down
                 report_down()
         elif command == "status":
             return 0 if status() else 1

@@ -24,9 +24,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollguard.config import Address
-from rollguard.kafka_server import node_properties, numeric_host, start_broker
-from rollguard.managed import (
+from localservers.kafka_server import node_properties, numeric_host, start_broker
+from localservers.managed import (
     Managed,
     recv_exact,
     require_local,
@@ -34,6 +33,7 @@ from rollguard.managed import (
     stop_started,
     wait_until_answers,
 )
+from rollguard.base.config import Address
 
 SECURE_PORT = int(os.environ.get("ROLLGUARD_SECURE_KAFKA_PORT", "9094"))
 # the controller listens on SECURE_PORT + 1

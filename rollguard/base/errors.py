@@ -19,16 +19,16 @@
         ├── ServicePinned        the service refuses automatic flips
         └── CommandRefused       unsigned, wrongly signed or expired command
 
-Library errors (redis, aiokafka) are translated at the edge with ``raise ... from exc`` so
-the cause is kept. The root and the errors of the pure core (``ConfigError``, ``InvalidEvent``,
-``StateError``) are defined in :mod:`detectors.errors`, which imports nothing of the edges;
-they are re-exported here, so this module is the one place to import any of them from.
+Library errors (redis, aiokafka) are translated at the edge with ``raise ... from exc`` so the
+cause is kept. The root and the errors of the pure core (``ConfigError``, ``InvalidEvent``,
+``StateError``) are defined in :mod:`rollguard.detectors.errors`, which imports nothing of the
+edges; they are re-exported here, so this module is the one place to import any of them from.
 """
 
 from __future__ import annotations
 
-from detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
-from rollguard.redact import redact, redact_text
+from rollguard.base.redact import redact, redact_text
+from rollguard.detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
 
 __all__ = [
     "AccessRefused",

@@ -1,14 +1,14 @@
 """The secret files of ``docker-compose.secure.yml``: a private CA, server certificates for
 Kafka and Redis, SCRAM and Redis ACL passwords, and the rollguard secret.
 
-``python3 -m rollguard.compose_secrets [FOLDER]`` (default ``./secrets``) makes, once:
+``python3 -m rollguard.ops.compose_secrets [FOLDER]`` (default ``./secrets``) makes, once:
 
 - ``ca.crt`` / ``ca.key``: the CA (keep ``ca.key`` offline; only ``ca.crt`` is mounted);
 - ``kafka/``: the broker's PKCS12 keystore and its password file, ``ca.crt`` (the broker's
   PEM truststore) and ``kafka_server_jaas.conf`` (the broker's own SCRAM login);
 - ``redis/``: the server certificate and key, and ``users.acl``: ``default`` off, the writer
   (worker, actuator, CLI) and a reader of ``support-bot`` with the rules of
-  :mod:`actions.acl`;
+  :mod:`rollguard.actions.acl`;
 - one file per secret a rollguard container reads through ``*_FILE`` variables:
   ``rollguard-secret``, ``kafka-rollguard-password``, ``redis-url-writer``; and the
   passwords the Kafka formatter adds as SCRAM users.
@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from actions.acl import acl_line, reader_rules, writer_rules
+from rollguard.actions.acl import acl_line, reader_rules, writer_rules
 
 SCRAM_USERS = ("broker", "rollguard")  # the broker's own login, and every rollguard part
 READER_SERVICE = "support-bot"  # the demo's service: its serving processes read only it

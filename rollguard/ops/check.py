@@ -7,17 +7,17 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from actions.connect import (
+from rollguard.actions.connect import (
     PERMISSION_ERRORS,
     TRANSIENT_ERRORS,
     async_redis_client,
     ping,
     unavailable,
 )
-from actions.keys import check_key
-from rollguard.config import kafka_bootstrap, redis_url
-from rollguard.redact import redact
-from streams.connect import consumer, ensure_topics, producer
+from rollguard.actions.keys import check_key
+from rollguard.base.config import kafka_bootstrap, redis_url
+from rollguard.base.redact import redact
+from rollguard.streams.connect import consumer, ensure_topics, producer
 
 
 @dataclass(frozen=True)

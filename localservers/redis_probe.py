@@ -15,9 +15,9 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
-from rollguard.config import Address, parse_host_port
-from rollguard.errors import AccessRefused, ConfigError
-from rollguard.redact import redact
+from rollguard.base.config import Address, parse_host_port
+from rollguard.base.errors import AccessRefused, ConfigError
+from rollguard.base.redact import redact
 
 SETTING = "REDIS_URL"
 SCHEMES = {"redis": (False, False), "rediss": (True, False),

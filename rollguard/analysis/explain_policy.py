@@ -5,7 +5,7 @@ Each metric is judged on its own (no composites; every action a dry run, so that
 on one metric does not end the others' runs), so that each figure is that metric's own: a
 stable release serves alone for 10 minutes, then a candidate takes ``share`` of the traffic,
 every metric worse by the same number of tolerances. Events go to the real
-:class:`~detectors.monitor.ServiceMonitor` a block per release and 10-second bucket (the
+:class:`~rollguard.detectors.monitor.ServiceMonitor` a block per release and 10-second bucket (the
 shortcut that keeps a run to milliseconds: the monitor decides exactly as it would event by
 event). Everything is seeded; the output says how many runs each figure rests on.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors.blocks import Block
-from detectors.monitor import ServiceMonitor
-from detectors.policy import MetricRule, Policy, RuleAction
+from rollguard.detectors.blocks import Block
+from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.policy import MetricRule, Policy, RuleAction
 
 SHIFTS = (1.5, 2.0, 4.0)  # sustained shifts, in tolerances
 WARMUP = 600.0  # seconds of stable traffic before the candidate arrives
@@ -226,7 +226,7 @@ def lowest_rates(policy: Policy, draws: Mapping[str, Draw], rate: float, share: 
 def explain_table(policy: Policy, head: Mapping[str, Any],
                   metrics: list[dict[str, Any]]) -> list[str]:
     """The readable form of :func:`explain`'s figures (``rollguard policy explain``)."""
-    from detectors.explain import describe, tolerance_text
+    from rollguard.detectors.explain import describe, tolerance_text
 
     rate, share = head["events_per_s"], head["share"]
     lines = [

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rollguard.errors import ConfigError
+from rollguard.base.errors import ConfigError
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -40,7 +40,7 @@ def secret_setting(name: str, default: str = "") -> str:
     >>> os.environ["REDIS_URL_FILE"] = "/nonexistent"; secret_setting("REDIS_URL")
     Traceback (most recent call last):
     ...
-    detectors.errors.ConfigError: set REDIS_URL or REDIS_URL_FILE, not both
+    rollguard.detectors.errors.ConfigError: set REDIS_URL or REDIS_URL_FILE, not both
     >>> del os.environ["REDIS_URL"], os.environ["REDIS_URL_FILE"]
     """
     value, variable = _env(name, ""), f"{name}_FILE"

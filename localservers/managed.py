@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollguard.config import Address
-from rollguard.errors import ServiceUnavailable
+from rollguard.base.config import Address
+from rollguard.base.errors import ServiceUnavailable
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

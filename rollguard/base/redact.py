@@ -1,8 +1,8 @@
 """Secrets out of everything printed: passwords in URLs, and known secret values in text.
 
-One home for redaction: ``rollguard check``, errors (:class:`~rollguard.errors.ServiceUnavailable`),
-``--help``, the worker's logs (:func:`install_log_redaction`), history and audit records all go
-through here.
+One home for redaction: ``rollguard check``, errors
+(:class:`~rollguard.base.errors.ServiceUnavailable`), ``--help``, the worker's logs
+(:func:`install_log_redaction`), history and audit records all go through here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+import sys
+
+from localservers.services import main
+
+sys.exit(main(sys.argv[1:]))
