@@ -17,22 +17,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollguard.actions.connect import (
-    AsyncClient,
-    async_redis_client,
-    attach,
-    database_of,
-    describe,
-    is_cluster,
-    reads_replicas,
-    refused_credentials,
-    subscriber_targets,
-)
 from rollguard.actions.reader_core import (
     BACKOFF_S,
-    NETWORK_ERRORS,
     OnChange,
     OnStale,
     ReaderCore,
@@ -43,10 +31,12 @@ from rollguard.actions.subscriber import ChannelSubscriber, ReplyError, subscrib
 from rollguard.actions.sync_reader import SyncPointerReader
 from rollguard.base.errors import ServiceUnavailable, UnknownService
 
+if TYPE_CHECKING:
+    from rollguard.actions.connect import AsyncClient
+
 __all__ = ["PointerReader", "SyncPointerReader"]
 
 SUBSCRIBE_TIMEOUT_S = 5.0
-SUBSCRIBE_ERRORS: tuple[type[Exception], ...] = (TimeoutError, ReplyError, *NETWORK_ERRORS)
 STOP_TIMEOUT_S = 5.0  # stop() never waits longer than this for its tasks to end
 
 
@@ -71,12 +61,18 @@ class PointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
+        from rollguard.actions import connect
+
         self.client: AsyncClient
-        self.client, self._owns_client = attach(client_or_url, async_redis_client)
+        self.client, self._owns_client = connect.attach(client_or_url,
+                                                        connect.async_redis_client)
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
-                         database_of(self.client))
-        self.address = describe(self.client)
-        self.replica_reads = reads_replicas(self.client)
+                         connect.database_of(self.client))
+        self.address = connect.describe(self.client)
+        self.replica_reads = connect.reads_replicas(self.client)
+        self._network_errors: tuple[type[Exception], ...] = connect.TRANSIENT_ERRORS
+        self._subscribe_errors: tuple[type[Exception], ...] = (
+            TimeoutError, ReplyError, *connect.TRANSIENT_ERRORS)
         self._subscriber: ChannelSubscriber | None = None
         self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
         self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
@@ -90,7 +86,9 @@ class PointerReader(ReaderCore):
         try:
             self._subscriber = await self._subscribe()
             await self._reread()
-        except SUBSCRIBE_ERRORS as exc:
+        except self._subscribe_errors as exc:
+            from rollguard.actions.connect import refused_credentials
+
             self._close_subscriber()
             refused = refused_credentials(exc, self.address)
             raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
@@ -135,10 +133,12 @@ class PointerReader(ReaderCore):
             if not confirmed.done():
                 confirmed.set_result(None)
 
-        if is_cluster(self.client):
+        from rollguard.actions import connect
+
+        if connect.is_cluster(self.client):
             await self.client.initialize()  # learns the nodes
         subscriber = await subscribe(
-            subscriber_targets(self.client, self.keys.pointer), self.keys.changes,
+            connect.subscriber_targets(self.client, self.keys.pointer), self.keys.changes,
             self._on_message, on_subscribed, timeout=SUBSCRIBE_TIMEOUT_S,
         )  # fmt: skip
         await asyncio.wait(
@@ -206,13 +206,13 @@ class PointerReader(ReaderCore):
                 backoff = min(backoff * 2, BACKOFF_S[1])
                 try:
                     subscriber = await self._subscribe()
-                except SUBSCRIBE_ERRORS as exc:
+                except self._subscribe_errors as exc:
                     self._check_expiry()
                     log.debug("%s: reconnect failed: %s", self.service, exc)
                     continue
                 try:
                     await self._reread()
-                except NETWORK_ERRORS as exc:
+                except self._network_errors as exc:
                     subscriber.close()
                     log.debug("%s: re-read failed: %s", self.service, exc)
                     continue
@@ -226,7 +226,7 @@ class PointerReader(ReaderCore):
                 continue  # _watch is reconnecting and re-reads once it is back
             try:
                 await self._reread()
-            except NETWORK_ERRORS as exc:
+            except self._network_errors as exc:
                 self._lost(exc)
             except ValueError:
                 log.exception("%s: ignoring an undecodable pointer", self.service)

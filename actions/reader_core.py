@@ -8,17 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rollguard.actions.connect import TRANSIENT_ERRORS
 from rollguard.actions.keys import ServiceKeys
 from rollguard.actions.routing import Route, Router
 from rollguard.actions.state import PointerState, decode
 from rollguard.base.errors import ServiceUnavailable, UnknownService
 
 log = logging.getLogger("rollguard.reader")
+# The readers import rollguard.actions.connect (redis-py) when the first one is made, not at
+# import: redis-py takes about 100 ms to load, which `from rollguard import PointerReader`
+# need not cost a serving process (bench/client_footprint.py).
 
 OnChange = Callable[[PointerState], Any]
 OnStale = Callable[[BaseException], Any]
-NETWORK_ERRORS = TRANSIENT_ERRORS
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between reconnection attempts
 # Each periodic re-read waits a random 80-100 % of refresh_interval_s: readers started together
 # (a deploy, a process with many readers) drift apart instead of reading in step, and the

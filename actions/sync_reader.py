@@ -5,22 +5,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import redis
-
-from rollguard.actions.connect import (
-    PERMISSION_ERRORS,
-    SyncClient,
-    attach,
-    database_of,
-    describe,
-    reads_replicas,
-    redis_client,
-    refused_credentials,
-)
 from rollguard.actions.reader_core import (
     BACKOFF_S,
-    NETWORK_ERRORS,
     OnChange,
     OnStale,
     ReaderCore,
@@ -28,6 +16,11 @@ from rollguard.actions.reader_core import (
     refresh_delay,
 )
 from rollguard.base.errors import ServiceUnavailable, UnknownService
+
+if TYPE_CHECKING:
+    import redis
+
+    from rollguard.actions.connect import SyncClient
 
 POLL_S = 0.5  # longest the thread blocks, so expiry and stop are noticed promptly
 
@@ -50,21 +43,26 @@ class SyncPointerReader(ReaderCore):
         max_stale_s: float | None = None,
         prefix: str | None = None,
     ) -> None:
+        from rollguard.actions import connect
+
         self.client: SyncClient
-        self.client, self._owns_client = attach(client_or_url, redis_client)
+        self.client, self._owns_client = connect.attach(client_or_url, connect.redis_client)
         super().__init__(service, on_change, on_stale, refresh_interval_s, max_stale_s, prefix,
-                         database_of(self.client))
-        self.address = describe(self.client)
-        self.replica_reads = reads_replicas(self.client)
+                         connect.database_of(self.client))
+        self.address = connect.describe(self.client)
+        self.replica_reads = connect.reads_replicas(self.client)
+        self._network_errors: tuple[type[Exception], ...] = connect.TRANSIENT_ERRORS
         self._pubsub: redis.client.PubSub | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        from rollguard.actions.connect import PERMISSION_ERRORS, refused_credentials
+
         try:
             self._subscribe()
             self._reread()
-        except (*NETWORK_ERRORS, *PERMISSION_ERRORS) as exc:
+        except (*self._network_errors, *PERMISSION_ERRORS) as exc:
             self._close_pubsub()
             refused = refused_credentials(exc, self.address)
             raise refused or ServiceUnavailable("Redis", self.address, str(exc)) from exc
@@ -98,7 +96,7 @@ class SyncPointerReader(ReaderCore):
     def _close_pubsub(self) -> None:
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
-            with contextlib.suppress(*NETWORK_ERRORS):
+            with contextlib.suppress(*self._network_errors):
                 pubsub.close()
 
     def _reread(self) -> None:
@@ -122,7 +120,7 @@ class SyncPointerReader(ReaderCore):
                 if time.monotonic() >= next_refresh:
                     next_refresh = time.monotonic() + refresh_delay(self.refresh_interval_s)
                     self._accept(self.client.get(self.keys.pointer), authoritative=True)
-            except NETWORK_ERRORS as exc:
+            except self._network_errors as exc:
                 self._lost(exc)
                 self._close_pubsub()
                 self._stop.wait(backoff)

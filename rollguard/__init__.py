@@ -4,6 +4,11 @@ The public API: every name in ``__all__`` is importable from here, e.g.
 ``from rollguard import Emitter, PointerReader``. Each is loaded on first use (PEP 562), so
 ``import rollguard`` stays cheap and loads none of Kafka, Redis or Faust until a name that
 needs them is asked for.
+
+A plain install is the client of a serving process: ``PointerReader``, ``SyncPointerReader``,
+``Emitter``, ``BackgroundEmitter``, the pointer store and the errors. Names that need the
+``worker`` extra (``ServiceMonitor``, policies, ``replay_events``) raise :class:`MissingExtra`
+without it, saying what to install.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ if TYPE_CHECKING:  # what type checkers see; the same names and modules as _EXPO
     from rollguard.analysis.replay import replay_events
     from rollguard.base.errors import (
         CommandRefused,
+        MissingExtra,
         PointerConflict,
         ReleaseConflict,
         RollbackError,
@@ -60,8 +66,8 @@ _EXPORTS: dict[str, str] = {
     "ServiceMonitor": "rollguard.detectors.monitor",
     **dict.fromkeys(("Policy", "RuleAction", "default_policy", "load_policy",
                      "policy_from_dict"), "rollguard.detectors.policy"),
-    **dict.fromkeys(("CommandRefused", "PointerConflict", "ReleaseConflict", "RollbackError",
-                     "ServicePinned", "ServiceUnavailable", "UnknownComponent",
+    **dict.fromkeys(("CommandRefused", "MissingExtra", "PointerConflict", "ReleaseConflict",
+                     "RollbackError", "ServicePinned", "ServiceUnavailable", "UnknownComponent",
                      "UnknownRelease", "UnknownService"), "rollguard.base.errors"),
     "replay_events": "rollguard.analysis.replay",
     **dict.fromkeys(("BackgroundEmitter", "Emitter"), "rollguard.streams.emitter"),
@@ -76,6 +82,7 @@ __all__ = [
     "Emitter",
     "Event",
     "InvalidEvent",
+    "MissingExtra",
     "Outcome",
     "PointerConflict",
     "PointerReader",
@@ -111,7 +118,15 @@ def __getattr__(name: str) -> object:
     if module is None:
         # Also how ``from rollguard import cli`` falls through to importing the submodule.
         raise AttributeError(f"module 'rollguard' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        from rollguard.base.extras import missing_extra
+
+        missing = missing_extra(exc, f"rollguard.{name}")
+        if missing is None:
+            raise
+        raise missing from exc
     globals()[name] = value
     return value
 

@@ -15,9 +15,8 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -30,11 +29,14 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.metadata import MetadataRequest
-from faust.types.auth import CredentialsT
 
 from rollguard.base.config import KafkaSecurity, kafka_bootstrap, parse_host_port
 from rollguard.base.errors import AccessRefused, RollguardError, ServiceUnavailable
-from rollguard.streams.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+    from rollguard.streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:
 
 def faust_credentials(security: KafkaSecurity | None = None) -> CredentialsT | None:
     """Faust's ``broker_credentials`` for ``security`` (None: plaintext)."""
+    import faust  # here: the emitter shares this module, and a serving process has no Faust
+
     found = security or KafkaSecurity.from_env()
     if found.uses_sasl:
         return faust.SASLCredentials(

@@ -27,13 +27,13 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from typing import Any, Self
-
-from aiokafka import AIOKafkaProducer
+from typing import TYPE_CHECKING, Any, Self
 
 from rollguard.base.config import KafkaSecurity, kafka_bootstrap
-from rollguard.streams.connect import CONNECT_TIMEOUT_MS, client_options, start_client
 from rollguard.streams.wire import encode_blocks
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,12 @@ class Emitter:
         self._closing = False
 
     async def start(self) -> None:
+        # The Kafka client is loaded here, not on import: `from rollguard import Emitter`
+        # stays cheap for a serving process (bench/client_footprint.py).
+        from aiokafka import AIOKafkaProducer
+
+        from rollguard.streams.connect import CONNECT_TIMEOUT_MS, client_options, start_client
+
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             linger_ms=5,

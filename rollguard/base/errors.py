@@ -10,6 +10,8 @@
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
     ├── StateError               stored detector state is corrupt or of an unknown version
+    ├── MissingExtra             a part that needs ``rollguard[worker]`` is used without it
+    │                            (also an ImportError)
     └── RollbackError            a pointer operation was not applied
         ├── UnknownService
         ├── UnknownRelease
@@ -35,6 +37,7 @@ __all__ = [
     "CommandRefused",
     "ConfigError",
     "InvalidEvent",
+    "MissingExtra",
     "PointerConflict",
     "ReleaseConflict",
     "RollbackError",
@@ -74,6 +77,12 @@ class AccessRefused(ConfigError):
         self.address = redact(address)
         self.setting = setting
         super().__init__(f"{what} at {self.address} {redact_text(problem)} ({setting})")
+
+
+class MissingExtra(RollguardError, ImportError):
+    """A part of rollguard that needs the ``worker`` extra (Faust, River, the command line's
+    libraries) was used in an install without it; the message says what to install
+    (:func:`rollguard.base.extras.missing_extra`)."""
 
 
 class RollbackError(RollguardError):

@@ -1,3 +1,3 @@
-from rollguard.cli import main
+from rollguard.__main__ import run
 
-main()
+run()
