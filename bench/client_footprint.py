@@ -43,11 +43,12 @@ import json, sys, time
 start = time.perf_counter()
 from rollguard import PointerReader, Emitter
 imported = time.perf_counter()
+modules = len(sys.modules)
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))
 {use}
 used = time.perf_counter()
 print(json.dumps({{"import_s": imported - start, "use_s": used - imported,
-                  "modules": len(sys.modules),
-                  "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))}}))
+                  "modules": modules, "heavy": heavy}}))
 """
 USE = """
 reader = PointerReader("redis://127.0.0.1:1/0", "support-bot")
