@@ -70,6 +70,13 @@ class Context:
     stable_ref: Mapping[str, list[Any]]
     candidate_ref: Mapping[str, list[Any]]
     share: float | None = None  # the candidate's share of traffic (None: not known)
+    # Metrics compared with the stable release at the same moments (a storm: see
+    # detectors.weather); the others with its history.
+    concurrent: frozenset[str] = frozenset()
+
+    def baseline_from(self, name: str) -> str:
+        """Which baseline metric ``name`` was compared with: "concurrent" or "history"."""
+        return "concurrent" if name in self.concurrent else "history"
 
     @property
     def buckets(self) -> tuple[int, int, int]:

@@ -6,25 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollguard.detectors.accumulate import KINDS
 from rollguard.detectors.candidate import Candidate, Context, cohort_threshold
 from rollguard.detectors.decision import Decision, DecisionAction, Verdict
-from rollguard.detectors.evidence import hypotheses
-from rollguard.detectors.policy import MetricRule
+from rollguard.detectors.measure import Reading
 from rollguard.detectors.staging import CUT, RESTORE, Stage, judge, staged_rule, watched_metrics
 from rollguard.detectors.track import MetricTrack
 
 
-def carry_on(ctx: Context, rule: MetricRule, track: MetricTrack, entry: list[Any],
-              max_buckets: int) -> None:
+def carry_on(ctx: Context, track: MetricTrack, reading: Reading, max_buckets: int) -> None:
     # A decided metric of a staged rule in progress: its evidence goes on being gathered.
-    hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(rule.name),
-                     ctx.policy.baseline_margin)
-    if hyp is not None:
-        llr, s = hyp.score(entry)
-        if track.update(ctx.bucket, llr, entry[0], s, threshold=ctx.policy.evidence_threshold,
-                        max_buckets=max_buckets) is not None:
-            track.close_episode()
+    if reading.hyp is not None and track.update(
+            ctx.bucket, reading.llr, reading.samples, reading.s,
+            threshold=ctx.policy.evidence_threshold, max_buckets=max_buckets) is not None:
+        track.close_episode()
 
 
 def first_cut(ctx: Context, cand: Candidate, components: tuple[str, ...], reason: str,
