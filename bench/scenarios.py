@@ -60,6 +60,21 @@ class Cohort:
 
 
 @dataclass(frozen=True)
+class Shock:
+    """A common-mode shock: from ``at`` seconds (scenario time) for ``length`` seconds the
+    ``metric`` of **both** releases is ``factor`` x its healthy level (an upstream provider's
+    errors, a surge that slows every answer): a good decider charges it to neither."""
+
+    metric: str
+    at: float
+    length: float
+    factor: float
+
+    def active(self, t: float) -> bool:
+        return self.at <= t < self.at + self.length
+
+
+@dataclass(frozen=True)
 class Scenario:
     seed: int
     rate: float = 2.0  # candidate events per second
@@ -79,6 +94,7 @@ class Scenario:
     load_swing: bool = False
     service: str = "chat"
     cohorts: tuple[Cohort, ...] = ()  # events carry these cohorts (shares add up to 1)
+    shocks: tuple[Shock, ...] = ()  # common-mode shocks of both releases
     name: str = field(default="", compare=False)
 
     def truth(self) -> Truth:
@@ -133,7 +149,7 @@ class Scenario:
                 degrade += offset
             yield Event(f"{self.service}-{self.seed}-{serial}", START + t, self.service,
                         CANDIDATE if is_candidate else STABLE, cohort,
-                        self._metrics(rng, degrade, load))
+                        self._metrics(rng, degrade, load, self._shock(t)))
 
     def _cohort(self, rng: random.Random, is_candidate: bool, t: float) -> tuple[str, float]:
         # The cohort of one event, drawn by its release's mix, and its metric's shift.
@@ -148,30 +164,35 @@ class Scenario:
         worse = cohort.magnitude if is_candidate and t >= self.onset else 0.0
         return cohort.name, cohort.offset + worse
 
-    def _metrics(self, rng: random.Random, degrade: float, load: float) -> dict[str, float]:
+    def _shock(self, t: float) -> dict[str, float]:
+        return {s.metric: s.factor for s in self.shocks if s.active(t)} if self.shocks else {}
+
+    def _metrics(self, rng: random.Random, degrade: float, load: float,
+                 shock: dict[str, float]) -> dict[str, float]:
         d = dict.fromkeys(METRICS, 0.0)
+        base = {**BASE, **{m: BASE[m] * f for m, f in shock.items()}} if shock else BASE
         if self.metric is not None:
             for name in (self.metric, *self.also):
                 d[name] = degrade
         tol = TOLERANCE
         m = {
-            "hallucination": float(rng.random() < BASE["hallucination"]
+            "hallucination": float(rng.random() < base["hallucination"]
                                    + d["hallucination"] * tol["hallucination"]),
-            "toxicity": (rng.uniform(0.5, 1.0) if rng.random() < BASE["toxicity"]
+            "toxicity": (rng.uniform(0.5, 1.0) if rng.random() < base["toxicity"]
                          + d["toxicity"] * tol["toxicity"] else rng.uniform(0.0, 0.3)),
-            "error": float(rng.random() < BASE["error"] + d["error"] * tol["error"]),
-            "complaint": float(rng.random() < BASE["complaint"]
+            "error": float(rng.random() < base["error"] + d["error"] * tol["error"]),
+            "complaint": float(rng.random() < base["complaint"]
                                + d["complaint"] * tol["complaint"]),
         }
-        latency = BASE["latency_ms"] * math.exp(rng.gauss(0.0, 0.5))
+        latency = base["latency_ms"] * math.exp(rng.gauss(0.0, 0.5))
         latency *= (1 + d["latency_ms"] * tol["latency_ms"]) * (1 + 0.3 * (load - 1))
         if self.heavy_tails and rng.random() < 0.003:
             latency *= rng.uniform(10.0, 60.0)  # a rare stall: a few per thousand
         m["latency_ms"] = latency
-        cost = BASE["cost_usd"] * math.exp(rng.gauss(-0.045, 0.3))
+        cost = base["cost_usd"] * math.exp(rng.gauss(-0.045, 0.3))
         m["cost_usd"] = cost * (1 + d["cost_usd"] * tol["cost_usd"])
         if rng.random() < self.graded:  # by default only half the outputs are graded
-            accuracy = rng.gauss(BASE["accuracy"] - d["accuracy"] * tol["accuracy"], 0.08)
+            accuracy = rng.gauss(base["accuracy"] - d["accuracy"] * tol["accuracy"], 0.08)
             m["accuracy"] = min(1.0, max(0.0, accuracy))
         return m
 
@@ -271,4 +292,71 @@ def healthy_fleet(seed: int, services: int = 300, low: float = 0.2, high: float 
         fleet.append(Scenario(seed * 100_000 + i, rate=rate / 2, stable_rate=rate / 2,
                               duration=600 + hours * 3600, service=f"svc-{i}",
                               name=f"{rate:.3f}"))
+    return fleet
+
+
+SHOCK_METRICS = ("error", "latency_ms", "hallucination", "cost_usd")
+
+
+def shock_fleet(seed: int, services: int = 100, low: float = 0.1, high: float = 50.0,
+                minutes: float = 75.0, factor: tuple[float, float] = (2.0, 20.0),
+                length: tuple[float, float] = (60.0, 1200.0),
+                metrics: tuple[str, ...] = SHOCK_METRICS) -> list[Scenario]:
+    """A healthy fleet, each service hit once by a common-mode shock of both releases.
+
+    Traffic is drawn log-uniform from ``low``..``high`` events/s, the candidate's share from
+    1..50 %, the shock's metric, ``factor`` x its level and ``length`` uniformly; the shock
+    falls anywhere in the candidate's ``minutes``. Nothing is wrong with any candidate.
+
+    >>> fleet = shock_fleet(1, services=2)
+    >>> [s.truth().expect for s in fleet], all(len(s.shocks) == 1 for s in fleet)
+    (['no_rollback', 'no_rollback'], True)
+    """
+    rng = random.Random(f"shock-fleet-{seed}")
+    deploy, fleet = 600.0, []
+    for i in range(services):
+        rate = math.exp(rng.uniform(math.log(low), math.log(high)))
+        share = rng.uniform(0.01, 0.5)
+        span = rng.uniform(*length)
+        at = deploy + rng.uniform(0.0, max(0.0, minutes * 60 - span))
+        shock = Shock(rng.choice(metrics), at, span, rng.uniform(*factor))
+        fleet.append(Scenario(seed * 100_000 + i, rate=rate * share,
+                              stable_rate=rate * (1 - share), duration=deploy + minutes * 60,
+                              deploy_at=deploy, service=f"svc-{i}", shocks=(shock,),
+                              name=f"{rate:.2f} ev/s {share:.0%} {shock.metric} "
+                                   f"x{shock.factor:.1f} {span / 60:.0f} min"))
+    return fleet
+
+
+def burst_fleet(seed: int, services: int = 200) -> list[Scenario]:
+    """The acceptance fleet of the time-matched comparison: 0.1-20 events/s, a candidate on
+    10-50 % for 75 minutes, each service hit once by a 3-minute error burst of +25 points
+    on both releases."""
+    fleet = shock_fleet(seed, services, low=0.1, high=20.0, factor=(51.0, 51.0),
+                        length=(180.0, 180.0), metrics=("error",))
+    rng = random.Random(f"burst-share-{seed}")
+    out = []
+    for s in fleet:
+        total, share = s.rate + (s.stable_rate or 0.0), rng.uniform(0.1, 0.5)
+        out.append(replace(s, rate=total * share, stable_rate=total * (1 - share)))
+    return out
+
+
+def cutover_fleet(seed: int, services: int = 12, metric: str = "error",
+                  factor: float = 10.0, length: float = 300.0, rate: float = 2.0,
+                  regressed: int | None = None) -> list[Scenario]:
+    """Services fully cut over to their candidates, all hit at the same moment by one shock
+    (``metric`` x ``factor`` for ``length`` s); ``regressed``: that one service's candidate
+    also regresses alone (2x the tolerance of ``metric``) from 10 minutes after the shock."""
+    rng = random.Random(f"cutover-{seed}")
+    at = 600.0 + rng.uniform(300.0, 1200.0)
+    fleet = []
+    for i in range(services):
+        wrong = regressed == i  # from 10 min after the shock: onset counts from the deploy
+        fleet.append(Scenario(seed * 100_000 + i, rate=rate * rng.uniform(0.5, 2.0),
+                              mode="cutover", duration=at + length + 1800, service=f"svc-{i}",
+                              shocks=(Shock(metric, at, length, factor),),
+                              metric=metric if wrong else None, magnitude=2.0 if wrong else 0.0,
+                              onset=at + length if wrong else 0.0,
+                              name="regressed" if wrong else "healthy"))
     return fleet

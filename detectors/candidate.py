@@ -32,6 +32,9 @@ class Candidate:
     cohort_tracks: dict[str, dict[str, MetricTrack]] = field(default_factory=dict)
     # Metric -> why it could not be judged, as the last inconclusive notice said.
     noticed: dict[str, str] = field(default_factory=dict)
+    # Sustained rollbacks waiting for the fleet's word (detectors.hold):
+    # [due event time, metric, start of its move, the decision as a dict]
+    waiting: list[list[Any]] = field(default_factory=list)
 
     def to_list(self) -> list[Any]:
         return [self.release, self.first_bucket, self.last_bucket, self.finished, self.fired,
@@ -39,7 +42,7 @@ class Candidate:
                 self.stage.to_list() if self.stage else None, self.rounds,
                 {c: {name: t.to_list() for name, t in tracks.items()}
                  for c, tracks in self.cohort_tracks.items()},
-                self.noticed]
+                self.noticed, self.waiting]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Candidate:
@@ -54,8 +57,9 @@ class Candidate:
         else:  # state version <= 2 flagged per metric the alerts it had given
             noticed = {name: STOPPED if t.stale else SAMPLES for name, t in tracks.items()
                        if t.stale or t.thin}
+        waiting = list(data[11]) if len(data) > 11 else []
         return cls(data[0], data[1], data[2], data[3], list(data[4]), tracks, episode,
-                   stage, rounds, cohorts, noticed)
+                   stage, rounds, cohorts, noticed, waiting)
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,16 @@ class Finding:
     bar: float
 
 
-def transient_bar(policy_evidence: float, run: list[list[float]]) -> float:
+def transient_bar(policy_evidence: float, searched: int) -> float:
     """The evidence a recovered episode's excursion needs: the policy's standard plus the
-    log of how many buckets the search for the strongest stretch ran over (a Bonferroni
-    bound on the stretches' end points), so a longer search is not an easier one.
+    log of how many buckets were searched to find it (the run up to the excursion's end:
+    a CUSUM-like search has about one chance in ``exp(bar)`` per bucket of a false
+    excursion, so ``searched`` buckets share the standard's error, as Bonferroni says).
 
-    >>> transient_bar(8.0, [[b, 0.1, 10, 1] for b in range(20)]) > 8.0 + 2.9
-    True
+    >>> round(transient_bar(8.0, 1), 2), round(transient_bar(8.0, 20), 2)
+    (8.0, 11.0)
     """
-    return policy_evidence + math.log(max(1, len(run)))
+    return policy_evidence + math.log(max(1, searched))
 
 
 def transient(ctx: Context, rule: MetricRule, run: list[list[float]],
@@ -48,7 +49,7 @@ def transient(ctx: Context, rule: MetricRule, run: list[list[float]],
     tolerance" than "half of it", i.e. beyond the tolerance."""
     policy = ctx.policy
     llr, samples, first, last = excursion(run)
-    bar = transient_bar(policy.transient_evidence, run)
+    bar = transient_bar(policy.transient_evidence, last + 1)
     if llr < bar or samples < policy.transient_min_samples:
         return None
     return Finding(Verdict.TRANSIENT, rule, hyp, run[:last + 1], first, llr, bar)

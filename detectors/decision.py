@@ -19,6 +19,8 @@ class Verdict(StrEnum):
     TRANSIENT = "transient"  # worse for a while, then recovered: an alert
     SUSTAINED = "sustained"  # worse even leaving out the worst stretch: the rule's action
     INCONCLUSIVE = "inconclusive"  # too little data, or a metric stopped arriving: an alert
+    FLEET = "fleet"  # many services moved together: one fleet-wide alert, no rollback
+    HELD = "held"  # a rollback held as part of a fleet-wide incident already alerted
 
 
 class DecisionAction(StrEnum):
@@ -74,3 +76,11 @@ class Decision:
             "requires_approval": self.requires_approval,
             "dry_run": self.dry_run,
         }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Decision:
+        """The decision :meth:`to_dict` gave (a waiting one comes back from the state)."""
+        fields = dict(raw)
+        fields["action"] = DecisionAction(fields["action"])
+        fields["verdict"] = Verdict(fields["verdict"])
+        return cls(**fields)

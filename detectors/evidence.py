@@ -68,8 +68,9 @@ def _bernoulli(p0: float, p1: float) -> tuple[float, float] | None:
 
 
 def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
-               margin: float) -> Hypotheses | None:
-    """Build H0/H1 from the baseline reference; None when the baseline is too thin.
+               margin: float, min_samples: float | None = None) -> Hypotheses | None:
+    """Build H0/H1 from the baseline reference; None when the baseline holds fewer than
+    ``min_samples`` (default: the rule's).
 
     >>> from rollguard.detectors.policy import default_policy
     >>> rule = default_policy().metrics["hallucination"]
@@ -77,7 +78,7 @@ def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
     >>> round(h.baseline, 3), h.score([100, 7, 7])[0] > 0 > h.score([100, 3, 3])[0]
     (0.03, True)
     """
-    if ref is None or weight(ref) < rule.min_samples:
+    if ref is None or weight(ref) < (rule.min_samples if min_samples is None else min_samples):
         return None
     w = ref[0]
     sign = rule.sign

@@ -14,6 +14,8 @@ from rollguard.detectors.accumulate import KINDS, Bucket
 from rollguard.detectors.candidate import Context
 from rollguard.detectors.evidence import Hypotheses, hypotheses
 
+THIN = 10.0  # a concurrent baseline is tested against from min_samples / THIN samples
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:
@@ -50,8 +52,11 @@ def measure(ctx: Context, sums: Bucket | None) -> dict[str, Reading]:
         entry = sums.get(name)
         if entry is None:
             continue
+        # The stable at the same moments may hold fewer samples than the history: it is
+        # tested against from a tenth of them, its margin making a thin one careful.
+        least = rule.min_samples / THIN if name in ctx.concurrent else None
         hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(name),
-                         policy.baseline_margin)
+                         policy.baseline_margin, least)
         if hyp is None:
             readings[name] = Reading(name, entry, None)
         else:

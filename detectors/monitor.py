@@ -17,10 +17,13 @@ from rollguard.detectors.codec import decode_state, encode_state
 from rollguard.detectors.cohorts import assess_cohorts, standardise
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.dedupe import DEDUPE_CAP
+from rollguard.detectors.fleet import FleetView, Move
+from rollguard.detectors.hold import rule_waiting, tell_moves, wait_for_fleet
 from rollguard.detectors.intake import EventIntake
 from rollguard.detectors.policy import Policy
 from rollguard.detectors.stages import advance_stage
 from rollguard.detectors.strata import Strata, sum_pending
+from rollguard.detectors.weather import Weather, discount
 
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
@@ -49,6 +52,11 @@ class ServiceMonitor(EventIntake):
         self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
+        self._weather = Weather()
+        self._stable_seen = -1  # the last bucket the stable release served in
+        # The fleet's moves (detectors.fleet), shared by the monitors of a MonitorSet; None:
+        # this service is judged alone and a cut-over candidate's rollback never waits.
+        self.fleet: FleetView | None = None
         self.stable: str | None = None
         self.candidate: Candidate | None = None
         self.share: float | None = None  # the candidate's share (set_roles), not stored
@@ -85,8 +93,10 @@ class ServiceMonitor(EventIntake):
 
     def _assign(self, stable: str | None, candidate: str | None,
                 episode: int | None = None) -> None:
-        if stable != self.stable and self._strata is not None:
-            self._strata.refs = {}  # the cohorts' references are the stable release's
+        if stable != self.stable:
+            self._weather = Weather()  # the storms were the old stable release's
+            if self._strata is not None:
+                self._strata.refs = {}  # the cohorts' references are the stable release's
         self.stable = stable
         cand = self.candidate
         if (candidate, episode) != ((cand.release, cand.episode) if cand else (None, None)):
@@ -112,29 +122,56 @@ class ServiceMonitor(EventIntake):
         strata = self._strata
         by_cohort = strata.close(stable, self.candidate.release if self.candidate else None,
                                  self._slots, self._clips, self._decay) if strata else {}
+        began: dict[str, int] = {}
         if stable is not None and stable in sums:
-            fold(self._refs.setdefault(stable, {}), sums[stable], self._decay)
+            self._stable_seen = self._bucket
+            began = self._weather.close(self._bucket, sums[stable],
+                                        self._refs.setdefault(stable, {}), self.policy)
             self._update_clips()
+            if self.fleet is not None:
+                for name, since in began.items():
+                    self.fleet.add(Move(self.service, name, since * self.policy.bucket_seconds),
+                                   local=True)
         cand = self.candidate
         if cand is None or cand.finished or stable is None:
             return []
+        if began:
+            discount(cand, began)
         cand_sums = sums.get(cand.release)
         cand_ref = self._refs.setdefault(cand.release, {})
-        stable_ref = self._refs.get(stable, {})
-        if by_cohort and strata is not None:  # compared with the stable of the same mix
-            stable_ref = standardise(stable_ref, strata.refs, by_cohort, self._min_weight)
-        ctx = Context(self.service, self.policy, stable, self._bucket, ts, stable_ref,
-                      cand_ref, self.share)
+        ctx = Context(self.service, self.policy, stable, self._bucket, ts,
+                      self._baseline(by_cohort), cand_ref, self.share,
+                      frozenset(n for n in self.policy.metrics if self._weather.storming(n)))
         decisions = assess_bucket(ctx, cand, cand_sums)
         if by_cohort and strata is not None and not cand.finished:
             decisions += assess_cohorts(ctx, cand, by_cohort, strata.refs)
         decisions += advance_stage(ctx, cand)
+        if self.fleet is not None:
+            if self._bucket - self._stable_seen > ctx.buckets[0]:  # a cutover: history only
+                tell_moves(self.fleet, self.service, cand, self.policy)
+                decisions = wait_for_fleet(decisions, cand, ts, self.policy)
+            decisions += rule_waiting(self.fleet, self.service, cand, ts)
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
         done = (cand.release, cand.episode)
         if cand.finished and done not in self._finished:
             self._finished = [*self._finished, done][-FINISHED_MEMORY:]
         return decisions
+
+    def _baseline(self, by_cohort: Mapping[str, Bucket]) -> Mapping[str, list[Any]]:
+        # The stable's history, of the candidate's cohort mix when cohorts are tracked; in
+        # a storm, the stable's strata at the same moments (detectors.weather).
+        history = self._refs.get(self.stable or "", {})
+        ref = history
+        if by_cohort and self._strata is not None:  # compared with the stable of the same mix
+            ref = standardise(history, self._strata.refs, by_cohort, self._min_weight)
+        storms = {name: self._weather.baseline(name, rule, history)[0]
+                  for name, rule in self.policy.metrics.items()
+                  if self._weather.storming(name)}
+        if not storms:
+            return ref
+        return {**{n: r for n, r in ref.items() if n not in storms},
+                **{n: r for n, r in storms.items() if r is not None}}
 
     def _update_clips(self) -> None:
         # Only when a bucket closes: within a bucket the clips stay as they are, so that its
@@ -144,6 +181,18 @@ class ServiceMonitor(EventIntake):
             name: clip_range(ref[name]) for name, rule in self.policy.metrics.items()
             if self._slots[name][0] == MEAN and name in ref and ref[name][0] >= rule.min_samples
         }
+
+    def rule_fleet(self, now: float, force: bool = False) -> list[Decision]:
+        """Rule the candidate's rollbacks waiting for the fleet that are due at ``now``
+        (all of them with ``force``: the end of a replay)."""
+        cand = self.candidate
+        if self.fleet is None or cand is None or not cand.waiting:
+            return []
+        decisions = rule_waiting(self.fleet, self.service, cand, now, force)
+        done = (cand.release, cand.episode)
+        if cand.finished and done not in self._finished:
+            self._finished = [*self._finished, done][-FINISHED_MEMORY:]
+        return decisions
 
     def flush(self, ts: float | None = None) -> list[Decision]:
         """Close the open bucket now (end of a replay); ``ts`` defaults to its end."""
@@ -176,6 +225,8 @@ class ServiceMonitor(EventIntake):
             "dedupe": self._seen.to_list(),
             "counts": self.counts,
             "strata": self._strata.to_plain() if self._strata is not None else None,
+            "weather": self._weather.to_plain(),
+            "stable_seen": self._stable_seen,
         })
 
     def _carry_open(self) -> None:
@@ -210,6 +261,8 @@ class ServiceMonitor(EventIntake):
         monitor.counts.update(state["counts"])
         if state.get("strata"):
             monitor._strata = Strata.from_plain(state["strata"], policy.max_cohorts)
+        monitor._weather = Weather.from_plain(state.get("weather") or {})
+        monitor._stable_seen = state.get("stable_seen", monitor._bucket)
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
         else:  # written before clips were stored

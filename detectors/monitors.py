@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from rollguard.detectors.blocks import Block
 from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.detectors.events import Event
+from rollguard.detectors.fleet import FleetView
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy
 
@@ -93,6 +94,7 @@ class MonitorSet:
         self._restore = restore
         self._monitors: dict[str, ServiceMonitor] = {}
         self._late_streak: dict[str, int] = {}  # events in a row too late, per service
+        self.fleet = FleetView(policy)  # the moves of every service (detectors.fleet)
 
     def get(self, service: str) -> ServiceMonitor | None:
         """The live monitor of ``service``, None when this set holds none."""
@@ -116,6 +118,7 @@ class MonitorSet:
                 monitor = ServiceMonitor.from_bytes(stored, self.policy)
             else:
                 monitor = ServiceMonitor(service, self.policy)
+            monitor.fleet = self.fleet
             self._monitors[service] = monitor
         return monitor
 
@@ -205,7 +208,9 @@ class MonitorSet:
 
     def flush(self) -> list[Decision]:
         """Close every monitor's open bucket (the end of a replay)."""
-        return [decision for monitor in self for decision in monitor.flush()]
+        decisions = [decision for monitor in self for decision in monitor.flush()]
+        return decisions + [decision for monitor in self
+                            for decision in monitor.rule_fleet(float("inf"), force=True)]
 
 
 def _event_dict(block: Block, i: int) -> dict[str, Any]:

@@ -109,6 +109,15 @@ class Policy:
     # evidence (nats) over at least this many candidate samples (see detectors.assess).
     transient_evidence: float = 8.0
     transient_min_samples: int = 30
+    # The stable release's own evidence against its history (nats) that marks a shock of
+    # both releases: the candidate is then compared with the stable at the same moments
+    # (see detectors.weather).
+    weather_evidence: float = 2.0
+    # Cutovers: this many services whose candidates move on one metric within
+    # fleet_window_seconds of each other are a fleet-wide incident (detectors.fleet).
+    fleet_min_services: int = 5
+    fleet_window_seconds: float = 180.0
+    fleet_wait_seconds: float = 30.0  # a cut-over candidate's rollback waits this long for it
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
@@ -204,7 +213,8 @@ _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evid
              "blip_seconds", "baseline_half_life_seconds", "baseline_margin",
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
              "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts",
-             "transient_evidence", "transient_min_samples"}
+             "transient_evidence", "transient_min_samples", "weather_evidence",
+             "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -247,6 +257,9 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     if type(transient_min_samples) is not int or transient_min_samples < 1:
         raise ConfigError("transient_min_samples: must be an integer >= 1, got "
                           f"{transient_min_samples!r}")
+    fleet_min = raw.get("fleet_min_services", 5)
+    if type(fleet_min) is not int or fleet_min < 2:
+        raise ConfigError(f"fleet_min_services: must be an integer >= 2, got {fleet_min!r}")
     return Policy(
         metrics=metrics,
         composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
@@ -263,6 +276,12 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         max_cohorts=max_cohorts,
         transient_evidence=number(raw, "transient_evidence", "", 8.0),
         transient_min_samples=transient_min_samples,
+        weather_evidence=number(raw, "weather_evidence", "", 2.0),
+        fleet_min_services=fleet_min,
+        fleet_window_seconds=number(raw, "fleet_window_seconds", "", 180.0, low=bucket,
+                                    strict_low=False),
+        fleet_wait_seconds=number(raw, "fleet_wait_seconds", "", 30.0, strict_low=False,
+                                  high=600.0),
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
     )

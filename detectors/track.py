@@ -39,6 +39,7 @@ class MetricTrack:
     done: bool = False  # a sustained verdict was given: nothing more to say for this metric
     stale: bool = False  # the metric stopped arriving (see detectors.unjudged)
     thin: bool = False  # state version <= 2: a "too little data" alert was given
+    moved: int = -1  # the run (by its first bucket) told to the fleet as a move
 
     def update(self, bucket: int, llr: float, n: int, s: float, *, threshold: float,
                max_buckets: int) -> list[list[float]] | None:
@@ -66,6 +67,21 @@ class MetricTrack:
             return run
         return None
 
+    def discount(self, since: int) -> None:
+        """Take back the evidence against the baseline of the buckets from ``since`` on
+        (they were compared with a baseline that a shock of every release made wrong).
+
+        >>> t = MetricTrack(cusum=5.0, run=[[3, 2.0, 10, 1], [4, 3.0, 10, 2]])
+        >>> t.discount(4); t.cusum, t.run[1][1]
+        (2.0, 0.0)
+        """
+        taken = 0.0
+        for entry in self.run:
+            if entry[0] >= since and entry[1] > 0.0:
+                taken += entry[1]
+                entry[1] = 0.0
+        self.cusum = max(self.cusum - taken, 0.0)
+
     def close_episode(self) -> None:
         self.episode_start, self.peak = -1, 0.0
 
@@ -78,7 +94,7 @@ class MetricTrack:
 
     def to_list(self) -> list[Any]:
         return [self.cusum, self.run, self.samples, self.last_bucket, self.episode_start,
-                self.peak, self.score, self.done, self.stale, self.thin]
+                self.peak, self.score, self.done, self.stale, self.thin, self.moved]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> MetricTrack:

@@ -35,8 +35,8 @@ def unjudged(ctx: Context, cand: Candidate) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, rule in policy.metrics.items():
         track = cand.tracks.get(name)
-        if track is None or track.done:
-            continue
+        if track is None or track.done or name in ctx.concurrent:
+            continue  # (in a storm the baseline is the stable at the same moments: for now)
         ref = ctx.stable_ref.get(name)
         if ref is None and not track.samples:
             continue  # neither release sends it: not a metric of this service

@@ -38,7 +38,7 @@ from rollguard.actions.pointer_cache import PointerCache
 from rollguard.actions.state import PointerState
 from rollguard.base.errors import ServiceUnavailable
 from rollguard.detectors.policy import Policy
-from rollguard.streams import metrics_http, undecodable
+from rollguard.streams import fleet, metrics_http, undecodable
 from rollguard.streams.checkpoint import FORWARDED
 from rollguard.streams.commanding import Commanding
 from rollguard.streams.connect import faust_credentials
@@ -107,6 +107,8 @@ class Edge:
         self.alerts = app.topic(settings.topic_alerts, partitions=1, **raw)
         self.audit = app.topic(settings.topic_audit, partitions=1, **raw)
         self.dead = app.topic(settings.topic_dead, partitions=1, **raw)
+        self.fleet = app.topic(settings.topic_fleet, partitions=1,
+                               config=settings.topic_configs()[settings.topic_fleet], **raw)
         # key_type/value_type bytes make the changelog raw bytes (our state encoding).
         self.states = cast(StateTable, app.Table(STATE_TABLE, default=None,
                                                  partitions=settings.partitions,
@@ -225,6 +227,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         turn = time.monotonic()
         async for event in manual.events():
             await edge.carry_out(await edge.step(loop, manual, event, forwarded))
+            await fleet.share(loop.monitors.fleet, edge.fleet)
             # Faust's fetcher and the actuator run on this event loop and need turns, which
             # a stream of buffered messages never gives: hand them one every millisecond
             # (after each message, a turn cost about 3 % of the worker's CPU).
@@ -268,6 +271,10 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
         edge.commanding.forget()
 
     app.task(settle_heap)
+
+    @app.task
+    async def hear_the_fleet() -> None:
+        await fleet.hear(loop.monitors.fleet, settings.topic_fleet, settings.kafka_bootstrap)
 
     @app.timer(30.0)
     async def report() -> None:

@@ -186,6 +186,12 @@ class WorkerSettings:
         return f"{self.app_id}-events-by-service"
 
     @property
+    def topic_fleet(self) -> str:
+        """The internal topic of the fleet's moves, read whole by every worker
+        (:mod:`rollguard.streams.fleet`)."""
+        return f"{self.app_id}-fleet"
+
+    @property
     def topic_changelog(self) -> str:
         """Faust's changelog topic of the state table."""
         return f"{self.app_id}-{STATE_TABLE}-changelog"
@@ -220,12 +226,15 @@ class WorkerSettings:
             self.topic_alerts: 1,
             self.topic_audit: 1,
             self.topic_dead: 1,
+            self.topic_fleet: 1,
         }
 
     def topic_configs(self) -> dict[str, dict[str, str]]:
         """The settings a topic is created with, where the worker needs any: the commands
-        topic records when the broker received each command (:mod:`rollguard.actions.receipt`)."""
-        return {self.topic_commands: dict(RECEIPT_CONFIG)}
+        topic records when the broker received each command (:mod:`rollguard.actions.receipt`);
+        the fleet topic keeps the moves of the last 6 hours."""
+        return {self.topic_commands: dict(RECEIPT_CONFIG),
+                self.topic_fleet: {"retention.ms": str(6 * 3600 * 1000)}}
 
 
 def describe(variables: tuple[tuple[str, str, str], ...] = VARIABLES) -> str:

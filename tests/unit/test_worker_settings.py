@@ -65,12 +65,15 @@ def test_the_command_expiry_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch, 
     assert WorkerSettings.from_env().command_ttl_s == seconds
 
 
-def test_only_the_commands_topic_is_made_to_record_the_brokers_receipt(
+def test_only_the_commands_topic_records_the_brokers_receipt_and_the_fleet_keeps_6_hours(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROLLGUARD_TOPIC_COMMANDS", "team-a.commands")
+    monkeypatch.setenv("ROLLGUARD_APP_ID", "team-a")
     settings = WorkerSettings.from_env()
     assert settings.topic_configs() == {
-        "team-a.commands": {"message.timestamp.type": "LogAppendTime"}}
+        "team-a.commands": {"message.timestamp.type": "LogAppendTime"},
+        "team-a-fleet": {"retention.ms": "21600000"}}
+    assert settings.topics()["team-a-fleet"] == 1
     assert set(settings.topic_configs()) <= set(settings.topics())
 
 
