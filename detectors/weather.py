@@ -12,8 +12,9 @@ CUSUM of that score reaching ``weather_evidence`` is a **storm**. During a storm
   ``min_samples`` (:meth:`Weather.baseline`; all of them when they hold fewer, tested
   against from a tenth of ``min_samples``, the baseline's margin making a thin one careful);
 * the storm's strata never join the history: when it ends they are dropped (but for the
-  calm buckets that ended it), so the baseline after it is the baseline before it. A storm longer than ``max_episode_seconds`` is the new
-  normal: its strata join the history and it ends (it *settles*).
+  calm buckets that ended it), so the baseline after it is the baseline before it. A
+  storm longer than ``max_episode_seconds`` is the new normal: its strata join the history
+  and it ends (it *settles*).
 
 Buckets the CUSUM is still weighing (it is above zero, not yet at the bar) are *held* out
 of the history until it falls back to zero (then they join it, in order) or a storm begins
