@@ -40,6 +40,7 @@ import orjson
 
 from rollguard.actions.approvals import Approval, PendingCommands, check_approval, read_approval
 from rollguard.actions.commands import Command, sign
+from rollguard.actions.pin import approved_force
 from rollguard.actions.pointer import Outcome, PointerStore
 from rollguard.actions.respond import COMMAND_TTL_S
 from rollguard.actions.script import late_by, late_note
@@ -233,7 +234,7 @@ class Actuator:
             evidence={**original.evidence, "approved_by": ", ".join(approvers),
                       "approvers": list(approvers), "approved_at": now},
             expires_at=now + self.command_ttl_s,
-            force=original.force or pinned,
+            force=approved_force(original.force, pinned),
         ), self.secret)
         outcome = await self.store.execute(approved, now, received)
         self._outcome(approved, outcome, now, received, out, ", ".join(approvers),
