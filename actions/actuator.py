@@ -38,8 +38,10 @@ from typing import Any
 
 import orjson
 
+from rollguard.actions.admitted import Admitted
 from rollguard.actions.approvals import Approval, PendingCommands, check_approval, read_approval
 from rollguard.actions.commands import Command, sign
+from rollguard.actions.pin import approved_force
 from rollguard.actions.pointer import Outcome, PointerStore
 from rollguard.actions.respond import COMMAND_TTL_S
 from rollguard.actions.script import late_by, late_note
@@ -131,9 +133,9 @@ class Actuator:
                 "command": orjson.dumps(body).decode()})
             return
         # signature and expiry first, the expiry as of the command's receipt
-        refused = await self.store.admit(command, now, received)
-        if refused is not None:
-            self._outcome(command, refused, now, received, out, approved_by=None)
+        admitted = await self.store.admit(command, now, received)
+        if isinstance(admitted, Outcome):
+            self._outcome(command, admitted, now, received, out, approved_by=None)
             return
         if command.op not in TOPIC_OPS and not _restore(command):
             await self._refuse(command.service, "op_not_allowed",
@@ -145,7 +147,7 @@ class Actuator:
                                    "command": command.to_bytes().decode()})
             return
         if message.get("approval") != "required":
-            await self._execute(command, now, received, out, approved_by=None)
+            await self._apply(admitted, now, received, out)
             return
         await self.pending.put(command.service, command.command_id, command.to_bytes())
         _record(out, {
@@ -233,7 +235,7 @@ class Actuator:
             evidence={**original.evidence, "approved_by": ", ".join(approvers),
                       "approvers": list(approvers), "approved_at": now},
             expires_at=now + self.command_ttl_s,
-            force=original.force or pinned,
+            force=approved_force(original.force, pinned),
         ), self.secret)
         outcome = await self.store.execute(approved, now, received)
         self._outcome(approved, outcome, now, received, out, ", ".join(approvers),
@@ -254,10 +256,10 @@ class Actuator:
                       "status": outcome.status, "code": code, "message": why,
                       "recorded": bool(outcome.history_id), **extra}, alert=True)
 
-    async def _execute(self, command: Command, now: float, received: float,
-                       out: ActuatorOutputs, approved_by: str | None) -> None:
-        outcome = await self.store.execute(command, now, received)
-        self._outcome(command, outcome, now, received, out, approved_by)
+    async def _apply(self, admitted: Admitted, now: float, received: float,
+                     out: ActuatorOutputs) -> None:
+        outcome = await self.store.apply(admitted, now)
+        self._outcome(admitted.command, outcome, now, received, out, approved_by=None)
 
     @staticmethod
     def _outcome(command: Command, outcome: Outcome, now: float, received: float,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.actions.commands import Command
+from rollguard.actions.pin import PinVerdict, pin_verdict
 from rollguard.actions.releases import Release, derive
 from rollguard.actions.state import PointerState, to_resolution
 from rollguard.base.errors import UnknownComponent
@@ -75,13 +76,10 @@ def _plan(
 ) -> Plan:
     if state is None:
         return _first(command, releases, now)
-    if command.op in FLIPS and state.pinned:
-        if command.automatic and not (command.force and command.evidence.get("approvers")):
-            # only people override a pin: a rule's rollback once its approvers said so
-            # (the actuator re-signs it with force and their names)
-            return Refusal("pinned", f"{state.service} is pinned: automatic flips are refused")
-        if not command.force:
-            return Refusal("pinned", f"{state.service} is pinned: a manual flip needs --force")
+    if command.op in FLIPS:
+        refused = _pin_refusal(state, command)
+        if refused is not None:
+            return refused
     if command.op == "pin":
         if state.pinned:
             return NoChange(f"{state.service} is already pinned")
@@ -95,6 +93,18 @@ def _plan(
     if command.op == "promote":
         return _promote(state, command, releases, now)
     return _rollback(state, command, releases, now)
+
+
+def _pin_refusal(state: PointerState, command: Command) -> Refusal | None:
+    # only people override a pin: a rule's rollback once its approvers said so (the actuator
+    # re-signs it with force and their names)
+    pin = pin_verdict(state.pinned, by_rule=command.automatic, force=command.force,
+                      approved=bool(command.evidence.get("approvers")))
+    if pin is PinVerdict.FREE:
+        return None
+    if pin is PinVerdict.NEEDS_FORCE:
+        return Refusal("pinned", f"{state.service} is pinned: a manual flip needs --force")
+    return Refusal("pinned", f"{state.service} is pinned: automatic flips are refused")
 
 
 def _next(state: PointerState, command: Command, now: float, **changes: object) -> PointerState:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from redis.commands.core import AsyncScript
 
+from rollguard.actions.admitted import Admitted
 from rollguard.actions.commands import Command, Op, new_command, sign, sign_as
 from rollguard.actions.connect import (
     PERMISSION_ERRORS,
@@ -40,7 +41,7 @@ from rollguard.base.errors import (
     UnknownService,
 )
 
-__all__ = ["Outcome", "PointerState", "PointerStore", "decoded_release"]
+__all__ = ["Admitted", "Outcome", "PointerState", "PointerStore", "decoded_release"]
 
 T = TypeVar("T")
 
@@ -240,13 +241,14 @@ class PointerStore:
         return await self.execute(signed, at)
 
     async def admit(self, command: Command, now: float,
-                    received_at: float | None = None) -> Outcome | None:
-        """None if ``command`` is current and signed with this store's secret or by its
-        ``signer``, a registered operator, with their current key (which ``issued_by`` must
-        name); else its refusal, recorded in the service's history (when it exists).
+                    received_at: float | None = None) -> Admitted | Outcome:
+        """``command`` admitted if it is current and signed with this store's secret or by
+        its ``signer``, a registered operator, with their current key (which ``issued_by``
+        must name); else its refusal, recorded in the service's history (when it exists).
 
-        The one place a command's signature and expiry are checked: :meth:`execute` runs
-        it first, the actuator before it keeps a command for approval. ``received_at``
+        The one place a command's signature and expiry are checked, once per command:
+        :meth:`apply` takes what it admitted, :meth:`execute` does both, and the actuator
+        admits a command before it keeps it for approval or applies it. ``received_at``
         (default ``now``) is when the command was received (:mod:`rollguard.actions.receipt`): a
         command received before its expiry stays valid while it waits for Redis, however
         long (up to :data:`~rollguard.actions.receipt.MAX_HOLD_S`).
@@ -255,7 +257,7 @@ class PointerStore:
         problem = (await self.signatures.refusal(command, checked_at)
                    or held_too_long(checked_at, now))
         if problem is None:
-            return None
+            return Admitted(command, received_at)
         keys = self.keys(command.service)
         return await self._run(keys, command, now, "refuse", 0, Refusal(*problem),
                                received_at=received_at)
@@ -273,16 +275,21 @@ class PointerStore:
 
     async def execute(self, command: Command, now: float,
                       received_at: float | None = None) -> Outcome:
-        """Check, plan and apply ``command`` in one atomic step; never partially applied.
+        """:meth:`admit` ``command``, then :meth:`apply` it; its refusal if not admitted."""
+        admitted = await self.admit(command, now, received_at)
+        if isinstance(admitted, Outcome):
+            return admitted
+        return await self.apply(admitted, now)
+
+    async def apply(self, admitted: Admitted, now: float) -> Outcome:
+        """Plan and apply an admitted command in one atomic step; never partially applied.
 
         Every outcome, refusals included, is appended to the service's history (when the
         service exists). A command id runs once: a second time it is refused as ``replayed``,
-        as is an idempotency key already used for another request. ``received_at``: see
-        :meth:`admit`; a command carried out late says so in its history entry.
+        as is an idempotency key already used for another request. A command carried out
+        late (see :meth:`admit`'s ``received_at``) says so in its history entry.
         """
-        refused = await self.admit(command, now, received_at)
-        if refused is not None:
-            return refused
+        command, received_at = admitted.command, admitted.received_at
         keys = self.keys(command.service)
         for attempt in range(MAX_ATTEMPTS):
             state, releases = await self._snapshot(keys)

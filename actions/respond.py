@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.actions.commands import Command, new_command, sign
+from rollguard.actions.pin import PinVerdict, pin_verdict
 from rollguard.actions.staged import NotStaged, share_of, staged_command
 from rollguard.actions.state import PointerState
 from rollguard.detectors.decision import Decision, DecisionAction
@@ -61,9 +62,10 @@ def why_not_act(decision: Decision, pointer: PointerState | None) -> str | None:
         return "dry-run: the policy evaluates this rule without acting on it"
     if pointer is None:
         return NO_POINTER
-    if pointer.pinned and not decision.requires_approval:
-        # one that waits for people is kept: approvers may override the pin (the policy's
-        # approvals.pinned_full_rollback says how many)
+    # one that waits for people is kept: approvers may override the pin (the policy's
+    # approvals.pinned_full_rollback says how many)
+    pin = pin_verdict(pointer.pinned, by_rule=True, awaits_approval=decision.requires_approval)
+    if pin is PinVerdict.REFUSED_AUTOMATIC:
         return "the service is pinned; automatic rollbacks are refused"
     if decision.release != pointer.watched_release:
         return f"{decision.release} is no longer the release under watch"

@@ -1,7 +1,7 @@
 """Replay throughput: events per second of ``rollguard replay``, in one process and end to end.
 
 Run: ``python -m bench.replay_throughput [--services 10] [--rate 2] [--minutes 90]
-[--repeat 3] [--keep FILE]``. The defaults make the recording of the README's goal: 10
+[--repeat 3] [--keep FILE]``. The defaults make the recording of the goal in docs/benchmarks.md: 10
 services at 10 events/s each (``--rate`` candidate events/s; the stable gets 4x that) for 90
 minutes, every event with all seven standard metrics, a candidate on a canary from minute 10
 in every service and a regression of one metric in every third one: about 540,000 lines, one

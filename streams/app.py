@@ -32,7 +32,6 @@ from faust.types import TP
 from rollguard.actions.actuator import Actuator
 from rollguard.actions.approvals import PendingCommands
 from rollguard.actions.connect import async_redis_client
-from rollguard.actions.keys import service_of_key
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.pointer_cache import PointerCache
 from rollguard.actions.state import PointerState
@@ -147,12 +146,8 @@ class Edge:
                        ) -> list[Awaitable[Any]]:
         return [await topic.send(key=key, value=value) for value in values]
 
-    async def pointer_of(self, key: bytes | None) -> PointerState | None:
-        """The pointer of the service a message's key names (None: unkeyed, unknown, or
-        no service name: the partition loop dead-letters such a message)."""
-        service = service_of_key(key) if key else None
-        if service is None:
-            return None
+    async def pointer_of(self, service: str) -> PointerState | None:
+        """The pointer of ``service`` (None: none registered)."""
         known, pointer = self.pointers.cached(service)
         if known:
             return pointer
@@ -178,11 +173,11 @@ class Edge:
             lane = message.partition + (FORWARDED if forwarded else 0)
             return loop.on_undecodable(lane, found.first, found.last, found.reason, now,
                                        handle)
-        key = loop.key_of(event.key, event.value)
-        mine = forwarded or loop.owns(message.partition, key)
-        pointer = await self.pointer_of(key) if mine else None
-        on = loop.on_forwarded if forwarded else loop.on_message
-        return on(message.partition, message.offset, key, event.value, pointer, now, handle)
+        routed = loop.route(message.partition, event.key, event.value, forwarded)
+        # only the service this partition judges needs its pointer
+        service = routed.service if routed.owned else None
+        pointer = await self.pointer_of(service) if service is not None else None
+        return loop.on_routed(routed, message.offset, event.value, pointer, now, handle)
 
     async def carry_out(self, out: Effects[Handle]) -> None:
         """Carry out effects in the order streams/partition.py gives: what a decision sent

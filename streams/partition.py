@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from rollguard.actions.commands import Command
-from rollguard.actions.keys import SERVICE_RULE, service_of_key
+from rollguard.actions.keys import SERVICE_RULE
 from rollguard.actions.respond import COMMAND_TTL_S, respond, roles_of
 from rollguard.actions.state import PointerState
 from rollguard.detectors.decision import Decision
@@ -45,6 +45,7 @@ from rollguard.detectors.policy import Policy
 from rollguard.streams import messages
 from rollguard.streams.checkpoint import FORWARDED, Checkpoints, applied_offset_key, unpack_lanes
 from rollguard.streams.gaps import GapGuard
+from rollguard.streams.route import Route, first_service, keyed, route
 from rollguard.streams.wire import read_message
 
 log = logging.getLogger(__name__)
@@ -124,12 +125,14 @@ class PartitionLoop(Generic[H]):
         >>> PartitionLoop.key_of(b"b", b"[]"), PartitionLoop.key_of(None, b"[]")
         (b'b', None)
         """
-        if key:
-            return key
-        for item, _raw, _error in read_message(value):
-            if item is not None:
-                return item.service.encode()
-        return None
+        return key or first_service(read_message(value))
+
+    def route(self, partition: int, key: bytes | None, value: bytes | None,
+              forwarded: bool = False) -> Route:
+        """Decide once where a message of ``partition`` goes (:func:`~rollguard.streams.
+        route.route`): the key it is judged under (:meth:`key_of`), its service, and
+        whether this partition judges it; hand the route to :meth:`on_routed`."""
+        return route(partition, key, value, forwarded, self._owner)
 
     def state_of(self, service: str) -> bytes | None:
         """The live state of ``service`` as bytes, None when this loop holds none."""
@@ -141,32 +144,33 @@ class PartitionLoop(Generic[H]):
         ``pointer`` is the version pointer of the service that key names (None: unkeyed,
         or none registered); ``handle`` comes back in ``acks`` once the message may be
         acknowledged. A message another partition owns is forwarded, not judged."""
+        return self.on_routed(keyed(partition, key, False, self._owner), offset, value,
+                              pointer, now, handle)
+
+    def on_routed(self, routed: Route, offset: int, value: bytes | None,
+                  pointer: PointerState | None, now: float, handle: H) -> Effects[H]:
+        """One message at ``offset`` of its route's lane, routed by :meth:`route`;
+        ``pointer`` is the version pointer of the route's service (None: none, or none
+        registered). A message another partition owns is forwarded, not judged."""
+        lane, key = routed.lane, routed.key
         out: Effects[H] = Effects(key=key)
-        if not self._admit(partition, offset, now, handle, out):
+        if not self._admit(lane, offset, now, handle, out):
             return out
-        if not self.owns(partition, key):
+        if not routed.owned:
             assert key is not None
             out.forwards.append((key, value))
             self.counts["forwarded"] += 1
-            return self._done(partition, None, offset, now, out)
-        return self._done(partition, self._handle(key, value, partition, offset, pointer, out),
+            return self._done(lane, None, offset, now, out)
+        return self._done(lane, self._handle(routed, value, offset, pointer, out),
                           offset, now, out)
-
-    def owns(self, partition: int, key: bytes | None) -> bool:
-        """Whether messages under ``key`` are judged on the events topic's ``partition``."""
-        return not key or self._owner is None or self._owner(key) == partition
 
     def on_forwarded(self, partition: int, offset: int, key: bytes | None,
                      value: bytes | None, pointer: PointerState | None, now: float,
                      handle: H) -> Effects[H]:
         """One message of the by-service topic's ``partition`` (forwarded by
         :meth:`on_message`), judged here as the events topic's own messages are."""
-        lane = partition + FORWARDED
-        out: Effects[H] = Effects(key=key)
-        if not self._admit(lane, offset, now, handle, out):
-            return out
-        return self._done(lane, self._handle(key, value, lane, offset, pointer, out),
-                          offset, now, out)
+        return self.on_routed(keyed(partition, key, True, self._owner), offset, value,
+                              pointer, now, handle)
 
     def on_undecodable(self, lane: int, first: int, last: int, reason: str, now: float,
                        handle: H) -> Effects[H]:
@@ -219,10 +223,10 @@ class PartitionLoop(Generic[H]):
             self._checkpoint(lane, now, out)
         return out
 
-    def _handle(self, key: bytes | None, value: bytes | None, lane: int, offset: int,
+    def _handle(self, routed: Route, value: bytes | None, offset: int,
                 pointer: PointerState | None, out: Effects[H]) -> str | None:
         """Feed one message to its service's monitor; the service whose state changed."""
-        service = service_of_key(key) if key else None
+        key, service, lane = routed.key, routed.service, routed.lane
         if key and service is None:
             # Not a service name (not UTF-8, a space, ':', '{', too long...): the message
             # alone is set aside; its key never reaches Redis or the table.
@@ -234,7 +238,8 @@ class PartitionLoop(Generic[H]):
                 and self._holds(key, lane, offset)):
             return None  # a crash in mid-checkpoint: the stored state already counts it
         try:
-            fed = self.monitors.feed(read_message(value), service, roles_of(pointer),
+            items = read_message(value) if routed.items is None else routed.items
+            fed = self.monitors.feed(items, service, roles_of(pointer),
                                      now=self.clock())
             self._respond(fed, pointer, out)
         except Exception:  # a bug must not stop the stream: park the message, go on

@@ -17,7 +17,7 @@ from rollguard.actions.acl import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/pointer-protocol.md"])
+@pytest.mark.parametrize("doc", ["docs/secured-servers.md", "docs/pointer-protocol.md"])
 def test_the_documented_acl_lines_are_the_tested_rules(doc: str) -> None:
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert acl_line("rollguard-reader-support-bot", "READER_PASSWORD",
@@ -27,6 +27,6 @@ def test_the_documented_acl_lines_are_the_tested_rules(doc: str) -> None:
 
 
 def test_the_documented_observer_line_is_the_tested_rule() -> None:
-    """The status page's and the reports' read-only user, as README gives it."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The status page's and the reports' read-only user, as docs/secured-servers.md gives it."""
+    text = (ROOT / "docs/secured-servers.md").read_text(encoding="utf-8")
     assert acl_line("rollguard-observer", "OBSERVER_PASSWORD", observer_rules()) in text

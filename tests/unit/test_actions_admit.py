@@ -7,7 +7,7 @@ import pytest
 
 from rollguard.actions.commands import new_command, sign
 from rollguard.actions.connect import async_redis_client
-from rollguard.actions.pointer import PointerStore
+from rollguard.actions.pointer import Admitted, PointerStore
 from rollguard.actions.script import LATE_S, late_by
 from rollguard.base.errors import ServiceUnavailable
 
@@ -25,7 +25,8 @@ def fixture_store() -> PointerStore:
 async def test_a_command_received_in_time_is_admitted_however_late_it_runs(
         store: PointerStore, received_at: float) -> None:
     command = sign(new_command("chat", "rollback", "rule:x", T, ttl_s=300.0), SECRET)
-    assert await store.admit(command, now=T + 400.0, received_at=received_at) is None
+    admitted = await store.admit(command, now=T + 400.0, received_at=received_at)
+    assert admitted == Admitted(command, received_at)
 
 
 @pytest.mark.parametrize("received_at", [None, T + 301.0])
