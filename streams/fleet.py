@@ -16,7 +16,7 @@ import logging
 
 import faust
 import orjson
-from kafka.errors import KafkaError
+from aiokafka.errors import KafkaError
 
 from rollguard.base.errors import AccessRefused, ServiceUnavailable
 from rollguard.detectors.fleet import FleetView, Move
