@@ -4,11 +4,11 @@ A candidate that serves all of its service's traffic (a cutover) has no stable r
 compared with at the same moments, only the history (:mod:`detectors.weather` covers
 canaries). When one of its metrics moves away from that history, the monitor tells the
 fleet a :class:`Move`; so does a storm of a canary's stable release. A sustained verdict of
-a cut-over candidate waits ``fleet_wait_seconds`` and is then ruled: when at least
-``fleet_min_services`` services (itself included) moved on the same metric within
-``fleet_window_seconds`` of its start, it is **held** — not a rollback — and the first
-service held raises one fleet-wide alert naming them all; otherwise it is the rollback it
-was. Workers that each hold some of the services share their moves (``streams/fleet.py``),
+a cut-over candidate that others moved with waits ``fleet_wait_seconds`` and is then
+ruled: when at least ``fleet_min_services`` services (itself included) moved on the same
+metric within ``fleet_window_seconds`` of its start, it is **held** — not a rollback — and
+the first service held raises one fleet-wide alert naming them all; otherwise it is the
+rollback it was. Workers that each hold some of the services share their moves (``streams/fleet.py``),
 so the view is the fleet's, not a partition's.
 
 >>> from rollguard.detectors.policy import default_policy

@@ -24,9 +24,11 @@ def tell_moves(view: FleetView, service: str, cand: Candidate, policy: Policy) -
             view.add(Move(service, name, track.moved * policy.bucket_seconds), local=True)
 
 
-def wait_for_fleet(decisions: list[Decision], cand: Candidate, ts: float,
+def wait_for_fleet(view: FleetView, decisions: list[Decision], cand: Candidate, ts: float,
                    policy: Policy) -> list[Decision]:
-    """The decisions to carry out now; a sustained rollback of one metric waits instead."""
+    """The decisions to carry out now. A sustained rollback of one metric that other
+    services moved on at about the same time waits for the fleet's word instead (one that
+    moved alone is a regression of its own: it goes ahead at once)."""
     out = []
     for d in decisions:
         metric = d.evidence.get("metric")
@@ -35,8 +37,11 @@ def wait_for_fleet(decisions: list[Decision], cand: Candidate, ts: float,
                 or track is None or "cohort" in d.evidence):
             out.append(d)
             continue
-        cand.finished = False  # not yet: the fleet rules first
         start = (track.moved if track.moved >= 0 else track.run[0][0]) * policy.bucket_seconds
+        if not view.together(Move(d.service, str(metric), start)):
+            out.append(d)
+            continue
+        cand.finished = False  # not yet: the fleet rules first
         cand.waiting.append([ts + policy.fleet_wait_seconds, metric, start, d.to_dict()])
     return out
 

@@ -149,7 +149,7 @@ class ServiceMonitor(EventIntake):
         if self.fleet is not None:
             if self._bucket - self._stable_seen > ctx.buckets[0]:  # a cutover: history only
                 tell_moves(self.fleet, self.service, cand, self.policy)
-                decisions = wait_for_fleet(decisions, cand, ts, self.policy)
+                decisions = wait_for_fleet(self.fleet, decisions, cand, ts, self.policy)
             decisions += rule_waiting(self.fleet, self.service, cand, ts)
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
