@@ -8,8 +8,8 @@ a cut-over candidate that others moved with waits ``fleet_wait_seconds`` and is 
 ruled: when at least ``fleet_min_services`` services (itself included) moved on the same
 metric within ``fleet_window_seconds`` of its start, it is **held** — not a rollback — and
 the first service held raises one fleet-wide alert naming them all; otherwise it is the
-rollback it was. Workers that each hold some of the services share their moves (``streams/fleet.py``),
-so the view is the fleet's, not a partition's.
+rollback it was. Workers that each hold some of the services share their moves
+(``streams/fleet.py``), so the view is the fleet's, not a partition's.
 
 >>> from rollguard.detectors.policy import default_policy
 >>> view = FleetView(default_policy())
