@@ -26,6 +26,28 @@ def run_or_exit(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         sys.exit(1)
 
 
+def run_until_stopped(work: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
+    """:func:`run_or_exit` for a long-running command: SIGINT and SIGTERM cancel ``work``
+    (its ``finally`` blocks run: children are stopped, buffers flushed) and the command
+    returns None. The handlers are the loop's own, so they hold whatever dispositions the
+    process inherited (a background job or ``nohup`` starts with SIGINT ignored)."""
+    import asyncio
+    import signal
+
+    async def until_stopped() -> T | None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            return None  # stopped by a signal, cleanly
+
+    return run_or_exit(until_stopped)
+
+
 def check_text(what: str, value: str) -> str:
     r"""``value`` if it is printable UTF-8 text, else a ConfigError naming ``what``.
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 
 import click
 
 from rollguard.base.config import redis_url
-from rollguard.cli import run_or_exit
+from rollguard.cli import run_until_stopped
 from rollguard.demo.scenario import SCENARIOS
 
 
@@ -34,8 +32,7 @@ def demo(scenario: str, speed: float, rate: float, seed: int, hold_s: float) -> 
         raise click.BadParameter("--speed and --rate must be > 0")
     chosen = dataclasses.replace(SCENARIOS[scenario], rate=rate)
     options = DemoOptions(chosen, speed=speed, seed=seed, hold_s=hold_s)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the children were stopped
-        run_or_exit(lambda: run_demo(options, Console()))
+    run_until_stopped(lambda: run_demo(options, Console()))
 
 
 @click.command("simulate")
@@ -49,7 +46,7 @@ def simulate(service: str, scenario: str, speed: float, seed: int) -> None:
     from rollguard.demo.run import DemoOptions, run_simulated_service
 
     options = DemoOptions(SCENARIOS[scenario], speed=speed, seed=seed, service=service)
-    run_or_exit(lambda: run_simulated_service(options))
+    run_until_stopped(lambda: run_simulated_service(options))
 
 
 @click.command("demo-server", hidden=True)
@@ -58,8 +55,7 @@ def demo_server(service: str) -> None:
     """A serving process that follows SERVICE's pointer and prints each switch as JSON."""
     from rollguard.demo.server import serve
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(service, redis_url()))
+    run_until_stopped(lambda: serve(service, redis_url()))
 
 
 COMMANDS = (demo, simulate, demo_server)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import click
 
-from rollguard.cli import run_or_exit
+from rollguard.cli import run_until_stopped
 from rollguard.web.settings import VARIABLES
 
 
@@ -36,8 +34,7 @@ def web(services: tuple[str, ...]) -> None:
             click.echo(f"status page: {settings.address}", err=True)
             await asyncio.Event().wait()  # until interrupted
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the server was stopped
-        run_or_exit(work)
+    run_until_stopped(work)
 
 
 COMMANDS = (web,)
