@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.detectors.errors import InvalidEvent
-from rollguard.detectors.events import METRIC_RANGES
+from rollguard.detectors.events import METRIC_RANGES, Event
 from rollguard.detectors.names import is_service_name
 
 _NONE = type(None)
@@ -161,3 +161,15 @@ def block_events(obj: dict[str, Any]) -> list[dict[str, Any]]:
         for i, (event_id, ts) in enumerate(zip(obj["event_id"], obj["ts"], strict=True))
     ]
 
+
+def block_as_events(block: Block) -> list[Event]:
+    """The events a valid block stands for, one by one ("absent" values left out).
+
+    >>> b = Block("chat", "v1", "", ["a", "b"], [1.0, 2.0], {"error": [0, None]}, {}, frozenset())
+    >>> [(e.event_id, e.metrics) for e in block_as_events(b)]
+    [('a', {'error': 0.0}), ('b', {})]
+    """
+    return [Event(event_id, block.ts[i], block.service, block.release, block.cohort,
+                  {name: float(column[i]) for name, column in block.columns.items()
+                   if column[i] is not None})
+            for i, event_id in enumerate(block.event_ids)]

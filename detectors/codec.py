@@ -13,7 +13,9 @@ bucket's sums per (release, cohort), the keys as a list beside a dict by index
 progress, and cohorts counted from the next event on. The open bucket is kept as exact
 partial sums (``accumulate.carry``), so when it closes its sums are the same as without a
 round trip. Version 4 adds ``"weather"``, the stable release against its history per
-metric (detectors/weather.py); older states read as having no storm. Histograms (``{bin: weight}`` with integer keys) are
+metric (detectors/weather.py), ``"stable_seen"`` (the last bucket the stable served in),
+``"ahead"`` (events parked far ahead of the service, detectors/ahead.py) and a candidate's
+rollbacks waiting for the fleet (detectors/hold.py); older states read as having none. Histograms (``{bin: weight}`` with integer keys) are
 stored as ``{"bins": [[bin, weight], ...]}`` in insertion order, so a round trip rebuilds
 the state exactly, float for float, and later decisions are the same. Nothing of River (or
 any pickle) is stored.

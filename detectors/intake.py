@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rollguard.detectors.accumulate import Bucket, compile_slots
-from rollguard.detectors.blocks import Block
+from rollguard.detectors.ahead import Ahead
+from rollguard.detectors.blocks import Block, block_as_events
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.dedupe import DEDUPE_CAP, IdMemory
 from rollguard.detectors.events import Event
@@ -47,6 +48,7 @@ class EventIntake(ABC):
         self._lateness = policy.max_lateness_seconds
         self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
         self._bucket_seconds = policy.bucket_seconds
+        self._ahead = Ahead(policy.max_lateness_seconds / 2)
 
     @abstractmethod
     def _close(self, ts: float) -> list[Decision]:
@@ -57,7 +59,30 @@ class EventIntake(ABC):
         """``release`` has its first event in the open bucket."""
 
     def observe(self, event: Event) -> list[Decision]:
-        """Count one valid event; return the decisions of any bucket it closes."""
+        """Count one valid event; return the decisions of any bucket it closes. One dated
+        far ahead of the service is parked until time comes near it (detectors.ahead)."""
+        if self._bucket >= 0 and self._ahead.far(event.ts, self._open_end):
+            return self._release(self._ahead.park(event))
+        decisions = self._observe_now(event)
+        self._ahead.present()
+        if self._ahead.events:
+            decisions += self._release(self._ahead.reached(self._open_end + self._ahead.jump))
+        return decisions
+
+    @property
+    def _open_end(self) -> float:
+        return (self._bucket + 1) * self._bucket_seconds
+
+    def _release(self, events: list[Event]) -> list[Decision]:
+        # Enter parked events in time order; entering them may bring others near.
+        decisions: list[Decision] = []
+        while events:
+            for event in events:
+                decisions += self._observe_now(event)
+            events = self._ahead.reached(self._open_end + self._ahead.jump)
+        return decisions
+
+    def _observe_now(self, event: Event) -> list[Decision]:
         if not self._is_new(event.event_id, event.ts):
             return []
         decisions, counted = self._enter(event.ts)
@@ -112,6 +137,8 @@ class EventIntake(ABC):
     def observe_block(self, block: Block) -> list[Decision]:
         """Count a block of valid events: the same as :meth:`observe` on each, in order."""
         ids, ts = block.event_ids, block.ts
+        if self._bucket >= 0 and self._ahead.far(max(ts), self._open_end):
+            return self._observe_parking(block)
         if (not self._seen.all_new(ids) or ts != sorted(ts)
                 or ts[0] // self._bucket_seconds < self._bucket):
             return self._observe_each(block)
@@ -148,6 +175,17 @@ class EventIntake(ABC):
         decisions = self._enter(first)[0]  # only the first event can close a bucket
         for block in blocks:
             self._add_block(block, slice(None))
+        return decisions
+
+    def _observe_parking(self, block: Block) -> list[Decision]:
+        # A block with events far ahead: each event as observe() takes it, so that those
+        # are parked; an event too late is named by its index in the block.
+        decisions: list[Decision] = []
+        for i, event in enumerate(block_as_events(block)):
+            before = len(self.too_late)
+            decisions += self.observe(event)
+            if len(self.too_late) > before:  # observe() names a lone event 0
+                self.too_late[before:] = [i]
         return decisions
 
     def _observe_each(self, block: Block) -> list[Decision]:

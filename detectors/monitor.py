@@ -227,6 +227,7 @@ class ServiceMonitor(EventIntake):
             "strata": self._strata.to_plain() if self._strata is not None else None,
             "weather": self._weather.to_plain(),
             "stable_seen": self._stable_seen,
+            "ahead": self._ahead.to_plain(),
         })
 
     def _carry_open(self) -> None:
@@ -263,6 +264,8 @@ class ServiceMonitor(EventIntake):
             monitor._strata = Strata.from_plain(state["strata"], policy.max_cohorts)
         monitor._weather = Weather.from_plain(state.get("weather") or {})
         monitor._stable_seen = state.get("stable_seen", monitor._bucket)
+        if state.get("ahead"):
+            monitor._ahead.restore(state["ahead"], monitor.service)
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
         else:  # written before clips were stored

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rollguard.detectors.blocks import Block
+from rollguard.detectors.blocks import Block, block_as_events
 from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.detectors.events import Event
 from rollguard.detectors.fleet import FleetView
@@ -228,11 +228,8 @@ def _events_of(item: Event | Block, raw: Any) -> Iterator[tuple[Event, Any]]:
     if isinstance(item, Event):
         yield item, raw
         return
-    for i in range(len(item)):
-        one = _event_dict(item, i)
-        metrics = {name: float(value) for name, value in one["metrics"].items()}
-        yield Event(one["event_id"], one["ts"], item.service, item.release, item.cohort,
-                    metrics), one
+    for i, event in enumerate(block_as_events(item)):
+        yield event, _event_dict(item, i)
 
 
 def _blind(monitor: ServiceMonitor, item: Event | Block, streak: int,
