@@ -23,7 +23,7 @@ from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 
 from rollguard.base.config import redis_url
 from rollguard.base.errors import AccessRefused, ConfigError, ServiceUnavailable
-from rollguard.base.redact import redact
+from rollguard.base.redact import MASK, redact
 
 __all__ = [
     "PERMISSION_ERRORS", "TRANSIENT_ERRORS", "AsyncClient", "AsyncRedisCluster", "SyncClient",
@@ -116,22 +116,28 @@ def reads_replicas(client: object) -> bool:
 
 
 def describe(client: AsyncClient | SyncClient) -> str:
-    """Where ``client`` connects, without its password: ``redis://[user@]host:port``
+    """Where ``client`` connects, its password masked as :func:`rollguard.base.redact.redact`
+    masks one in a URL: ``redis://[user[:***]@]host:port``
     (``rediss``, ``redis+cluster`` as the client is)."""
     if isinstance(client, AsyncRedisCluster | RedisCluster):
         nodes = client.get_nodes() or getattr(client.nodes_manager, "startup_nodes", {}).values()
         kwargs = client.nodes_manager.connection_kwargs
         tls = _is_tls(kwargs) or bool(kwargs.get("ssl"))
         hosts = ",".join(sorted(f"{n.host}:{n.port}" for n in nodes))
-        user = f"{kwargs['username']}@" if kwargs.get("username") else ""
-        return f"{'rediss' if tls else 'redis'}+cluster://{user}{hosts}"
+        return f"{'rediss' if tls else 'redis'}+cluster://{_login(kwargs)}{hosts}"
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}"
     scheme = "rediss" if _is_tls(kwargs) or _is_tls(
         {"connection_class": client.connection_pool.connection_class}) else "redis"
-    user = f"{kwargs['username']}@" if kwargs.get("username") else ""
-    return f"{scheme}://{user}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"{scheme}://{_login(kwargs)}{host}:{port}"
+
+
+def _login(kwargs: dict[str, Any]) -> str:
+    # As rollguard.base.redact shows a URL: the user, and *** for a password.
+    user = kwargs.get("username") or ""
+    return f"{user}:{MASK}@" if kwargs.get("password") else f"{user}@" if user else ""
 
 
 def _is_tls(kwargs: dict[str, Any]) -> bool:

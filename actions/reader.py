@@ -159,8 +159,8 @@ class PointerReader(ReaderCore):
     def _on_message(self, data: bytes) -> None:
         try:
             result = self._accept(data, authoritative=False)
-        except ValueError:
-            log.exception("%s: ignoring an undecodable pointer", self.service)
+        except ValueError as exc:  # one line: a pointer of a format this reader cannot read
+            log.warning("%s: ignoring an undecodable pointer: %s", self.service, exc)
             return
         self._messages += 1
         if result is not None:
@@ -228,6 +228,6 @@ class PointerReader(ReaderCore):
                 await self._reread()
             except self._network_errors as exc:
                 self._lost(exc)
-            except ValueError:
-                log.exception("%s: ignoring an undecodable pointer", self.service)
+            except ValueError as exc:
+                log.warning("%s: ignoring an undecodable pointer: %s", self.service, exc)
             self._check_expiry()

@@ -107,15 +107,17 @@ def regression_jobs(seeds: int) -> list[tuple[str, Scenario]]:
             base = Scenario(seed, metric=metric, magnitude=2.0, duration=3600, shocks=(shock,))
             jobs.append(("regression begins during a shock", replace(base, onset=900.0)))
             jobs.append(("regression begins 10 min after a shock", replace(base, onset=1800.0)))
+            jobs.append(("the same, no shock (the usual delay)",
+                         replace(base, onset=1800.0, shocks=())))
     return jobs
 
 
 def regression_rows(jobs: list[tuple[str, Scenario]], found: list[list[Decision]]) -> list[str]:
-    rows = ["| regression | runs | rolled back | median delay | worst delay |",
-            "| --- | ---: | ---: | ---: | ---: |"]
+    rows = ["| regression | runs | rolled back | before its onset | median delay | worst delay |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for family in dict.fromkeys(f for f, _ in jobs):
         delays = []
-        runs = 0
+        runs = early = 0
         for (f, scenario), decisions in zip(jobs, found, strict=True):
             if f != family:
                 continue
@@ -124,9 +126,10 @@ def regression_rows(jobs: list[tuple[str, Scenario]], found: list[list[Decision]
             at = [d.ts for d in decisions if d.action == "rollback"]
             if at:
                 delays.append(max(0.0, at[0] - onset) / 60)
+                early += at[0] < onset
         med = f"{statistics.median(delays):.1f} min" if delays else "-"
         worst = f"{max(delays):.1f} min" if delays else "-"
-        rows.append(f"| {family} | {runs} | {len(delays)} | {med} | {worst} |")
+        rows.append(f"| {family} | {runs} | {len(delays)} | {early} | {med} | {worst} |")
     return rows
 
 

@@ -22,6 +22,20 @@ def _load_policy(settings: WorkerSettings):  # type: ignore[no-untyped-def]
     return load_policy(settings.policy_path) if settings.policy_path else default_policy()
 
 
+def data_dir(path: str) -> None:
+    """Make the worker's data folder (Faust's, for the table's local copy) if it is missing;
+    a path that cannot be one is a one-line error naming ROLLGUARD_DATA_DIR."""
+    from pathlib import Path
+
+    from rollguard.base.errors import ConfigError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"ROLLGUARD_DATA_DIR: cannot make the folder {path!r}: "
+                          f"{exc.strerror or exc}") from exc
+
+
 @click.command("worker", epilog="Environment variables:\n\n\b\n" + describe())
 @click.option("--loglevel", default="info", type=click.Choice(["debug", "info", "warn", "error"]))
 def worker(loglevel: str) -> None:
@@ -39,6 +53,7 @@ def worker(loglevel: str) -> None:
     logging.basicConfig(level=loglevel.upper())
     try:
         settings = WorkerSettings.from_env()
+        data_dir(settings.data_dir)
         install_log_redaction([settings.secret, settings.kafka_security.password,
                                urlparse(redis_url()).password])
         policy = _load_policy(settings)

@@ -41,7 +41,7 @@ async def test_a_cluster_url_gives_a_cluster_client_with_its_seeds_user_and_tls_
     assert (kwargs["username"], kwargs["password"]) == ("app", "s3cret")
     assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == (
         "/etc/ca.pem", "/etc/c.pem", "/etc/c.key")
-    assert describe(client) == "rediss+cluster://app@10.0.0.1:7001,10.0.0.2:7002"
+    assert describe(client) == "rediss+cluster://app:***@10.0.0.1:7001,10.0.0.2:7002"
     await client.aclose()
 
 
