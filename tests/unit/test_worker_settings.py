@@ -152,3 +152,15 @@ def test_settings_never_show_the_secret_or_a_password() -> None:
     settings = dataclasses.replace(WorkerSettings.from_env(),
                                    redis_url="redis://app:hunter2@db:6379/0")
     assert "hunter2" not in repr(settings) and "sekrit-for-tests" not in repr(settings)
+
+
+def test_the_worker_makes_its_data_folder_or_says_in_one_line_why_not(tmp_path: Path) -> None:
+    from rollguard.cli.worker import data_dir
+
+    nested = tmp_path / "a" / "b" / "worker"
+    data_dir(str(nested))
+    assert nested.is_dir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"^ROLLGUARD_DATA_DIR: cannot make the folder"):
+        data_dir(str(blocker / "worker"))
