@@ -75,6 +75,7 @@ class PointerReader(ReaderCore):
             TimeoutError, ReplyError, *connect.TRANSIENT_ERRORS)
         self._subscriber: ChannelSubscriber | None = None
         self._messages = 0  # counts applied messages, so a slow re-read cannot undo one
+        self._confirming: set[asyncio.Task[None]] = set()  # reads confirming a message
         self._callbacks: asyncio.Queue[Awaitable[Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         # Started with the first coroutine on_change returns: a plain function needs no task,
@@ -102,6 +103,7 @@ class PointerReader(ReaderCore):
 
     async def stop(self) -> None:
         tasks = self._tasks + ([self._callback_task] if self._callback_task else [])
+        tasks += list(self._confirming)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -157,6 +159,7 @@ class PointerReader(ReaderCore):
             self._subscriber = None
 
     def _on_message(self, data: bytes) -> None:
+        before = self._state
         try:
             result = self._accept(data, authoritative=False)
         except ValueError as exc:  # one line: a pointer of a format this reader cannot read
@@ -165,6 +168,21 @@ class PointerReader(ReaderCore):
         self._messages += 1
         if result is not None:
             self._defer(result)
+        if self._state is not before:
+            # A message hints, the pointer in Redis decides: read it back at once, so that a
+            # forged or corrupted message (a far higher epoch) is undone within a round trip.
+            self._confirming.add(asyncio.get_running_loop().create_task(self._confirm()))
+
+    async def _confirm(self) -> None:
+        errors: tuple[type[Exception], ...] = (*self._network_errors, ValueError)
+        try:
+            await self._reread()
+        except errors as exc:  # the periodic re-read and the reconnection carry on
+            log.debug("%s: confirming read failed: %s", self.service, exc)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._confirming.discard(task)
 
     async def _reread(self) -> None:
         seen = self._messages

@@ -116,7 +116,10 @@ class SyncPointerReader(ReaderCore):
                     self._reread()
                     backoff = BACKOFF_S[0]
                 elif message is not None and message["type"] == "message":
+                    before = self._state
                     self._accept(message["data"], authoritative=False)
+                    if self._state is not before:  # a message hints, Redis decides
+                        self._accept(self.client.get(self.keys.pointer), authoritative=True)
                 if time.monotonic() >= next_refresh:
                     next_refresh = time.monotonic() + refresh_delay(self.refresh_interval_s)
                     self._accept(self.client.get(self.keys.pointer), authoritative=True)
@@ -125,6 +128,6 @@ class SyncPointerReader(ReaderCore):
                 self._close_pubsub()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_S[1])
-            except ValueError:
-                log.exception("%s: ignoring an undecodable pointer", self.service)
+            except ValueError as exc:  # one line: a format this reader cannot read
+                log.warning("%s: ignoring an undecodable pointer: %s", self.service, exc)
             self._check_expiry()

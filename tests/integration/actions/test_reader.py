@@ -291,3 +291,64 @@ async def test_stop_returns_in_bounded_time_even_if_a_task_ignores_cancellation(
     assert reader._subscriber is None and not stuck.done()
     let_go.set()
     await stuck
+
+
+FORGED_UNDONE_S = 1.0  # a message is confirmed by one GET: a round trip, well within this
+
+
+async def _forge(store: PointerStore, service: str) -> tuple[int, int]:
+    """Publish a change message with a far higher epoch than the pointer's (forged or
+    corrupted); returns (true epoch, forged epoch)."""
+    from dataclasses import replace
+
+    from rollguard.actions.keys import ServiceKeys
+    from rollguard.actions.state import decode
+
+    raw = await store.client.get(ServiceKeys.of(service).pointer)
+    assert raw is not None
+    true = decode(raw)
+    forged = replace(true, epoch=true.epoch + 1_000_000, active="v2")
+    await store.client.publish(ServiceKeys.of(service).changes, encode(forged))
+    return true.epoch, forged.epoch
+
+
+async def until(check: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_forged_change_message_is_undone_by_the_pointer_in_redis(
+    released: PointerStore, service: str, issue: Issue
+) -> None:
+    """A message hints, Redis decides: a change message with a far higher epoch is read
+    back at once and the reader returns to the pointer's epoch within a round trip (not
+    at the next periodic re-read, a minute away here), so a real flip after it applies."""
+    seen: list[int] = []
+    async with PointerReader(released.client, service, on_change=lambda s: seen.append(s.epoch),
+                             refresh_interval_s=60.0) as reader:
+        true_epoch, forged_epoch = await _forge(released, service)
+        assert await until(lambda: forged_epoch in seen, ARRIVAL_S)  # the hint was applied
+        assert await until(lambda: reader.state.epoch == true_epoch, FORGED_UNDONE_S)
+        await issue("promote", release="v2")
+        assert await until(lambda: reader.state.epoch == true_epoch + 1, ARRIVAL_S)
+        assert reader.state.active == "v2"
+
+
+async def test_the_threaded_reader_undoes_a_forged_change_message_too(
+    released: PointerStore, service: str
+) -> None:
+    forged_seen = threading.Event()
+    reader = SyncPointerReader(
+        None, service, refresh_interval_s=60.0,
+        on_change=lambda s: forged_seen.set() if s.epoch > 1000 else None)
+    await asyncio.to_thread(reader.start)
+    try:
+        true_epoch, _ = await _forge(released, service)
+        assert await asyncio.to_thread(forged_seen.wait, ARRIVAL_S)
+        assert await until(lambda: reader.state.epoch == true_epoch, FORGED_UNDONE_S)
+    finally:
+        await asyncio.to_thread(reader.stop)
