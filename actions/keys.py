@@ -91,6 +91,9 @@ class ServiceKeys:
     pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
     approvers: str  # HASH: command id -> JSON list of who approved it so far
     pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
+    # The channel readers of the protocol before the database was named subscribe to; written
+    # too, for database 0 only, until 2027-06-30 (docs/pointer-protocol.md); "" elsewhere.
+    legacy_changes: str = ""
 
     @classmethod
     def of(cls, service: str, prefix: str | None = None, db: int = 0) -> ServiceKeys:
@@ -108,6 +111,7 @@ class ServiceKeys:
             pending=f"{base}:pending",
             approvers=f"{base}:approvers",
             pattern=f"{base}:*",
+            legacy_changes=f"{base}:changes" if int(db) == 0 else "",
         )
 
     def idempotency(self, key: str) -> str:

@@ -98,6 +98,7 @@ def script_args(mode: str, epoch: int, expected: int | None, change: Change | No
         keys.changes,
         now,
         request,
+        keys.legacy_changes,
     ]
 
 

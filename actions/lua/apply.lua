@@ -24,6 +24,8 @@
 -- ARGV[13] now             unix seconds (release order score)
 -- ARGV[14] request         digest of what the command asks for; an idempotency key already
 --                          used for another request is refused as a replay
+-- ARGV[15] legacy channel  the channel of readers before the database was named (database 0
+--                          only, until 2027-06-30), "" for none
 -- return {outcome, code, message, epoch_before, epoch_after, history entry id[, changed at]}
 --   "changed at" (only when applied): Redis's own TIME of the change, "seconds.micros", which
 --   the script writes into the new pointer's "updated_at" in place of the planned value;
@@ -114,4 +116,8 @@ known = true
 local result = spend('applied', '', ARGV[7], current + 1)
 table.insert(result, changed_at)
 redis.call('PUBLISH', ARGV[12], pointer)
+if ARGV[15] ~= '' then
+    -- The channel of readers written before the database was named (deprecated).
+    redis.call('PUBLISH', ARGV[15], pointer)
+end
 return result
