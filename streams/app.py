@@ -37,7 +37,7 @@ from rollguard.actions.pointer_cache import PointerCache
 from rollguard.actions.state import PointerState
 from rollguard.base.errors import ServiceUnavailable
 from rollguard.detectors.policy import Policy
-from rollguard.streams import fleet, metrics_http, undecodable
+from rollguard.streams import metrics_http, undecodable
 from rollguard.streams.checkpoint import FORWARDED
 from rollguard.streams.commanding import Commanding
 from rollguard.streams.connect import faust_credentials
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 # the next fetch more than half of the time (measured: 28k events/s, agent idle 60 %); with
 # 8 MB it idles about 2 % (63k on the same busy machine). A message is at most ~1 MB.
 FETCH_BYTES_PER_PARTITION = 8 * 1024**2
-YIELD_EVERY_S = 0.001
 Handle = tuple[faust.StreamT[bytes], faust.EventT[bytes]]  # what acknowledges a message
 
 
@@ -205,44 +204,28 @@ class Edge:
             await stream.ack(done)
 
 def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
+    """The worker's Faust app: each agent, timer and signal handler is one line that hands
+    its input to the :class:`rollguard.streams.worker.Worker`, which carries it out."""
+    from rollguard.streams.worker import Worker
+
     undecodable.install()
     app = new_app(settings)
     edge = Edge(app, settings)
-    edge.commanding.actuator.approvals = policy.approvals
-    loop: PartitionLoop[Handle] = PartitionLoop(
-        policy, settings.secret, edge.states.get, settings.checkpoint_s,
-        owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)
-    edge.metrics.watch(loop, edge.ends)
+    worker = Worker(edge, settings, policy)
     if settings.metrics_addr is not None:
         serve_metrics(app, edge, settings.metrics_addr)
 
-    async def judge_each(stream: faust.StreamT[bytes], forwarded: bool) -> None:
-        # Manual acks: a message is acknowledged once a checkpoint holds its effect.
-        manual = cast(faust.Stream[bytes], stream).noack()
-        turn = time.monotonic()
-        async for event in manual.events():
-            await edge.carry_out(await edge.step(loop, manual, event, forwarded))
-            await fleet.share(loop.monitors.fleet, edge.fleet)
-            # Faust's fetcher and the actuator run on this event loop and need turns, which
-            # a stream of buffered messages never gives: hand them one every millisecond
-            # (after each message, a turn cost about 3 % of the worker's CPU).
-            now = time.monotonic()
-            if now - turn >= YIELD_EVERY_S:
-                turn = now
-                await asyncio.sleep(0)
-
     @app.agent(edge.events)
     async def monitor(stream: faust.StreamT[bytes]) -> None:
-        await judge_each(stream, forwarded=False)
+        await worker.judge_each(stream, forwarded=False)
 
     @app.agent(edge.by_service)
     async def judge(stream: faust.StreamT[bytes]) -> None:
-        await judge_each(stream, forwarded=True)
+        await worker.judge_each(stream, forwarded=True)
 
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
-        # Quiet partitions are checkpointed here; seeks that lost a race are repeated.
-        await edge.carry_out(loop.on_timer(time.monotonic(), edge.ends()))
+        await worker.checkpoint_idle()
 
     @app.timer(edge.pointers.ttl_s)
     async def refresh_pointers() -> None:
@@ -262,22 +245,19 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_monitors(sender: Any, revoked: Any, **_: Any) -> None:
-        loop.on_revoked()
-        edge.commanding.forget()
+        worker.on_revoked()
 
     app.task(settle_heap)
 
     @app.task
     async def hear_the_fleet() -> None:
-        await fleet.hear(loop.monitors.fleet, settings.topic_fleet, settings.kafka_bootstrap)
+        await worker.hear_the_fleet()
 
     @app.timer(30.0)
     async def report() -> None:
-        if loop.counts:
-            log.info("monitor: %d events, %d rejected, %d messages forwarded",
-                     loop.counts["events"], loop.counts["rejected"], loop.counts["forwarded"])
+        worker.report()
 
-    app.conf.rollguard_counts = loop.counts  # for tests and benchmarks in the same process
+    app.conf.rollguard_counts = worker.loop.counts  # for tests and benchmarks in one process
     return app
 
 
