@@ -67,12 +67,16 @@ class Weather:
 
     def __init__(self) -> None:
         self.metrics: dict[str, MetricWeather] = {}
+        # Metric -> the strata of a storm that ended in the bucket just closed (not stored:
+        # used before the next bucket closes, within the same close).
+        self.ended: dict[str, list[list[Any]]] = {}
 
     def close(self, bucket: int, sums: Bucket | None, history: Bucket,
               policy: Policy) -> dict[str, int]:
         """Weigh the stable release's sums of a closed bucket; fold into ``history`` what
         is no longer held. Returns ``{metric: start bucket}`` of the storms that began."""
         began: dict[str, int] = {}
+        self.ended = {}
         bar = policy.weather_evidence
         longest = policy.max_episode_seconds / policy.bucket_seconds
         decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
@@ -90,6 +94,9 @@ class Weather:
             w.held.append([bucket, entry, llr])
             if w.storm >= 0:
                 if w.cusum == 0.0:  # over: the calm buckets that ended it join the history
+                    # This bucket still holds the storm's last moments (a shock ends within
+                    # a bucket): the candidate's bucket is compared with the stable's.
+                    self.ended[name] = w.held
                     calm = len(w.held)
                     while calm and w.held[calm - 1][2] <= 0.0:
                         calm -= 1
@@ -111,8 +118,10 @@ class Weather:
         return began
 
     def storming(self, name: str) -> bool:
+        """Whether ``name``'s bucket just closed is compared at the same moments: a storm
+        goes on, or it ended in this bucket."""
         w = self.metrics.get(name)
-        return w is not None and w.storm >= 0
+        return (w is not None and w.storm >= 0) or name in self.ended
 
     def baseline(self, name: str, rule: MetricRule,
                  history: Bucket) -> tuple[list[Any] | None, str]:
@@ -120,9 +129,10 @@ class Weather:
         the history, or during a storm the stable's strata since it began pooled newest
         first to ``min_samples`` (None when even all of them hold fewer)."""
         w = self.metrics.get(name)
-        if w is None or w.storm < 0:
+        held = self.ended.get(name) or (w.held if w is not None and w.storm >= 0 else None)
+        if not held:
             return history.get(name), HISTORY
-        newest = [e for _, e, _ in reversed(w.held)]
+        newest = [e for _, e, _ in reversed(held)]
         return pooled(newest, rule.min_samples), CONCURRENT
 
     def to_plain(self) -> dict[str, Any]:

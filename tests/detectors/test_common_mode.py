@@ -47,6 +47,19 @@ def test_a_shock_of_both_releases_is_charged_to_neither(
     assert said == []
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("into", [0.4, 1.2, 2.5])
+@pytest.mark.parametrize(("metric", "factor"), [("cost_usd", 11.3), ("latency_ms", 8.0)])
+def test_the_bucket_a_shock_ends_in_is_still_compared_at_the_same_moments(
+        metric: str, factor: float, into: float, seed: int) -> None:
+    """A shock ending a second or two into a bucket: the stable's share of it may be calm
+    enough to end the storm while the candidate's holds more of the shock; that bucket is
+    still compared with the stable's, not with the history."""
+    shock = Shock(metric, 1500.0, 240.0 + into, factor)
+    scenario = Scenario(seed, rate=12.0, stable_rate=15.0, duration=2400.0, shocks=(shock,))
+    assert [d.reason for d in decide(scenario) if d.verdict != "inconclusive"] == []
+
+
 def test_without_the_comparison_at_the_same_moments_that_shock_is_a_rollback() -> None:
     """The same shock on the candidate alone is a regression: the guard still sees it."""
     scenario = Scenario(1, rate=2.0, stable_rate=6.0, duration=3600.0, metric="error",
