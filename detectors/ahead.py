@@ -40,12 +40,7 @@ class Ahead:
         self.jump = jump
         self.events: list[Event] = []
         self._ids: set[str] = set()
-        self._streak: list[float] = []  # times of the events parked in a row
-
-    def far(self, ts: float, open_end: float) -> bool:
-        """Whether an event at ``ts`` is far ahead of a service whose open bucket ends at
-        ``open_end``."""
-        return ts >= open_end + self.jump
+        self.streak: list[float] = []  # times of the events parked in a row
 
     def park(self, event: Event) -> list[Event]:
         """Hold ``event`` aside; the events to enter now (none, unless time has moved)."""
@@ -53,10 +48,10 @@ class Ahead:
             return []  # a repeat of a parked event is not a second vote
         insort(self.events, event, key=_ts)
         self._ids.add(event.event_id)
-        self._streak.append(event.ts)
-        if len(self._streak) >= IN_A_ROW:
-            newest = max(self._streak[-IN_A_ROW:])
-            self._streak = []
+        self.streak.append(event.ts)
+        if len(self.streak) >= IN_A_ROW:
+            newest = max(self.streak[-IN_A_ROW:])
+            self.streak = []
             return self._take(lambda e: e.ts <= newest)
         if len(self.events) > CAP:
             return self._take(lambda e: e.ts <= self.events[len(self.events) - CAP].ts)
@@ -64,7 +59,7 @@ class Ahead:
 
     def present(self) -> None:
         """An event of the service's present came: the parked ones are not in a row."""
-        self._streak = []
+        self.streak = []
 
     def reached(self, horizon: float) -> list[Event]:
         """The parked events dated before ``horizon``: time has come near them."""
@@ -80,10 +75,10 @@ class Ahead:
 
     def to_plain(self) -> list[Any]:
         return [[[e.event_id, e.ts, e.release, e.cohort, e.metrics] for e in self.events],
-                self._streak]
+                self.streak]
 
     def restore(self, plain: list[Any], service: str) -> None:
-        events, self._streak = plain
+        events, self.streak = plain
         self.events = [Event(i, ts, service, release, cohort, metrics)
                        for i, ts, release, cohort, metrics in events]
         self._ids = {e.event_id for e in self.events}

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollguard.detectors.evidence import Hypotheses
 from rollguard.detectors.policy import Policy
 from rollguard.detectors.staging import Stage
 from rollguard.detectors.track import MetricTrack
@@ -77,6 +78,9 @@ class Context:
     # Metrics compared with the stable release at the same moments (a storm: see
     # detectors.weather); the others with its history.
     concurrent: frozenset[str] = frozenset()
+    # The hypotheses of the stable's history as the bucket closed, when stable_ref is that
+    # history for the metrics not in ``concurrent`` (None: measure builds its own).
+    history_hyps: Mapping[str, Hypotheses | None] | None = None
 
     def baseline_from(self, name: str) -> str:
         """Which baseline metric ``name`` was compared with: "concurrent" or "history"."""

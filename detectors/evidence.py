@@ -19,10 +19,11 @@ baseline makes the test more careful, never less.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollguard.detectors.accumulate import MEAN, QUANTILE, mean_and_sd, weight
+from rollguard.detectors.accumulate import KINDS, MEAN, QUANTILE, mean_and_sd, weight
 from rollguard.detectors.histogram import INV_LOG_RATIO, RATIO, bin_of, quantile, weight_above
 from rollguard.detectors.policy import MetricRule
 
@@ -100,6 +101,29 @@ def hypotheses(rule: MetricRule, kind: int, ref: list[Any] | None,
     if ratios is None:
         return None
     return Hypotheses(kind, p, w, ratios[0], ratios[1])
+
+
+class EveryHypotheses(dict[str, "Hypotheses | None"]):
+    """:func:`hypotheses` of each metric against one reference, made when first asked for
+    (a bucket's baseline: the weather and the candidate's measurements share them).
+
+    >>> from rollguard.detectors.policy import default_policy
+    >>> p = default_policy()
+    >>> every = EveryHypotheses(p.metrics, {"error": [1000.0, 5.0, 5.0]}, 1.0)
+    >>> every["error"].baseline, every["latency_ms"], len(every)
+    (0.005, None, 2)
+    """
+
+    def __init__(self, rules: Mapping[str, MetricRule], refs: Mapping[str, list[Any]],
+                 margin: float) -> None:
+        super().__init__()
+        self.rules, self.refs, self.margin = rules, refs, margin
+
+    def __missing__(self, name: str) -> Hypotheses | None:
+        rule = self.rules[name]
+        made = self[name] = hypotheses(rule, KINDS[rule.statistic], self.refs.get(name),
+                                       self.margin)
+        return made
 
 
 def _quantile_hypotheses(rule: MetricRule, ref: list[Any], margin: float) -> Hypotheses | None:

@@ -9,6 +9,7 @@ clock of the machine.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -49,6 +50,9 @@ class EventIntake(ABC):
         self.latest_ts = 0.0  # the newest event time seen by this process (0: none yet)
         self._bucket_seconds = policy.bucket_seconds
         self._ahead = Ahead(policy.max_lateness_seconds / 2)
+        self._far_from = math.inf  # events from this time on are parked (_far_limit)
+        self._ahead_active = False  # events are parked or a streak of them is open
+        self._releasing = False
 
     @abstractmethod
     def _close(self, ts: float) -> list[Decision]:
@@ -61,28 +65,8 @@ class EventIntake(ABC):
     def observe(self, event: Event) -> list[Decision]:
         """Count one valid event; return the decisions of any bucket it closes. One dated
         far ahead of the service is parked until time comes near it (detectors.ahead)."""
-        if self._bucket >= 0 and self._ahead.far(event.ts, self._open_end):
+        if event.ts >= self._far_from:
             return self._release(self._ahead.park(event))
-        decisions = self._observe_now(event)
-        self._ahead.present()
-        if self._ahead.events:
-            decisions += self._release(self._ahead.reached(self._open_end + self._ahead.jump))
-        return decisions
-
-    @property
-    def _open_end(self) -> float:
-        return (self._bucket + 1) * self._bucket_seconds
-
-    def _release(self, events: list[Event]) -> list[Decision]:
-        # Enter parked events in time order; entering them may bring others near.
-        decisions: list[Decision] = []
-        while events:
-            for event in events:
-                decisions += self._observe_now(event)
-            events = self._ahead.reached(self._open_end + self._ahead.jump)
-        return decisions
-
-    def _observe_now(self, event: Event) -> list[Decision]:
         if not self._is_new(event.event_id, event.ts):
             return []
         decisions, counted = self._enter(event.ts)
@@ -92,7 +76,40 @@ class EventIntake(ABC):
             self._pending(event.release)[0].append(event.metrics)
         else:
             self.too_late.append(0)
+        if self._ahead_active:  # (one attribute per event: parking is rare)
+            decisions += self._present()
         return decisions
+
+    def _present(self) -> list[Decision]:
+        # An event of the service's present came: parked ones are not in a row, and time
+        # may have come near some of them.
+        self._ahead.present()
+        return self._release(self._ahead.reached(self._far_from))
+
+    def _release(self, events: list[Event]) -> list[Decision]:
+        # Enter parked events in time order (none is parked again meanwhile); entering them
+        # may bring others near.
+        decisions: list[Decision] = []
+        while events:
+            self._releasing, self._ahead_active, self._far_from = True, False, math.inf
+            for event in events:
+                decisions += self.observe(event)
+            self._releasing = False
+            self._far_from = self._far_limit()
+            events = self._ahead.reached(self._far_from)
+        self._ahead_active = bool(self._ahead.events or self._ahead.streak)
+        return decisions
+
+    def _far_limit(self) -> float:
+        # Events dated from here on are far ahead of the open bucket (none before any).
+        if self._bucket < 0 or self._releasing:
+            return math.inf
+        return (self._bucket + 1) * self._bucket_seconds + self._ahead.jump
+
+    def _restored(self) -> None:
+        """Derive what is not stored, after a state was read."""
+        self._far_from = self._far_limit()
+        self._ahead_active = bool(self._ahead.events or self._ahead.streak)
 
     def _is_new(self, event_id: str, ts: float) -> bool:
         # Remember one event id; False for a duplicate within the window.
@@ -125,6 +142,7 @@ class EventIntake(ABC):
         if bucket > self._bucket:
             decisions = self._close(ts) if self._bucket >= 0 else []
             self._bucket = bucket
+            self._far_from = self._far_limit()
             return decisions, True
         if bucket < self._bucket:
             # A few seconds out of order: count it in the open bucket, a smear of one bucket.
@@ -137,7 +155,7 @@ class EventIntake(ABC):
     def observe_block(self, block: Block) -> list[Decision]:
         """Count a block of valid events: the same as :meth:`observe` on each, in order."""
         ids, ts = block.event_ids, block.ts
-        if self._bucket >= 0 and self._ahead.far(max(ts), self._open_end):
+        if max(ts) >= self._far_from:
             return self._observe_parking(block)
         if (not self._seen.all_new(ids) or ts != sorted(ts)
                 or ts[0] // self._bucket_seconds < self._bucket):
@@ -155,6 +173,8 @@ class EventIntake(ABC):
             start = end
         if ts[-1] > self.latest_ts:  # _enter saw each bucket's first event time only
             self.latest_ts = ts[-1]
+        if self._ahead_active:
+            decisions += self._present()
         return decisions
 
     def observe_interleaved(self, blocks: Sequence[Block],

@@ -54,9 +54,14 @@ def measure(ctx: Context, sums: Bucket | None) -> dict[str, Reading]:
             continue
         # The stable at the same moments may hold fewer samples than the history: it is
         # tested against from a tenth of them, its margin making a thin one careful.
-        least = rule.min_samples / THIN if name in ctx.concurrent else None
-        hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(name),
-                         policy.baseline_margin, least)
+        if name in ctx.concurrent:
+            hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(name),
+                             policy.baseline_margin, rule.min_samples / THIN)
+        elif ctx.history_hyps is not None:
+            hyp = ctx.history_hyps[name]
+        else:
+            hyp = hypotheses(rule, KINDS[rule.statistic], ctx.stable_ref.get(name),
+                             policy.baseline_margin)
         if hyp is None:
             readings[name] = Reading(name, entry, None)
         else:

@@ -17,6 +17,7 @@ from rollguard.detectors.codec import decode_state, encode_state
 from rollguard.detectors.cohorts import assess_cohorts, standardise
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.dedupe import DEDUPE_CAP
+from rollguard.detectors.evidence import EveryHypotheses
 from rollguard.detectors.fleet import FleetView, Move
 from rollguard.detectors.hold import rule_waiting, tell_moves, wait_for_fleet
 from rollguard.detectors.intake import EventIntake
@@ -122,17 +123,26 @@ class ServiceMonitor(EventIntake):
         strata = self._strata
         by_cohort = strata.close(stable, self.candidate.release if self.candidate else None,
                                  self._slots, self._clips, self._decay) if strata else {}
+        cand = self.candidate
+        history = self._refs.setdefault(stable, {}) if stable is not None else {}
+        # The history's hypotheses as the bucket closes, made once (when first asked for)
+        # for the weather and the candidate: they are most of a quiet bucket's cost.
+        hyps = EveryHypotheses(self.policy.metrics, history, self.policy.baseline_margin)
         began: dict[str, int] = {}
-        if stable is not None and stable in sums:
+        if stable is not None and stable in sums and (cand is None or cand.finished):
+            # No candidate to judge: the weather is not needed, the history is the stable's.
             self._stable_seen = self._bucket
-            began = self._weather.close(self._bucket, sums[stable],
-                                        self._refs.setdefault(stable, {}), self.policy)
+            self._weather.clear(history, self.policy)
+            fold(history, sums[stable], self._decay)
+            self._update_clips()
+        elif stable is not None and stable in sums:
+            self._stable_seen = self._bucket
+            began = self._weather.close(self._bucket, sums[stable], history, self.policy, hyps)
             self._update_clips()
             if self.fleet is not None:
                 for name, since in began.items():
                     self.fleet.add(Move(self.service, name, since * self.policy.bucket_seconds),
                                    local=True)
-        cand = self.candidate
         if cand is None or cand.finished or stable is None:
             return []
         if began:
@@ -141,7 +151,8 @@ class ServiceMonitor(EventIntake):
         cand_ref = self._refs.setdefault(cand.release, {})
         ctx = Context(self.service, self.policy, stable, self._bucket, ts,
                       self._baseline(by_cohort), cand_ref, self.share,
-                      frozenset(n for n in self.policy.metrics if self._weather.storming(n)))
+                      frozenset(n for n in self.policy.metrics if self._weather.storming(n)),
+                      None if by_cohort else hyps)
         decisions = assess_bucket(ctx, cand, cand_sums)
         if by_cohort and strata is not None and not cand.finished:
             decisions += assess_cohorts(ctx, cand, by_cohort, strata.refs)
@@ -201,6 +212,7 @@ class ServiceMonitor(EventIntake):
         end = (self._bucket + 1) * self.policy.bucket_seconds if ts is None else ts
         decisions = self._close(end)
         self._bucket += 1
+        self._far_from = self._far_limit()
         return decisions
 
     # -- state ----------------------------------------------------------------------------
@@ -266,6 +278,7 @@ class ServiceMonitor(EventIntake):
         monitor._stable_seen = state.get("stable_seen", monitor._bucket)
         if state.get("ahead"):
             monitor._ahead.restore(state["ahead"], monitor.service)
+        monitor._restored()
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
         else:  # written before clips were stored

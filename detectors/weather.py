@@ -34,12 +34,13 @@ away from the history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollguard.detectors.accumulate import KINDS, Bucket, fold
+from rollguard.detectors.accumulate import Bucket, fold
 from rollguard.detectors.candidate import Candidate
-from rollguard.detectors.evidence import hypotheses
+from rollguard.detectors.evidence import EveryHypotheses, Hypotheses
 from rollguard.detectors.policy import MetricRule, Policy
 
 CAP = 1.0  # the weather's CUSUM is capped at CAP x its bar, so that a storm ends soon after
@@ -71,24 +72,26 @@ class Weather:
         # used before the next bucket closes, within the same close).
         self.ended: dict[str, list[list[Any]]] = {}
 
-    def close(self, bucket: int, sums: Bucket | None, history: Bucket,
-              policy: Policy) -> dict[str, int]:
+    def close(self, bucket: int, sums: Bucket | None, history: Bucket, policy: Policy,
+              hyps: Mapping[str, Hypotheses | None] | None = None) -> dict[str, int]:
         """Weigh the stable release's sums of a closed bucket; fold into ``history`` what
-        is no longer held. Returns ``{metric: start bucket}`` of the storms that began."""
+        is no longer held. ``hyps``: the hypotheses of ``history`` as it is now, if made
+        already. Returns ``{metric: start bucket}`` of the storms that began."""
+        if hyps is None:
+            hyps = EveryHypotheses(policy.metrics, history, policy.baseline_margin)
         began: dict[str, int] = {}
         self.ended = {}
         bar = policy.weather_evidence
         longest = policy.max_episode_seconds / policy.bucket_seconds
         decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
-        for name, rule in policy.metrics.items():
+        for name in policy.metrics:
             entry = sums.get(name) if sums else None
             if entry is None:
                 continue
             w = self.metrics.get(name)
             if w is None:
                 w = self.metrics[name] = MetricWeather()
-            hyp = hypotheses(rule, KINDS[rule.statistic], history.get(name),
-                             policy.baseline_margin)
+            hyp = hyps[name]
             llr = hyp.score(entry)[0] if hyp is not None else 0.0
             w.cusum = min(max(w.cusum + llr, 0.0), CAP * bar)
             w.held.append([bucket, entry, llr])
@@ -116,6 +119,17 @@ class Weather:
                 _join(history, name, w.held[:len(w.held) - keep], decay)
                 del w.held[:len(w.held) - keep]
         return began
+
+    def clear(self, history: Bucket, policy: Policy) -> None:
+        """Forget the storms (no candidate is judged now): the held buckets join the
+        history in order, a storm's strata are dropped as when it ends."""
+        if not self.metrics:
+            return
+        decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+        for name, w in self.metrics.items():
+            if w.storm < 0:
+                _join(history, name, w.held, decay)
+        self.metrics, self.ended = {}, {}
 
     def storming(self, name: str) -> bool:
         """Whether ``name``'s bucket just closed is compared at the same moments: a storm
