@@ -92,6 +92,18 @@ def _decision(record: dict[str, Any]) -> Notice | None:
     staged = evidence.get("staged")
     if record.get("action") in ("stage", "restore") and isinstance(staged, dict):
         return _staged(record, staged) if record.get("command_id") else None
+    if verdict == "held":
+        return None  # part of a fleet-wide incident: its one fleet alert tells it
+    if verdict == "fleet":
+        named = evidence.get("fleet", {}).get("services", [])
+        return Notice(
+            kind="alert", service=service, release=release, at=_at(record),
+            title=f"Fleet-wide incident: {metric} moved at once on {len(named)} services",
+            evidence=_text(record, "reason"), severity="warning",
+            todo=("look upstream (a provider, a shared model, index or tool): the candidates "
+                  "of these services are held, not rolled back; one that stays worse after "
+                  "the incident is judged again"),
+            repeat_key=f"fleet:{metric}")
     if record.get("action") != "rollback":
         return Notice(
             kind="alert", service=service, release=release, at=_at(record),

@@ -28,7 +28,7 @@ from rollguard.actions.state import PointerState
 # How long a verdict stays the service's judgement without a newer one: the monitor speaks
 # only when something is worth saying, so an old transient blip must fade back to watching.
 RECENT_S = 600.0
-JUDGEMENTS = ("ok", "watching", "transient", "sustained", "inconclusive",
+JUDGEMENTS = ("ok", "watching", "transient", "sustained", "inconclusive", "fleet", "held",
               "waiting for approval")
 Record = Mapping[str, Any]
 

@@ -128,3 +128,18 @@ def test_every_notice_is_told_once_in_its_own_services_thread_and_repeats_are_ra
     alerts = sorted((n.service, n.repeat_key, n.at) for n in notices if n.kind == "alert")
     for (s1, k1, t1), (s2, k2, t2) in itertools.pairwise(alerts):
         assert (s1, k1) != (s2, k2) or t2 - t1 >= 600
+
+
+def test_a_fleet_incident_is_one_notice_and_its_held_rollbacks_none() -> None:
+    """The fleet alert names the incident and says where to look; the services held as
+    part of it add nothing (one alert for the fleet, not one per service)."""
+    evidence = {"metric": "error", "fleet": {"metric": "error", "since": 1.0,
+                                             "services": ["a", "b", "c", "d", "e"]}}
+    fleet = {"type": "decision", "ts": 10.0, "service": "a", "release": "v2",
+             "action": "alert", "verdict": "fleet", "reason": "Fleet-wide incident: ...",
+             "evidence": evidence}
+    notice = read_record(fleet)
+    assert notice is not None and notice.kind == "alert"
+    assert notice.title == "Fleet-wide incident: error moved at once on 5 services"
+    assert "upstream" in notice.todo
+    assert read_record({**fleet, "service": "b", "verdict": "held"}) is None
