@@ -62,6 +62,11 @@ class PointerCache:
         self._entries[service] = _Entry(pointer, now, now)
         return pointer
 
+    def epochs(self) -> dict[str, int]:
+        """The epoch of each pointer held, by service: what the monitor judges by now (an
+        operator or a test waits on it after a change made by hand)."""
+        return {s: e.pointer.epoch for s, e in self._entries.items() if e.pointer is not None}
+
     async def refresh(self) -> int:
         """Read again, in one round trip, every pointer older than ``ttl_s``; drop those
         not used for ``idle_s``. Returns how many were read."""

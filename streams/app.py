@@ -116,6 +116,7 @@ class Edge:
         self.pointers = PointerCache(store)
         self.forwarding: list[Awaitable[Any]] = []  # forwards sent, maybe not yet in Kafka
         self.metrics = WorkerMetrics()
+        self.metrics.watch_pointers(self.pointers.epochs)
         actuator = Actuator(store, PendingCommands(redis), settings.secret,
                             command_ttl_s=settings.command_ttl_s)
         self.commanding = Commanding(app, self.commands, actuator, self.pointers,

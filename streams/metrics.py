@@ -87,6 +87,10 @@ class WorkerMetrics:
         """Read ``loop`` (and the partitions' end offsets) at each scrape."""
         self.registry.register(LoopCollector(loop, ends))
 
+    def watch_pointers(self, epochs: Callable[[], Mapping[str, int]]) -> None:
+        """Serve the epoch of each service's pointer the monitor holds (``epochs``)."""
+        self.registry.register(PointerCollector(epochs))
+
     def on_decisions(self, decisions: Iterable[Decision]) -> None:
         for d in decisions:
             self.decisions.labels(d.service, str(d.verdict), decision_action(d)).inc()
@@ -126,6 +130,21 @@ class _Taken(Collector):
 
     def collect(self) -> Iterable[Metric]:
         return self.families
+
+
+class PointerCollector(Collector):
+    """``rollguard_pointer_epoch``: the pointer epoch the monitor judges each service by."""
+
+    def __init__(self, epochs: Callable[[], Mapping[str, int]]) -> None:
+        self.epochs = epochs
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("rollguard_pointer_epoch",
+                                   "Epoch of the service's version pointer the monitor holds",
+                                   labels=["service"])
+        for service, epoch in sorted(self.epochs().items()):
+            family.add_metric([service], epoch)
+        yield family
 
 
 class LoopCollector(Collector):

@@ -17,7 +17,8 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, start, stop
+from tests.integration.test_metrics_e2e import free_port, scrape, value
+from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
@@ -28,6 +29,16 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("e2e-rerelease", partitions=2)
     yield run
     await run.delete_topics()
+
+
+async def pointer_epoch_reached(url: str, service: str, epoch: int) -> None:
+    """Wait until the worker's ``rollguard_pointer_epoch`` of ``service`` is ``epoch``."""
+    deadline = asyncio.get_running_loop().time() + 20 * TTL_S
+    while asyncio.get_running_loop().time() < deadline:
+        if value(await scrape(url), "rollguard_pointer_epoch", service=service) >= epoch:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the worker never held epoch {epoch} of {service}'s pointer")
 
 
 async def rolled_back(store: PointerStore, service: str, count: int) -> None:
@@ -49,17 +60,18 @@ async def test_a_release_promoted_again_after_a_rollback_is_rolled_back_again(
     for event in second:  # later in event time, new event ids
         event["ts"] = float(event["ts"]) + REGRESSION.duration
         event["event_id"] = f"{event['event_id']}-again"
-    worker = start(run)
+    metrics = f"127.0.0.1:{free_port()}"
+    worker = run.start_worker(ROLLGUARD_METRICS_ADDR=metrics)
     try:
         await produce(run, scenario_events(service, REGRESSION))
         await rolled_back(store, service, 1)
         assert (await store.read(service)).candidate is None
         await promote(store, service, "v2", 50, run.secret.encode())
-        # The worker renews pointers older than TTL_S every TTL_S, so the one it reads is at
-        # most about 2 TTL_S old. Here 20 minutes of event time take a second of wall time,
-        # so without this wait the whole second regression could be judged by the pointer
-        # from before the promote; in a live stream that is 2 s of it.
-        await asyncio.sleep(TTL_S * 2.5)
+        # Here 20 minutes of event time take a second of wall time, so the second regression
+        # must wait until the worker judges by the pointer of the promote (it renews its
+        # copies every TTL_S): its /metrics say which epoch it holds.
+        promoted = (await store.read(service)).epoch
+        await pointer_epoch_reached(f"http://{metrics}/metrics", service, promoted)
         await produce(run, second)
         await rolled_back(store, service, 2)
         await wait_processed(run)
