@@ -91,7 +91,7 @@ def decode_state(data: bytes) -> dict[str, Any]:
     >>> decode_state(b"RGSM\\x07...")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rollguard.detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2, 3)
+    rollguard.detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2, 3, 4)
 
     A version 1 state comes back with an empty dedupe memory: it held CRC-32s of the ids,
     which cannot be turned back into ids (nor compared with them), so duplicates of events
