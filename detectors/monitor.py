@@ -128,21 +128,8 @@ class ServiceMonitor(EventIntake):
         # The history's hypotheses as the bucket closes, made once (when first asked for)
         # for the weather and the candidate: they are most of a quiet bucket's cost.
         hyps = EveryHypotheses(self.policy.metrics, history, self.policy.baseline_margin)
-        began: dict[str, int] = {}
-        if stable is not None and stable in sums and (cand is None or cand.finished):
-            # No candidate to judge: the weather is not needed, the history is the stable's.
-            self._stable_seen = self._bucket
-            self._weather.clear(history, self.policy)
-            fold(history, sums[stable], self._decay)
-            self._update_clips()
-        elif stable is not None and stable in sums:
-            self._stable_seen = self._bucket
-            began = self._weather.close(self._bucket, sums[stable], history, self.policy, hyps)
-            self._update_clips()
-            if self.fleet is not None:
-                for name, since in began.items():
-                    self.fleet.add(Move(self.service, name, since * self.policy.bucket_seconds),
-                                   local=True)
+        began = self._weigh_stable(sums[stable], history, hyps) if (
+            stable is not None and stable in sums) else {}
         if cand is None or cand.finished or stable is None:
             return []
         if began:
@@ -168,6 +155,25 @@ class ServiceMonitor(EventIntake):
         if cand.finished and done not in self._finished:
             self._finished = [*self._finished, done][-FINISHED_MEMORY:]
         return decisions
+
+    def _weigh_stable(self, sums: Bucket, history: Bucket,
+                      hyps: EveryHypotheses) -> dict[str, int]:
+        # The stable release's bucket into its history, through the weather while a
+        # candidate is judged; the storms that began ({metric: start bucket}).
+        self._stable_seen = self._bucket
+        cand = self.candidate
+        began: dict[str, int] = {}
+        if cand is None or cand.finished:  # nothing judged: no weather, the plain history
+            self._weather.clear(history, self.policy)
+            fold(history, sums, self._decay)
+        else:
+            began = self._weather.close(self._bucket, sums, history, self.policy, hyps)
+        self._update_clips()
+        if self.fleet is not None:
+            for name, since in began.items():
+                self.fleet.add(Move(self.service, name, since * self.policy.bucket_seconds),
+                               local=True)
+        return began
 
     def _baseline(self, by_cohort: Mapping[str, Bucket]) -> Mapping[str, list[Any]]:
         # The stable's history, of the candidate's cohort mix when cohorts are tracked; in
@@ -247,7 +253,7 @@ class ServiceMonitor(EventIntake):
         self._carried = {
             release: sum_pending(carry, self._open.get(release), self._slots, self._clips,
                                  carried.get(release))
-            for release in {*self._open, *carried}}
+            for release in sorted({*self._open, *carried})}  # one order, however it came
         if self._strata is not None:
             self._strata.carry_open(self._slots, self._clips)
         # The releases stay known as seen in this bucket, as they would without a write.

@@ -90,7 +90,7 @@ class Strata:
         carried = self.carried
         self.carried = {key: sum_pending(carry, self.open.get(key), slots, clips,
                                          carried.get(key))
-                        for key in {*self.open, *carried}}
+                        for key in sorted({*self.open, *carried})}
         self.open, self._lookup = {}, {}
 
     def to_plain(self) -> dict[str, Any]:
