@@ -8,7 +8,7 @@ is scored, bucket by bucket, with the candidate's own hypotheses against that hi
 CUSUM of that score reaching ``weather_evidence`` is a **storm**. During a storm:
 
 * the candidate is compared with the stable release *at the same moments*: the stable's
-  strata since the storm began, newest first, pooled until they hold four times the rule's
+  strata since the storm began, newest first, pooled until they hold the rule's
   ``min_samples`` (:meth:`Weather.baseline`; all of them when they hold fewer, tested
   against from a tenth of ``min_samples``, the baseline's margin making a thin one careful);
 * the storm's strata never join the history: when it ends they are dropped (but for the
@@ -45,9 +45,6 @@ from rollguard.detectors.policy import MetricRule, Policy
 
 CAP = 1.0  # the weather's CUSUM is capped at CAP x its bar, so that a storm ends soon after
 CONCURRENT, HISTORY = "concurrent", "history"  # which baseline a candidate was compared with
-# The stable's strata of a storm are pooled (newest first) to POOL x the rule's min_samples:
-# a baseline re-estimated every bucket from fewer would make false excursions likelier.
-POOL = 4
 
 
 @dataclass
@@ -144,13 +141,13 @@ class Weather:
                  history: Bucket) -> tuple[list[Any] | None, str]:
         """The reference a candidate's bucket of ``name`` is compared with, and its kind:
         the history, or during a storm the stable's strata since it began pooled newest
-        first to :data:`POOL` x ``min_samples`` (all of them when they hold fewer)."""
+        first to ``min_samples`` (None when even all of them hold fewer)."""
         w = self.metrics.get(name)
         held = self.ended.get(name) or (w.held if w is not None and w.storm >= 0 else None)
         if not held:
             return history.get(name), HISTORY
         newest = [e for _, e, _ in reversed(held)]
-        return pooled(newest, POOL * rule.min_samples), CONCURRENT
+        return pooled(newest, rule.min_samples), CONCURRENT
 
     def to_plain(self) -> dict[str, Any]:
         return {name: w.to_list() for name, w in self.metrics.items()}
