@@ -25,12 +25,14 @@ in time order. Parked events are part of the monitor's state.
 from __future__ import annotations
 
 from bisect import insort
+from operator import attrgetter
 from typing import Any
 
 from rollguard.detectors.events import Event
 
 IN_A_ROW = 3  # events in a row dated far ahead: the service's time has moved
 CAP = 1024  # parked events kept at most; beyond, the earliest enter (time moves on)
+_TS = attrgetter("ts")
 
 
 class Ahead:
@@ -46,7 +48,7 @@ class Ahead:
         """Hold ``event`` aside; the events to enter now (none, unless time has moved)."""
         if event.event_id in self._ids:
             return []  # a repeat of a parked event is not a second vote
-        insort(self.events, event, key=_ts)
+        insort(self.events, event, key=_TS)
         self._ids.add(event.event_id)
         self.streak.append(event.ts)
         if len(self.streak) >= IN_A_ROW:
@@ -82,7 +84,3 @@ class Ahead:
         self.events = [Event(i, ts, service, release, cohort, metrics)
                        for i, ts, release, cohort, metrics in events]
         self._ids = {e.event_id for e in self.events}
-
-
-def _ts(event: Event) -> float:
-    return event.ts

@@ -50,7 +50,7 @@ class ServiceMonitor(EventIntake):
     def __init__(self, service: str, policy: Policy, *, dedupe_cap: int = DEDUPE_CAP):
         super().__init__(policy, dedupe_cap=dedupe_cap)
         self.service = service
-        self._decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+        self._decay = policy.bucket_decay
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
         self._weather = Weather()
@@ -136,9 +136,9 @@ class ServiceMonitor(EventIntake):
             discount(cand, began)
         cand_sums = sums.get(cand.release)
         cand_ref = self._refs.setdefault(cand.release, {})
+        concurrent = frozenset(n for n in self.policy.metrics if self._weather.storming(n))
         ctx = Context(self.service, self.policy, stable, self._bucket, ts,
-                      self._baseline(by_cohort), cand_ref, self.share,
-                      frozenset(n for n in self.policy.metrics if self._weather.storming(n)),
+                      self._baseline(by_cohort, concurrent), cand_ref, self.share, concurrent,
                       None if by_cohort else hyps)
         decisions = assess_bucket(ctx, cand, cand_sums)
         if by_cohort and strata is not None and not cand.finished:
@@ -175,16 +175,16 @@ class ServiceMonitor(EventIntake):
                                local=True)
         return began
 
-    def _baseline(self, by_cohort: Mapping[str, Bucket]) -> Mapping[str, list[Any]]:
+    def _baseline(self, by_cohort: Mapping[str, Bucket],
+                  concurrent: frozenset[str]) -> Mapping[str, list[Any]]:
         # The stable's history, of the candidate's cohort mix when cohorts are tracked; in
         # a storm, the stable's strata at the same moments (detectors.weather).
         history = self._refs.get(self.stable or "", {})
         ref = history
         if by_cohort and self._strata is not None:  # compared with the stable of the same mix
             ref = standardise(history, self._strata.refs, by_cohort, self._min_weight)
-        storms = {name: self._weather.baseline(name, rule, history)[0]
-                  for name, rule in self.policy.metrics.items()
-                  if self._weather.storming(name)}
+        storms = {name: self._weather.baseline(name, self.policy.metrics[name], history)[0]
+                  for name in concurrent}
         if not storms:
             return ref
         return {**{n: r for n, r in ref.items() if n not in storms},

@@ -122,6 +122,15 @@ class Policy:
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
 
+    @property
+    def bucket_decay(self) -> float:
+        """How much a reference's weight fades per bucket (``baseline_half_life_seconds``).
+
+        >>> round(default_policy().bucket_decay, 5)
+        0.99233
+        """
+        return float(0.5 ** (self.bucket_seconds / self.baseline_half_life_seconds))
+
 
 _STAGING_KEYS = {"steps", "step_seconds", "recovery_seconds"}
 _METRIC_KEYS = {"statistic", "worse", "tolerance", "relative", "threshold", "q",

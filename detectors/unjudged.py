@@ -30,7 +30,7 @@ def unjudged(ctx: Context, cand: Candidate) -> dict[str, dict[str, Any]]:
     policy = ctx.policy
     waited = (ctx.bucket - cand.first_bucket) * policy.bucket_seconds
     # A decayed reference of r samples/s settles at r x bucket / (1 - decay) samples.
-    per_weight = (1 - 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+    per_weight = (1 - policy.bucket_decay
                   ) / policy.bucket_seconds
     out: dict[str, dict[str, Any]] = {}
     for name, rule in policy.metrics.items():

@@ -83,7 +83,7 @@ class Weather:
         self.ended = {}
         bar = policy.weather_evidence
         longest = policy.max_episode_seconds / policy.bucket_seconds
-        decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+        decay = policy.bucket_decay
         for name in policy.metrics:
             entry = sums.get(name) if sums else None
             if entry is None:
@@ -125,7 +125,7 @@ class Weather:
         history in order, a storm's strata are dropped as when it ends."""
         if not self.metrics:
             return
-        decay = 0.5 ** (policy.bucket_seconds / policy.baseline_half_life_seconds)
+        decay = policy.bucket_decay
         for name, w in self.metrics.items():
             if w.storm < 0:
                 _join(history, name, w.held, decay)

@@ -47,7 +47,8 @@ class Worker:
         turn = time.monotonic()
         async for event in manual.events():
             await edge.carry_out(await edge.step(loop, manual, event, forwarded))
-            await fleet.share(loop.monitors.fleet, edge.fleet)
+            if loop.monitors.fleet.outbox:  # (rare: no await per message otherwise)
+                await fleet.share(loop.monitors.fleet, edge.fleet)
             # Faust's fetcher and the actuator run on this event loop and need turns, which
             # a stream of buffered messages never gives: hand them one every millisecond
             # (after each message, a turn cost about 3 % of the worker's CPU).
