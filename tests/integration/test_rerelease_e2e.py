@@ -17,7 +17,7 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
-from tests.integration.test_metrics_e2e import free_port, scrape, value
+from tests.integration.test_metrics_e2e import free_port, scrape
 from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.runs import IsolatedRun, wait_processed
 
@@ -32,10 +32,13 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
 
 
 async def pointer_epoch_reached(url: str, service: str, epoch: int) -> None:
-    """Wait until the worker's ``rollguard_pointer_epoch`` of ``service`` is ``epoch``."""
+    """Wait until the worker judges ``service`` by a pointer of ``epoch`` or later: its
+    ``rollguard_pointer_epoch`` says so, or it holds no copy (the next message reads Redis)."""
+    key = ("rollguard_pointer_epoch", frozenset({("service", service)}))
     deadline = asyncio.get_running_loop().time() + 20 * TTL_S
     while asyncio.get_running_loop().time() < deadline:
-        if value(await scrape(url), "rollguard_pointer_epoch", service=service) >= epoch:
+        samples = await scrape(url)
+        if samples and (key not in samples or samples[key] >= epoch):
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"the worker never held epoch {epoch} of {service}'s pointer")
