@@ -9,7 +9,9 @@ restarts):
 - at or below the last applied offset: a redelivery; skip it (its effect is in the state);
 - the next offset: process it;
 - beyond the next offset: messages were skipped; seek back to the first missing one and skip
-  this one (it comes again after the missing ones). Messages the consumer had fetched before
+  this one (it comes again after the missing ones, so it is not acknowledged now: the
+  consumer would commit past the missing ones before they are applied — Faust commits over a
+  single missing offset). Messages the consumer had fetched before
   the seek can win the race again, so ``due()`` repeats the seek every ``retry_s`` until the
   missing offset arrives. After ``max_retries`` the gap is taken as real (a transaction
   marker, say): reading resumes at the offset that revealed it.
@@ -18,19 +20,19 @@ Pure: offsets and the clock are passed in.
 
 >>> guard = GapGuard(retry_s=1.0, max_retries=3)
 >>> guard.admit(0, offset=10, last_applied=9, now=0.0)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
 >>> guard.admit(0, offset=13, last_applied=10, now=1.0)
-Admit(process=False, seek_to=11)
+Admit(process=False, seek_to=11, later=True)
 >>> guard.admit(0, offset=11, last_applied=10, now=1.1)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
 >>> guard.admit(0, offset=11, last_applied=11, now=1.2)
-Admit(process=False, seek_to=None)
+Admit(process=False, seek_to=None, later=False)
 >>> guard.admit(0, offset=20, last_applied=13, now=2.0)  # 14..19 missing
-Admit(process=False, seek_to=14)
+Admit(process=False, seek_to=14, later=True)
 >>> [guard.due(now) for now in (2.5, 3.1, 4.2, 5.3, 6.4)]  # they never come: a real gap
 [[], [(0, 14)], [(0, 14)], [(0, 14)], [(0, 20)]]
 >>> guard.admit(0, offset=20, last_applied=13, now=6.5)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Admit:
+    """Whether to process a message now; where to seek first; and whether it was skipped
+    because it comes again after a seek (``later``: leave it unacknowledged until then)."""
+
     process: bool
     seek_to: int | None = None
+    later: bool = False
 
 
 @dataclass
@@ -80,8 +86,8 @@ class GapGuard:
         if seeking is None or seeking.target != expected:
             self._seeking[partition] = _Seeking(expected, offset, now)
             self.seeks += 1
-            return Admit(False, seek_to=expected)
-        return Admit(False)  # still waiting for the missing offset; due() repeats the seek
+            return Admit(False, seek_to=expected, later=True)
+        return Admit(False, later=True)  # waiting for the missing offset; due() repeats the seek
 
     def due(self, now: float) -> list[tuple[int, int]]:
         """Seeks to issue again now, as ``(partition, offset)``; call it every ``retry_s``."""

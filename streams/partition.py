@@ -187,10 +187,14 @@ class PartitionLoop(Generic[H]):
         return self._done(lane, None, last, now, out)
 
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
-        """Whether to process the message at ``offset`` (:mod:`rollguard.streams.gaps`)."""
-        self._unacked.setdefault(lane, []).append(handle)
+        """Whether to process the message at ``offset`` (:mod:`rollguard.streams.gaps`). A
+        message skipped because offsets before it are missing comes again after the seek and
+        is acknowledged then, never now: acknowledged now, it would let the committed offset
+        pass the missing ones before any checkpoint holds them."""
         applied = self._applied(lane)
         verdict = self.guard.admit(lane, offset, applied, now)
+        if not verdict.later:
+            self._unacked.setdefault(lane, []).append(handle)
         if applied is not None and offset <= applied:
             self.marks.redelivered(lane, now)
         if verdict.seek_to is not None:
