@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -17,36 +17,9 @@ from rollguard.streams import route as route_module
 from rollguard.streams.app import Edge, Handle
 from rollguard.streams.checkpoint import FORWARDED
 from rollguard.streams.partition import Effects, PartitionLoop
+from tests.support.fakes import FakeTopic, Log
 
 T0 = 1_700_000_000.0
-Log = list[tuple[str, ...]]
-
-
-@dataclass(eq=False)
-class Delivery:
-    """What a fake send returns: awaiting it means the message is in Kafka."""
-
-    log: Log
-    topic: str
-    value: bytes
-
-    def __await__(self) -> Generator[Any, None, None]:
-        self.log.append(("delivered", self.topic, self.value.decode()))
-        return
-        yield
-
-
-@dataclass
-class FakeTopic:
-    name: str
-    log: Log
-
-    def get_topic_name(self) -> str:
-        return self.name
-
-    async def send(self, key: bytes | None, value: bytes) -> Delivery:
-        self.log.append(("send", self.name, value.decode()))
-        return Delivery(self.log, self.name, value)
 
 
 @dataclass
