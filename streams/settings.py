@@ -30,7 +30,7 @@ STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
 EVENT_LOOPS = ("uvloop", "asyncio")
-DEFAULT_EVENT_LOOP = "uvloop"
+DEFAULT_EVENT_LOOP = "asyncio"
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
 

@@ -78,9 +78,9 @@ def test_only_the_commands_topic_records_the_brokers_receipt_and_the_fleet_keeps
     assert set(settings.topic_configs()) <= set(settings.topics())
 
 
-@pytest.mark.parametrize(("value", "loop"), [("", "uvloop"), ("asyncio", "asyncio"),
+@pytest.mark.parametrize(("value", "loop"), [("", "asyncio"), ("asyncio", "asyncio"),
                                              ("UVLOOP", "uvloop")])
-def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for(
+def test_the_event_loop_is_asyncio_s_unless_uvloop_is_asked_for(
         monkeypatch: pytest.MonkeyPatch, value: str, loop: str) -> None:
     monkeypatch.setenv("ROLLGUARD_EVENT_LOOP", value)
     assert WorkerSettings.from_env().event_loop == loop
