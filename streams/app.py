@@ -251,7 +251,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.timer(GapGuard.retry_s)
     async def reread_commands() -> None:
-        await edge.commanding.reread_stalled(time.monotonic())
+        await edge.commanding.reread(time.monotonic())
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def joined(sender: Any, assigned: Any, **_: Any) -> None:
