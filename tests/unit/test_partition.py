@@ -250,6 +250,23 @@ def test_the_first_messages_of_a_partition_dropped_before_any_checkpoint_are_rea
     assert quiet.on_timer(quiet.guard.stall_s + 0.1, ends={0: 2}).seeks == [(0, 0)]
 
 
+def test_forwarded_messages_below_the_log_start_are_a_gap_named_by_its_topic() -> None:
+    """The by-service topic's partition 1 starts at offset 6 (retention) while the table
+    says 2 was applied: the timer's first retry is given the lane's log start and reads on
+    from there; the gap counts for the topic the loop was told."""
+    table = {applied_offset_key(1 + FORWARDED): b"2"}
+    loop: PartitionLoop[int] = PartitionLoop(default_policy(), b"secret", table.get,
+                                             clock=lambda: T0, topics=("ev", "fw"))
+    assert loop.guard.accepted == {"ev": 0, "fw": 0}, "both listed from the start"
+    out = loop.on_forwarded(1, 6, b"chat", orjson.dumps([good_block()]), None, 0.0, 6)
+    assert (out.seeks, out.events) == ([(1 + FORWARDED, 3)], 0)
+    assert loop.guard.retrying(1.0) == [1 + FORWARDED]
+    assert loop.on_timer(1.0, starts={1 + FORWARDED: 6}).seeks == [(1 + FORWARDED, 6)]
+    assert loop.guard.accepted == {"ev": 0, "fw": 1}
+    again = loop.on_forwarded(1, 6, b"chat", orjson.dumps([good_block()]), None, 1.1, 6)
+    assert again.events == 3
+
+
 def test_messages_read_again_after_a_restart_are_acknowledged_by_the_timer() -> None:
     """Only redeliveries on a partition (the state already holds them): still committed."""
     loop = new_loop({applied_offset_key(0): b"7"})
