@@ -34,6 +34,20 @@ DEFAULT_EVENT_LOOP = "asyncio"
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
 
+# The topics and encodings of OpenTelemetry in: those the Collector's kafka exporter writes by
+# default, and `rollguard otlp` too (docs/opentelemetry.md).
+DEFAULT_TOPIC_OTLP_LOGS = "otlp_logs"
+DEFAULT_TOPIC_OTLP_SPANS = "otlp_spans"
+OTLP_ENCODINGS = ("otlp_proto", "otlp_json")
+OTLP_TOPIC_VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_TOPIC_OTLP_LOGS,
+     "OTLP logs (ExportLogsServiceRequest messages, as the Collector's kafka exporter writes)"),
+    ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_TOPIC_OTLP_SPANS,
+     "OTLP spans (ExportTraceServiceRequest messages)"),
+    ("ROLLGUARD_OTLP_ENCODING", OTLP_ENCODINGS[0],
+     "the OTLP topics' encoding: otlp_proto or otlp_json"),
+)
+
 # How long the group waits for a silent worker (SIGKILL, lost host) before its partitions
 # go to the others: the better part of the time its services go unjudged (bench/scale_out.py).
 # Kafka brokers refuse less than group.min.session.timeout.ms (6 s unless configured).
