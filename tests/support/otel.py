@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -97,16 +98,19 @@ class Tail:
 
     def __init__(self, client: AIOKafkaConsumer) -> None:
         self.client = client
+        self.unread: deque[bytes] = deque()  # fetched, not yet looked at by until()
 
     async def until(self, found: Callable[[bytes], bool], timeout: float = 60.0) -> bytes:
-        """The first message after the start that ``found`` accepts."""
+        """The next message that ``found`` accepts (those before it are skipped)."""
         async with asyncio.timeout(timeout):
             while True:
+                while self.unread:
+                    value = self.unread.popleft()
+                    if found(value):
+                        return value
                 batches = await self.client.getmany(timeout_ms=500)
-                for messages in batches.values():
-                    for message in messages:
-                        if message.value is not None and found(message.value):
-                            return message.value
+                self.unread.extend(m.value for ms in batches.values() for m in ms
+                                   if m.value is not None)
 
 
 @asynccontextmanager
