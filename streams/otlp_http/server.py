@@ -13,8 +13,8 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import orjson
 from aiohttp import web
@@ -178,13 +178,26 @@ def tls_context(settings: OtlpSettings) -> ssl.SSLContext | None:
     return context
 
 
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @asynccontextmanager
 async def serving(settings: OtlpSettings) -> AsyncIterator[web.AppRunner]:
     """Receive OTLP/HTTP until the block ends; then stop listening, finish the requests
     under way (their answers wait for Kafka as always), and flush and stop the producer."""
     context = tls_context(settings)
-    await ensure_topics({settings.topic_logs: settings.partitions,
-                         settings.topic_spans: settings.partitions}, settings.kafka_bootstrap)
+    with _quiet("aiokafka"):  # a broker away at start: our one line says it, not theirs too
+        await ensure_topics({settings.topic_logs: settings.partitions,
+                             settings.topic_spans: settings.partitions},
+                            settings.kafka_bootstrap)
     async with producer(settings.kafka_bootstrap, acks="all", enable_idempotence=True,
                         max_request_size=settings.max_message_bytes + 1024) as kafka:
         runner = web.AppRunner(build_app(settings, Publisher(kafka, settings)),
