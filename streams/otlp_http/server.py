@@ -143,8 +143,12 @@ def receiver(signal: Signal, topic: str, settings: OtlpSettings,
             read = decode(signal, body, kind)
         except InvalidEvent as exc:
             return error(400, kind, INVALID_ARGUMENT, str(exc))
-        messages, oversized = split(signal, read.request, settings.encoding,
-                                    settings.max_message_bytes)
+        if (kind == PROTOBUF and settings.encoding == "otlp_proto" and not read.rejected
+                and len(body) <= settings.max_message_bytes):
+            messages, oversized = [body], 0  # already what the exporter would write
+        else:
+            messages, oversized = split(signal, read.request, settings.encoding,
+                                        settings.max_message_bytes)
         try:
             if messages and read.kept > oversized:
                 await publisher.publish(topic, messages)
