@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from localservers.otelcol import Collector
+from localservers.otelcol import Collector, http_answers
+from localservers.otelcol_build import collector_binary
 from localservers.packages import kcat_binary
-from rollguard.base.config import kafka_bootstrap
+from rollguard.base.config import Address, kafka_bootstrap
+from rollguard.streams.settings import DEFAULT_TOPIC_OTLP_LOGS
 from tests.support.otel import EVENT, evaluation, export, tail
+from tests.support.redis_servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
@@ -99,3 +107,72 @@ async def test_kcat_reads_what_the_collector_wrote(otelcol: Collector) -> None:
     messages = listing.split(b"\n---rollguard---\n")
     assert value in messages
     assert any(proto_log(m, sent.marker) for m in messages if m)
+
+
+def documented_config() -> str:
+    """The Collector configuration of docs/opentelemetry.md, as written there."""
+    page = (Path(__file__).parents[2] / "docs" / "opentelemetry.md").read_text()
+    section = page.split("## A Collector configuration that works as written", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.fixture(name="documented")
+def fixture_documented(otelcol: Collector, tmp_path: Path) -> Iterator[str]:
+    """The documented configuration run by the Collector binary, only its addresses set
+    on the command line; its OTLP/HTTP base URL."""
+    config = tmp_path / "config.yaml"
+    config.write_text(documented_config())
+    http, grpc = free_port(), free_port()
+    process = subprocess.Popen(
+        [str(collector_binary()), "--config", str(config),
+         f"--set=exporters.kafka.brokers=[{kafka_bootstrap()}]",
+         f"--set=receivers.otlp.protocols.http.endpoint=127.0.0.1:{http}",
+         f"--set=receivers.otlp.protocols.grpc.endpoint=127.0.0.1:{grpc}"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "otelcol.log").open("wb"))
+    try:
+        deadline = time.monotonic() + 30
+        while not http_answers(Address("127.0.0.1", http)):
+            assert process.poll() is None, (tmp_path / "otelcol.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{http}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def test_the_documented_collector_configuration_works_as_written(documented: str) -> None:
+    """The SDK's records arrive; and 3,000 records of one request (1 MB, the batch
+    processor's default would send them as one message the broker refuses) arrive in
+    messages the broker takes."""
+    sent = evaluation()
+    many = many_records(3000)
+    async with tail(DEFAULT_TOPIC_OTLP_LOGS) as logs:
+        assert await asyncio.to_thread(export, documented, sent) == (True, True)
+        await logs.until(lambda v: proto_log(v, sent.marker) is not None)
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{documented}/v1/logs", data=many[1],
+                headers={"Content-Type": "application/x-protobuf"}) as answer:
+            assert answer.status == 200
+        seen = 0
+        while seen < 3000:
+            value = await logs.until(lambda v: many[0].encode() in v)
+            assert len(value) <= 1_000_000
+            seen += len(ExportLogsServiceRequest.FromString(value).resource_logs[0]
+                        .scope_logs[0].log_records)
+    assert seen == 3000
+
+
+def many_records(count: int) -> tuple[str, bytes]:
+    """A marker and a request of ``count`` evaluation records of about 340 bytes."""
+    marker = uuid.uuid4().hex
+    request = ExportLogsServiceRequest()
+    resource = request.resource_logs.add()
+    resource.resource.attributes.add(key="test.marker").value.string_value = marker
+    scope = resource.scope_logs.add()
+    for number in range(count):
+        record = scope.log_records.add(event_name=EVENT, time_unix_nano=number + 1)
+        record.attributes.add(key="gen_ai.evaluation.explanation").value.string_value = (
+            "grounded in the retrieved passage " * 8)
+    assert len(request.SerializeToString()) > 1_000_000
+    return marker, request.SerializeToString()
