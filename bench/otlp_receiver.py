@@ -9,7 +9,8 @@ the same protobuf ``ExportLogsServiceRequest`` of ``--batch`` evaluation records
 batch processor exports at most 512 records, the Collector's batch processor 8,192) one after
 another for ``--seconds``; a request counts only when answered 200, which ``rollguard otlp``
 sends once every message of it is acknowledged by all in-sync replicas (``acks=all``).
-Latency is from sending the request to reading the answer. A record is about 340 bytes
+Latency is from sending the request to reading the answer; the server's CPU per record
+(from /proc) is the steadier figure on a shared machine. A record is about 340 bytes
 (resource, scope, event name, ids, times, five attributes), so 8,192 records exceed a Kafka
 message of 1 MB and are written as several. Client and server share the machine.
 """
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -68,18 +71,25 @@ async def client(url: str, payload: bytes, until: float, latencies: list[float])
     return accepted
 
 
-async def measure(url: str, records: int, clients: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process ``pid`` used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, pid: int, records: int, clients: int,
+                  seconds: float) -> dict[str, float]:
     payload = body(records)
     await client(url, payload, time.monotonic() + 2.0, [])  # warm: connections, topics
     latencies: list[float] = []
-    started = time.monotonic()
+    cpu, started = cpu_seconds(pid), time.monotonic()
     counts = await asyncio.gather(*(client(url, payload, started + seconds, latencies)
                                     for _ in range(clients)))
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pid) - cpu
     cuts = statistics.quantiles(latencies, n=100)
     return {"records": records, "bytes": len(payload), "requests": sum(counts),
             "records_s": sum(counts) * records / elapsed, "p50_ms": cuts[49] * 1000,
-            "p99_ms": cuts[98] * 1000}
+            "p99_ms": cuts[98] * 1000, "cpu_us": cpu / (sum(counts) * records) * 1e6}
 
 
 def main() -> None:
@@ -99,13 +109,13 @@ def main() -> None:
         if not line.startswith("otlp: receiving"):
             raise SystemExit(f"rollguard otlp did not start: {line}")
         print(f"{'records/request':>15} {'bytes':>9} {'requests':>8} {'records/s':>10} "
-              f"{'p50 ms':>7} {'p99 ms':>7}")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'server CPU µs/record':>20}")
         for records in options.batch:
-            row = asyncio.run(measure(f"http://127.0.0.1:{port}/v1/logs", records,
+            row = asyncio.run(measure(f"http://127.0.0.1:{port}/v1/logs", server.pid, records,
                                       options.clients, options.seconds))
             print(f"{row['records']:>15,.0f} {row['bytes']:>9,.0f} {row['requests']:>8,.0f} "
-                  f"{row['records_s']:>10,.0f} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f}",
-                  flush=True)
+                  f"{row['records_s']:>10,.0f} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} "
+                  f"{row['cpu_us']:>20.2f}", flush=True)
     finally:
         server.terminate()
         server.wait(30)
