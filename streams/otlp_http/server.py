@@ -125,6 +125,7 @@ def receiver(signal: Signal, topic: str, settings: OtlpSettings,
 
     async def handle(request: web.Request) -> web.StreamResponse:
         kind = request.content_type
+        log.debug("%s: a request of %s bytes (%s)", signal.path, request.content_length, kind)
         if expected is not None and not hmac.compare_digest(
                 request.headers.get("Authorization", "").encode(), expected):
             return error(401, kind, UNAUTHENTICATED, "missing or wrong bearer token",

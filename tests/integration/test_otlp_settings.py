@@ -5,13 +5,19 @@ does not answer at start is one line naming it."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
+import orjson
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from rollguard.streams.otlp_http.bodies import LOGS, count_records
 from tests.support.otel import Receiver, evaluation, export, otlp_command, running_otlp, tail
 from tests.support.redis_servers import free_port
 
@@ -107,3 +113,26 @@ def test_help_shows_defaults_never_the_token() -> None:
                          capture_output=True, text=True, check=True).stdout
     assert "ROLLGUARD_OTLP_TOKEN" in out
     assert TOKEN not in out
+
+
+async def test_sigterm_answers_the_request_under_way_once_kafka_has_it() -> None:
+    """SIGTERM while a 5 MB JSON request is being read and decoded (seconds of work): the
+    request is still answered 200, its four messages are on Kafka, the command exits 0."""
+    marker = uuid.uuid4().hex
+    record = {"eventName": "e", "spanId": "eee19b7ec3c1b174",
+              "attributes": [{"key": "m", "value": {"stringValue": marker}}]}
+    body = orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record] * 40000}]}]})
+    with running_otlp("--loglevel", "debug",
+                      ROLLGUARD_OTLP_MAX_MESSAGE_BYTES="600000") as receiver:
+        async with tail(receiver.topic_logs) as logs, aiohttp.ClientSession() as session:
+            answering = asyncio.create_task(session.post(
+                f"{receiver.url}/v1/logs", data=body, headers={"Content-Type": "application/json"}))
+            assert await asyncio.to_thread(receiver.wait_for, "/v1/logs: a request of")
+            receiver.process.send_signal(signal.SIGTERM)
+            async with await answering as answer:
+                assert (answer.status, await answer.read()) == (200, b"{}")
+            seen = 0
+            while seen < 40000:
+                value = await logs.until(lambda v: marker.encode() in v)
+                seen += count_records(LOGS, ExportLogsServiceRequest.FromString(value))
+        assert await asyncio.to_thread(receiver.process.wait, 30) == 0

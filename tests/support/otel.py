@@ -151,23 +151,23 @@ class Receiver:
         return False
 
 
-def otlp_command(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "rollguard.cli", "otlp"],
+def otlp_command(env: dict[str, str], *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "rollguard.cli", "otlp", *options],
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @contextmanager
-def running_otlp(**env: str) -> Iterator[Receiver]:
-    """``rollguard otlp`` on a free port with topics of its own (``env`` added: settings),
-    once it says it receives; stopped with SIGTERM at the end."""
+def running_otlp(*options: str, **env: str) -> Iterator[Receiver]:
+    """``rollguard otlp OPTIONS`` on a free port with topics of its own (``env`` added:
+    settings), once it says it receives; stopped with SIGTERM at the end."""
     suffix = uuid.uuid4().hex[:10]
     scheme = "https" if env.get("ROLLGUARD_OTLP_TLS_CERTFILE") else "http"
     port = free_port()
     settings = {"ROLLGUARD_OTLP_ADDR": f"127.0.0.1:{port}", "ROLLGUARD_OTLP_PARTITIONS": "1",
                 "ROLLGUARD_TOPIC_OTLP_LOGS": f"test-otlp-logs-{suffix}",
                 "ROLLGUARD_TOPIC_OTLP_SPANS": f"test-otlp-spans-{suffix}", **env}
-    receiver = Receiver(otlp_command(settings), f"{scheme}://127.0.0.1:{port}",
+    receiver = Receiver(otlp_command(settings, *options), f"{scheme}://127.0.0.1:{port}",
                         settings["ROLLGUARD_TOPIC_OTLP_LOGS"],
                         settings["ROLLGUARD_TOPIC_OTLP_SPANS"])
     threading.Thread(target=_collect, args=(receiver,), daemon=True).start()
