@@ -129,7 +129,8 @@ async def _rehearse(settings: DrillSettings, store: PointerStore, plan: Plan, wa
                            follow_notifier(settings.notify_url, watch)
                            if settings.notify_url else None)):
         groups = batches(plan)
-        await _send(worker, plan, [b for b in groups if not b.canary], watch, last=False)
+        warm, slow = await _send(worker, plan, [b for b in groups if not b.canary], watch)
+        asked = watch.clock()
         outcome = (await store.issue(
             plan.service, "promote", settings.by, release=plan.candidate,
             percent=plan.shape.percent, reason=f"drill {plan.number}: a rehearsal of the guard "
@@ -137,9 +138,11 @@ async def _rehearse(settings: DrillSettings, store: PointerStore, plan: Plan, wa
         watch.promoted_epoch = outcome.epoch_after
         watch.see(Hop.PROMOTE, Seen(watch.clock(), f"{plan.candidate} on "
                                     f"{plan.shape.percent:g}% (epoch {outcome.epoch_before} "
-                                    f"→ {outcome.epoch_after})"))
+                                    f"→ {outcome.epoch_after})", took=watch.clock() - asked))
         await asyncio.sleep(PROPAGATION_S)
-        await _send(worker, plan, [b for b in groups if b.canary], watch, last=True)
+        sent, slowest = await _send(worker, plan, [b for b in groups if b.canary], watch)
+        watch.see(Hop.EVENTS, Seen(watch.clock(), f"{warm + sent} events on "
+                                   f"{worker.topic_events}", took=max(slow, slowest)))
         if settings.notify_url is None:
             watch.see(Hop.NOTIFY, Skipped("not checked (--no-notify)"))
         await _await_hops(settings, plan, watch, bounds)
@@ -157,29 +160,28 @@ async def _following(*work: Awaitable[None] | None) -> AsyncIterator[None]:
 
 
 async def _send(worker: WorkerSettings, plan: Plan, groups: list[Batch], watch: Watch,
-                last: bool) -> None:
-    """Send each batch once the clock reaches it; with ``last``, the events hop is seen
-    when the broker acknowledged the last one (its latency: the slowest acknowledgement)."""
-    topic, slowest = worker.topic_events, 0.0
+                ) -> tuple[int, float]:
+    """Send each batch once the clock reaches it, until the rollback is decided: how many
+    events went, and the broker's slowest acknowledgement."""
+    topic, slowest, sent = worker.topic_events, 0.0, 0
     try:
         if not (await partition_counts([topic], worker.kafka_bootstrap)).get(topic):
             raise ConfigError(f"no events topic {topic!r} at {worker.kafka_bootstrap} "
                               "(ROLLGUARD_TOPIC_EVENTS)")
         async with producer(worker.kafka_bootstrap, linger_ms=0) as out:
             for batch in groups:
+                if Hop.DECISION in watch.observed:
+                    break  # decided: what is left would only wait for the clock
                 await asyncio.sleep(max(0.0, batch.ready_at - time.time()))
-                sent = time.monotonic()
+                began = time.monotonic()
                 await out.send_and_wait(topic, orjson.dumps(batch.events),
                                         key=plan.service.encode())
-                slowest = max(slowest, time.monotonic() - sent)
+                slowest = max(slowest, time.monotonic() - began)
+                sent += len(batch.events)
     except (RollguardError, KafkaError) as exc:
         watch.see(Hop.EVENTS, Failed(f"the broker did not take the events: {exc}"))
         raise
-    if last:
-        count = sum(len(b.events) for b in batches(plan))
-        watch.see(Hop.EVENTS, Seen(watch.clock(), f"{count} events of "
-                                   f"{(plan.until - plan.start) / 60:.1f} min of event time "
-                                   f"on {topic}", took=slowest))
+    return sent, slowest
 
 
 async def _await_hops(settings: DrillSettings, plan: Plan, watch: Watch,

@@ -190,8 +190,8 @@ def lines(verdict: Verdict) -> list[str]:
     """The timeline as printed: one line per hop, then the headline."""
     out = []
     for h in verdict.hops:
-        at = f"+{h.at:7.3f} s" if h.at is not None else " " * 10
+        at = f"+{h.at:.3f} s" if h.at is not None else ""
         took = f"{duration(h.took):>7} / {duration(h.bound)}" if h.took is not None else ""
-        out.append(f"  {MARKS[h.status]:<5} {LABELS[h.hop]:<23} {at}  {took:<16} "
+        out.append(f"  {MARKS[h.status]:<5} {LABELS[h.hop]:<23} {at:>10}  {took:<16} "
                    f"{h.note}".rstrip())
     return [*out, verdict.headline()]

@@ -4,12 +4,12 @@ the previous drill's end are passed in.
 
 The drill compresses time: its events are dated in the recent past and sent at once, so a
 regression that takes minutes of event time to judge is judged in about a second. The stable
-release serves alone for ``warmup_s``, then the candidate takes ``percent`` of the traffic,
-its metric worse by ``shift`` tolerances, for as long as policy explain expects a rollback
-to take, and a minute more. A drill service's event time only moves forward (the worker
-counts events further behind it than the policy's lateness bound as too late), so a drill
-begins after the last one's events; when that is in the future, its later events wait for
-the clock (:attr:`Batch.ready_at`).
+release serves alone for :data:`WARMUP_BUCKETS` buckets, then the candidate takes ``percent``
+of the traffic, its metric worse by ``shift`` tolerances, for as long as policy explain
+expects a rollback to take, and a quarter more. A drill service's event time only moves
+forward (the worker counts events further behind it than the policy's lateness bound as too
+late), so a drill begins after the last one's events; when that is in the future, its later
+events wait for the clock (:attr:`Batch.ready_at`).
 
 >>> from rollguard.detectors.policy import default_policy
 >>> plan = make_plan(default_policy(), "rollguard-drill", 7, now=1_790_000_000.0,
@@ -37,7 +37,11 @@ from rollguard.detectors.policy import MetricRule, Policy, RuleAction
 
 STABLE = "drill-stable"
 NAMES = 32  # candidates rotate through drill-00 .. drill-31: a name is fresh for 31 drills
-EXTRA_S = 60.0  # candidate traffic sent beyond policy explain's bound (a slow decision shows)
+WARMUP_BUCKETS = 6  # the stable alone before the candidate arrives (a minute by default)
+# Candidate traffic is sent a quarter beyond policy explain's bound (three buckets at least),
+# so that a decision that comes late is seen late rather than never.
+EXTRA = 0.25
+EXTRA_BUCKETS = 3
 WINDOW_S = 1800.0  # how long policy explain's runs watch the candidate
 
 
@@ -52,7 +56,6 @@ class Shape:
     rate: float = 20.0  # events per second of event time, both releases together
     percent: float = 50.0  # the candidate's share
     shift: float = 10.0  # how much worse the candidate is, in tolerances
-    warmup_s: float = 60.0  # the stable alone before the candidate arrives
     runs: int = 8  # policy explain's runs behind the decision's bound
 
 
@@ -127,9 +130,10 @@ def drill_rule(policy: Policy, shape: Shape) -> tuple[MetricRule, float]:
 def expected_decision_s(policy: Policy, rule: MetricRule, base: float, shape: Shape) -> float:
     """What policy explain expects: the 90th percentile of its runs' delays from the
     candidate's arrival to the rollback at the drill's traffic, up to a whole bucket."""
+    warmup = WARMUP_BUCKETS * policy.bucket_seconds
     delays = sorted(run(watched(policy), {rule.name: drawer(rule, base)}, shape.rate,
                         shape.percent / 100, shape.shift, seed, window=WINDOW_S,
-                        wanted={rule.name}, warmup=shape.warmup_s)[rule.name] or math.inf
+                        wanted={rule.name}, warmup=warmup)[rule.name] or math.inf
                     for seed in range(shape.runs))
     p90 = delays[min(len(delays) - 1, math.ceil(0.9 * len(delays)) - 1)] * 60
     if math.isinf(p90):
@@ -157,8 +161,9 @@ def make_plan(policy: Policy, service: str, number: int, now: float, previous_un
     rule, base = drill_rule(policy, shape)
     expected = expected_decision_s(policy, rule, base, shape)
     width = policy.bucket_seconds
-    warmup = math.ceil(shape.warmup_s / width) * width
-    span = warmup + expected + EXTRA_S
+    warmup = WARMUP_BUCKETS * width
+    extra = max(EXTRA_BUCKETS, math.ceil(EXTRA * expected / width)) * width
+    span = warmup + expected + extra
     start = first_bucket(now, previous_until, span, width)
     return Plan(service, number, candidate_name(number), rule, base, shape, start,
                 start + warmup, start + span, expected, width)
