@@ -9,7 +9,7 @@ import click
 import orjson
 
 from rollguard.base.errors import ConfigError, RollguardError
-from rollguard.cli import dev_mode, run_or_exit, run_until_stopped, warn_if_dev_secret
+from rollguard.cli import dev_mode, run_until_stopped, warn_if_dev_secret
 from rollguard.detectors.names import DRILL_PREFIX
 from rollguard.drill import METRICS_ADDR, METRICS_VARIABLE, NOTIFY_METRICS_URL
 
@@ -71,7 +71,9 @@ def drill(service: str, metric: str | None, base: float | None, rate: float, per
 
     policy = worker_policy(settings.worker)
     if every_s is None:
-        result = run_or_exit(lambda: run_drill(settings, policy))
+        result = run_until_stopped(lambda: run_drill(settings, policy))
+        if result is None:
+            raise click.ClickException("drill stopped by a signal (its canary was taken away)")
         _show(result, as_json)
         if not result.verdict.passed:
             raise SystemExit(1)

@@ -141,7 +141,7 @@ async def _rehearse(settings: DrillSettings, store: PointerStore, plan: Plan, wa
                                     f"→ {outcome.epoch_after})", took=watch.clock() - asked))
         await asyncio.sleep(PROPAGATION_S)
         sent, slowest = await _send(worker, plan, [b for b in groups if b.canary], watch)
-        watch.see(Hop.EVENTS, Seen(watch.clock(), f"{warm + sent} events on "
+        watch.see(Hop.EVENTS, Seen(watch.clock(), f"{warm + sent:,} events on "
                                    f"{worker.topic_events}", took=max(slow, slowest)))
         if settings.notify_url is None:
             watch.see(Hop.NOTIFY, Skipped("not checked (--no-notify)"))

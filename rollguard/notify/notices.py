@@ -22,8 +22,8 @@ from rollguard.detectors.names import is_drill
 Page = Literal["trigger", "resolve"]
 Severity = Literal["info", "warning", "critical"]
 RELEASE_SLOT = "<release>"  # filled in once the episode, and so the release, is known
-DRILL_TODO = ("nothing: a rehearsal of the guard by rollguard drill on its own service; no "
-              "real service is affected")
+DRILL_TODO = ("nothing: no real service is affected, this is a rehearsal of the guard on a "
+              "service of its own by rollguard drill")
 
 
 @dataclass(frozen=True)
