@@ -96,11 +96,12 @@ def _settings(service: str, shape: Any, bounds: Any, notify_url: str | None) -> 
 async def _every(settings: DrillSettings, policy: Any, every_s: float, metrics_addr: str,
                  as_json: bool) -> None:
     from rollguard.drill.metrics import DrillMetrics
-    from rollguard.drill.run import drill_every
+    from rollguard.drill.run import drill_every, last_success
     from rollguard.streams import metrics_http
     from rollguard.streams.settings import host_port
 
     metrics = DrillMetrics()
+    metrics.last_success = await last_success(settings)
     addr = host_port(METRICS_VARIABLE, metrics_addr)
     runner = (await metrics_http.serve(metrics_http.bind(addr, METRICS_VARIABLE), metrics)
               if addr is not None else None)

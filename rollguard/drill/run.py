@@ -212,6 +212,16 @@ def _missing(hop: Hop, settings: DrillSettings, plan: Plan, watch: Watch,
     }[hop]
 
 
+async def last_success(settings: DrillSettings) -> float:
+    """When the last drill of the service that passed ended (0: none yet), from its record:
+    a scheduler that restarts carries on from there rather than from nothing."""
+    client = async_redis_client(settings.worker.redis_url)
+    try:
+        return (await DrillRecords(client).read(settings.service)).last_success_at
+    finally:
+        await client.aclose()
+
+
 async def drill_every(settings: DrillSettings, policy: Policy, every_s: float,
                       on_result: Callable[[Result], None]) -> None:
     """A drill every ``every_s`` seconds, for ever (a signal cancels it, and the drill under

@@ -177,7 +177,7 @@ async def test_a_drill_passes_on_a_healthy_deployment_then_again_on_a_schedule(
 
             async def succeeded() -> bool:
                 samples = await scrape(f"http://{metrics}/metrics")
-                return value(samples, "rollguard_drill_last_success_timestamp_seconds") > 0
+                return value(samples, "rollguard_drill_runs_total", result="passed") > 0
 
             await until(succeeded, "a second drill's success on /metrics")
             samples = await scrape(f"http://{metrics}/metrics")
@@ -191,6 +191,7 @@ async def test_a_drill_passes_on_a_healthy_deployment_then_again_on_a_schedule(
     assert "drill 1 of" in first[1] and "drill 2 of" in second[1]
     assert took_first < 30.0, first[1]
     assert value(samples, "rollguard_drill_runs_total", result="passed") == 1
+    assert value(samples, "rollguard_drill_last_success_timestamp_seconds") > time.time() - 60
     assert value(samples, "rollguard_drill_hop_seconds", hop="flip") < 5.0
     await assert_left_alone(service)
     audit = [r for r in await read_topic(run.topic("audit")) if r.get("service") == service]
