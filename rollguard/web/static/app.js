@@ -60,7 +60,7 @@ async function getJSON(url) {
 function choose(services) {
   if (selected && services.some(s => s.service === selected)) return selected;
   const troubled = services.find(s => s.judgement !== "ok" && !s.drill);
-  return (troubled || services[0] || {}).service || null;
+  return (troubled || services.find(s => !s.drill) || services[0] || {}).service || null;
 }
 
 function renderServices(data) {
