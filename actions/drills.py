@@ -47,18 +47,49 @@ class DrillRecord:
         return {k: str(v) for k, v in asdict(self).items()}
 
 
+# KEYS[1] - the drill service's claim (STRING)
+# ARGV[1] - the token of the drill that claimed it
+# return 1 if it was that drill's and is now released, otherwise 0
+LUA_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 class DrillRecords:
-    """Read and write the drill records of a namespace."""
+    """Read and write the drill records of a namespace; one drill of a service at a time."""
 
     def __init__(self, client: AsyncClient, prefix: str | None = None) -> None:
         self.client = client
         self.prefix = namespace(prefix)
+        self._release = client.register_script(LUA_RELEASE)
 
-    def _key(self, service: str) -> str:
+    def _keys(self, service: str) -> ServiceKeys:
         if not is_drill(service):
             raise ConfigError(f"{service!r} is no drill service: its name must start with "
                               f"{DRILL_PREFIX!r}")
-        return ServiceKeys.of(service, self.prefix).drill
+        return ServiceKeys.of(service, self.prefix)
+
+    def _key(self, service: str) -> str:
+        return self._keys(service).drill
+
+    async def claim(self, service: str, token: str, ttl_s: float) -> bool:
+        """Claim ``service`` for one drill (until :meth:`release`, or ``ttl_s`` if the
+        drill dies); False when another drill holds it."""
+        key = self._keys(service).drill_claim
+        try:
+            return bool(await self.client.set(key, token, nx=True, px=int(ttl_s * 1000)))
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
+            raise unavailable(exc) from exc
+
+    async def release(self, service: str, token: str) -> None:
+        key = self._keys(service).drill_claim
+        try:
+            await self._release(keys=[key], args=[token])
+        except (*TRANSIENT_ERRORS, *PERMISSION_ERRORS) as exc:
+            raise unavailable(exc) from exc
 
     async def read(self, service: str) -> DrillRecord:
         key = self._key(service)

@@ -93,6 +93,7 @@ class ServiceKeys:
     pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
     approvers: str  # HASH: command id -> JSON list of who approved it so far
     drill: str  # HASH: a drill service's record of its drills (rollguard/drill/)
+    drill_claim: str  # STRING, with a TTL: the token of the drill under way
     pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
     # The channel readers of the protocol before the database was named subscribe to; written
     # too, for database 0 only, until 2027-06-30 (docs/pointer-protocol.md); "" elsewhere.
@@ -114,6 +115,7 @@ class ServiceKeys:
             pending=f"{base}:pending",
             approvers=f"{base}:approvers",
             drill=f"{base}:drill",
+            drill_claim=f"{base}:drill-claim",
             pattern=f"{base}:*",
             legacy_changes=f"{base}:changes" if int(db) == 0 else "",
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -36,7 +37,12 @@ from rollguard.streams.settings import WorkerSettings
 # The worker renews its copy of a pointer every TTL_S: a promote reaches its monitor within
 # about twice that, and the candidate's events must not arrive before.
 PROPAGATION_S = 2 * TTL_S + 0.5
+# The stable's traffic is read before the canary is promoted (a consumer's fetch waits up to
+# 0.5 s): a worker that read the drill's pointer only after the promote would date the
+# canary from the service's last drill, hours back perhaps, and call it inconclusive at once.
+WARMUP_READ_S = 1.0
 TIDY_S = 10.0  # the longest the drill spends putting its pointer back
+CLAIM_S = 600.0  # a drill holds its service this long beyond twice its span, if it dies
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,17 @@ async def run_drill(settings: DrillSettings, policy: Policy) -> Result:
     client = async_redis_client(settings.worker.redis_url)
     store = PointerStore(client, settings.worker.secret)
     books = DrillRecords(client)
-    record, bounds = DrillRecord(), settings.bounds
+    record, bounds, token, claimed = DrillRecord(), settings.bounds, uuid.uuid4().hex, False
     try:
         record = await books.read(settings.service)
         watch.plan = make_plan(policy, settings.service, record.number + 1, time.time(),
                                record.events_until, settings.shape)
         bounds = replace(bounds, decision_event_s=watch.plan.expected_s)
+        claimed = await books.claim(settings.service, token, CLAIM_S + 2 * (
+            watch.plan.until - watch.plan.start))
+        if not claimed:
+            raise ConfigError(f"another drill of {settings.service} is under way: drills of "
+                              "one service run one at a time")
         # Written before any event leaves: the next drill begins after these, even if this
         # one is stopped half-way.
         record = replace(record, number=watch.plan.number, events_until=watch.plan.until)
@@ -78,14 +89,24 @@ async def run_drill(settings: DrillSettings, policy: Policy) -> Result:
     except (RollguardError, KafkaError) as exc:
         watch.fail_first(f"the drill could not go on: {exc}")
     finally:
-        with contextlib.suppress(RollguardError, TimeoutError):
-            await asyncio.wait_for(settle(store, settings, "the drill is over"), TIDY_S)
+        if claimed:  # (never another drill's canary)
+            await _tidy(store, books, settings, token)
         verdict = judge(watch.observed, bounds)
         result = Result(verdict, watch.plan, started, time.time())
-        with contextlib.suppress(RollguardError):
-            await books.write(settings.service, remembered(record, result))
+        if claimed:
+            with contextlib.suppress(RollguardError):
+                await books.write(settings.service, remembered(record, result))
         await client.aclose()
     return result
+
+
+async def _tidy(store: PointerStore, books: DrillRecords, settings: DrillSettings,
+                token: str) -> None:
+    """The pointer back to the stable alone, and the service free for the next drill."""
+    with contextlib.suppress(RollguardError, TimeoutError):
+        await asyncio.wait_for(settle(store, settings, "the drill is over"), TIDY_S)
+    with contextlib.suppress(RollguardError):
+        await books.release(settings.service, token)
 
 
 def remembered(record: DrillRecord, result: Result) -> DrillRecord:
@@ -130,6 +151,7 @@ async def _rehearse(settings: DrillSettings, store: PointerStore, plan: Plan, wa
                            if settings.notify_url else None)):
         groups = batches(plan)
         warm, slow = await _send(worker, plan, [b for b in groups if not b.canary], watch)
+        await asyncio.sleep(WARMUP_READ_S)
         asked = watch.clock()
         outcome = (await store.issue(
             plan.service, "promote", settings.by, release=plan.candidate,

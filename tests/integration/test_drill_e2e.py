@@ -23,6 +23,7 @@ import yaml
 
 from rollguard.actions.acl import writer_rules
 from rollguard.actions.connect import async_redis_client
+from rollguard.actions.drills import DrillRecords
 from rollguard.actions.keys import ServiceKeys
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.state import PointerState
@@ -232,6 +233,21 @@ async def test_a_drill_fails_at_the_decision_when_the_worker_is_stopped(
     assert hop_line(output, "events accepted").split()[0] == "ok"
     assert hop_line(output, "rollback decided").split()[0] == "FAIL"
     await assert_left_alone(service)
+
+
+async def test_a_drill_leaves_a_service_another_drill_holds_alone(
+        run: IsolatedRun, service: str, policy: str) -> None:
+    """One drill of a service at a time: the second fails at once and touches nothing."""
+    client = async_redis_client()
+    try:
+        assert await DrillRecords(client).claim(service, "another-drill", 60.0)
+        code, output = await drill(run, service, policy, None)
+        assert code == 1, output
+        assert f"another drill of {service} is under way" in output
+        assert await pointer(service) is None
+        assert (await DrillRecords(client).read(service)).number == 0
+    finally:
+        await client.aclose()
 
 
 def refuse_webhook(path: str, n: int) -> int:
