@@ -15,6 +15,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from rollguard.detectors.blocks import Block, block_as_events
+from rollguard.detectors.events import Event
+from rollguard.streams.otlp.translate import Result
+
 EVAL = "gen_ai.evaluation.result"
 T0 = 1_765_074_000_000_000_000  # ns
 ENCODINGS = ("otlp_proto", "otlp_json")
@@ -111,3 +115,18 @@ def otlp_json(request: Any) -> bytes:
 
 def encode(request: Any, encoding: str) -> bytes:
     return request.SerializeToString() if encoding == "otlp_proto" else otlp_json(request)
+
+
+def events(result: Result) -> list[Event]:
+    """Every valid event of a result, one by one; fails on a rejected one."""
+    out: list[Event] = []
+    for items in result.items.values():
+        for item, _raw, error in items:
+            assert error is None and item is not None
+            out += block_as_events(item) if isinstance(item, Block) else [item]
+    return out
+
+
+def reasons(result: Result) -> list[str]:
+    """The reason codes of a result's dead letters of no service, in order."""
+    return [error.reason for _item, _raw, error in result.rejected if error is not None]

@@ -9,8 +9,6 @@ import orjson
 import pytest
 
 from rollguard.base.errors import ConfigError
-from rollguard.detectors.blocks import Block, block_as_events
-from rollguard.detectors.events import Event
 from rollguard.detectors.policy import default_policy, policy_from_dict
 from rollguard.streams.otlp.translate import OtlpReader, Result
 from tests.support.otlp import (
@@ -19,10 +17,12 @@ from tests.support.otlp import (
     T0,
     encode,
     evaluation,
+    events,
     genai_span,
     logs,
     otlp_json,
     protobuf_json,
+    reasons,
     traces,
 )
 from tests.support.policies import default_policy_document
@@ -34,19 +34,6 @@ EVALUATOR = {"service.name": "judge"}  # a separate evaluator process: names nei
 
 def reader() -> OtlpReader:
     return OtlpReader(default_policy().opentelemetry)
-
-
-def events(result: Result) -> list[Event]:
-    out: list[Event] = []
-    for items in result.items.values():
-        for item, _raw, error in items:
-            assert error is None and item is not None
-            out += block_as_events(item) if isinstance(item, Block) else [item]
-    return out
-
-
-def reasons(result: Result) -> list[str]:
-    return [error.reason for _item, _raw, error in result.rejected if error is not None]
 
 
 def read(request: Any, encoding: str, signal: str = "logs", using: OtlpReader | None = None,
@@ -256,11 +243,9 @@ def test_a_million_attribute_record_is_a_dead_letter_the_rest_kept(encoding: str
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_records_without_release_are_dead_letters_that_say_so(encoding: str) -> None:
-    result = read(logs(({"service.name": "bot"}, [evaluation(label="pass"),
-                                                  evaluation(label="pass", rollguard__release="1")]),
-                       ({"service.name": "bad name"}, [evaluation(label="pass",
-                                                                  rollguard__release="1")])),
-                  encoding)
+    named = evaluation(label="pass", rollguard__release="1")
+    result = read(logs(({"service.name": "bot"}, [evaluation(label="pass"), named]),
+                       ({"service.name": "bad name"}, [named])), encoding)
     assert reasons(result) == ["release_unknown", "bad_service"]
     assert len(events(result)) == 1
     assert result.rejected[0][1]["attributes"]["gen_ai.evaluation.name"] == "hallucination"
