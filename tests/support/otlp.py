@@ -79,7 +79,7 @@ def genai_span(trace: str, span: str, *, start: int = T0, ms: float = 800.0,
                start_time_unix_nano=start, end_time_unix_nano=start + int(ms * 1e6),
                attributes=attributes(given))
     if failed:
-        out.status.code = 2
+        out.status.code = 2  # type: ignore[assignment]
     for name, event_attrs in events:
         out.events.add(name=name, time_unix_nano=start + int(ms * 1e6) + 1000,
                        attributes=attributes(event_attrs))

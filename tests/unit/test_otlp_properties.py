@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rollguard.detectors.blocks import Block
 from rollguard.detectors.policy import default_policy
 from rollguard.streams.otlp.translate import OtlpReader, Result
 from tests.support.otlp import T0, encode, evaluation, logs
@@ -41,8 +42,8 @@ BATCHES = st.lists(st.tuples(RESOURCES, st.lists(records(), max_size=6)), min_si
 
 
 def outcomes(result: Result) -> int:
-    items = sum(1 if error else len(item) if hasattr(item, "__len__") else 1  # type: ignore[arg-type]
-                for group in result.items.values() for item, _raw, error in group)
+    items = sum(len(item) if isinstance(item, Block) else 1
+                for group in result.items.values() for item, _raw, _error in group)
     return (items + len(result.rejected) + sum(result.skipped.values()) + result.held)
 
 
