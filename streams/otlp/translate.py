@@ -29,7 +29,7 @@ from hashlib import blake2b
 from typing import Any
 
 from rollguard.base.errors import ConfigError, InvalidEvent
-from rollguard.detectors.evaluations import OtelMapping, normalize
+from rollguard.detectors.evaluations import Evaluator, OtelMapping, normalize
 from rollguard.detectors.monitors import Item
 from rollguard.detectors.names import is_service_name
 from rollguard.streams.otlp.join import Join, Output
@@ -58,6 +58,7 @@ from rollguard.streams.otlp.records import (
 from rollguard.streams.wire import blocks_of, read_decoded
 
 ENCODINGS = ("otlp_proto", "otlp_json")
+MAX_NAMES = 10_000  # evaluation names whose lookup is remembered
 SIGNALS = ("logs", "traces")
 
 
@@ -76,7 +77,7 @@ class Result:
     records: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Scored:
     # An evaluation with its metric value, waiting (maybe) for its output.
     record: Evaluation
@@ -102,6 +103,14 @@ class OtlpReader:
         self.mapping = mapping
         self.join: Join[_Scored] = join if join is not None else Join()
         self._spans = mapping.spans
+        self._names: dict[str, tuple[str, Evaluator | None]] = {}
+
+    def _name(self, name: str) -> tuple[str, Evaluator | None]:
+        # An evaluation name as compared, and its evaluator: remembered for the next record.
+        if len(self._names) >= MAX_NAMES:
+            self._names.clear()
+        found = self._names[name] = (normalize(name), self.mapping.evaluator(name))
+        return found
 
     def read(self, value: bytes | None, encoding: str, signal: str, now: float) -> Result:
         """One Kafka message: ``encoding`` ``otlp_proto`` or ``otlp_json``, ``signal``
@@ -151,8 +160,7 @@ class OtlpReader:
             found = _text(record.span.attrs.get(RESPONSE_ID))
         return found if found is not None and len(found) <= MAX_ID_CHARS else None
 
-    def _keys(self, record: Evaluation | Span) -> tuple[str, ...]:
-        response = self._response(record)
+    def _keys(self, record: Evaluation | Span, response: str | None) -> tuple[str, ...]:
         if record.span_id:
             return (record.span_id, "r:" + response) if response else (record.span_id,)
         return ("r:" + response,) if response else ()
@@ -172,8 +180,8 @@ class OtlpReader:
         checked = _checked(service, release, ts)
         if checked is None and type(service) is str and type(release) is str:
             output = Output(service, release, cohort, ts)
-            self._resolved(self.join.remember(self._keys(span), output, now), output, out,
-                           events)
+            keys = self._keys(span, self._response(span))
+            self._resolved(self.join.remember(keys, output, now), output, out, events)
         if not self._spans.enabled:
             out.skipped["spans_off"] += 1
         elif self._spans.operations and operation not in self._spans.operations:
@@ -213,7 +221,10 @@ class OtlpReader:
             out.rejected.append((None, summary(record, signal), InvalidEvent(
                 "missing_evaluation_name", "gen_ai.evaluation.name must be a non-empty string")))
             return
-        evaluator = self.mapping.evaluator(name)
+        known = self._names.get(name)
+        if known is None:
+            known = self._name(name)
+        key, evaluator = known
         if evaluator is None:
             out.skipped["unknown_evaluation"] += 1
             out.unknown[name] += 1
@@ -225,9 +236,10 @@ class OtlpReader:
             out.rejected.append((None, summary(record, signal), InvalidEvent(value, detail)))
             return
         assert isinstance(value, float)
-        keys = self._keys(record)
+        response = self._response(record)
+        keys = self._keys(record, response)
         scored = _Scored(record, signal, evaluator.metric, value, _hex_id(
-            f"{normalize(name)}|{record.trace_id}|{record.span_id}|{self._response(record)}"
+            f"{key}|{record.trace_id}|{record.span_id}|{response}"
             + ("" if keys else f"|{record.time_ns}|{record.observed_ns}|{value}")))
         self._place(scored, keys, now, out, events)
 
