@@ -43,6 +43,7 @@ from rollguard.streams.commanding import Commanding
 from rollguard.streams.connect import faust_credentials
 from rollguard.streams.gaps import GapGuard
 from rollguard.streams.metrics import WorkerMetrics
+from rollguard.streams.offsets import log_starts
 from rollguard.streams.partition import Effects, PartitionLoop
 from rollguard.streams.redis_wait import until_available
 from rollguard.streams.settings import STATE_TABLE, WorkerSettings
@@ -141,6 +142,19 @@ class Edge:
         return {tp.partition: consumer.highwater(tp) for tp in held
                 if tp.topic == self.events_topic}
 
+    def tp_of(self, lane: int) -> TP:
+        """The topic partition a lane of the partition loop reads: ``lane`` of the events
+        topic, or ``lane - FORWARDED`` of the by-service topic."""
+        if lane >= FORWARDED:
+            return TP(self.by_service.get_topic_name(), lane - FORWARDED)
+        return TP(self.events_topic, lane)
+
+    async def starts(self, lanes: list[int]) -> dict[int, int]:
+        """The log start offsets of ``lanes`` (the gap guard's, when it seeks again)."""
+        tps = {lane: self.tp_of(lane) for lane in lanes}
+        found = await log_starts(self.app.consumer, tps.values())
+        return {lane: found[tp] for lane, tp in tps.items() if tp in found}
+
     @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
                        ) -> list[Awaitable[Any]]:
@@ -184,8 +198,7 @@ class Edge:
         is in Kafka before the table holds the state that made it; forwards are in Kafka
         before any ack; acks come last."""
         for lane, offset in out.seeks:
-            topic = self.by_service.get_topic_name() if lane >= FORWARDED else self.events_topic
-            await self.app.consumer.seek(TP(topic, lane % FORWARDED), offset)
+            await self.app.consumer.seek(self.tp_of(lane), offset)
         for key, value in out.forwards:
             self.forwarding.append(await self.by_service.send(key=key, value=value))
         await self.send_all(self.dead, out.dead, out.key)
@@ -238,7 +251,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.timer(GapGuard.retry_s)
     async def reread_commands() -> None:
-        await edge.commanding.reread_stalled(time.monotonic())
+        await edge.commanding.reread(time.monotonic())
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def joined(sender: Any, assigned: Any, **_: Any) -> None:

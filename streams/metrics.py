@@ -14,7 +14,9 @@ as they carry them out (:class:`WorkerMetrics`), which happens once per decision
   ``candidate``), ``rollguard_metric_tolerance{service,metric}`` and
   ``rollguard_metric_limit{service,metric}`` (the edge of the band, baseline ± tolerance);
 - ``rollguard_decisions_total{service,verdict,action}``, ``rollguard_commands_total{outcome}``
-  and ``rollguard_decision_to_flip_seconds{approval}`` (issued to applied).
+  and ``rollguard_decision_to_flip_seconds{approval}`` (issued to applied);
+- ``rollguard_offset_gaps_accepted_total{topic}``: gaps of the topics the worker reads that
+  the gap guard stopped seeking back for and took as absent (:mod:`rollguard.streams.gaps`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from prometheus_client.registry import Collector
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import REASONS
 from rollguard.detectors.levels import band, levels
+from rollguard.streams.gaps import GapGuard
 from rollguard.streams.partition import PartitionLoop
 
 # Every reason an item of the events topic can be rejected for: the wire's and the monitor
@@ -86,6 +89,10 @@ class WorkerMetrics:
     def watch(self, loop: PartitionLoop[Any], ends: Ends) -> None:
         """Read ``loop`` (and the partitions' end offsets) at each scrape."""
         self.registry.register(LoopCollector(loop, ends))
+
+    def watch_gaps(self, *guards: GapGuard) -> None:
+        """Serve the gaps each of ``guards`` took as absent, by topic."""
+        self.registry.register(GapCollector(guards))
 
     def watch_pointers(self, epochs: Callable[[], Mapping[str, int]]) -> None:
         """Serve the epoch of each service's pointer the monitor holds (``epochs``)."""
@@ -144,6 +151,26 @@ class PointerCollector(Collector):
                                    labels=["service"])
         for service, epoch in sorted(self.epochs().items()):
             family.add_metric([service], epoch)
+        yield family
+
+
+class GapCollector(Collector):
+    """``rollguard_offset_gaps_accepted_total{topic}``: the gaps the gap guards took as
+    absent (a warning names each one's offsets)."""
+
+    def __init__(self, guards: Iterable[GapGuard]) -> None:
+        self.guards = tuple(guards)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("rollguard_offset_gaps_accepted",
+                                     "Gaps of missing offsets the worker stopped seeking back "
+                                     "for and took as absent", labels=["topic"])
+        accepted: dict[str, int] = {}
+        for guard in self.guards:
+            for topic, count in guard.accepted.items():
+                accepted[topic] = accepted.get(topic, 0) + count
+        for topic, count in sorted(accepted.items()):
+            family.add_metric([topic], count)
         yield family
 
 

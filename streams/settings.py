@@ -29,6 +29,8 @@ STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 # (bench/fleet_throughput.py); 5 s costs less than a tenth. A crash re-reads at most this
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
+EVENT_LOOPS = ("uvloop", "asyncio")
+DEFAULT_EVENT_LOOP = "asyncio"
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
 
@@ -65,6 +67,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "is away)"),
     ("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR,
      "host:port serving Prometheus /metrics; empty: none"),
+    ("ROLLGUARD_EVENT_LOOP", DEFAULT_EVENT_LOOP,
+     "the worker's event loop: uvloop or asyncio"),
     ("ROLLGUARD_SESSION_TIMEOUT_S", str(DEFAULT_SESSION_TIMEOUT_S),
      "seconds before a silent worker's partitions move to the others (≥ the broker's "
      "group.min.session.timeout.ms)"),
@@ -85,6 +89,14 @@ def _seconds(name: str, default: str, least: float = 0.0) -> float:
         raise ConfigError(f"{name}: must be a number of seconds in [{least:g}, 3600], "
                           f"got {raw!r}")
     return value
+
+
+def _event_loop() -> str:
+    name = _get("ROLLGUARD_EVENT_LOOP", DEFAULT_EVENT_LOOP).lower()
+    if name not in EVENT_LOOPS:
+        raise ConfigError(f"ROLLGUARD_EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, "
+                          f"got {name!r}")
+    return name
 
 
 def _command_ttl_s() -> float:
@@ -134,6 +146,7 @@ class WorkerSettings:
     command_ttl_s: float = COMMAND_TTL_S
     metrics_addr: tuple[str, int] | None = None  # None: no /metrics endpoint
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+    event_loop: str = DEFAULT_EVENT_LOOP
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
@@ -177,6 +190,7 @@ class WorkerSettings:
                                    os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR)),
             session_timeout_s=_seconds("ROLLGUARD_SESSION_TIMEOUT_S",
                                        str(DEFAULT_SESSION_TIMEOUT_S), least=1.0),
+            event_loop=_event_loop(),
         )
 
     @property

@@ -35,8 +35,10 @@ class Worker:
         edge.commanding.actuator.approvals = policy.approvals
         self.loop: PartitionLoop[Handle] = PartitionLoop(
             policy, settings.secret, edge.states.get, settings.checkpoint_s,
-            owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)
+            owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s,
+            topics=(settings.topic_events, settings.topic_by_service))
         edge.metrics.watch(self.loop, edge.ends)
+        edge.metrics.watch_gaps(self.loop.guard, edge.commanding.guard)
 
     async def judge_each(self, stream: faust.StreamT[bytes], forwarded: bool) -> None:
         """Judge each message of the events topic (or the by-service topic, ``forwarded``)
@@ -58,8 +60,12 @@ class Worker:
                 await asyncio.sleep(0)
 
     async def checkpoint_idle(self) -> None:
-        """Quiet partitions are checkpointed here; seeks that lost a race are repeated."""
-        await self.edge.carry_out(self.loop.on_timer(time.monotonic(), self.edge.ends()))
+        """Quiet partitions are checkpointed here; seeks that lost a race are repeated (or
+        given up where the offsets sought are below the log start)."""
+        now = time.monotonic()
+        retrying = self.loop.guard.retrying(now)
+        starts = await self.edge.starts(retrying) if retrying else None
+        await self.edge.carry_out(self.loop.on_timer(now, self.edge.ends(), starts))
 
     def on_revoked(self) -> None:
         """After a rebalance the table is the truth (see PartitionLoop.on_revoked)."""

@@ -41,6 +41,21 @@ def data_dir(path: str) -> None:
                           f"{exc.strerror or exc}") from exc
 
 
+def use_event_loop(name: str) -> None:
+    """Run Faust on ``name`` (ROLLGUARD_EVENT_LOOP): uvloop, or asyncio's own loop."""
+    if name == "uvloop":
+        import mode.loop
+
+        try:
+            mode.loop.use("uvloop")
+        except ImportError as exc:
+            from rollguard.base.errors import ConfigError
+
+            raise ConfigError("ROLLGUARD_EVENT_LOOP=uvloop: uvloop is not installed "
+                              "(pip install uvloop, or set ROLLGUARD_EVENT_LOOP=asyncio)"
+                              ) from exc
+
+
 @click.command("worker", epilog="Environment variables:\n\n\b\n" + describe())
 @click.option("--loglevel", default="info", type=click.Choice(["debug", "info", "warn", "error"]))
 def worker(loglevel: str) -> None:
@@ -65,6 +80,7 @@ def worker(loglevel: str) -> None:
         asyncio.run(check_login(settings.redis_url))
         # An events topic that exists already keeps its partition count: the worker adopts it.
         settings = asyncio.run(prepare_topics(settings))
+        use_event_loop(settings.event_loop)
         app = create_app(settings, policy)  # binds the metrics address: refused when in use
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)
