@@ -165,6 +165,27 @@ class OtlpLoop(Generic[H]):
         self._release(out)
         return out
 
+    def on_undecodable(self, signal: str, partition: int, first: int, last: int, reason: str,
+                       now: float, handle: H) -> Effects[H]:
+        """Offsets ``first``..``last`` could not be decoded by the Kafka client
+        (:mod:`rollguard.streams.undecodable`): one dead letter names them; they count as
+        read."""
+        lane = self.lane(signal, partition)
+        out: Effects[H] = Effects()
+        verdict = self.guard.admit(lane, first, self._last.get(lane), now)
+        if verdict.seek_to is not None:
+            out.seeks.append((lane, verdict.seek_to))
+        if verdict.later:
+            return out
+        self._queues.setdefault(lane, deque()).append(_Message(lane, last, handle))
+        if verdict.process:
+            self._last[lane] = last
+            topic, number = self.where(lane)
+            self._dead("undecodable", reason, {"topic": topic, "partition": number,
+                                                "offsets": [first, last]}, out)
+        self._release(out)
+        return out
+
     def on_timer(self, now: float) -> Effects[H]:
         """Let go the held records whose window passed (dead letters), acknowledge what
         that frees, and repeat seeks that lost the race against messages already fetched."""

@@ -81,7 +81,8 @@ def test_bad_records_are_dead_letters_and_the_rest_is_forwarded() -> None:
     request = batch(1, 10)
     records = request.resource_logs[0].scope_logs[0].log_records
     records.append(evaluation(None, label="pass", span=span_id(99), trace=TRACE))
-    too_many = evaluation(label="pass", **{f"x__{i}": i for i in range(200)})
+    too_many = evaluation(label="pass", span=span_id(98), trace=TRACE)
+    too_many.attributes.extend(too_many.attributes[:1] * 200)
     records.append(too_many)
     loop = new_loop()
     out = loop.on_message("logs", 0, 0, encode(request, "otlp_proto"), 0.0, "m")
@@ -170,8 +171,9 @@ def test_unknown_evaluation_names_are_counted_by_name_up_to_a_bound() -> None:
 
 
 def test_large_forwards_are_split_below_the_limit_and_keep_every_event() -> None:
-    block = {"service": "s", "release": "r", "event_id": [f"e{i}" for i in range(1000)],
-             "ts": [1.0 + i for i in range(1000)], "metrics": {"error": [0] * 1000}}
+    block: dict[str, Any] = {"service": "s", "release": "r",
+                             "event_id": [f"e{i}" for i in range(1000)],
+                             "ts": [1.0 + i for i in range(1000)], "metrics": {"error": [0] * 1000}}
     values = encoded([block, dict(block)], limit=8_000)
     assert len(values) > 2 and all(len(v) <= 8_000 for v in values)
     ids = [i for v in values for b in orjson.loads(v) for i in b["event_id"]]
