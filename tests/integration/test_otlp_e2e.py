@@ -21,7 +21,14 @@ from rollguard.actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
 from tests.integration.e2e_support import new_service, read_topic, scenario_events, setup_service
 from tests.support.otlp import encode, evaluation, logs, protobuf_json
-from tests.support.otlp_runs import JUDGE, expected_ids, forwarded_ids, otlp_values, produce_otlp
+from tests.support.otlp_runs import (
+    JUDGE,
+    expected_ids,
+    forwarded_ids,
+    otlp_values,
+    produce_live,
+    produce_otlp,
+)
 from tests.support.runs import (
     IsolatedRun,
     committed_events,
@@ -105,7 +112,7 @@ async def test_a_regression_seen_only_through_otlp_rolls_back_once_and_bad_recor
     values["logs"][3:3] = junk
     worker = run.start_worker(None, ROLLGUARD_OTLP_ENCODING=encoding)
     try:
-        await produce_otlp(run, values)
+        await produce_live(run, values)
         await wait_processed(run, roles=OTLP)
     finally:
         stop(worker)
@@ -134,7 +141,7 @@ async def test_keyless_batches_of_many_services_on_two_workers_and_four_partitio
         second = run.start_member("b")
         try:
             await wait_members(run, 2, run.topic("otlp_logs"))
-            await produce_otlp(run, values)
+            await produce_live(run, values)
             await wait_processed(run, roles=OTLP)
         finally:
             stop(first)

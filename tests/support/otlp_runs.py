@@ -18,7 +18,7 @@ from rollguard.streams.connect import consumer, producer
 from rollguard.streams.otlp.translate import OtlpReader
 from rollguard.streams.wire import read_message
 from tests.support.otlp import encode, evaluation, genai_span, logs, traces
-from tests.support.runs import IsolatedRun
+from tests.support.runs import IsolatedRun, wait_processed
 
 JUDGE = {"service.name": "judge"}  # an evaluator in its own process: names no release
 
@@ -84,14 +84,26 @@ async def produce_otlp(run: IsolatedRun, values: dict[str, list[bytes]],
     """Send the messages with no key (the exporter's default), the two signals interleaved
     at random: spans and their evaluations arrive in no fixed order."""
     topics = {"logs": run.topic("otlp_logs"), "traces": run.topic("otlp_spans")}
-    queue = [(signal, value) for signal, found in values.items() for value in found]
-    mixed = sorted(range(len(queue)), key=random.Random(seed).random)
+    signals = [signal for signal, found in values.items() for _ in found]
+    random.Random(seed).shuffle(signals)
     by_signal = {signal: iter(found) for signal, found in values.items()}
     async with producer(linger_ms=5, max_request_size=2_000_000) as out:
-        for i in mixed:  # the signal of each send is random; within a signal, in order
-            signal = queue[i][0]
+        for signal in signals:  # the signal of each send is random; within a signal, in order
             await out.send(topics[signal], next(by_signal[signal]), key=None)
         await out.flush()
+
+
+async def produce_live(run: IsolatedRun, values: dict[str, list[bytes]], rounds: int = 8,
+                       ) -> None:
+    """Send the messages in ``rounds``, each once the worker has read the one before, as a
+    live Collector sends them: the two topics never drift far apart in event time (a
+    backlog of one read far ahead of the other makes the other's events ``too_late``;
+    docs/opentelemetry.md)."""
+    for i in range(rounds):
+        part = {signal: found[i * len(found) // rounds : (i + 1) * len(found) // rounds]
+                for signal, found in values.items()}
+        await produce_otlp(run, part, seed=i)
+        await wait_processed(run, roles=("otlp_logs", "otlp_spans"))
 
 
 def expected_ids(values: dict[str, list[bytes]], encoding: str) -> set[str]:
