@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import Any, cast
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from rollguard.detectors.policy import Policy
@@ -66,8 +67,20 @@ class OtlpEdge:
                 await asyncio.sleep(0)
 
     async def expire(self) -> None:
-        """Held records whose window passed become dead letters; repeat seeks due."""
-        await self.carry_out(self.loop.on_timer(time.monotonic()))
+        """Held records whose window passed become dead letters; repeat seeks due, and seek
+        partitions stalled short of their end."""
+        await self.carry_out(self.loop.on_timer(time.monotonic(), self.ends()))
+
+    def ends(self) -> dict[int, int | None]:
+        """The end offset of each OTLP partition held, by lane."""
+        consumer = self.app.consumer
+        try:
+            held = consumer.assignment()
+        except ConsumerNotStarted:
+            return {}
+        signals = {name: signal for signal, name in self.names.items()}
+        return {self.loop.lane(signals[tp.topic], tp.partition): consumer.highwater(tp)
+                for tp in held if tp.topic in signals}
 
     async def carry_out(self, out: Effects[Handle]) -> None:
         """Seek, send the forwards and dead letters, and acknowledge once all sent so far

@@ -186,12 +186,22 @@ class OtlpLoop(Generic[H]):
         self._release(out)
         return out
 
-    def on_timer(self, now: float) -> Effects[H]:
+    def on_timer(self, now: float, ends: Mapping[int, int | None] | None = None,
+                 ) -> Effects[H]:
         """Let go the held records whose window passed (dead letters), acknowledge what
-        that frees, and repeat seeks that lost the race against messages already fetched."""
+        that frees, repeat seeks that lost the race against messages already fetched, and
+        seek lanes stalled short of their end offset (``ends``, by lane: Faust dropped
+        their last messages, faust-streaming #596)."""
         out: Effects[H] = Effects()
         self._effects(self.reader.expire(now), out)
         out.seeks += self.guard.due(now)
+        for lane, end in (ends or {}).items():
+            seek = self.guard.stalled(lane, self._last.get(lane), end, now)
+            if seek is not None:
+                topic, number = self.where(lane)
+                log.warning("otlp: %s partition %d stalled before its end %s; reading again "
+                            "from %d", topic, number, end, seek)
+                out.seeks.append((lane, seek))
         self._release(out)
         return out
 

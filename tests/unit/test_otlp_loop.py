@@ -178,3 +178,12 @@ def test_large_forwards_are_split_below_the_limit_and_keep_every_event() -> None
     assert len(values) > 2 and all(len(v) <= 8_000 for v in values)
     ids = [i for v in values for b in orjson.loads(v) for i in b["event_id"]]
     assert ids == block["event_id"] * 2
+
+
+def test_a_partition_stalled_short_of_its_end_is_sought_again() -> None:
+    loop = new_loop()
+    assert loop.on_message("traces", 1, 4, encode(output_request(), "otlp_proto"), 0.0,
+                           "m4").acks == ["m4"]
+    lane = loop.lane("traces", 1)
+    assert loop.on_timer(1.0, {lane: 9}).seeks == []
+    assert loop.on_timer(4.5, {lane: 9}).seeks == [(lane, 5)]
