@@ -113,6 +113,23 @@ class Join(Generic[T]):
             let_go += self._let_go_oldest()
         return let_go
 
+    def drop_held(self) -> int:
+        """Forget every held evaluation (their messages are read again after a rebalance),
+        keeping the outputs; how many were held."""
+        dropped = self.held
+        self._waiting.clear()
+        self._held.clear()
+        self.held = 0
+        return dropped
+
+    def let_go_oldest(self) -> list[T]:
+        """Let the oldest held evaluation go now (none: nothing held), to bound what waits."""
+        while self._held:
+            let_go = self._let_go_oldest()
+            if let_go:
+                return let_go
+        return []
+
     def _let_go_oldest(self) -> list[T]:
         _at, held = self._held.popleft()
         for key in held.keys:

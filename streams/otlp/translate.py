@@ -145,6 +145,13 @@ class OtlpReader:
         self._let_go(self.join.expire(now), out)
         return out
 
+    def let_go_oldest(self) -> Result:
+        """The oldest held evaluation let go now (to bound what waits for it), as a
+        ``release_unknown`` dead letter; nothing when none is held."""
+        out = Result()
+        self._let_go(self.join.let_go_oldest(), out)
+        return out
+
     def _let_go(self, scored: list[_Scored], out: Result) -> None:
         for one in scored:
             detail = (f"no release on the record or its resource, and its output (span "
