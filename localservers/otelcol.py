@@ -22,8 +22,8 @@ from localservers.otelcol_build import cached_binary, collector_binary
 from rollguard.base.config import Address, kafka_bootstrap
 from rollguard.base.errors import ConfigError
 from rollguard.streams.settings import (
-    DEFAULT_TOPIC_OTLP_LOGS,
-    DEFAULT_TOPIC_OTLP_SPANS,
+    DEFAULT_OTLP_LOGS,
+    DEFAULT_OTLP_SPANS,
     OTLP_ENCODINGS,
 )
 
@@ -73,8 +73,8 @@ class Collector(Managed):
     ``KAFKA_BOOTSTRAP``)."""
 
     encoding: str = "otlp_proto"
-    logs_topic: str = DEFAULT_TOPIC_OTLP_LOGS
-    spans_topic: str = DEFAULT_TOPIC_OTLP_SPANS
+    logs_topic: str = DEFAULT_OTLP_LOGS
+    spans_topic: str = DEFAULT_OTLP_SPANS
     brokers: str = ""
 
     def __post_init__(self) -> None:

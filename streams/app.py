@@ -10,6 +10,9 @@
   because a producer put them on another partition (librdkafka's CRC32 partitioner, no key).
 - Record batches the Kafka client cannot decode are dead-lettered
   (:mod:`rollguard.streams.undecodable`).
+- ``read_otlp_logs`` and ``read_otlp_spans`` read the OpenTelemetry Collector's topics
+  (:mod:`rollguard.streams.otlp.edge`): each message's events forwarded, per service, to the
+  by-service topic, where ``judge`` judges them.
 - ``actuate`` reads the commands topic into :class:`rollguard.actions.actuator.Actuator`, which
   executes commands against the Redis pointer (:mod:`rollguard.streams.commanding`).
 """
@@ -236,6 +239,21 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.agent(edge.by_service)
     async def judge(stream: faust.StreamT[bytes]) -> None:
         await worker.judge_each(stream, forwarded=True)
+
+    otlp = worker.otlp
+    if "logs" in otlp.topics:
+        @app.agent(otlp.topics["logs"])
+        async def read_otlp_logs(stream: faust.StreamT[bytes]) -> None:
+            await otlp.read_each(stream, "logs")
+
+    if "traces" in otlp.topics:
+        @app.agent(otlp.topics["traces"])
+        async def read_otlp_spans(stream: faust.StreamT[bytes]) -> None:
+            await otlp.read_each(stream, "traces")
+
+    @app.timer(GapGuard.retry_s)
+    async def expire_otlp() -> None:
+        await otlp.expire()
 
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:

@@ -34,19 +34,11 @@ DEFAULT_EVENT_LOOP = "asyncio"
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
 
-# The topics and encodings of OpenTelemetry in: those the Collector's kafka exporter writes by
-# default, and `rollguard otlp` too (docs/opentelemetry.md).
-DEFAULT_TOPIC_OTLP_LOGS = "otlp_logs"
-DEFAULT_TOPIC_OTLP_SPANS = "otlp_spans"
+# The OpenTelemetry Collector kafka exporter's default topics and encoding (docs/opentelemetry.md).
+DEFAULT_OTLP_LOGS = "otlp_logs"
+DEFAULT_OTLP_SPANS = "otlp_spans"
 OTLP_ENCODINGS = ("otlp_proto", "otlp_json")
-OTLP_TOPIC_VARIABLES: tuple[tuple[str, str, str], ...] = (
-    ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_TOPIC_OTLP_LOGS,
-     "OTLP logs (ExportLogsServiceRequest messages, as the Collector's kafka exporter writes)"),
-    ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_TOPIC_OTLP_SPANS,
-     "OTLP spans (ExportTraceServiceRequest messages)"),
-    ("ROLLGUARD_OTLP_ENCODING", OTLP_ENCODINGS[0],
-     "the OTLP topics' encoding: otlp_proto or otlp_json"),
-)
+DEFAULT_OTLP_ENCODING = "otlp_proto"
 
 # How long the group waits for a silent worker (SIGKILL, lost host) before its partitions
 # go to the others: the better part of the time its services go unjudged (bench/scale_out.py).
@@ -70,6 +62,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_TOPIC_ALERTS", "rollguard.alerts", "alerts for operators"),
     ("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit", "every decision and every outcome"),
     ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
+    ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS,
+     "the OpenTelemetry Collector's logs (evaluation results) in; empty: not read"),
+    ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS,
+     "the OpenTelemetry Collector's spans (GenAI outputs) in; empty: not read"),
+    ("ROLLGUARD_OTLP_ENCODING", DEFAULT_OTLP_ENCODING,
+     "encoding of both OTLP topics, as the Collector's kafka exporter writes: otlp_proto "
+     "or otlp_json"),
     ("ROLLGUARD_PARTITIONS", "4",
      "partitions of the events topic when the worker creates it (an existing topic's count "
      "is adopted)"),
@@ -110,6 +109,20 @@ def _event_loop() -> str:
     if name not in EVENT_LOOPS:
         raise ConfigError(f"ROLLGUARD_EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, "
                           f"got {name!r}")
+    return name
+
+
+def _otlp_topic(name: str, default: str) -> str:
+    # Unset: the Collector's default topic; set to nothing (or blanks): that input is off.
+    raw = os.environ.get(name)
+    return default if raw is None else raw.strip()
+
+
+def _otlp_encoding() -> str:
+    name = _get("ROLLGUARD_OTLP_ENCODING", DEFAULT_OTLP_ENCODING).lower()
+    if name not in OTLP_ENCODINGS:
+        raise ConfigError(f"ROLLGUARD_OTLP_ENCODING: must be one of {', '.join(OTLP_ENCODINGS)}"
+                          f", got {name!r}")
     return name
 
 
@@ -162,6 +175,9 @@ class WorkerSettings:
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
     event_loop: str = DEFAULT_EVENT_LOOP
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    topic_otlp_logs: str = ""  # "": not read
+    topic_otlp_spans: str = ""
+    otlp_encoding: str = DEFAULT_OTLP_ENCODING
 
     def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
         shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "secret")
@@ -205,6 +221,9 @@ class WorkerSettings:
             session_timeout_s=_seconds("ROLLGUARD_SESSION_TIMEOUT_S",
                                        str(DEFAULT_SESSION_TIMEOUT_S), least=1.0),
             event_loop=_event_loop(),
+            topic_otlp_logs=_otlp_topic("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS),
+            topic_otlp_spans=_otlp_topic("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS),
+            otlp_encoding=_otlp_encoding(),
         )
 
     @property
@@ -245,9 +264,18 @@ class WorkerSettings:
                     f"with {count} partitions")
         return dataclasses.replace(self, partitions=count)
 
+    @property
+    def otlp_topics(self) -> dict[str, str]:
+        """The OTLP topics the worker reads, by signal (``logs``, ``traces``)."""
+        found = {"logs": self.topic_otlp_logs, "traces": self.topic_otlp_spans}
+        return {signal: topic for signal, topic in found.items() if topic}
+
     def topics(self) -> dict[str, int]:
-        """Every topic the worker uses, with its partition count."""
+        """Every topic the worker uses, with its partition count (the OTLP topics, when
+        the worker creates them, with the events topic's: Faust then gives each worker the
+        same partition numbers of all of them)."""
         return {
+            **dict.fromkeys(self.otlp_topics.values(), self.partitions),
             self.topic_events: self.partitions,
             self.topic_by_service: self.partitions,
             self.topic_commands: 1,  # one partition: commands execute in the order sent

@@ -19,6 +19,7 @@ import faust
 from rollguard.detectors.policy import Policy
 from rollguard.streams import fleet
 from rollguard.streams.app import Edge, Handle, owner_of
+from rollguard.streams.otlp.edge import OtlpEdge
 from rollguard.streams.partition import PartitionLoop
 from rollguard.streams.settings import WorkerSettings
 
@@ -38,7 +39,9 @@ class Worker:
             owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s,
             topics=(settings.topic_events, settings.topic_by_service))
         edge.metrics.watch(self.loop, edge.ends)
-        edge.metrics.watch_gaps(self.loop.guard, edge.commanding.guard)
+        self.otlp = OtlpEdge(edge.app, settings, policy, edge.by_service, edge.dead)
+        edge.metrics.watch_otlp(self.otlp.loop)
+        edge.metrics.watch_gaps(self.loop.guard, edge.commanding.guard, self.otlp.loop.guard)
 
     async def judge_each(self, stream: faust.StreamT[bytes], forwarded: bool) -> None:
         """Judge each message of the events topic (or the by-service topic, ``forwarded``)
@@ -70,6 +73,7 @@ class Worker:
     def on_revoked(self) -> None:
         """After a rebalance the table is the truth (see PartitionLoop.on_revoked)."""
         self.loop.on_revoked()
+        self.otlp.loop.on_revoked()
         self.edge.commanding.forget()
 
     async def hear_the_fleet(self) -> None:
@@ -82,3 +86,9 @@ class Worker:
         if counts:
             log.info("monitor: %d events, %d rejected, %d messages forwarded",
                      counts["events"], counts["rejected"], counts["forwarded"])
+        otlp = self.otlp.loop.counts
+        if otlp:
+            log.info("otlp: %d messages, %d records, %d events forwarded, %d rejected, "
+                     "%d held now, %d messages waiting", otlp["messages"], otlp["records"],
+                     otlp["events"], otlp["rejected"], self.otlp.loop.join.held,
+                     self.otlp.loop.waiting)

@@ -15,11 +15,11 @@ from rollguard.base.config import (
 )
 from rollguard.base.errors import ConfigError
 from rollguard.streams.settings import (
-    DEFAULT_TOPIC_OTLP_LOGS,
-    DEFAULT_TOPIC_OTLP_SPANS,
-    OTLP_ENCODINGS,
-    OTLP_TOPIC_VARIABLES,
+    DEFAULT_OTLP_ENCODING,
+    DEFAULT_OTLP_LOGS,
+    DEFAULT_OTLP_SPANS,
     _get,
+    _otlp_encoding,
     _seconds,
     host_port,
 )
@@ -43,7 +43,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "seconds to wait for Kafka's acknowledgement before answering 503"),
     ("ROLLGUARD_OTLP_RETRY_AFTER_S", "2", "Retry-After of a 503 answer"),
     ("ROLLGUARD_OTLP_PARTITIONS", "4", "partitions of an OTLP topic created at start"),
-    *OTLP_TOPIC_VARIABLES,
+    ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS,
+     "topic of the logs (evaluation results), as the worker reads them"),
+    ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS,
+     "topic of the spans (GenAI outputs), as the worker reads them"),
+    ("ROLLGUARD_OTLP_ENCODING", DEFAULT_OTLP_ENCODING,
+     "encoding of both topics, as the Collector's kafka exporter writes: otlp_proto or "
+     "otlp_json"),
     ("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]"),
     *KAFKA_SECURITY_VARIABLES,
 )
@@ -77,9 +83,9 @@ class OtlpSettings:
     ack_timeout_s: float = 5.0
     retry_after_s: int = 2
     partitions: int = 4
-    topic_logs: str = DEFAULT_TOPIC_OTLP_LOGS
-    topic_spans: str = DEFAULT_TOPIC_OTLP_SPANS
-    encoding: str = OTLP_ENCODINGS[0]
+    topic_logs: str = DEFAULT_OTLP_LOGS
+    topic_spans: str = DEFAULT_OTLP_SPANS
+    encoding: str = DEFAULT_OTLP_ENCODING
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
@@ -99,10 +105,6 @@ class OtlpSettings:
         if bool(certfile) != bool(keyfile):
             raise ConfigError("ROLLGUARD_OTLP_TLS_CERTFILE and ROLLGUARD_OTLP_TLS_KEYFILE "
                               "go together")
-        encoding = _get("ROLLGUARD_OTLP_ENCODING", OTLP_ENCODINGS[0])
-        if encoding not in OTLP_ENCODINGS:
-            raise ConfigError(f"ROLLGUARD_OTLP_ENCODING: must be one of "
-                              f"{', '.join(OTLP_ENCODINGS)}, got {encoding!r}")
         return cls(
             host=address[0], port=address[1], certfile=certfile, keyfile=keyfile,
             token=secret_setting("ROLLGUARD_OTLP_TOKEN") or None,
@@ -112,9 +114,9 @@ class OtlpSettings:
             ack_timeout_s=_seconds("ROLLGUARD_OTLP_ACK_TIMEOUT_S", "5", least=0.1),
             retry_after_s=_whole("ROLLGUARD_OTLP_RETRY_AFTER_S", 2),
             partitions=_whole("ROLLGUARD_OTLP_PARTITIONS", 4),
-            topic_logs=_get("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_TOPIC_OTLP_LOGS),
-            topic_spans=_get("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_TOPIC_OTLP_SPANS),
-            encoding=encoding,
+            topic_logs=_get("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS),
+            topic_spans=_get("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS),
+            encoding=_otlp_encoding(),
             kafka_bootstrap=kafka_bootstrap(),
             kafka_security=KafkaSecurity.from_env(),
         )

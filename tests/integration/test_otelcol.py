@@ -23,7 +23,7 @@ from localservers.otelcol import Collector, http_answers
 from localservers.otelcol_build import collector_binary
 from localservers.packages import kcat_binary
 from rollguard.base.config import Address, kafka_bootstrap
-from rollguard.streams.settings import DEFAULT_TOPIC_OTLP_LOGS
+from rollguard.streams.settings import DEFAULT_OTLP_LOGS
 from tests.support.otel import EVENT, evaluation, export, tail
 from tests.support.redis_servers import free_port
 
@@ -147,7 +147,7 @@ async def test_the_documented_collector_configuration_works_as_written(documente
     messages the broker takes."""
     sent = evaluation()
     many = many_records(3000)
-    async with tail(DEFAULT_TOPIC_OTLP_LOGS) as logs:
+    async with tail(DEFAULT_OTLP_LOGS) as logs:
         assert await asyncio.to_thread(export, documented, sent) == (True, True)
         await logs.until(lambda v: proto_log(v, sent.marker) is not None)
         async with aiohttp.ClientSession() as session, session.post(
