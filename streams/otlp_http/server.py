@@ -14,7 +14,7 @@ import hmac
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 
 import orjson
 from aiohttp import web
@@ -118,6 +118,28 @@ def success(signal: Signal, content_type: str, rejected: int, why: str) -> web.R
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class InFlight:
+    """The requests under way, so that a stop can wait for their answers."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def wrap(self, handler: Handler) -> Handler:
+        async def counted(request: web.Request) -> web.StreamResponse:
+            self.count += 1
+            self.idle.clear()
+            try:
+                return await handler(request)
+            finally:
+                self.count -= 1
+                if not self.count:
+                    self.idle.set()
+
+        return counted
+
+
 def receiver(signal: Signal, topic: str, settings: OtlpSettings,
              publisher: Publisher) -> Handler:
     """The handler of ``POST`` on ``signal.path``."""
@@ -164,10 +186,12 @@ def receiver(signal: Signal, topic: str, settings: OtlpSettings,
     return handle
 
 
-def build_app(settings: OtlpSettings, publisher: Publisher) -> web.Application:
+def build_app(settings: OtlpSettings, publisher: Publisher,
+              in_flight: InFlight) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     for signal, topic in ((LOGS, settings.topic_logs), (TRACES, settings.topic_spans)):
-        app.router.add_post(signal.path, receiver(signal, topic, settings, publisher))
+        app.router.add_post(signal.path,
+                            in_flight.wrap(receiver(signal, topic, settings, publisher)))
     return app
 
 
@@ -205,11 +229,12 @@ async def serving(settings: OtlpSettings) -> AsyncIterator[web.AppRunner]:
                             settings.kafka_bootstrap)
     async with producer(settings.kafka_bootstrap, acks="all", enable_idempotence=True,
                         max_request_size=settings.max_message_bytes + 1024) as kafka:
-        runner = web.AppRunner(build_app(settings, Publisher(kafka, settings)),
+        in_flight = InFlight()
+        runner = web.AppRunner(build_app(settings, Publisher(kafka, settings), in_flight),
                                access_log=None, handle_signals=False)
         await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
         try:
-            site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
             try:
                 await site.start()
             except OSError as exc:
@@ -217,4 +242,7 @@ async def serving(settings: OtlpSettings) -> AsyncIterator[web.AppRunner]:
                                   f"{settings.port}: {exc.strerror or exc}") from exc
             yield runner
         finally:
+            await site.stop()  # no new connections; the requests under way are answered
+            with suppress(TimeoutError):
+                await asyncio.wait_for(in_flight.idle.wait(), settings.ack_timeout_s + 60)
             await runner.cleanup()
