@@ -14,6 +14,7 @@ from rollguard.detectors.approvers import ApprovalRules, approval_rules
 from rollguard.detectors.documents import read_document, yaml_document
 from rollguard.detectors.errors import ConfigError
 from rollguard.detectors.policy_fields import choice, components, flag, known_only, number
+from rollguard.detectors.rollout_plan import RolloutPlan, rollout_plan
 
 STATISTICS = ("rate", "share", "mean", "quantile")
 SCHEMA_VERSION = 1
@@ -121,6 +122,7 @@ class Policy:
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
+    rollout: RolloutPlan = field(default_factory=RolloutPlan)  # see detectors.rollout
 
     @property
     def bucket_decay(self) -> float:
@@ -223,7 +225,7 @@ _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evid
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
              "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts",
              "transient_evidence", "transient_min_samples", "weather_evidence",
-             "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds"}
+             "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds", "rollout"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -293,6 +295,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
                                   high=600.0),
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
+        rollout=rollout_plan(raw.get("rollout")),
     )
 
 

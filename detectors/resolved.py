@@ -22,8 +22,9 @@ from rollguard.detectors.policy import (
     RuleAction,
     Staging,
 )
+from rollguard.detectors.rollout_plan import plan_document
 
-_SKIP = {"metrics", "composites", "name", "extra", "approvals"}
+_SKIP = {"metrics", "composites", "name", "extra", "approvals", "rollout"}
 
 
 def policy_document(policy: Policy) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def policy_document(policy: Policy) -> dict[str, Any]:
     doc["metrics"] = {name: _metric(rule) for name, rule in policy.metrics.items()}
     doc["composites"] = [_composite(c) for c in policy.composites]
     doc["approvals"] = _approvals(policy.approvals)
+    doc["rollout"] = plan_document(policy.rollout)
     return doc
 
 
