@@ -93,6 +93,17 @@ class Regression:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class RampBucket:
+    """One closed bucket of the candidate as a guarded rollout sees it: its event time, its
+    non-inferiority readings and the sustained regressions decided in it (what a monitor
+    with ``measure_ramp`` set hands on: :meth:`ServiceMonitor.drain_ramp`)."""
+
+    ts: float
+    readings: dict[str, StepReading]
+    regressions: list[Regression]
+
+
 def regressions_of(decisions: Iterable[Decision]) -> list[Regression]:
     """The sustained regressions among a bucket's decisions (dry runs and fleet holds are
     alerts: they roll nothing back).
@@ -182,6 +193,10 @@ class Ramp:
             return self._standing()
         return self._judge(now, elapsed)
 
+    def observe_bucket(self, bucket: RampBucket) -> RampVerdict:
+        """:meth:`observe` of a bucket a monitor handed on."""
+        return self.observe(bucket.ts, bucket.readings, bucket.regressions)
+
     def _judge(self, now: float, elapsed: float) -> RampVerdict:
         plan = self.plan
         lacks = lacking(self.tallies, self.gated, plan.min_samples, self.threshold)
@@ -204,13 +219,13 @@ class Ramp:
                 return self._say(RampAction.HOLD, text, needed,
                                  topic=f"thin {sorted(r.split()[0] for r in reasons)}")
         return self._say(RampAction.WAIT, f"gathering evidence at {self.percent:g}% "
-                                          f"({elapsed:g} s)", topic="wait")
+                                          f"({elapsed:.0f} s)", topic="wait")
 
     def _passed(self, now: float, elapsed: float) -> RampVerdict:
         nxt = self.plan.steps[self.step + 1]
         shown = ", ".join(f"{n} {self.tallies[n].llr:.1f} nats over {self.tallies[n].samples}"
                           for n in self.gated)
-        text = (f"step {self.step + 1} ({self.percent:g}%) passed after {elapsed:g} s: every "
+        text = (f"step {self.step + 1} ({self.percent:g}%) passed after {elapsed:.0f} s: every "
                 f"metric that could roll back is shown no worse than its tolerance ({shown})")
         if self.plan.needs_approval(nxt) and nxt not in self.approved:
             self.status, self.note = AWAITING, f"{text}; {nxt:g}% waits for a person's approval"
@@ -227,9 +242,9 @@ class Ramp:
 
     def _bake(self, elapsed: float) -> RampVerdict:
         if elapsed >= self.plan.bake_seconds:
-            return self._end(STABLE, f"{elapsed:g} s at 100% without a regression: the "
+            return self._end(STABLE, f"{elapsed:.0f} s at 100% without a regression: the "
                                      f"release is stable and the baseline of the next one")
-        return self._say(RampAction.WAIT, f"baking at 100%: {elapsed:g} s of "
+        return self._say(RampAction.WAIT, f"baking at 100%: {elapsed:.0f} s of "
                                           f"{self.plan.bake_seconds:g}", topic="bake")
 
     def _harmed(self, now: float, harm: Sequence[Regression]) -> RampVerdict:
