@@ -22,22 +22,19 @@ from typing import Any
 
 from bench.oracle import noninferiority_samples
 from bench.scenarios import RolloutScenario, rollout_scenarios
+from rollguard.analysis.explain_policy import _quantile as quantile
 from rollguard.analysis.explain_policy import watched
 from rollguard.analysis.explain_rollout import (
     RampRun,
     RolloutRuns,
     draws_of,
     explain_rollout,
+    rollout_table,
     run_ramp,
     split,
 )
 from rollguard.detectors.policy import Policy, default_policy
 from rollguard.detectors.rollout import gated_metrics
-
-
-def quantile(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] if ordered else None
 
 
 def whole(policy: Policy, scenarios: list[RolloutScenario]) -> list[RampRun]:
@@ -123,22 +120,8 @@ def _s(value: float | None) -> str:
 
 
 def explain_lines(rate: float, runs: RolloutRuns) -> list[str]:
-    policy = default_policy()
-    found = explain_rollout(policy, split(rate), runs)
-    lines = [f"explain at {rate:g} events/s (the candidate on each step's share): "
-             f"{found['stable']}/{found['runs']} stable, to stable median "
-             f"{found['to_stable_median_min']} min, p90 {found['to_stable_p90_min']} min",
-             "| step | minutes to pass, median / p90 | 1.5x passes | 2x passes |",
-             "| --- | ---: | ---: | ---: |"]
-    for row in found["steps"]:
-        lines.append(f"| {row['percent']:g} % | {_m(row['median_min'])} / {_m(row['p90_min'])} "
-                     f"| {row['1.5x']['passed']}/{row['1.5x']['runs']} | "
-                     f"{row['2x']['passed']}/{row['2x']['runs']} |")
-    return lines
-
-
-def _m(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    found = explain_rollout(default_policy(), split(rate), runs)
+    return rollout_table(found, f"{rate:g} events/s, the candidate on each step's share")
 
 
 def main() -> None:

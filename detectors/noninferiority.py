@@ -7,15 +7,24 @@ step: under H0 the likelihood ratio is a non-negative martingale, so by Ville's 
 the sum ever reaches ``threshold`` with probability at most ``exp(-threshold)`` — the same
 error bound as the regression test's CUSUM, at every moment, however long a step lasts
 (a sequential probability ratio test with no lower boundary). A candidate worse than the
-tolerance passes even more rarely. H0 is moved towards H1 by ``baseline_margin`` standard
-errors of the baseline, so a thin or noisy baseline makes the test more careful, never less.
+tolerance passes even more rarely.
+
+The hypotheses are read off the baseline's estimate, whose error ``e`` (standard error
+``se``) is a bias of every bucket alike: with H0 ``tolerance`` from H1, a candidate at the
+tolerance passes with probability about ``exp(-threshold * (1 - 2e / tolerance))``
+(Gaussian approximation), which is ``exp(-threshold) * exp(2 threshold² se² / tolerance²)``
+on average over the baseline's error. Moving H0 towards H1 by
+``threshold * se² / tolerance`` takes that factor back, so the bound holds for the test as
+a whole, the baseline's own uncertainty included; ``baseline_margin`` multiplies this shift
+(1: just the bound; the default policy's 1.0). A thin baseline leaves no room: not judged.
 
 * rate / share: Bernoulli likelihoods of the count of 1s (or of values >= threshold).
 * mean: Gaussian likelihoods with the baseline's variance.
 * quantile: distribution-free. The candidate's q-quantile is worse than ``(1 + tolerance)``
   times the baseline's when more than ``1 - q`` of its values lie above that cut, whatever
   their shape: H0 is a share of exactly ``1 - q`` above the cut, H1 the baseline's own share
-  above it. Cut and quantile are rounded down to histogram bins, so the share counted can
+  above it. The baseline's quantile is read ``baseline_margin`` standard errors of its level
+  low, and cut and quantile are rounded down to histogram bins, so the share counted can
   only be over-stated.
 """
 
@@ -65,18 +74,28 @@ def _bernoulli(p0: float, p1: float, kind: int, baseline: float, samples: float,
     return Noninferiority(Hypotheses(kind, baseline, samples, a, b, cut_bin), p1 * a + (1 - p1) * b)
 
 
+def _room(tol: float, se: float, margin: float, threshold: float) -> float:
+    """The distance from H1 to H0: the tolerance less the shift that keeps the error bound
+    over the baseline's own error (see the module's docstring).
+
+    >>> round(_room(0.01, 0.0007, 1.0, 5.0), 5)   # 0.5 % over 10,000 samples, +1 pp
+    0.00975
+    """
+    return tol - margin * threshold * se * se / tol if tol > 0 else 0.0
+
+
 def noninferiority(rule: MetricRule, ref: list[Any] | None, margin: float,
-                   min_samples: float | None = None) -> Noninferiority | None:
+                   threshold: float, min_samples: float | None = None) -> Noninferiority | None:
     """H0/H1 of ``rule``'s metric against the baseline reference ``ref``; None when it holds
     fewer than ``min_samples`` (default: the rule's) or leaves no room between them.
 
     >>> from rollguard.detectors.policy import default_policy
     >>> rule = default_policy().metrics["error"]
-    >>> ni = noninferiority(rule, [10_000.0, 50.0, 50.0], margin=1.0)   # baseline 0.5 %
+    >>> ni = noninferiority(rule, [10_000.0, 50.0, 50.0], 1.0, 5.0)   # baseline 0.5 %
     >>> ni.hyp.score([1000, 5, 5])[0] > 0 > ni.hyp.score([1000, 15, 15])[0]
     True
     >>> round(5.0 / ni.per_sample)   # samples an equal candidate needs for 5 nats, on average
-    1230
+    1145
     """
     if ref is None or weight(ref) < (rule.min_samples if min_samples is None else min_samples):
         return None
@@ -87,8 +106,8 @@ def noninferiority(rule: MetricRule, ref: list[Any] | None, margin: float,
     if kind == MEAN:
         mean, sd = mean_and_sd(ref)
         variance = max(sd * sd, (1e-6 * abs(mean)) ** 2, 1e-18)
-        room = (rule.tolerance * abs(mean) if rule.relative else rule.tolerance) - (
-            margin * sd / math.sqrt(w))
+        tol = rule.tolerance * abs(mean) if rule.relative else rule.tolerance
+        room = _room(tol, sd / math.sqrt(w), margin, threshold)
         if room <= 0:
             return None
         mu0 = mean + sign * room
@@ -96,8 +115,8 @@ def noninferiority(rule: MetricRule, ref: list[Any] | None, margin: float,
         return Noninferiority(hyp, room * room / (2 * variance))
     p = ref[1] / w
     p_smooth = (ref[1] + 0.5) / (w + 1.0)  # a baseline of zero 1s still has an uncertainty
-    room = (rule.tolerance * p if rule.relative else rule.tolerance) - (
-        margin * math.sqrt(p_smooth * (1 - p_smooth) / w))
+    tol = rule.tolerance * p if rule.relative else rule.tolerance
+    room = _room(tol, math.sqrt(p_smooth * (1 - p_smooth) / w), margin, threshold)
     if room <= 0:
         return None
     return _bernoulli(p_smooth + sign * room, p_smooth, kind, p, w)
@@ -149,7 +168,8 @@ def step_readings(ctx: Context, sums: Bucket | None,
         if rule is None or (metrics is not None and name not in metrics):
             continue
         least = rule.min_samples / THIN if name in ctx.concurrent else None
-        ni = noninferiority(rule, ctx.stable_ref.get(name), policy.baseline_margin, least)
+        ni = noninferiority(rule, ctx.stable_ref.get(name), policy.baseline_margin,
+                            policy.evidence_threshold, least)
         if ni is None:
             readings[name] = StepReading(int(entry[0]), None)
         else:

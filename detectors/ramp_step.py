@@ -16,6 +16,8 @@ from typing import Any
 
 from rollguard.detectors.noninferiority import StepReading
 
+NEVER = 10**9  # samples: more than any step sees
+
 
 @dataclass
 class MetricTally:
@@ -79,7 +81,9 @@ def lacking(tallies: Mapping[str, MetricTally], gated: Sequence[str], min_sample
         missing = max(0.0, threshold - tally.llr)
         more = 0
         if missing:  # an equal candidate's expected evidence per sample says how many more
-            more = math.ceil(missing / tally.per_sample) if tally.per_sample > 0 else min_samples
+            # (capped: a baseline that leaves almost no room makes the count astronomical)
+            more = math.ceil(min(missing / tally.per_sample, NEVER)) if tally.per_sample > 0 \
+                else NEVER
         needed = max(min_samples - tally.samples, more)
         if needed > 0:
             out.append(Lack(name, needed, f"evidence {tally.llr:.2f} of {threshold:g} nats over "

@@ -11,14 +11,21 @@ wherever the plan asks. Everything is seeded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rollguard.analysis.explain_policy import BASES, START, WARMUP, Draw, drawer, watched
+from rollguard.analysis.explain_policy import (
+    BASES,
+    START,
+    WARMUP,
+    Draw,
+    _quantile,
+    drawer,
+    watched,
+)
 from rollguard.detectors.blocks import Block
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy
@@ -120,14 +127,16 @@ def run_ramp(policy: Policy, draws: Mapping[str, Draw], traffic: Traffic,
             verdict = ramp.observe_bucket(bucket)
             if verdict.action == RampAction.AWAIT_APPROVAL and verdict.to_percent is not None:
                 verdict = ramp.approve(bucket.ts, verdict.to_percent, "explain")
-            if _record(run, ramp, verdict, bucket.ts - deploy, one_step):
+            if _record(run, ramp, verdict, bucket.ts, deploy, one_step):
                 return run
     run.seconds = window
     return run
 
 
-def _record(run: RampRun, ramp: Ramp, verdict: RampVerdict, at: float, one_step: bool) -> bool:
-    """Note a verdict in ``run``; True when the run is over."""
+def _record(run: RampRun, ramp: Ramp, verdict: RampVerdict, ts: float, deploy: float,
+            one_step: bool) -> bool:
+    """Note a verdict (of the bucket closed at ``ts``) in ``run``; True when the run is over."""
+    at = ts - deploy
     if verdict.announce:
         run.verdicts.append((at, str(verdict.action), verdict.percent, verdict.reason))
     action = verdict.action
@@ -141,7 +150,7 @@ def _record(run: RampRun, ramp: Ramp, verdict: RampVerdict, at: float, one_step:
     if action in ended:
         run.outcome, run.seconds = ended[action], at
         return True
-    if one_step and (action == RampAction.ADVANCE or at - ramp.since >= ramp.plan.limit_seconds):
+    if one_step and (action == RampAction.ADVANCE or ts - ramp.since >= ramp.plan.limit_seconds):
         run.outcome, run.seconds = ("passed" if action == RampAction.ADVANCE else "limit"), at
         return True
     return False
@@ -154,13 +163,6 @@ class RolloutRuns:
     equal_runs: int = 16  # whole rollouts of a candidate as good as the stable
     step_runs: int = 14  # per step and shift: a worse candidate at that step alone
     seed: int = 0
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 def explain_rollout(policy: Policy, traffic: Traffic, runs: RolloutRuns = RolloutRuns(),
@@ -198,6 +200,20 @@ def explain_rollout(policy: Policy, traffic: Traffic, runs: RolloutRuns = Rollou
             "blind_advances": sum(r.blind_advance for r in whole)}
 
 
-def with_plan(policy: Policy, **changes: Any) -> Policy:
-    """``policy`` with its rollout plan changed (a bench or a test)."""
-    return replace(policy, rollout=replace(policy.rollout, **changes))
+def rollout_table(found: Mapping[str, Any], traffic_text: str) -> list[str]:
+    """The readable form of :func:`explain_rollout`'s figures (for ``rollguard policy
+    explain``; ``traffic_text`` says at what traffic, e.g. ``40 events/s``)."""
+    def minutes(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    lines = [f"guarded rollout at {traffic_text}: {found['stable']} of {found['runs']} "
+             f"candidates as good as the stable became stable, in "
+             f"{minutes(found['to_stable_median_min'])} min (median; 90th percentile "
+             f"{minutes(found['to_stable_p90_min'])})",
+             "| step | minutes to pass, median / p90 | passes, 1.5x tolerance worse | "
+             "2x worse |", "| --- | ---: | ---: | ---: |"]
+    for row in found["steps"]:
+        worse = [f"{row[k]['passed']}/{row[k]['runs']}" for k in ("1.5x", "2x")]
+        lines.append(f"| {row['percent']:g} % | {minutes(row['median_min'])} / "
+                     f"{minutes(row['p90_min'])} | {worse[0]} | {worse[1]} |")
+    return lines
