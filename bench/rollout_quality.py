@@ -78,13 +78,17 @@ def quality(seeds: int) -> dict[str, Any]:
     rate = RolloutScenario(0).rate
     rows = []
     passes = {m: step_passes(policy, m, seeds, 3 + int(10 * m)) for m in (1.5, 2.0)}
-    for index, percent in enumerate(plan.steps[:-1]):
-        times = [r.passed[index] for r in equal if index in r.passed]
-        rows.append({"percent": percent, "passed": len(times), "runs": len(equal),
+    steps = [*enumerate(plan.steps[:-1]), (None, None)]  # None: every step together
+    for index, percent in steps:
+        times = [t for r in equal for i, t in r.passed.items() if index in (None, i)]
+        pooled = [passes[m] if index is None else [passes[m][index]] for m in (1.5, 2.0)]
+        rows.append({"percent": percent, "passed": len(times),
+                     "runs": len(equal) * (len(steps) - 1 if index is None else 1),
                      "median_s": quantile(times, 0.5), "p90_s": quantile(times, 0.9),
                      "oracle_median_s": oracle[0.5] / rate if oracle[0.5] else None,
                      "oracle_p90_s": oracle[0.9] / rate if oracle[0.9] else None,
-                     "pass_1.5x": passes[1.5][index], "pass_2x": passes[2.0][index]})
+                     "pass_1.5x": tuple(map(sum, zip(*pooled[0], strict=True))),
+                     "pass_2x": tuple(map(sum, zip(*pooled[1], strict=True)))})
     return {"rows": rows, "alpha": alpha,
             "equal_stable": sum(r.outcome == "stable" for r in equal),
             "equal_to_stable_median_min": quantile([r.seconds / 60 for r in equal
@@ -109,7 +113,8 @@ def table(result: dict[str, Any]) -> list[str]:
         ratio = f"{med / om:.2f} / {p90 / o90:.2f}" if med and p90 and om and o90 else "n/a"
         k15, n15 = row["pass_1.5x"]
         k2, n2 = row["pass_2x"]
-        lines.append(f"| {row['percent']:g} % | {row['passed']}/{row['runs']} | "
+        step = "every step" if row["percent"] is None else f"{row['percent']:g} %"
+        lines.append(f"| {step} | {row['passed']}/{row['runs']} | "
                      f"{_s(med)} / {_s(p90)} | {_s(om)} / {_s(o90)} | {ratio} | "
                      f"{k15}/{n15} ({upper95(k15, n15):.1%}) | {k2}/{n2} |")
     return lines
