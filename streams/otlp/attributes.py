@@ -16,7 +16,7 @@ same as reading every attribute as an object.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from struct import unpack
+from struct import Struct
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -38,6 +38,7 @@ _HEADS = {bytes((10, len(key))) + key.encode(): key for key in WANTED}
 _KINDS = {10: "string_value", 16: "bool_value", 24: "int_value", 33: "double_value",
           42: "array_value", 50: "kvlist_value", 58: "bytes_value"}
 _KeyValue = common_pb2.KeyValue.FromString
+_double = Struct("<d").unpack_from
 
 
 def _schema() -> tuple[Any, Any]:
@@ -93,7 +94,14 @@ def wanted(pairs: Iterable[bytes]) -> dict[str, Any]:
             _slow(pair, found)  # not key then value, or a long value: as protobuf reads it
             continue
         key = heads.get(pair[:end])
-        if key is not None:
+        if key is None:
+            continue
+        tag = pair[end + 2] if size > end + 2 else None  # inline: a string, or a double
+        if tag == 10 and size > end + 3 and pair[end + 3] == size - end - 4:
+            found[key] = pair[end + 4:].decode()
+        elif tag == 33 and size == end + 11:
+            found[key] = _double(pair, end + 3)[0]
+        else:
             found[key] = _value(pair, end + 2) if size != end else None
     return found
 
@@ -113,7 +121,7 @@ def _value(pair: bytes, start: int) -> Any:
     if tag == 10 and size >= 2 and pair[start + 1] == size - 2:
         return pair[start + 2:].decode()
     if tag == 33 and size == 9:
-        return unpack("<d", pair[start + 1:])[0]
+        return _double(pair, start + 1)[0]
     if tag == 16 and size == 2 and pair[start + 1] < 2:
         return pair[start + 1] == 1
     if tag == 24:
