@@ -48,6 +48,8 @@ exporters:
     traces:
       topic: {spans_topic}
       encoding: {encoding}
+    partition_traces_by_id: true      # keyed by trace id, as docs/opentelemetry.md says:
+    partition_logs_by_trace_id: true  # a trace's spans and evaluations on one partition
     producer:
       required_acks: -1
 service:
