@@ -48,7 +48,7 @@ exporters:
     traces:
       topic: {spans_topic}
       encoding: {encoding}
-    producer:
+{keys}    producer:
       required_acks: -1
 service:
   telemetry:
@@ -64,6 +64,10 @@ service:
       processors: [batch]
       exporters: [kafka]
 """
+KEYS = """\
+    partition_traces_by_id: true      # keyed by trace id, as docs/opentelemetry.md says:
+    partition_logs_by_trace_id: true  # a trace's spans and evaluations on one partition
+"""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Collector(Managed):
     logs_topic: str = DEFAULT_OTLP_LOGS
     spans_topic: str = DEFAULT_OTLP_SPANS
     brokers: str = ""
+    keyed: bool = True  # by trace id, as docs/opentelemetry.md says (one message per trace)
 
     def __post_init__(self) -> None:
         if self.encoding not in OTLP_ENCODINGS:
@@ -95,7 +100,7 @@ class Collector(Managed):
         brokers = [b.strip() for b in (self.brokers or kafka_bootstrap()).split(",")]
         return CONFIG.format(endpoint=self.address, brokers=", ".join(brokers),
                              logs_topic=self.logs_topic, spans_topic=self.spans_topic,
-                             encoding=self.encoding)
+                             encoding=self.encoding, keys=KEYS if self.keyed else "")
 
     def answers(self) -> bool:
         return http_answers(self.address)

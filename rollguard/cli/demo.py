@@ -22,7 +22,12 @@ from rollguard.demo.scenario import SCENARIOS
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--hold", "hold_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds the status page stays up after the demo (Ctrl-C ends it).")
-def demo(scenario: str, speed: float, rate: float, seed: int, hold_s: float) -> None:
+@click.option("--via", type=click.Choice(["kafka", "otel", "otelcol"]), default="kafka",
+              show_default=True, help="kafka: the service sends rollguard's events; otel: "
+              "OpenTelemetry spans and evaluation events through rollguard otlp; otelcol: "
+              "the same through a local OpenTelemetry Collector (a checkout builds it).")
+def demo(scenario: str, speed: float, rate: float, seed: int, hold_s: float,
+         via: str) -> None:
     """Watch a regression caught and rolled back, live, on local Kafka and Redis."""
     from rich.console import Console
 
@@ -31,7 +36,7 @@ def demo(scenario: str, speed: float, rate: float, seed: int, hold_s: float) -> 
     if speed <= 0 or rate <= 0:
         raise click.BadParameter("--speed and --rate must be > 0")
     chosen = dataclasses.replace(SCENARIOS[scenario], rate=rate)
-    options = DemoOptions(chosen, speed=speed, seed=seed, hold_s=hold_s)
+    options = DemoOptions(chosen, speed=speed, seed=seed, hold_s=hold_s, via=via)
     run_until_stopped(lambda: run_demo(options, Console()))
 
 

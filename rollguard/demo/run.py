@@ -14,8 +14,9 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 from rich.console import Console
@@ -30,6 +31,7 @@ from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.slack import capture_slack
+from rollguard.demo.via import endpoint
 from rollguard.demo.view import DemoState, explain_hint, render, summary
 from rollguard.streams.connect import consumer, ensure_topics
 from rollguard.streams.emitter import Emitter
@@ -46,6 +48,19 @@ class DemoOptions:
     service: str = "support-bot"
     linger_after_switch_s: float = 60.0  # simulated seconds shown after servers switched
     hold_s: float = 0.0  # wall-clock seconds the status page stays up after the end
+    via: str = "kafka"  # or "otel" (rollguard otlp), "otelcol": see rollguard.demo.via
+
+
+class Outputs(Protocol):
+    """Where the simulated service reports each output: rollguard's :class:`Emitter`, or
+    :class:`rollguard.demo.otel.OtelEmitter` (spans and evaluation events)."""
+
+    async def start(self) -> None: ...
+
+    def emit(self, service: str, release: str, metrics: Mapping[str, float | bool], *,
+             ts: float) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 async def follow_topic(topic: str, handle: Callable[[dict[str, object]], None]) -> None:
@@ -88,7 +103,7 @@ async def children(run: WorkerRun, service: str, worker_env: dict[str, str]) -> 
 class Simulation:
     """Emits the simulated service's outputs, routing each request through the pointer."""
 
-    def __init__(self, options: DemoOptions, state: DemoState, emitter: Emitter,
+    def __init__(self, options: DemoOptions, state: DemoState, emitter: Outputs,
                  reader: PointerReader) -> None:
         self.options = options
         self.state = state
@@ -225,6 +240,35 @@ async def require_servers(settings: WorkerSettings) -> None:
         await client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def service_outputs(run: WorkerRun, via: str, service: str,
+                          console: Console) -> AsyncIterator[Outputs]:
+    """The simulated service's outputs, started; flushed and closed at the end: rollguard's
+    events on the run's events topic, or (``via`` otel, otelcol) OpenTelemetry."""
+    emitter: Outputs
+    if via == "kafka":
+        # The demo's event time runs --speed times faster than the clock: a short linger
+        # keeps a batch within a few simulated seconds.
+        emitter = Emitter(run.topic("events"), linger_s=DEMO_LINGER_S)
+        await emitter.start()
+        try:
+            yield emitter
+        finally:
+            await emitter.close()
+        return
+    from rollguard.demo.otel import OtelEmitter
+
+    async with endpoint(run, via) as url:
+        how = "rollguard otlp" if via == "otel" else "an OpenTelemetry Collector"
+        console.print(f"the service reports each output as an OpenTelemetry GenAI span and "
+                      f"evaluation events (the SDK, OTLP/HTTP) to {how} at {url}")
+        emitter = OtelEmitter(service, url)
+        try:
+            yield emitter
+        finally:
+            await emitter.close()
+
+
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     """Run the whole demo; returns the final state (the summary is printed too)."""
     run = WorkerRun.new("demo", partitions=2)
@@ -241,13 +285,10 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
                   "with the development secret: a demo on a laptop) ...")
     async with (status_page(run, service, console) as (worker_env, page_url),
                 capture_slack(run, state, console, page_url) as slack,
-                children(run, service, worker_env) as (worker, server)):
+                children(run, service, worker_env) as (worker, server),
+                service_outputs(run, options.via, service, console) as emitter):
         await wait_for_worker_ready(run, worker)
         slack.start()
-        # The demo's event time runs --speed times faster than the clock: a short linger
-        # keeps a batch within a few simulated seconds.
-        emitter = Emitter(run.topic("events"), linger_s=DEMO_LINGER_S)
-        await emitter.start()
         reader = PointerReader(client, service)
         await reader.start()
         followers = [
@@ -266,12 +307,11 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
                 task.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
             await reader.stop()
-            await emitter.close()
     await client.aclose()
     return state
 
 
-async def simulate(options: DemoOptions, state: DemoState, emitter: Emitter,
+async def simulate(options: DemoOptions, state: DemoState, emitter: Outputs,
                    reader: PointerReader, store: PointerStore, secret: bytes,
                    console: Console) -> None:
     scenario = options.scenario

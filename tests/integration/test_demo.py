@@ -82,3 +82,17 @@ def test_demo_latency_regression_rolls_back_only_the_model() -> None:
     assert "rollbacks: 1" in out, out[-1500:]
     assert "v2~rollback(model)->v1" in out
     assert "serving process switched" in out
+
+
+@pytest.mark.parametrize(("via", "receiver"), [("otel", "rollguard otlp"),
+                                               ("otelcol", "an OpenTelemetry Collector")])
+def test_demo_via_opentelemetry_rolls_back_the_regression(via: str, receiver: str) -> None:
+    """The demo's service instrumented with the OpenTelemetry SDK (spans and evaluation
+    events over OTLP/HTTP, through rollguard otlp or the local Collector) reaches the same
+    one rollback, and the serving process switches."""
+    out = run_demo("--via", via, "--speed", "90", "--seed", "3")
+    assert f"evaluation events (the SDK, OTLP/HTTP) to {receiver} at http://127.0.0.1:" in out
+    assert "rollbacks: 1" in out, out[-1500:]
+    decided = re.search(r"rollback decided at simulated (\d+) s \((\d+) s", out)
+    assert decided and 0 < int(decided.group(2)) <= 8 * 60, out[-1500:]
+    assert "serving process switched" in out
