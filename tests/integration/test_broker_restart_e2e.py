@@ -13,7 +13,8 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from rollguard.base.errors import ServiceUnavailable
-from tests.integration.e2e_support import (
+from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
+from tests.support.e2e import (
     T0,
     new_service,
     produce,
@@ -21,7 +22,6 @@ from tests.integration.e2e_support import (
     scenario_events,
     setup_service,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.private_kafka import PrivateBroker
 from tests.support.runs import IsolatedRun, wait_processed
 

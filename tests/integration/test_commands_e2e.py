@@ -16,7 +16,7 @@ import pytest
 from rollguard.actions.commands import Command, new_command, sign
 from rollguard.actions.keys import operators_key
 from rollguard.actions.operators import OperatorRegistry
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
     new_service,
     send_commands,
     setup_service,

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.e2e_support import new_service, produce, scenario_events, setup_service
 from tests.integration.test_worker_e2e import REGRESSION, stop
+from tests.support.e2e import new_service, produce, scenario_events, setup_service
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

@@ -23,7 +23,8 @@ from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import validate_event
 from rollguard.detectors.policy import default_policy
 from rollguard.streams.app import owner_of
-from tests.integration.e2e_support import (
+from tests.integration.test_worker_e2e import QUICK_TAKEOVER, REGRESSION, applied_rollbacks, stop
+from tests.support.e2e import (
     T0,
     new_service,
     produce,
@@ -33,7 +34,6 @@ from tests.integration.e2e_support import (
     setup_service,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import QUICK_TAKEOVER, REGRESSION, applied_rollbacks, stop
 from tests.support.runs import IsolatedRun, wait_members, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

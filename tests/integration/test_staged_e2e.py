@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.e2e_support import (
+from tests.integration.test_worker_e2e import BLIP_ONLY, REGRESSION, fixture_run, stop
+from tests.support.e2e import (
     T0,
     new_service,
     produce,
@@ -20,7 +21,6 @@ from tests.integration.e2e_support import (
     setup_service,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import BLIP_ONLY, REGRESSION, fixture_run, stop
 from tests.support.policies import default_policy_document
 from tests.support.runs import IsolatedRun, wait_processed
 

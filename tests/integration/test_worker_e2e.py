@@ -19,7 +19,7 @@ import pytest
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.reader import PointerReader
 from rollguard.demo.scenario import Scenario
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
     new_service,
     produce,
     read_topic,

@@ -14,7 +14,7 @@ from rollguard.actions.connect import async_redis_client
 from rollguard.actions.keys import ServiceKeys, operators_key
 from rollguard.actions.operators import OperatorKey, OperatorRegistry
 from rollguard.actions.pointer import Outcome, PointerStore
-from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.private_redis import PrivateRedis
 from tests.support.redis_servers import LoopbackCluster, TlsRedis
 
 SECRET = b"test-secret"

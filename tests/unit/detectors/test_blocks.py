@@ -22,7 +22,7 @@ from rollguard.detectors.events import REASONS, Event, validate_event
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy, default_policy
 from rollguard.streams.wire import encode_blocks
-from tests.detectors.conftest import busy_stream, dry_run_policy
+from tests.support.streams import busy_stream, dry_run_policy
 
 
 def block(n: int = 2, **fields: Any) -> dict[str, Any]:

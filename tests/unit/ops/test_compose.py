@@ -19,7 +19,7 @@ from rollguard.cli import main
 from rollguard.ops import compose_secrets
 from rollguard.streams.settings import VARIABLES
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 PLAIN = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SECURE = yaml.safe_load((ROOT / "docker-compose.secure.yml").read_text())
 BOTH = pytest.mark.parametrize("compose", [PLAIN, SECURE], ids=["plain", "secure"])

@@ -70,7 +70,7 @@ async def test_a_reader_on_a_client_that_may_read_replicas_never_takes_an_older_
     client: object, replicas: bool,
 ) -> None:
     """The reader turns on the epoch rule for lagging replicas (reads apply only if newer,
-    tests/unit/test_actions_reader_core.py) exactly when its client may read a replica."""
+    tests/unit/actions/test_reader_core.py) exactly when its client may read a replica."""
     made = client()  # type: ignore[operator]
     assert reads_replicas(made) is replicas
     assert PointerReader(made, "bot").replica_reads is replicas

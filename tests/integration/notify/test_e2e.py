@@ -26,7 +26,7 @@ from rollguard.notify.service import run_notifier
 from rollguard.notify.settings import NotifySettings
 from rollguard.streams.connect import producer
 from rollguard.streams.messages import decision_messages
-from tests.integration.e2e_support import new_service, setup_service
+from tests.support.e2e import new_service, setup_service
 from tests.support.redis_servers import free_port
 from tests.support.runs import IsolatedRun
 

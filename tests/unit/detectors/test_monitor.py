@@ -12,7 +12,7 @@ from rollguard.detectors.codec import MAGIC
 from rollguard.detectors.events import Event
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy, default_policy
-from tests.detectors.conftest import busy_stream, dry_run_policy
+from tests.support.streams import busy_stream, dry_run_policy
 
 
 def run(events: tuple[Event, ...] | list[Event], policy: Policy,

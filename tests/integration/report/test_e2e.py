@@ -9,14 +9,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.e2e_support import (
+from tests.integration.test_worker_e2e import REGRESSION, fixture_run, start, stop
+from tests.support.e2e import (
     new_service,
     produce,
     scenario_events,
     setup_service,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import REGRESSION, fixture_run, start, stop
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

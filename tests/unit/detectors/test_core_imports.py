@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).parents[2] / "detectors"
+CORE = Path(__file__).parents[3] / "detectors"
 IO_LIBRARIES = ("faust", "aiokafka", "redis", "asyncio")
 MODULES = sorted(f"rollguard.detectors.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
 

@@ -206,7 +206,7 @@ def test_an_address_in_use_is_refused_naming_the_variable() -> None:
 
 def test_the_grafana_dashboard_draws_only_metrics_the_worker_exports() -> None:
     """docs/grafana-dashboard.json stays in step with the names above."""
-    path = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
+    path = Path(__file__).parents[3] / "docs" / "grafana-dashboard.json"
     dashboard = json.loads(path.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     exprs += [a["expr"] for a in dashboard["annotations"]["list"]]

@@ -14,7 +14,7 @@ from rollguard.actions.acl import (
     writer_rules,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("doc", ["docs/secured-servers.md", "docs/pointer-protocol.md"])
