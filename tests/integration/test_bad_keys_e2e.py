@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, start, stop
 from tests.support.e2e import (
+    REGRESSION,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    start,
+    stop,
 )
 from tests.support.runs import IsolatedRun, wait_processed
 

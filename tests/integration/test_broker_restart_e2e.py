@@ -13,14 +13,16 @@ import pytest
 from aiokafka.errors import KafkaError
 
 from rollguard.base.errors import ServiceUnavailable
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.e2e import (
+    REGRESSION,
     T0,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    stop,
 )
 from tests.support.private_kafka import PrivateBroker
 from tests.support.runs import IsolatedRun, wait_processed

@@ -1,13 +1,20 @@
-"""Helpers for the end-to-end tests: a service with releases, events in, topics out."""
+"""Helpers for the end-to-end tests: a service with releases, events in, topics out; the
+isolated run (fixture ``run``), a worker started and stopped, and its /metrics scraped."""
 
 from __future__ import annotations
 
+import dataclasses
+import signal
+import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+import aiohttp
 import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rollguard.actions.connect import async_redis_client
 from rollguard.actions.pointer import PointerStore
@@ -17,6 +24,12 @@ from rollguard.streams.connect import consumer, prepare_topics, producer
 from tests.support.runs import IsolatedRun
 
 T0 = 1_763_856_000.0
+REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
+BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
+# A killed worker's partitions move after its session timeout: the least a broker accepts
+# by default, so that kill-and-restart tests wait less (the worker's default is 10 s).
+QUICK_TAKEOVER = {"ROLLGUARD_SESSION_TIMEOUT_S": "6"}
+
 
 def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dict[str, Any]]:
     return canary_events(service, scenario, seed, T0)
@@ -87,3 +100,41 @@ async def wait_for_audit(run: IsolatedRun, done: Callable[[list[dict[str, Any]]]
             if done(found):
                 return found
     raise TimeoutError(f"the audit topic never showed what was awaited: {found[-5:]}")
+
+
+@pytest.fixture(name="run")
+async def fixture_run() -> AsyncIterator[IsolatedRun]:
+    run = IsolatedRun.new("e2e", partitions=2)
+    yield run
+    await run.delete_topics()
+
+
+def start(run: IsolatedRun) -> subprocess.Popen[bytes]:
+    return run.start_worker()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def applied_rollbacks(history: list[dict]) -> list[dict]:
+    return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(url: str) -> Samples:
+    """The samples /metrics serves now; empty while the worker does not answer yet."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+    except aiohttp.ClientConnectionError:
+        return {}
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

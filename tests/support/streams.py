@@ -1,11 +1,14 @@
-"""Shared streams and policies for the detector tests (generated once per session)."""
+"""Shared streams and policies for the detector tests (generated once per session), and a
+recording replayed line by line or in batches."""
 
 from __future__ import annotations
 
 import contextlib
 from functools import lru_cache
+from typing import Any
 
 from bench.scenarios import Scenario, dirty, to_lines
+from rollguard.analysis.replay import Replay
 from rollguard.base.errors import InvalidEvent
 from rollguard.detectors.events import Event, parse_event
 from rollguard.detectors.policy import Policy, default_policy, policy_from_dict
@@ -39,4 +42,16 @@ def dry_run_policy() -> Policy:
     return policy_from_dict(raw)
 
 
-__all__ = ["busy_stream", "default_policy", "dry_run_policy", "valid_events"]
+def replay_lines(lines: list[bytes], batched: bool) -> tuple[Any, ...]:
+    # A recorder makes the replay take every line one by one.
+    replay = Replay(dry_run_policy(), on_event=None if batched else (lambda event: None))
+    replay.feed_lines(lines)
+    summary = replay.finish()
+    return ([d.to_dict() for d in replay.decisions], summary.lines(),
+            [m.service for m in replay.monitors], [m.to_bytes() for m in replay.monitors])
+
+
+# No shrinking: each example replays ~37,000 lines twice, and shrinking would take minutes.
+
+
+__all__ = ["busy_stream", "default_policy", "dry_run_policy", "replay_lines", "valid_events"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 

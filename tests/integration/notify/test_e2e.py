@@ -27,7 +27,7 @@ from rollguard.notify.settings import NotifySettings
 from rollguard.streams.connect import producer
 from rollguard.streams.messages import decision_messages
 from tests.support.e2e import new_service, setup_service
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

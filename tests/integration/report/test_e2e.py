@@ -9,12 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.test_worker_e2e import REGRESSION, fixture_run, start, stop
 from tests.support.e2e import (
+    REGRESSION,
+    fixture_run,
     new_service,
     produce,
     scenario_events,
     setup_service,
+    start,
+    stop,
     wait_for_audit,
 )
 from tests.support.runs import IsolatedRun

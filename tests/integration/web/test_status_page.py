@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import LivePage, dump_dom, screenshot
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 SCREENSHOT = Path(".rollguard/screenshots/status-page.png")  # docs/status-page.png is one

@@ -15,14 +15,13 @@ from hypothesis import strategies as st
 
 from bench.scenarios import Scenario, dirty, to_lines
 from rollguard.analysis import line_batches
-from rollguard.analysis.replay import Replay
 from rollguard.base.errors import InvalidEvent
 from rollguard.detectors.blocks import Block, block_events, is_block, validate_block
 from rollguard.detectors.events import REASONS, Event, validate_event
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy, default_policy
 from rollguard.streams.wire import encode_blocks
-from tests.support.streams import busy_stream, dry_run_policy
+from tests.support.streams import busy_stream, dry_run_policy, replay_lines
 
 
 def block(n: int = 2, **fields: Any) -> dict[str, Any]:
@@ -283,16 +282,6 @@ def one_valid_event(line: bytes) -> bool:
         return False
 
 
-def replay_lines(lines: list[bytes], batched: bool) -> tuple[Any, ...]:
-    # A recorder makes the replay take every line one by one.
-    replay = Replay(dry_run_policy(), on_event=None if batched else (lambda event: None))
-    replay.feed_lines(lines)
-    summary = replay.finish()
-    return ([d.to_dict() for d in replay.decisions], summary.lines(),
-            [m.service for m in replay.monitors], [m.to_bytes() for m in replay.monitors])
-
-
-# No shrinking: each example replays ~37,000 lines twice, and shrinking would take minutes.
 @settings(max_examples=8, deadline=None, phases=[Phase.reuse, Phase.generate])
 @given(seed=st.integers(0, 1), shuffle=st.integers(0, 10**6), odd=st.floats(0.0, 0.02),
        run_lines=st.sampled_from([1, 5, 64, 1024]))

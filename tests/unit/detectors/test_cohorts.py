@@ -17,7 +17,7 @@ from rollguard.detectors.events import Event
 from rollguard.detectors.monitor import ServiceMonitor
 from rollguard.detectors.policy import Policy, RuleAction, default_policy, policy_from_dict
 from tests.support.policies import default_policy_document
-from tests.unit.detectors.test_blocks import replay_lines
+from tests.support.streams import replay_lines
 
 SEEDS = range(3)
 NAMES = [s.name for s in cohort_scenarios(0)]
