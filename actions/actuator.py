@@ -54,7 +54,7 @@ from rollguard.base.errors import (
 )
 from rollguard.base.redact import redact
 from rollguard.detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
-from rollguard.detectors.names import is_service_name
+from rollguard.detectors.names import drill_mark, is_service_name
 
 # The operations the commands topic carries: what rules issue (actions/respond.py).
 TOPIC_OPS = frozenset({"rollback"})
@@ -112,9 +112,10 @@ class Actuator:
         fields = body if isinstance(body, dict) else message
         kind = message.get("type")
         what = f"{fields.get('op', 'command')}" if kind == "command" else str(kind)
+        service = str(fields.get("service", ""))
         return orjson.dumps({
             "type": "waiting-on-redis", "at": self.clock(), "received_at": received_at,
-            "service": str(fields.get("service", "")),
+            "service": service, **drill_mark(service),
             "command_id": str(fields.get("command_id", "")), "op": what,
             "redis": redact(self.store.address), "why": redact(why),
             "message": f"a {what} waits for Redis at {redact(self.store.address)}: it is "
@@ -314,7 +315,7 @@ def _loads(value: bytes | None) -> dict[str, Any]:
 
 
 def _record(out: ActuatorOutputs, record: dict[str, Any], alert: bool) -> None:
-    encoded = orjson.dumps(record)
+    encoded = orjson.dumps({**record, **drill_mark(record.get("service"))})
     out.audit.append(encoded)
     if alert:
         out.alerts.append(encoded)

@@ -16,6 +16,8 @@ the changes channel also names the database number, as pub/sub ignores databases
 'rollguard:{support-bot}:idem:k-1'
 >>> ServiceKeys.of("support-bot", "rollguard").pending
 'rollguard:{support-bot}:pending'
+>>> ServiceKeys.of("rollguard-drill", "rollguard").drill
+'rollguard:{rollguard-drill}:drill'
 >>> ServiceKeys.of("support-bot", "rollguard").pattern
 'rollguard:{support-bot}:*'
 >>> operators_key("rollguard")
@@ -90,6 +92,8 @@ class ServiceKeys:
     spent_prefix: str  # STRING per command id, with a TTL: the command ran (a repeat is a replay)
     pending: str  # HASH: command id -> command JSON, rollbacks that wait for approval
     approvers: str  # HASH: command id -> JSON list of who approved it so far
+    drill: str  # HASH: a drill service's record of its drills (rollguard/drill/)
+    drill_claim: str  # STRING, with a TTL: the token of the drill under way
     pattern: str  # a SCAN MATCH pattern of every key above (service names hold no glob chars)
     # The channel readers of the protocol before the database was named subscribe to; written
     # too, for database 0 only, until 2027-06-30 (docs/pointer-protocol.md); "" elsewhere.
@@ -110,6 +114,8 @@ class ServiceKeys:
             spent_prefix=f"{base}:spent:",
             pending=f"{base}:pending",
             approvers=f"{base}:approvers",
+            drill=f"{base}:drill",
+            drill_claim=f"{base}:drill-claim",
             pattern=f"{base}:*",
             legacy_changes=f"{base}:changes" if int(db) == 0 else "",
         )

@@ -14,6 +14,9 @@ from typing import Any, cast
 
 import faust
 
+from rollguard.cli.worker import use_event_loop
+from rollguard.streams.settings import DEFAULT_EVENT_LOOP
+
 FETCH_BYTES_PER_PARTITION = 8 * 1024**2  # as the real worker
 
 
@@ -39,4 +42,5 @@ def create_floor_app() -> faust.App:
 
 
 if __name__ == "__main__":
+    use_event_loop(os.environ.get("ROLLGUARD_EVENT_LOOP", DEFAULT_EVENT_LOOP))
     faust.Worker(create_floor_app(), loglevel="warning", quiet=True).execute_from_commandline()

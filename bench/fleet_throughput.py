@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.kafka_harness import end_offsets, prepare, time_consumer
 from rollguard.streams.connect import producer
+from rollguard.streams.settings import DEFAULT_CHECKPOINT_S, DEFAULT_EVENT_LOOP
 from rollguard.streams.wire import encode_blocks
 from tests.support.runs import IsolatedRun
 
@@ -111,11 +112,11 @@ async def load(topic: str, messages: Iterator[tuple[bytes, bytes, int]]) -> Load
     return Loaded(dict(loaded))
 
 
-def start_floor(run: IsolatedRun, group: str) -> subprocess.Popen[bytes]:
+def start_floor(run: IsolatedRun, group: str, **extra: str) -> subprocess.Popen[bytes]:
     """A bare Faust agent on the run's events topic, in its own consumer group."""
     return subprocess.Popen([sys.executable, "-m", "bench.faust_floor"],
-                            env=run.env(ROLLGUARD_APP_ID=group), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env=run.env(ROLLGUARD_APP_ID=group, **extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def consume(loaded: Loaded, ends: dict[int, int], group: str, topic: str,
@@ -127,7 +128,8 @@ async def consume(loaded: Loaded, ends: dict[int, int], group: str, topic: str,
     return messages, events, timed.wall, timed.cpu
 
 
-async def measure(args: argparse.Namespace, linger: float) -> tuple[int, int, float]:
+async def measure(args: argparse.Namespace, linger: float, loop: str
+                  ) -> tuple[int, int, float]:
     run = IsolatedRun.new("bench-fleet")
     await prepare(run)
     rates = fleet_rates(args.services, args.min_rate, args.max_rate, args.seed)
@@ -136,11 +138,16 @@ async def measure(args: argparse.Namespace, linger: float) -> tuple[int, int, fl
         loaded = await load(topic, fleet_messages(rates, args.seconds, linger, args.seed))
         ends = await end_offsets(topic, run.partitions)
         floor_group = f"{run.app_id}-floor"
-        floor = await consume(loaded, ends, floor_group, topic, start_floor(run, floor_group))
+        # The deployment's checkpoint interval, not the tests' 1 s: a checkpoint encodes
+        # every service that changed since the last, so its cost per message scales with it.
+        settings = {"ROLLGUARD_EVENT_LOOP": loop, "ROLLGUARD_CHECKPOINT_S": str(args.checkpoint_s)}
+        floor = await consume(loaded, ends, floor_group, topic,
+                              start_floor(run, floor_group, **settings))
         messages, events, wall, cpu = await consume(loaded, ends, run.app_id, topic,
-                                                    run.start_worker())
+                                                    run.start_worker(None, **settings))
     finally:
         await run.delete_topics()
+    print(f"== event loop {loop}, checkpoint every {args.checkpoint_s:g} s")
     print(f"bare Faust agent (read, ack): {floor[1] / floor[2]:,.0f} events/s, "
           f"{floor[3] / floor[0] * 1e6:,.0f} µs of CPU per message")
     print(f"-- linger {linger:g} s: {args.services} services, {sum(rates):,.0f} events/s of "
@@ -173,9 +180,17 @@ async def main() -> None:
     parser.add_argument("--linger", default="0.02",
                         help="comma-separated emitter lingers in seconds, one run each")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--checkpoint-s", type=float, default=DEFAULT_CHECKPOINT_S)
+    parser.add_argument("--event-loop", default=DEFAULT_EVENT_LOOP,
+                        help="comma-separated event loops (uvloop, asyncio), one run each")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {platform.python_version()}, cores={os.cpu_count()}")
-    points = [await measure(args, float(linger)) for linger in args.linger.split(",")]
+    for loop in args.event_loop.split(","):
+        points = [await measure(args, float(linger), loop) for linger in args.linger.split(",")]
+        _fit(points)
+
+
+def _fit(points: list[tuple[int, int, float]]) -> None:
     if len(points) >= 2 and all(cpu for *_, cpu in points):
         fitted = solve(points)
         if fitted is not None:

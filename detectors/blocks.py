@@ -123,6 +123,8 @@ def _columns_line_up(obj: dict[str, Any], n: int) -> list[Any]:
 
 def _valid_values(name: str, column: list[Any]) -> list[float] | None:
     # The present values as floats, or None when one of them would be rejected on its own.
+    if len(column) == 1:
+        return _valid_value(name, column[0])
     kinds = set(map(type, column))
     values = column
     if _NONE in kinds:
@@ -173,3 +175,25 @@ def block_as_events(block: Block) -> list[Event]:
                   {name: float(column[i]) for name, column in block.columns.items()
                    if column[i] is not None})
             for i, event_id in enumerate(block.event_ids)]
+
+
+def _valid_value(name: str, value: Any) -> list[float] | None:
+    # _valid_values for a column of one value (a quiet service's blocks) without its sets,
+    # which took about a tenth of the partition loop's CPU per message at 1.3 events each.
+    if value is None:
+        return []
+    if type(value) is not float:
+        if type(value) not in _METRIC_TYPES:
+            return None
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+    if value - value != 0.0:
+        return None
+    bounds = METRIC_RANGES.get(name)
+    if bounds is not None:
+        low, high, binary = bounds
+        if value < low or value > high or (binary and value not in _BINARY):
+            return None
+    return [value]

@@ -29,6 +29,7 @@ from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.detectors.events import Event
 from rollguard.detectors.fleet import FleetView
 from rollguard.detectors.monitor import ServiceMonitor
+from rollguard.detectors.names import is_drill
 from rollguard.detectors.policy import Policy
 
 
@@ -118,7 +119,9 @@ class MonitorSet:
                 monitor = ServiceMonitor.from_bytes(stored, self.policy)
             else:
                 monitor = ServiceMonitor(service, self.policy)
-            monitor.fleet = self.fleet
+            # A drill is judged alone: its moves must never count towards (or hold back)
+            # a fleet-wide incident of real services.
+            monitor.fleet = None if is_drill(service) else self.fleet
             self._monitors[service] = monitor
         return monitor
 

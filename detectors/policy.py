@@ -13,6 +13,7 @@ from typing import Any
 from rollguard.detectors.approvers import ApprovalRules, approval_rules
 from rollguard.detectors.documents import read_document, yaml_document
 from rollguard.detectors.errors import ConfigError
+from rollguard.detectors.evaluations import STANDARD_METRICS, OtelMapping, otel_mapping
 from rollguard.detectors.policy_fields import choice, components, flag, known_only, number
 
 STATISTICS = ("rate", "share", "mean", "quantile")
@@ -121,6 +122,9 @@ class Policy:
     name: str = "custom"
     extra: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
+    # OpenTelemetry evaluation results and GenAI spans as metrics (detectors.evaluations)
+    opentelemetry: OtelMapping = field(
+        default_factory=lambda: otel_mapping(None, STANDARD_METRICS))
 
     @property
     def bucket_decay(self) -> float:
@@ -223,7 +227,8 @@ _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evid
              "stale_after_seconds", "inconclusive_after_seconds", "max_episode_seconds",
              "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts",
              "transient_evidence", "transient_min_samples", "weather_evidence",
-             "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds"}
+             "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds",
+             "opentelemetry"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -293,6 +298,8 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
                                   high=600.0),
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
+        opentelemetry=otel_mapping(raw.get("opentelemetry"), {
+            name: (rule.statistic, rule.worse) for name, rule in metrics.items()}),
     )
 
 

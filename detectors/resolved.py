@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from rollguard.detectors.approvers import ApprovalRules
+from rollguard.detectors.evaluations import mapping_document
 from rollguard.detectors.policy import (
     SCHEMA_VERSION,
     CompositeRule,
@@ -23,7 +24,7 @@ from rollguard.detectors.policy import (
     Staging,
 )
 
-_SKIP = {"metrics", "composites", "name", "extra", "approvals"}
+_SKIP = {"metrics", "composites", "name", "extra", "approvals", "opentelemetry"}
 
 
 def policy_document(policy: Policy) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def policy_document(policy: Policy) -> dict[str, Any]:
     doc["metrics"] = {name: _metric(rule) for name, rule in policy.metrics.items()}
     doc["composites"] = [_composite(c) for c in policy.composites]
     doc["approvals"] = _approvals(policy.approvals)
+    doc["opentelemetry"] = mapping_document(policy.opentelemetry)
     return doc
 
 

@@ -170,13 +170,15 @@ def say_stopped(service: Managed, pid: int | None) -> None:
     print(f"{service.name}: " + (f"stopped (pid {pid})" if pid else "nothing started here to stop"))
 
 
-def stop_started(service: Managed) -> int | None:
-    """Stop ``service`` if ``up`` started it (by recorded pid); return that pid."""
+def stop_started(service: Managed, sig: signal.Signals = signal.SIGTERM) -> int | None:
+    """Stop ``service`` if ``up`` started it (by recorded pid) with ``sig`` — SIGTERM, a
+    controlled shutdown (SIGKILL if it still runs after 30 s), or SIGKILL, a crash — and
+    wait until the process is gone; return that pid."""
     pid = service.started_pid()
     if pid is None:
         service.pid_file.unlink(missing_ok=True)
         return None
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, sig)
     deadline = time.monotonic() + 30
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)

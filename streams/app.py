@@ -10,6 +10,9 @@
   because a producer put them on another partition (librdkafka's CRC32 partitioner, no key).
 - Record batches the Kafka client cannot decode are dead-lettered
   (:mod:`rollguard.streams.undecodable`).
+- ``read_otlp_logs`` and ``read_otlp_spans`` read the OpenTelemetry Collector's topics
+  (:mod:`rollguard.streams.otlp.edge`): each message's events forwarded, per service, to the
+  by-service topic, where ``judge`` judges them.
 - ``actuate`` reads the commands topic into :class:`rollguard.actions.actuator.Actuator`, which
   executes commands against the Redis pointer (:mod:`rollguard.streams.commanding`).
 """
@@ -43,6 +46,7 @@ from rollguard.streams.commanding import Commanding
 from rollguard.streams.connect import faust_credentials
 from rollguard.streams.gaps import GapGuard
 from rollguard.streams.metrics import WorkerMetrics
+from rollguard.streams.offsets import log_starts
 from rollguard.streams.partition import Effects, PartitionLoop
 from rollguard.streams.redis_wait import until_available
 from rollguard.streams.settings import STATE_TABLE, WorkerSettings
@@ -141,6 +145,19 @@ class Edge:
         return {tp.partition: consumer.highwater(tp) for tp in held
                 if tp.topic == self.events_topic}
 
+    def tp_of(self, lane: int) -> TP:
+        """The topic partition a lane of the partition loop reads: ``lane`` of the events
+        topic, or ``lane - FORWARDED`` of the by-service topic."""
+        if lane >= FORWARDED:
+            return TP(self.by_service.get_topic_name(), lane - FORWARDED)
+        return TP(self.events_topic, lane)
+
+    async def starts(self, lanes: list[int]) -> dict[int, int]:
+        """The log start offsets of ``lanes`` (the gap guard's, when it seeks again)."""
+        tps = {lane: self.tp_of(lane) for lane in lanes}
+        found = await log_starts(self.app.consumer, tps.values())
+        return {lane: found[tp] for lane, tp in tps.items() if tp in found}
+
     @staticmethod
     async def send_all(topic: faust.TopicT, values: list[bytes], key: bytes | None,
                        ) -> list[Awaitable[Any]]:
@@ -184,8 +201,7 @@ class Edge:
         is in Kafka before the table holds the state that made it; forwards are in Kafka
         before any ack; acks come last."""
         for lane, offset in out.seeks:
-            topic = self.by_service.get_topic_name() if lane >= FORWARDED else self.events_topic
-            await self.app.consumer.seek(TP(topic, lane % FORWARDED), offset)
+            await self.app.consumer.seek(self.tp_of(lane), offset)
         for key, value in out.forwards:
             self.forwarding.append(await self.by_service.send(key=key, value=value))
         await self.send_all(self.dead, out.dead, out.key)
@@ -224,6 +240,21 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     async def judge(stream: faust.StreamT[bytes]) -> None:
         await worker.judge_each(stream, forwarded=True)
 
+    otlp = worker.otlp
+    if "logs" in otlp.topics:
+        @app.agent(otlp.topics["logs"])
+        async def read_otlp_logs(stream: faust.StreamT[bytes]) -> None:
+            await otlp.read_each(stream, "logs")
+
+    if "traces" in otlp.topics:
+        @app.agent(otlp.topics["traces"])
+        async def read_otlp_spans(stream: faust.StreamT[bytes]) -> None:
+            await otlp.read_each(stream, "traces")
+
+    @app.timer(GapGuard.retry_s)
+    async def expire_otlp() -> None:
+        await otlp.expire()
+
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:
         await worker.checkpoint_idle()
@@ -238,7 +269,7 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
 
     @app.timer(GapGuard.retry_s)
     async def reread_commands() -> None:
-        await edge.commanding.reread_stalled(time.monotonic())
+        await edge.commanding.reread(time.monotonic())
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def joined(sender: Any, assigned: Any, **_: Any) -> None:

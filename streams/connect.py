@@ -31,7 +31,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.metadata import MetadataRequest
 
 from rollguard.base.config import KafkaSecurity, kafka_bootstrap, parse_host_port
-from rollguard.base.errors import AccessRefused, RollguardError, ServiceUnavailable
+from rollguard.base.errors import AccessRefused, ConfigError, RollguardError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -221,6 +221,27 @@ async def partition_counts(names: Iterable[str], bootstrap: str | None = None) -
         found = await admin.describe_topics(wanted) if wanted else []
     return {t["topic"]: len(t["partitions"]) for t in found
             if t["error_code"] == 0 and t["partitions"]}
+
+
+@asynccontextmanager
+async def tail(*topics: str, bootstrap: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of every partition of ``topics`` (no group), positioned at their ends
+    before it is handed over: whatever is sent after that cannot be missed. ConfigError
+    naming the first topic that does not exist."""
+    from aiokafka import TopicPartition
+
+    address = bootstrap or kafka_bootstrap()
+    counts = await partition_counts(topics, address)
+    for topic in topics:
+        if not counts.get(topic):
+            raise ConfigError(f"no topic {topic!r} at {address}: is a worker running (its "
+                              "ROLLGUARD_TOPIC_* settings)?")
+    async with consumer(bootstrap=address, group_id=None, enable_auto_commit=False) as into:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
+        into.assign(partitions)
+        for tp, offset in (await into.end_offsets(partitions)).items():
+            into.seek(tp, offset)
+        yield into
 
 
 async def ensure_topics(

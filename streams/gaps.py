@@ -9,39 +9,80 @@ restarts):
 - at or below the last applied offset: a redelivery; skip it (its effect is in the state);
 - the next offset: process it;
 - beyond the next offset: messages were skipped; seek back to the first missing one and skip
-  this one (it comes again after the missing ones). Messages the consumer had fetched before
+  this one (it comes again after the missing ones, so it is not acknowledged now: the
+  consumer would commit past the missing ones before they are applied — Faust commits over a
+  single missing offset). Messages the consumer had fetched before
   the seek can win the race again, so ``due()`` repeats the seek every ``retry_s`` until the
-  missing offset arrives. After ``max_retries`` the gap is taken as real (a transaction
-  marker, say): reading resumes at the offset that revealed it.
+  missing offset arrives.
 
-Pure: offsets and the clock are passed in.
+A missing offset is taken as a real gap (a :class:`Gap`, logged as a warning naming the topic,
+partition and offsets, and counted in ``accepted`` by topic) when it lies below the
+partition's log start offset (``starts``, asked of the broker for the partitions
+:meth:`GapGuard.retrying`: it was deleted by retention), or, as a last resort, after
+``max_retries`` seeks (30 s: a hole above the log start, which only transaction markers or
+compaction leave and no topic the worker reads has; on a loaded machine a missing message
+may simply take seconds to come). Reading then resumes at the first offset known to exist.
+
+Pure: offsets and the clock are passed in (the warnings are logged here).
 
 >>> guard = GapGuard(retry_s=1.0, max_retries=3)
 >>> guard.admit(0, offset=10, last_applied=9, now=0.0)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
 >>> guard.admit(0, offset=13, last_applied=10, now=1.0)
-Admit(process=False, seek_to=11)
+Admit(process=False, seek_to=11, later=True)
 >>> guard.admit(0, offset=11, last_applied=10, now=1.1)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
 >>> guard.admit(0, offset=11, last_applied=11, now=1.2)
-Admit(process=False, seek_to=None)
+Admit(process=False, seek_to=None, later=False)
 >>> guard.admit(0, offset=20, last_applied=13, now=2.0)  # 14..19 missing
-Admit(process=False, seek_to=14)
+Admit(process=False, seek_to=14, later=True)
 >>> [guard.due(now) for now in (2.5, 3.1, 4.2, 5.3, 6.4)]  # they never come: a real gap
 [[], [(0, 14)], [(0, 14)], [(0, 14)], [(0, 20)]]
 >>> guard.admit(0, offset=20, last_applied=13, now=6.5)
-Admit(process=True, seek_to=None)
+Admit(process=True, seek_to=None, later=False)
+>>> guard.admit(0, offset=40, last_applied=20, now=7.0)  # 21..39 missing
+Admit(process=False, seek_to=21, later=True)
+>>> guard.retrying(8.0), guard.due(8.0, starts={0: 30})  # 21..29 deleted: read from 30
+([0], [(0, 30)])
+>>> guard.accepted
+Counter({'': 2})
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Admit:
+    """Whether to process a message now; where to seek first; and whether it was skipped
+    because it comes again after a seek (``later``: leave it unacknowledged until then)."""
+
     process: bool
     seek_to: int | None = None
+    later: bool = False
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Offsets ``first`` to ``end - 1`` of ``partition`` of ``topic`` taken as absent, and
+    ``why``: reading goes on at ``end``."""
+
+    topic: str
+    partition: int
+    first: int
+    end: int
+    why: str
+
+    def __str__(self) -> str:
+        where = f"topic {self.topic!r} partition" if self.topic else "partition"
+        return (f"{where} {self.partition}: offsets {self.first}..{self.end - 1} taken as "
+                f"absent ({self.why}); reading goes on at offset {self.end}")
 
 
 @dataclass
@@ -52,18 +93,32 @@ class _Seeking:
     retries: int = 0
 
 
+def unnamed(partition: int) -> tuple[str, int]:
+    """A guard's default naming of its partitions: no topic name."""
+    return "", partition
+
+
 @dataclass
 class GapGuard:
-    """Per-partition admission of messages by offset; see the module docstring."""
+    """Per-partition admission of messages by offset; see the module docstring. ``where``
+    names a partition (as the guard's owner numbers them) as ``(topic, partition)`` for the
+    warnings and ``accepted``, the gaps taken as real by topic (owners list their topics
+    at zero)."""
 
     retry_s: float = 1.0
-    max_retries: int = 5
+    max_retries: int = 30
     stall_s: float = 3.0
+    where: Callable[[int], tuple[str, int]] = unnamed
     seeks: int = 0
-    accepted_gaps: int = 0
+    accepted: Counter[str] = field(default_factory=Counter)
     _seeking: dict[int, _Seeking] = field(default_factory=dict)
     _floor: dict[int, int] = field(default_factory=dict)  # offsets below a real gap's end
     _behind: dict[int, tuple[int, float]] = field(default_factory=dict)  # (applied, since)
+
+    @property
+    def accepted_gaps(self) -> int:
+        """Gaps taken as real, on all partitions."""
+        return sum(self.accepted.values())
 
     def admit(self, partition: int, offset: int, last_applied: int | None, now: float) -> Admit:
         if last_applied is None:
@@ -80,29 +135,49 @@ class GapGuard:
         if seeking is None or seeking.target != expected:
             self._seeking[partition] = _Seeking(expected, offset, now)
             self.seeks += 1
-            return Admit(False, seek_to=expected)
-        return Admit(False)  # still waiting for the missing offset; due() repeats the seek
+            return Admit(False, seek_to=expected, later=True)
+        return Admit(False, later=True)  # waiting for the missing offset; due() repeats the seek
 
-    def due(self, now: float) -> list[tuple[int, int]]:
-        """Seeks to issue again now, as ``(partition, offset)``; call it every ``retry_s``."""
+    def retrying(self, now: float) -> list[int]:
+        """The partitions whose seek :meth:`due` repeats now: pass their log start offsets
+        to it, when they can be had."""
+        return [partition for partition, seeking in self._seeking.items()
+                if now - seeking.since >= self.retry_s]
+
+    def due(self, now: float, starts: Mapping[int, int] | None = None,
+            ) -> list[tuple[int, int]]:
+        """Seeks to issue again now, as ``(partition, offset)``; call it every ``retry_s``.
+        ``starts``: the log start offset of partitions :meth:`retrying` (offsets below it
+        were deleted: a gap there is real at once)."""
         again = []
-        for partition, seeking in list(self._seeking.items()):
-            if now - seeking.since < self.retry_s:
-                continue
-            if seeking.retries >= self.max_retries:
-                # The missing offsets never came: they do not exist (or were deleted). Go on
-                # from the first offset known to exist; it was skipped and must come again.
-                self._floor[partition] = seeking.trigger
-                self.accepted_gaps += 1
-                self._seeking[partition] = _Seeking(seeking.trigger, seeking.trigger, now,
-                                                    self.max_retries)
-                again.append((partition, seeking.trigger))
-                continue
-            seeking.retries += 1
-            seeking.since = now
-            again.append((partition, seeking.target))
+        for partition in self.retrying(now):
+            seeking = self._seeking[partition]
+            start = (starts or {}).get(partition)
+            if start is not None and start > seeking.target:
+                self._accept(partition, seeking, start, now,
+                             f"below the partition's log start offset {start}: deleted")
+            elif seeking.retries >= self.max_retries and seeking.trigger > seeking.target:
+                # The missing offsets never came: they do not exist. Go on from the first
+                # offset known to exist; it was skipped and must come again.
+                self._accept(partition, seeking, seeking.trigger, now,
+                             f"not read after {seeking.retries + 1} seeks, one every "
+                             f"{self.retry_s:g} s")
+            else:
+                seeking.retries += 1
+                seeking.since = now
+            again.append((partition, self._seeking[partition].target))
         self.seeks += len(again)
         return again
+
+    def _accept(self, partition: int, seeking: _Seeking, end: int, now: float,
+                why: str) -> None:
+        """Offsets from the seek's target to ``end - 1`` do not exist: expect ``end`` next."""
+        topic, number = self.where(partition)
+        gap = Gap(topic, number, seeking.target, end, why)
+        log.warning("gap guard: %s", gap)
+        self.accepted[topic] += 1
+        self._floor[partition] = end
+        self._seeking[partition] = _Seeking(end, max(seeking.trigger, end), now)
 
     def stalled(self, partition: int, applied: int | None, end: int | None,
                 now: float) -> int | None:

@@ -7,7 +7,8 @@ Commands topic, one of:
   "approval_id": str, "signature": hex}``, signed with the approver's own key
   (:func:`rollguard.actions.approvals.approval`)
 
-Alerts and audit topics carry ``{"type": <kind>, "ts": ..., "service": ..., ...}`` objects;
+Alerts and audit topics carry ``{"type": <kind>, "ts": ..., "service": ..., ...}`` objects
+(with ``"drill": true`` when the service is a drill's, :func:`rollguard.detectors.names.is_drill`);
 the dead-letter topic carries ``{"reason": code, "detail": str, "value": <original text>}``.
 """
 
@@ -20,6 +21,7 @@ import orjson
 from rollguard.actions.commands import Command
 from rollguard.actions.respond import Suppression
 from rollguard.detectors.decision import Decision
+from rollguard.detectors.names import drill_mark
 
 
 def dumps(message: dict[str, Any]) -> bytes:
@@ -43,8 +45,9 @@ def dead_letter(reason: str, detail: str, value: Any) -> bytes:
 def decision_messages(decision: Decision, response: Command | Suppression | None,
                       at: float) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """The ``(alerts, audit, commands)`` messages of one decision and what it means for the
-    pointer (:func:`rollguard.actions.respond.respond`); ``at`` is the wall-clock time."""
-    record = decision.to_dict()
+    pointer (:func:`rollguard.actions.respond.respond`); ``at`` is the wall-clock time.
+    A drill service's records say so (``"drill": true``)."""
+    record = {**decision.to_dict(), **drill_mark(decision.service)}
     if response is None:
         return ([dumps({"type": "alert", "at": at, **record})],
                 [dumps({"type": "decision", "at": at, **record})], [])

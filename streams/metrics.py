@@ -14,7 +14,14 @@ as they carry them out (:class:`WorkerMetrics`), which happens once per decision
   ``candidate``), ``rollguard_metric_tolerance{service,metric}`` and
   ``rollguard_metric_limit{service,metric}`` (the edge of the band, baseline ± tolerance);
 - ``rollguard_decisions_total{service,verdict,action}``, ``rollguard_commands_total{outcome}``
-  and ``rollguard_decision_to_flip_seconds{approval}`` (issued to applied).
+  and ``rollguard_decision_to_flip_seconds{approval}`` (issued to applied);
+- ``rollguard_offset_gaps_accepted_total{topic}``: gaps of the topics the worker reads that
+  the gap guard stopped seeking back for and took as absent (:mod:`rollguard.streams.gaps`);
+- the OTLP topics (:class:`OtlpCollector`): ``rollguard_otlp_messages_total``,
+  ``rollguard_otlp_records_total``, ``rollguard_otlp_events_forwarded_total``,
+  ``rollguard_otlp_rejected_total{reason}``, ``rollguard_otlp_skipped_total{reason}``,
+  ``rollguard_otlp_unknown_evaluations_total{name}`` (at most 100 names, the rest as
+  ``(other)``), ``rollguard_otlp_held_records`` and ``rollguard_otlp_waiting_messages``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ from prometheus_client.registry import Collector
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import REASONS
 from rollguard.detectors.levels import band, levels
+from rollguard.streams.gaps import GapGuard
+from rollguard.streams.otlp.loop import OtlpLoop
+from rollguard.streams.otlp.records import REASONS as OTLP_REASONS
+from rollguard.streams.otlp.records import SKIPPED as OTLP_SKIPPED
 from rollguard.streams.partition import PartitionLoop
 
 # Every reason an item of the events topic can be rejected for: the wire's and the monitor
@@ -86,6 +97,14 @@ class WorkerMetrics:
     def watch(self, loop: PartitionLoop[Any], ends: Ends) -> None:
         """Read ``loop`` (and the partitions' end offsets) at each scrape."""
         self.registry.register(LoopCollector(loop, ends))
+
+    def watch_otlp(self, loop: OtlpLoop[Any]) -> None:
+        """Read the OTLP loop's counts at each scrape."""
+        self.registry.register(OtlpCollector(loop))
+
+    def watch_gaps(self, *guards: GapGuard) -> None:
+        """Serve the gaps each of ``guards`` took as absent, by topic."""
+        self.registry.register(GapCollector(guards))
 
     def watch_pointers(self, epochs: Callable[[], Mapping[str, int]]) -> None:
         """Serve the epoch of each service's pointer the monitor holds (``epochs``)."""
@@ -144,6 +163,60 @@ class PointerCollector(Collector):
                                    labels=["service"])
         for service, epoch in sorted(self.epochs().items()):
             family.add_metric([service], epoch)
+        yield family
+
+
+class OtlpCollector(Collector):
+    """What the OTLP loop read, forwarded, rejected, skipped, and holds now."""
+
+    def __init__(self, loop: OtlpLoop[Any]) -> None:
+        self.loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        loop, counts = self.loop, self.loop.counts
+        for name, what, key in (("messages", "Messages of the OTLP topics read", "messages"),
+                                ("records", "Records of the OTLP topics read", "records"),
+                                ("events_forwarded", "Events of OTLP records forwarded to "
+                                 "their service's partition", "events")):
+            yield CounterMetricFamily(f"rollguard_otlp_{name}", what, value=counts[key])
+        for name, what, found, listed in (
+                ("rejected", "OTLP records dead-lettered, by reason", loop.rejections,
+                 OTLP_REASONS),
+                ("skipped", "OTLP records counted, not judged, by reason", loop.skipped,
+                 OTLP_SKIPPED)):
+            family = CounterMetricFamily(f"rollguard_otlp_{name}", what, labels=["reason"])
+            for reason in sorted({*listed, *found}):
+                family.add_metric([reason], found[reason])
+            yield family
+        unknown = CounterMetricFamily("rollguard_otlp_unknown_evaluations",
+                                      "Evaluation results whose name the policy does not map",
+                                      labels=["name"])
+        for name, count in sorted(loop.unknown.items()):
+            unknown.add_metric([name], count)
+        yield unknown
+        yield GaugeMetricFamily("rollguard_otlp_held_records", "Evaluation results waiting "
+                                "for their output", value=loop.join.held)
+        yield GaugeMetricFamily("rollguard_otlp_waiting_messages", "OTLP messages read and "
+                                "not yet acknowledged", value=loop.waiting)
+
+
+class GapCollector(Collector):
+    """``rollguard_offset_gaps_accepted_total{topic}``: the gaps the gap guards took as
+    absent (a warning names each one's offsets)."""
+
+    def __init__(self, guards: Iterable[GapGuard]) -> None:
+        self.guards = tuple(guards)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("rollguard_offset_gaps_accepted",
+                                     "Gaps of missing offsets the worker stopped seeking back "
+                                     "for and took as absent", labels=["topic"])
+        accepted: dict[str, int] = {}
+        for guard in self.guards:
+            for topic, count in guard.accepted.items():
+                accepted[topic] = accepted.get(topic, 0) + count
+        for topic, count in sorted(accepted.items()):
+            family.add_metric([topic], count)
         yield family
 
 

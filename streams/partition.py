@@ -88,16 +88,20 @@ class PartitionLoop(Generic[H]):
     passed to each call is a monotonic time for checkpoint intervals and seek retries.
     ``owner`` gives the partition that judges a key (None: every message is judged where it
     is). ``command_ttl_s`` is how long the commands issued may take to reach the actuator.
+    ``topics`` names the events and the by-service topic in the gap guard's warnings and
+    counts.
     """
 
     def __init__(self, policy: Policy, secret: bytes, stored: Callable[[bytes], bytes | None],
                  interval_s: float = 2.0, clock: Callable[[], float] = time.time,
                  owner: Callable[[bytes], int] | None = None,
-                 command_ttl_s: float = COMMAND_TTL_S) -> None:
+                 command_ttl_s: float = COMMAND_TTL_S,
+                 topics: tuple[str, str] = ("events", "by-service")) -> None:
         self.secret = secret
         self.command_ttl_s = command_ttl_s
         self.clock = clock
-        self.guard = GapGuard()
+        self.guard = GapGuard(where=lambda lane: (topics[lane >= FORWARDED], lane % FORWARDED))
+        self.guard.accepted.update(dict.fromkeys(topics, 0))
         self.marks = Checkpoints(interval_s)
         self.monitors = MonitorSet(policy, restore=self._restore)
         self.counts: Counter[str] = Counter()
@@ -187,15 +191,20 @@ class PartitionLoop(Generic[H]):
         return self._done(lane, None, last, now, out)
 
     def _admit(self, lane: int, offset: int, now: float, handle: H, out: Effects[H]) -> bool:
-        """Whether to process the message at ``offset`` (:mod:`rollguard.streams.gaps`)."""
-        self._unacked.setdefault(lane, []).append(handle)
+        """Whether to process the message at ``offset`` (:mod:`rollguard.streams.gaps`). A
+        message skipped because offsets before it are missing comes again after the seek and
+        is acknowledged then, never now: acknowledged now, it would let the committed offset
+        pass the missing ones before any checkpoint holds them."""
         applied = self._applied(lane)
         verdict = self.guard.admit(lane, offset, applied, now)
+        if not verdict.later:
+            self._unacked.setdefault(lane, []).append(handle)
         if applied is not None and offset <= applied:
             self.marks.redelivered(lane, now)
         if verdict.seek_to is not None:
-            log.warning("monitor: offsets skipped on lane %d; reading again from %d",
-                        lane, verdict.seek_to)
+            topic, partition = self.guard.where(lane)
+            log.warning("monitor: offsets of %s partition %d missing before %d; reading again "
+                        "from %d", topic, partition, offset, verdict.seek_to)
             out.seeks.append((lane, verdict.seek_to))
         return verdict.process
 
@@ -210,7 +219,7 @@ class PartitionLoop(Generic[H]):
                 # With nothing committed Faust does not seek after a rebalance, so messages
                 # it dropped meanwhile (faust-streaming #596) are only read again if the
                 # guard expects offset 0. A log that starts later (retention) is a gap the
-                # guard accepts after its retries.
+                # guard accepts once told the log start offset.
                 return -1
             applied = int(stored)
             marks.restore(lane, applied)
@@ -282,16 +291,17 @@ class PartitionLoop(Generic[H]):
         out.acks += self._unacked.pop(partition, [])
 
     def on_timer(self, now: float, ends: Mapping[int, int | None] | None = None,
-                 ) -> Effects[H]:
+                 starts: Mapping[int, int] | None = None) -> Effects[H]:
         """Checkpoint the partitions that went quiet (so their last messages are committed
         without waiting for more traffic), repeat seeks that lost the race against
         messages already fetched, and seek partitions stalled short of their end offset
-        (``ends``: the events topic's high watermarks) (:mod:`rollguard.streams.gaps`)."""
+        (``ends``: the events topic's high watermarks) (:mod:`rollguard.streams.gaps`).
+        ``starts``: the log start offsets of the lanes ``guard.retrying(now)``."""
         out: Effects[H] = Effects()
         for partition in list(self._unacked):
             if self.marks.applied(partition) is not None and self.marks.due(partition, now):
                 self._checkpoint(partition, now, out)
-        out.seeks += self.guard.due(now)
+        out.seeks += self.guard.due(now, starts)
         for partition, end in (ends or {}).items():
             seek = self.guard.stalled(partition, self._applied(partition), end, now)
             if seek is not None:

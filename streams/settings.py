@@ -29,8 +29,16 @@ STATE_TABLE = "monitor-state"  # the Faust table of the monitors' states
 # (bench/fleet_throughput.py); 5 s costs less than a tenth. A crash re-reads at most this
 # much of the events topic; decisions are checkpointed at once regardless.
 DEFAULT_CHECKPOINT_S = 5.0
+EVENT_LOOPS = ("uvloop", "asyncio")
+DEFAULT_EVENT_LOOP = "asyncio"
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9471"
+
+# The OpenTelemetry Collector kafka exporter's default topics and encoding (docs/opentelemetry.md).
+DEFAULT_OTLP_LOGS = "otlp_logs"
+DEFAULT_OTLP_SPANS = "otlp_spans"
+OTLP_ENCODINGS = ("otlp_proto", "otlp_json")
+DEFAULT_OTLP_ENCODING = "otlp_proto"
 
 # How long the group waits for a silent worker (SIGKILL, lost host) before its partitions
 # go to the others: the better part of the time its services go unjudged (bench/scale_out.py).
@@ -54,6 +62,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ROLLGUARD_TOPIC_ALERTS", "rollguard.alerts", "alerts for operators"),
     ("ROLLGUARD_TOPIC_AUDIT", "rollguard.audit", "every decision and every outcome"),
     ("ROLLGUARD_TOPIC_DEAD", "rollguard.dead-letters", "invalid events with the reason"),
+    ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS,
+     "the OpenTelemetry Collector's logs (evaluation results) in; empty: not read"),
+    ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS,
+     "the OpenTelemetry Collector's spans (GenAI outputs) in; empty: not read"),
+    ("ROLLGUARD_OTLP_ENCODING", DEFAULT_OTLP_ENCODING,
+     "encoding of both OTLP topics, as the Collector's kafka exporter writes: otlp_proto "
+     "or otlp_json"),
     ("ROLLGUARD_PARTITIONS", "4",
      "partitions of the events topic when the worker creates it (an existing topic's count "
      "is adopted)"),
@@ -65,6 +80,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "is away)"),
     ("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR,
      "host:port serving Prometheus /metrics; empty: none"),
+    ("ROLLGUARD_EVENT_LOOP", DEFAULT_EVENT_LOOP,
+     "the worker's event loop: uvloop or asyncio"),
     ("ROLLGUARD_SESSION_TIMEOUT_S", str(DEFAULT_SESSION_TIMEOUT_S),
      "seconds before a silent worker's partitions move to the others (≥ the broker's "
      "group.min.session.timeout.ms)"),
@@ -85,6 +102,28 @@ def _seconds(name: str, default: str, least: float = 0.0) -> float:
         raise ConfigError(f"{name}: must be a number of seconds in [{least:g}, 3600], "
                           f"got {raw!r}")
     return value
+
+
+def _event_loop() -> str:
+    name = _get("ROLLGUARD_EVENT_LOOP", DEFAULT_EVENT_LOOP).lower()
+    if name not in EVENT_LOOPS:
+        raise ConfigError(f"ROLLGUARD_EVENT_LOOP: must be one of {', '.join(EVENT_LOOPS)}, "
+                          f"got {name!r}")
+    return name
+
+
+def _otlp_topic(name: str, default: str) -> str:
+    # Unset: the Collector's default topic; set to nothing (or blanks): that input is off.
+    raw = os.environ.get(name)
+    return default if raw is None else raw.strip()
+
+
+def _otlp_encoding() -> str:
+    name = _get("ROLLGUARD_OTLP_ENCODING", DEFAULT_OTLP_ENCODING).lower()
+    if name not in OTLP_ENCODINGS:
+        raise ConfigError(f"ROLLGUARD_OTLP_ENCODING: must be one of {', '.join(OTLP_ENCODINGS)}"
+                          f", got {name!r}")
+    return name
 
 
 def _command_ttl_s() -> float:
@@ -134,7 +173,11 @@ class WorkerSettings:
     command_ttl_s: float = COMMAND_TTL_S
     metrics_addr: tuple[str, int] | None = None  # None: no /metrics endpoint
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+    event_loop: str = DEFAULT_EVENT_LOOP
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    topic_otlp_logs: str = ""  # "": not read
+    topic_otlp_spans: str = ""
+    otlp_encoding: str = DEFAULT_OTLP_ENCODING
 
     def __repr__(self) -> str:  # settings may be logged: no secret, no password in a URL
         shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "secret")
@@ -177,6 +220,10 @@ class WorkerSettings:
                                    os.environ.get("ROLLGUARD_METRICS_ADDR", DEFAULT_METRICS_ADDR)),
             session_timeout_s=_seconds("ROLLGUARD_SESSION_TIMEOUT_S",
                                        str(DEFAULT_SESSION_TIMEOUT_S), least=1.0),
+            event_loop=_event_loop(),
+            topic_otlp_logs=_otlp_topic("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS),
+            topic_otlp_spans=_otlp_topic("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS),
+            otlp_encoding=_otlp_encoding(),
         )
 
     @property
@@ -217,9 +264,18 @@ class WorkerSettings:
                     f"with {count} partitions")
         return dataclasses.replace(self, partitions=count)
 
+    @property
+    def otlp_topics(self) -> dict[str, str]:
+        """The OTLP topics the worker reads, by signal (``logs``, ``traces``)."""
+        found = {"logs": self.topic_otlp_logs, "traces": self.topic_otlp_spans}
+        return {signal: topic for signal, topic in found.items() if topic}
+
     def topics(self) -> dict[str, int]:
-        """Every topic the worker uses, with its partition count."""
+        """Every topic the worker uses, with its partition count (the OTLP topics, when
+        the worker creates them, with the events topic's: Faust then gives each worker the
+        same partition numbers of all of them)."""
         return {
+            **dict.fromkeys(self.otlp_topics.values(), self.partitions),
             self.topic_events: self.partitions,
             self.topic_by_service: self.partitions,
             self.topic_commands: 1,  # one partition: commands execute in the order sent

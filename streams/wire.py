@@ -65,25 +65,31 @@ def read_message(value: bytes | None) -> Iterator[tuple[Event | Block | None, An
         if error is not None:
             yield None, value, error
             continue
-        if is_block(raw):
-            try:
-                block = validate_block(raw)
-            except InvalidEvent as exc:
-                yield None, raw, exc
-                continue
-            if block is not None:
-                yield block, raw, None
-                continue
-            singles: Iterable[Any] = block_events(raw)  # some are bad: judge them one by one
-        else:
-            singles = (raw,)
-        for one in singles:
-            try:
-                event = validate_event(one)
-            except InvalidEvent as exc:
-                yield None, one, exc
-                continue
-            yield event, one, None
+        yield from read_decoded(raw)
+
+
+def read_decoded(raw: Any) -> Iterator[tuple[Event | Block | None, Any, InvalidEvent | None]]:
+    """The events of one decoded element of a message (an event object or a block), as
+    :func:`read_message` yields them."""
+    if is_block(raw):
+        try:
+            block = validate_block(raw)
+        except InvalidEvent as exc:
+            yield None, raw, exc
+            return
+        if block is not None:
+            yield block, raw, None
+            return
+        singles: Iterable[Any] = block_events(raw)  # some are bad: judge them one by one
+    else:
+        singles = (raw,)
+    for one in singles:
+        try:
+            event = validate_event(one)
+        except InvalidEvent as exc:
+            yield None, one, exc
+            continue
+        yield event, one, None
 
 
 def encode_batch(events: Iterable[Mapping[str, Any]]) -> bytes:
@@ -103,11 +109,16 @@ def encode_blocks(events: Iterable[Mapping[str, Any]]) -> bytes:
     ...                 "metrics": {"latency_ms": 5.5}}])
     b'[{"service":"s","release":"r","event_id":["a","b"],"ts":[1.0,2.0],"metrics":{"error":[0,null],"latency_ms":[null,5.5]}}]'
     """
+    return orjson.dumps(blocks_of(events))
+
+
+def blocks_of(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Events as blocks (see :func:`encode_blocks`), decoded: one per release and cohort."""
     groups: dict[tuple[str, str, str | None], list[Mapping[str, Any]]] = {}
     for event in events:
         key = (event["service"], event["release"], event.get("cohort"))
         groups.setdefault(key, []).append(event)
-    return orjson.dumps([_block(key, group) for key, group in groups.items()])
+    return [_block(key, group) for key, group in groups.items()]
 
 
 def _block(key: tuple[str, str, str | None], events: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import faust
 from rollguard.detectors.policy import Policy
 from rollguard.streams import fleet
 from rollguard.streams.app import Edge, Handle, owner_of
+from rollguard.streams.otlp.edge import OtlpEdge
 from rollguard.streams.partition import PartitionLoop
 from rollguard.streams.settings import WorkerSettings
 
@@ -35,8 +36,12 @@ class Worker:
         edge.commanding.actuator.approvals = policy.approvals
         self.loop: PartitionLoop[Handle] = PartitionLoop(
             policy, settings.secret, edge.states.get, settings.checkpoint_s,
-            owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s)
+            owner=owner_of(settings.partitions), command_ttl_s=settings.command_ttl_s,
+            topics=(settings.topic_events, settings.topic_by_service))
         edge.metrics.watch(self.loop, edge.ends)
+        self.otlp = OtlpEdge(edge.app, settings, policy, edge.by_service, edge.dead)
+        edge.metrics.watch_otlp(self.otlp.loop)
+        edge.metrics.watch_gaps(self.loop.guard, edge.commanding.guard, self.otlp.loop.guard)
 
     async def judge_each(self, stream: faust.StreamT[bytes], forwarded: bool) -> None:
         """Judge each message of the events topic (or the by-service topic, ``forwarded``)
@@ -58,12 +63,17 @@ class Worker:
                 await asyncio.sleep(0)
 
     async def checkpoint_idle(self) -> None:
-        """Quiet partitions are checkpointed here; seeks that lost a race are repeated."""
-        await self.edge.carry_out(self.loop.on_timer(time.monotonic(), self.edge.ends()))
+        """Quiet partitions are checkpointed here; seeks that lost a race are repeated (or
+        given up where the offsets sought are below the log start)."""
+        now = time.monotonic()
+        retrying = self.loop.guard.retrying(now)
+        starts = await self.edge.starts(retrying) if retrying else None
+        await self.edge.carry_out(self.loop.on_timer(now, self.edge.ends(), starts))
 
     def on_revoked(self) -> None:
         """After a rebalance the table is the truth (see PartitionLoop.on_revoked)."""
         self.loop.on_revoked()
+        self.otlp.loop.on_revoked()
         self.edge.commanding.forget()
 
     async def hear_the_fleet(self) -> None:
@@ -76,3 +86,9 @@ class Worker:
         if counts:
             log.info("monitor: %d events, %d rejected, %d messages forwarded",
                      counts["events"], counts["rejected"], counts["forwarded"])
+        otlp = self.otlp.loop.counts
+        if otlp:
+            log.info("otlp: %d messages, %d records, %d events forwarded, %d rejected, "
+                     "%d held now, %d messages waiting", otlp["messages"], otlp["records"],
+                     otlp["events"], otlp["rejected"], self.otlp.loop.join.held,
+                     self.otlp.loop.waiting)

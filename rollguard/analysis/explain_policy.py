@@ -125,11 +125,12 @@ def watched(policy: Policy) -> Policy:
 
 
 def run(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float, shift: float,
-        seed: int, window: float = WINDOW,
-        wanted: set[str] | None = None) -> dict[str, float | None]:
+        seed: int, window: float = WINDOW, wanted: set[str] | None = None,
+        warmup: float = WARMUP) -> dict[str, float | None]:
     """Minutes from the candidate's arrival to each metric's sustained verdict (None: none
-    within ``window``), every metric of the candidate worse by ``shift`` tolerances. The run
-    ends early once every ``wanted`` metric (default: all) has its verdict."""
+    within ``window``), every metric of the candidate worse by ``shift`` tolerances, after
+    ``warmup`` seconds of the stable alone. The run ends early once every ``wanted`` metric
+    (default: all) has its verdict."""
     rng = np.random.default_rng(seed)
     monitor = ServiceMonitor("explain", policy)
     monitor.set_roles("stable", "candidate")
@@ -137,9 +138,9 @@ def run(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float, sh
     found: dict[str, float | None] = dict.fromkeys(policy.metrics)
     left = set(policy.metrics if wanted is None else wanted)
     serial = 0
-    for i in range(int((WARMUP + window) // width) + 1):
+    for i in range(int((warmup + window) // width) + 1):
         t0 = START + i * width
-        deployed = i * width >= WARMUP
+        deployed = i * width >= warmup
         for release, r, worse in (("stable", rate * (1 - share) if deployed else rate, 0.0),
                                   ("candidate", rate * share, shift)):
             n = int(rng.poisson(r * width)) if release == "stable" or deployed else 0
@@ -154,7 +155,7 @@ def run(policy: Policy, draws: Mapping[str, Draw], rate: float, share: float, sh
             for decision in monitor.observe_block(block):
                 if decision.verdict == "sustained":
                     name = decision.evidence["metric"]
-                    found[name] = (decision.ts - START - WARMUP) / 60
+                    found[name] = (decision.ts - START - warmup) / 60
                     left.discard(name)
             if not left:
                 return found

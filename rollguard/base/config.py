@@ -116,6 +116,23 @@ def parse_host_port(value: str, *, setting: str, default_port: int) -> Address:
     return Address(host, number)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds of a duration such as ``90s``, ``10m``, ``2h`` or ``1d``; None when ``text``
+    is none.
+
+    >>> parse_duration("10m"), parse_duration("1.5h"), parse_duration("soon")
+    (600.0, 5400.0, None)
+    """
+    value = text.strip()
+    unit = _UNITS.get(value[-1:].lower())
+    if unit is not None and value[:-1].replace(".", "", 1).isdigit():
+        return float(value[:-1]) * unit
+    return None
+
+
 def kafka_address() -> Address:
     return parse_host_port(kafka_bootstrap(), setting="KAFKA_BOOTSTRAP", default_port=9092)
 

@@ -42,22 +42,10 @@ def verdict(record: dict[str, Any]) -> tuple[bool, str]:
 
 async def _send_and_wait(settings: WorkerSettings, service: str, message: bytes, approval_id: str,
                          timeout_s: float) -> dict[str, Any] | None:
-    from aiokafka import TopicPartition
+    from rollguard.streams.connect import producer, tail
 
-    from rollguard.streams.connect import consumer, partition_counts, producer
-
-    topic = settings.topic_audit
-    async with consumer(bootstrap=settings.kafka_bootstrap, group_id=None,
-                        enable_auto_commit=False) as audit:
-        # Positioned at the end before the approval leaves, so its outcome cannot be missed.
-        count = (await partition_counts([topic], settings.kafka_bootstrap)).get(topic, 0)
-        if not count:
-            raise ConfigError(f"no audit topic {topic!r} at {settings.kafka_bootstrap}: is "
-                              "a worker running (ROLLGUARD_TOPIC_AUDIT)?")
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        audit.assign(partitions)
-        for tp, offset in (await audit.end_offsets(partitions)).items():
-            audit.seek(tp, offset)
+    # Positioned at the end before the approval leaves, so its outcome cannot be missed.
+    async with tail(settings.topic_audit, bootstrap=settings.kafka_bootstrap) as audit:
         async with producer(settings.kafka_bootstrap) as out:
             await out.send_and_wait(settings.topic_commands, message, key=service.encode())
         deadline = time.monotonic() + timeout_s

@@ -21,6 +21,7 @@ from rollguard.actions.state import PointerState
 from rollguard.base.config import secret_from_env
 from rollguard.base.errors import ConfigError, UnknownService
 from rollguard.cli import dev_mode, run_or_exit, warn_if_dev_secret
+from rollguard.detectors.names import drill_mark, is_drill
 from rollguard.ops.operator_keys import operator_key
 
 as_json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
@@ -147,7 +148,8 @@ def status(service: str, as_json: bool) -> None:
               help="How many recent entries (at least 1).")
 @as_json
 def history(service: str, count: int, as_json: bool) -> None:
-    """What was asked of SERVICE's pointer, by whom, and what happened."""
+    """What was asked of SERVICE's pointer, by whom, and what happened (a drill service's
+    entries are marked as drills)."""
 
     async def work() -> list[dict[str, Any]]:
         async with _store() as store:
@@ -158,10 +160,11 @@ def history(service: str, count: int, as_json: bool) -> None:
 
     entries = run_or_exit(work)
     if as_json:
-        _echo_json(entries)
+        _echo_json([{**e, **drill_mark(service)} for e in entries])
         return
     if not entries:
         click.echo(f"{service} has no history")
+    drill = "[drill] " if is_drill(service) else ""  # a rehearsal: rollguard drill's service
     for e in entries:
         epochs = f"{e.get('epoch_before')}->{e.get('epoch_after')}"
         target = f" {e['release']}" if e.get("release") else ""
@@ -169,7 +172,7 @@ def history(service: str, count: int, as_json: bool) -> None:
         who = e["issued_by"]
         if e.get("signed_by") not in (None, who) and not who.startswith("rule:"):
             who = f"{who} (signed by {e['signed_by']})"
-        click.echo(f"{_when(e['at'])}  {e['outcome']:<15} {e['op']}{target} by {who}"
+        click.echo(f"{drill}{_when(e['at'])}  {e['outcome']:<15} {e['op']}{target} by {who}"
                    f"  epoch {epochs}{code}  {e.get('message', '')}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import click
@@ -15,8 +16,12 @@ from rollguard.base.redact import install_log_redaction
 from rollguard.cli import warn_if_dev_secret
 from rollguard.streams.settings import WorkerSettings, describe
 
+if TYPE_CHECKING:
+    from rollguard.detectors.policy import Policy
 
-def _load_policy(settings: WorkerSettings):  # type: ignore[no-untyped-def]
+
+def worker_policy(settings: WorkerSettings) -> Policy:
+    """The policy the worker judges by: ``ROLLGUARD_POLICY``, else the shipped default."""
     from rollguard.detectors.policy import default_policy, load_policy
 
     return load_policy(settings.policy_path) if settings.policy_path else default_policy()
@@ -34,6 +39,21 @@ def data_dir(path: str) -> None:
     except OSError as exc:
         raise ConfigError(f"ROLLGUARD_DATA_DIR: cannot make the folder {path!r}: "
                           f"{exc.strerror or exc}") from exc
+
+
+def use_event_loop(name: str) -> None:
+    """Run Faust on ``name`` (ROLLGUARD_EVENT_LOOP): uvloop, or asyncio's own loop."""
+    if name == "uvloop":
+        import mode.loop
+
+        try:
+            mode.loop.use("uvloop")
+        except ImportError as exc:
+            from rollguard.base.errors import ConfigError
+
+            raise ConfigError("ROLLGUARD_EVENT_LOOP=uvloop: uvloop is not installed "
+                              "(pip install uvloop, or set ROLLGUARD_EVENT_LOOP=asyncio)"
+                              ) from exc
 
 
 @click.command("worker", epilog="Environment variables:\n\n\b\n" + describe())
@@ -56,10 +76,11 @@ def worker(loglevel: str) -> None:
         data_dir(settings.data_dir)
         install_log_redaction([settings.secret, settings.kafka_security.password,
                                urlparse(redis_url()).password])
-        policy = _load_policy(settings)
+        policy = worker_policy(settings)
         asyncio.run(check_login(settings.redis_url))
         # An events topic that exists already keeps its partition count: the worker adopts it.
         settings = asyncio.run(prepare_topics(settings))
+        use_event_loop(settings.event_loop)
         app = create_app(settings, policy)  # binds the metrics address: refused when in use
     except RollguardError as exc:
         click.echo(f"error: {exc}", err=True)

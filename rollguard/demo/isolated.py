@@ -20,7 +20,7 @@ from typing import Self
 from rollguard.base.config import DEV_SECRET, kafka_bootstrap, redis_url
 from rollguard.streams.settings import WorkerSettings
 
-ROLES = ("events", "commands", "alerts", "audit", "dead")
+ROLES = ("events", "commands", "alerts", "audit", "dead", "otlp_logs", "otlp_spans")
 
 
 @dataclass(frozen=True)

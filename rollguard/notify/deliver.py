@@ -39,6 +39,7 @@ class Destination:
     url: str
     render: Callable[[Item, float], list[Request]]
     outbox: Outbox = field(default_factory=Outbox)
+    pages: bool = False  # it pages people: drills send it nothing (PagerDuty)
 
 
 def destinations(settings: NotifySettings) -> list[Destination]:
@@ -60,7 +61,8 @@ def destinations(settings: NotifySettings) -> list[Destination]:
     chosen = [("slack", settings.slack_url, slack), ("webhook", settings.webhook_url, webhook),
               ("pagerduty", settings.pagerduty_url if settings.pagerduty_key else "", pagerduty)]
     return [Destination(name, url, render, Outbox(base_s=max(settings.retry_s, 0.05),
-                                                  summarise_after_s=settings.summarise_s))
+                                                  summarise_after_s=settings.summarise_s),
+                        pages=name == "pagerduty")
             for name, url, render in chosen if url]
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from rollguard.detectors.names import is_drill
 from rollguard.notify.notices import Notice, Page
 
 Key = tuple[str, str]
@@ -49,6 +50,11 @@ class Episode:
     @property
     def key(self) -> Key:
         return (self.service, self.release)
+
+    @property
+    def drill(self) -> bool:
+        """An episode of a drill service (rollguard drill): a rehearsal, paging nobody."""
+        return is_drill(self.service)
 
     @property
     def dedup_key(self) -> str:

@@ -54,8 +54,9 @@ def headline(message: Message) -> str:
     episode = message.episode
     opened = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(episode.opened_at))
     release = f"release {episode.release}" if episode.release else "no release named"
+    drill = " · DRILL: a rehearsal, paging nobody" if episode.drill else ""
     return (f"{episode.service or 'commands topic'} · {release} · episode since {opened} "
-            f"({'new' if message.first else 'update'})")
+            f"({'new' if message.first else 'update'}){drill}")
 
 
 def _line(notice: Notice, said: set[str]) -> str:
@@ -118,7 +119,8 @@ def _message_json(message: Message, web_url: str) -> dict[str, Any]:
     episode = message.episode
     return {"episode": {"service": episode.service, "release": episode.release,
                         "opened_at": episode.opened_at, "state": episode.state,
-                        "key": episode.dedup_key, "new": message.first},
+                        "key": episode.dedup_key, "new": message.first,
+                        "drill": episode.drill},
             "notices": [_notice_json(n) for n in message.notices],
             "held_back": message.held_back, "link": status_link(web_url, episode.service)}
 

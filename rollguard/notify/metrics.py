@@ -9,7 +9,10 @@ named as the worker's (streams/metrics.py):
   were refused for good, ``rollguard_notify_rejected_total{destination}``);
 - ``rollguard_notify_summarised_total{destination}``: messages folded into a digest;
 - ``rollguard_notify_queued{destination}``: messages waiting now;
-- ``rollguard_notify_unreadable_records_total``: records of the topics it could not read.
+- ``rollguard_notify_unreadable_records_total``: records of the topics it could not read;
+- ``rollguard_notify_drill_notice_timestamp_seconds{destination}``: the time of the newest
+  notice of a drill delivered to a destination that takes drills (not PagerDuty: a drill
+  pages nobody); ``rollguard drill`` waits for it to reach its decision.
 
 >>> from rollguard.notify.outbox import Outbox
 >>> box = Outbox(); box.stats.sent = 3
@@ -36,9 +39,11 @@ class NotifyMetrics:
     """Each destination's :class:`~rollguard.notify.outbox.OutboxStats` as metric families;
     nothing is counted twice: the outboxes count, a scrape reads."""
 
-    def __init__(self, outboxes: Mapping[str, Outbox], unreadable: Callable[[], int]) -> None:
+    def __init__(self, outboxes: Mapping[str, Outbox], unreadable: Callable[[], int],
+                 drills: Iterable[str] = ()) -> None:
         self.outboxes = outboxes
         self.unreadable = unreadable
+        self.drills = tuple(drills)  # the destinations that take drills
 
     def snapshot(self) -> list[Metric]:
         return list(self._families())
@@ -63,6 +68,14 @@ class NotifyMetrics:
         for destination, outbox in self.outboxes.items():
             queued.add_metric([destination], len(outbox))
         yield queued
+        if self.drills:
+            drill = GaugeMetricFamily(
+                "rollguard_notify_drill_notice_timestamp_seconds",
+                "Time of the newest notice of a drill delivered (0: none)",
+                labels=["destination"])
+            for destination in self.drills:
+                drill.add_metric([destination], self.outboxes[destination].stats.drill_notice_at)
+            yield drill
         yield CounterMetricFamily("rollguard_notify_unreadable_records",
                                   "Records of the alerts and audit topics not understood",
                                   value=self.unreadable())

@@ -17,9 +17,13 @@ from typing import Any, Literal
 
 import orjson
 
+from rollguard.detectors.names import is_drill
+
 Page = Literal["trigger", "resolve"]
 Severity = Literal["info", "warning", "critical"]
 RELEASE_SLOT = "<release>"  # filled in once the episode, and so the release, is known
+DRILL_TODO = ("nothing: no real service is affected, this is a rehearsal of the guard on a "
+              "service of its own by rollguard drill")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,20 @@ def read_record(record: dict[str, Any]) -> Notice | None:
     notice = reader(record)
     if notice is None:
         return None
+    if is_drill(notice.service):
+        notice = drilled(notice)
     return replace(notice, fingerprint=fingerprint(record))
+
+
+def drilled(notice: Notice) -> Notice:
+    """A notice about a drill service: marked as a drill, paging nobody, nothing to do.
+
+    >>> n = drilled(Notice("rolled-back", "rollguard-drill", None, 1.0, "Rolled back", "",
+    ...                    "re-release", "info", page="resolve"))
+    >>> n.title, n.page
+    ('[drill] Rolled back', None)
+    """
+    return replace(notice, title=f"[drill] {notice.title}", page=None, todo=DRILL_TODO)
 
 
 def _text(record: dict[str, Any], name: str) -> str:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 
 from rollguard.notify.episodes import Episode, Message
 
-__all__ = ["Digest", "Episode", "Item", "Message", "Outbox", "OutboxStats", "retry_delay",
-           "summarise"]
+__all__ = ["Digest", "Episode", "Item", "Message", "Outbox", "OutboxStats", "newest_drill_notice",
+           "retry_delay", "summarise"]
 MAX_DIGEST_EPISODES = 50
 
 
@@ -78,12 +78,31 @@ def summarise(items: list[tuple[float, Item]]) -> Digest:
 
 @dataclass
 class OutboxStats:
-    """Counters of one destination (``failed``: attempts that failed, retried or not)."""
+    """Counters of one destination (``failed``: attempts that failed, retried or not);
+    ``drill_notice_at``: the time of the newest notice of a drill delivered (0: none), by
+    which ``rollguard drill`` sees its notification arrive."""
 
     sent: int = 0
     failed: int = 0
     rejected: int = 0
     summarised: int = 0
+    drill_notice_at: float = 0.0
+
+
+def newest_drill_notice(item: Item) -> float:
+    """The time of the newest notice of a drill episode in ``item`` (0: it has none).
+
+    >>> from rollguard.notify.notices import Notice
+    >>> told = (Notice("rolled-back", "", None, 42.0, "Rolled back", "", "", "info"),)
+    >>> drill = Message(Episode("rollguard-drill", "drill-01", 0.0), told, (), 0, True)
+    >>> real = Message(Episode("chat", "v2", 0.0), told, (), 0, True)
+    >>> newest_drill_notice(drill), newest_drill_notice(Digest(0.0, 2, (drill, real)))
+    (42.0, 42.0)
+    >>> newest_drill_notice(real)
+    0.0
+    """
+    messages = item.latest if isinstance(item, Digest) else (item,)
+    return max((n.at for m in messages if m.episode.drill for n in m.notices), default=0.0)
 
 
 @dataclass
@@ -118,8 +137,9 @@ class Outbox:
 
     def delivered(self, now: float) -> None:
         """The head reached its receiver."""
-        self._queue.popleft()
+        item = self._queue.popleft()[1]
         self.stats.sent += 1
+        self.stats.drill_notice_at = max(self.stats.drill_notice_at, newest_drill_notice(item))
         self._attempts, self._retry_at = 0, now
 
     def failed(self, now: float, spread: float = 0.0) -> None:

@@ -118,7 +118,8 @@ async def _metrics(settings: NotifySettings, notifier: Notifier) -> AsyncIterato
         return
     sock = metrics_http.bind(settings.metrics_addr, METRICS_VARIABLE)
     metrics = NotifyMetrics({t.name: t.outbox for t in notifier.targets},
-                            lambda: notifier.unreadable)
+                            lambda: notifier.unreadable,
+                            drills=[t.name for t in notifier.targets if not t.pages])
     runner = await metrics_http.serve(sock, metrics)
     log.info("notify: serving /metrics on %s:%d", *settings.metrics_addr)
     try:

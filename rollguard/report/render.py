@@ -13,6 +13,7 @@ import orjson
 
 from rollguard.actions.state import PointerState
 from rollguard.detectors.explain import describe, tolerance_text
+from rollguard.detectors.names import drill_mark, is_drill
 from rollguard.detectors.policy import Policy
 from rollguard.report.story import Incident, Step
 
@@ -113,8 +114,18 @@ def _step_text(step: Step) -> str:
 
 
 def _title(incident: Incident) -> str:
-    return (f"{incident.release} rolled back to {incident.to}"
-            if incident.epochs else f"rollback of {incident.release}: {incident.outcome}")
+    title = (f"{incident.release} rolled back to {incident.to}"
+             if incident.epochs else f"rollback of {incident.release}: {incident.outcome}")
+    return f"drill: {title}" if is_drill(incident.service) else title
+
+
+DRILL_NOTE = ("A drill service: every rollback below is a rehearsal of the guard by "
+              "`rollguard drill`, on its own service with synthetic traffic, not an incident.")
+
+
+def _drill_note(service: str) -> list[str]:
+    """The line that tells a drill service's report from an incident report."""
+    return [f"**{DRILL_NOTE}**", ""] if is_drill(service) else []
 
 
 def as_json(report: Report) -> str:
@@ -123,7 +134,7 @@ def as_json(report: Report) -> str:
             "pointer": None if report.pointer is None else asdict(report.pointer),
             "policy": {"source": report.policy_source, "summary": policy_line(report.policy),
                        "rules": policy_rows(report.policy)},
-            "audit_topic": report.audit_topic,
+            "audit_topic": report.audit_topic, **drill_mark(report.service),
             "incidents": [{**asdict(i), "title": _title(i),
                            "durations_s": dict(_durations(i)),
                            "chart": report.charts.get(i.command_id)}
@@ -135,7 +146,7 @@ def as_markdown(report: Report) -> str:
     lines = [f"# Incident report: {report.service}", "",
              f"Generated {utc(report.generated_at, False)} from the pointer history in Redis "
              f"and the audit topic `{report.audit_topic}`.", "",
-             f"**Now:** {pointer_text(report.pointer)}.", ""]
+             f"**Now:** {pointer_text(report.pointer)}.", "", *_drill_note(report.service)]
     if not report.incidents:
         lines += ["No rollback in the range.", ""]
     for number, incident in enumerate(report.incidents, 1):
@@ -187,7 +198,8 @@ def as_html(report: Report) -> str:
              f"<h1>Incident report: {e(report.service)}</h1>",
              f"<p>Generated {e(utc(report.generated_at, False))} from the pointer history in "
              f"Redis and the audit topic <code>{e(report.audit_topic)}</code>.</p>",
-             f"<p><b>Now:</b> {e(pointer_text(report.pointer))}.</p>"]
+             f"<p><b>Now:</b> {e(pointer_text(report.pointer))}.</p>",
+             f"<p><b>{e(DRILL_NOTE)}</b></p>" if is_drill(report.service) else ""]
     if not report.incidents:
         parts.append("<p>No rollback in the range.</p>")
     for number, incident in enumerate(report.incidents, 1):

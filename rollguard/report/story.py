@@ -232,9 +232,6 @@ def _flipped(entry: Record) -> Step:
                 {"outcome": entry.get("outcome")})
 
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_since(text: str, now: float) -> float:
     """``--since``: a duration back from ``now`` (``90m``, ``2h``, ``1d``, ``30s``) or a
     date and time in ISO 8601 (UTC unless it names its offset); ValueError otherwise.
@@ -249,10 +246,12 @@ def parse_since(text: str, now: float) -> float:
     """
     from datetime import UTC, datetime
 
+    from rollguard.base.config import parse_duration
+
     value = text.strip()
-    unit = _UNITS.get(value[-1:].lower())
-    if unit is not None and value[:-1].replace(".", "", 1).isdigit():
-        return now - float(value[:-1]) * unit
+    back = parse_duration(value)
+    if back is not None:
+        return now - back
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from rollguard.actions.state import PointerState
+from rollguard.detectors.names import is_drill
 
 # How long a verdict stays the service's judgement without a newer one: the monitor speaks
 # only when something is worth saying, so an old transient blip must fade back to watching.
@@ -62,10 +63,11 @@ def judgement(pointer: PointerState | None, records: Sequence[Record],
 
 def service_row(service: str, pointer: PointerState | None, records: Sequence[Record],
                 pending: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """One line of the overview: what serves, what is judged, and how."""
+    """One line of the overview: what serves, what is judged, and how; ``drill``: a drill
+    service (``rollguard drill``), whose every judgement is a rehearsal."""
     row: dict[str, Any] = {"service": service, "judgement": judgement(pointer, records,
                                                                       pending, now),
-                           "pending": len(pending)}
+                           "pending": len(pending), "drill": is_drill(service)}
     if pointer is None:
         return {**row, "active": None, "stable": None, "candidate": None, "percent": 0.0,
                 "pinned": False, "epoch": None, "updated_at": None, "updated_by": ""}

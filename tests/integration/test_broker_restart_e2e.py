@@ -1,11 +1,13 @@
 """End to end on a private Kafka broker (the shared one is never touched) and the shared
-Redis: the broker is stopped and started again — same port, same data — while a
-regression's events flow; the running worker recovers by itself and the rollback is
-decided and applied exactly once."""
+Redis: the broker is stopped (SIGTERM, a controlled shutdown) or killed (SIGKILL, a crash)
+and started again — same port, same data — while a regression's events flow; the running
+worker recovers by itself and the rollback is decided and applied exactly once. Both cases
+share the module's one broker, each with topics and a consumer group of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,23 +69,29 @@ async def send_until_delivered(run: IsolatedRun, events: list[dict[str, Any]]) -
 
 
 async def flow_with_a_restart(run: IsolatedRun, broker: PrivateBroker,
-                              events: list[dict[str, Any]]) -> int:
-    """Send ``events`` in :data:`CHUNKS` steps while the broker is stopped (SIGTERM, a
-    controlled shutdown) after the first and started again; attempts that failed."""
+                              events: list[dict[str, Any]], sig: signal.Signals,
+                              ) -> tuple[int, bool]:
+    """Send ``events`` in :data:`CHUNKS` steps while the broker is stopped with ``sig``
+    after the first and started again; attempts that failed, and whether the broker had
+    shut down cleanly."""
     step = -(-len(events) // CHUNKS)
     chunks = [events[i:i + step] for i in range(0, len(events), step)]
     await send_until_delivered(run, chunks[0])
-    await asyncio.to_thread(broker.stop)
+    await asyncio.to_thread(broker.stop, sig)
+    clean = broker.shut_down_cleanly()
     restarted = asyncio.create_task(asyncio.to_thread(broker.start))
     failed = 0
     for chunk in chunks[1:]:
         failed += await send_until_delivered(run, chunk)
     await restarted
-    return failed
+    return failed, clean
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_a_broker_restarted_during_a_regression_gives_one_rollback_without_help(
-        broker: PrivateBroker, run: IsolatedRun) -> None:
+        broker: PrivateBroker, run: IsolatedRun, sig: signal.Signals) -> None:
+    """Stopped or killed after the regression began and before it was decided: once the
+    broker is back, the same worker decides the rollback once and the pointer flips once."""
     service = new_service()
     store = await setup_service(run, service, canary_percent=50)
     events = scenario_events(service, REGRESSION)
@@ -94,12 +102,13 @@ async def test_a_broker_restarted_during_a_regression_gives_one_rollback_without
         await produce(run, events[:cut])
         await wait_processed(run)
         assert (await store.read(service)).candidate == "v2", "decided before the restart"
-        failed = await flow_with_a_restart(run, broker, events[cut:])
+        failed, clean = await flow_with_a_restart(run, broker, events[cut:], sig)
         await wait_processed(run, timeout=180)
         assert worker.poll() is None, "the same worker process, never restarted by hand"
     finally:
         stop(worker)
     assert failed > 0, "events were sent while the broker was away"
+    assert clean == (sig == signal.SIGTERM), "SIGKILL left the logs to be recovered"
     history = await store.history(service, count=200)
     pointer = await store.read(service)
     await store.client.aclose()

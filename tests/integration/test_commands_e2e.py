@@ -8,14 +8,18 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import RecordsToDelete
 
 from rollguard.actions.commands import Command, new_command, sign
 from rollguard.actions.keys import operators_key
 from rollguard.actions.operators import OperatorRegistry
+from rollguard.streams.connect import new_admin_client, prepare_topics
 from tests.support.e2e import (
     new_service,
     send_commands,
@@ -115,4 +119,38 @@ async def test_forged_wrongly_signed_expired_and_replayed_commands_are_refused_a
                    for h in history), code
     state = await store.read(service)
     assert (state.epoch, state.percent) == (epoch, 20.0)
+    await store.client.aclose()
+
+
+async def test_commands_deleted_before_a_new_group_reads_them_are_a_gap_taken_at_once(
+        run: IsolatedRun) -> None:
+    """The first two commands were deleted (retention) before the group first read the
+    topic: the worker expects offset 0, reads from the log start (2), asks the broker for
+    it at its first seek again and takes 0..1 as absent (one warning naming them, not the
+    30 s of retries), then carries out the command at offset 2; the deleted ones never."""
+    service = new_service()
+    store = await setup_service(run, service, canary_percent=50)
+    await prepare_topics(run.settings())
+    cuts = [sign(new_command(service, "rollback", "rule:quality", time.time(), percent=p),
+                 run.secret.encode()) for p in (40.0, 30.0, 20.0)]
+    await send_commands(run, [on_topic(c) for c in cuts], service)
+    admin = new_admin_client()
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(run.topic("commands"), 0):
+                                    RecordsToDelete(before_offset=2)})
+    finally:
+        await admin.close()
+    worker = run.start_worker()
+    try:
+        records = await wait_for_audit(run, lambda rs: bool(outcomes(rs, cuts[2].command_id)))
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert [r["status"] for r in outcomes(records, cuts[2].command_id)] == ["applied"]
+    assert not outcomes(records, cuts[0].command_id) + outcomes(records, cuts[1].command_id)
+    assert (await store.read(service)).percent == 20.0
+    log = (Path(".rollguard/runs") / f"{run.run_id}.log").read_text()
+    assert (f"topic '{run.topic('commands')}' partition 0: offsets 0..1 taken as absent (below "
+            "the partition's log start offset 2: deleted)") in log
     await store.client.aclose()

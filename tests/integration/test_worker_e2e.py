@@ -52,10 +52,12 @@ async def finish_with_one_rollback(run: IsolatedRun, store: PointerStore, servic
     assert (await store.read(service)).candidate is None
 
 
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
-    run: IsolatedRun,
+    run: IsolatedRun, event_loop: str,
 ) -> None:
-    """A canary that regresses for good is rolled back exactly once; a reader sees it."""
+    """A canary that regresses for good is rolled back exactly once; a reader sees it, on
+    either event loop the worker may run (ROLLGUARD_EVENT_LOOP)."""
     service = new_service()
     store = await setup_service(run, service, canary_percent=50)
     switched = asyncio.Event()
@@ -63,7 +65,7 @@ async def test_sustained_regression_is_rolled_back_once_and_a_reader_switches(
                            on_change=lambda state: switched.set() if state.candidate is None
                            else None)
     await reader.start()
-    worker = start(run)
+    worker = run.start_worker(None, ROLLGUARD_EVENT_LOOP=event_loop)
     try:
         await produce(run, scenario_events(service, REGRESSION))
         await asyncio.wait_for(switched.wait(), 90)

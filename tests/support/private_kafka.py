@@ -5,6 +5,7 @@ test's own."""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,14 @@ class PrivateBroker(Managed):
                                            controller=self.address.port + 1))
         wait_until_answers(self, start_broker(self, config, []), START_S)
 
-    def stop(self) -> None:
-        """SIGTERM (a controlled shutdown), and wait until the process is gone."""
-        stop_started(self)
+    def shut_down_cleanly(self) -> bool:
+        """Whether the broker's last stop closed its logs: Kafka leaves a marker in its log
+        folder then (and deletes it when it starts); a crash leaves none, and the next start
+        recovers the logs."""
+        return (self.home / "data" / ".kafka_cleanshutdown").exists()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``sig`` — SIGTERM, a controlled shutdown, or SIGKILL, a crash that leaves
+        its logs unclosed for the next start to recover — and wait until the process is
+        gone."""
+        stop_started(self, sig)

@@ -72,22 +72,25 @@ async def committed_offsets(admin: AIOKafkaAdminClient, group: str,
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
-async def committed_events(run: IsolatedRun) -> int:
-    """How many messages of the events topic the worker's group has committed in all."""
+async def committed_events(run: IsolatedRun, role: str = "events") -> int:
+    """How many messages of the events topic (or the run's ``role`` topic) the worker's
+    group has committed in all."""
     admin = new_admin_client(run.env()["KAFKA_BOOTSTRAP"])
     await admin.start()
     try:
-        return sum((await committed_offsets(admin, run.app_id, run.topic("events"))).values())
+        return sum((await committed_offsets(admin, run.app_id, run.topic(role))).values())
     finally:
         await admin.close()
 
 
-async def wait_progress(run: IsolatedRun, beyond: int, timeout: float = 90.0) -> int:
+async def wait_progress(run: IsolatedRun, beyond: int, timeout: float = 90.0,
+                        role: str = "events") -> int:
     """Wait until the worker's group has committed more than ``beyond`` messages of the
-    events topic in all (a sign a worker is up and consuming); return how many."""
+    events topic (or the ``role`` topic) in all (a sign a worker is up and consuming);
+    return how many."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = await committed_events(run)
+        done = await committed_events(run, role)
         if done > beyond:
             return done
         await asyncio.sleep(0.2)

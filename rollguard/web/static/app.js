@@ -41,6 +41,11 @@ function fmt(v) {
   return Math.abs(v) >= 1000 ? v.toFixed(0) : Number(v.toPrecision(3)).toString();
 }
 
+function drillMark(s) {
+  return s.drill ? h("span", {class: "badge drill", title: "rollguard drill: a rehearsal of " +
+    "the guard on its own service; no real traffic, nobody paged"}, "drill") : null;
+}
+
 function badge(judgement) {
   return h("span", {class: "badge j-" + judgement.replace(/ /g, "-")}, judgement);
 }
@@ -54,8 +59,8 @@ async function getJSON(url) {
 
 function choose(services) {
   if (selected && services.some(s => s.service === selected)) return selected;
-  const troubled = services.find(s => s.judgement !== "ok");
-  return (troubled || services[0] || {}).service || null;
+  const troubled = services.find(s => s.judgement !== "ok" && !s.drill);
+  return (troubled || services.find(s => !s.drill) || services[0] || {}).service || null;
 }
 
 function renderServices(data) {
@@ -64,7 +69,7 @@ function renderServices(data) {
       class: s.service === selected ? "selected" : null, "data-service": s.service,
       onclick: () => { selected = s.service; history.replaceState(null, "", "?service=" +
         encodeURIComponent(s.service)); refresh(); }},
-    h("td", {class: "name"}, s.service), h("td", {}, badge(s.judgement)),
+    h("td", {class: "name"}, s.service, drillMark(s)), h("td", {}, badge(s.judgement)),
     h("td", {}, s.active || "–"), h("td", {}, s.stable || "–"),
     h("td", {}, s.candidate || "–"),
     h("td", {}, s.candidate ? `${fmt(s.percent)} %` : ""),
@@ -179,7 +184,8 @@ function renderRecent(records) {
 function renderDetail(page) {
   const s = page.service;
   document.getElementById("detail").hidden = false;
-  document.getElementById("detail-title").replaceChildren(s.service, " ", badge(s.judgement));
+  document.getElementById("detail-title").replaceChildren(s.service, " ", badge(s.judgement),
+    " ", drillMark(s));
   const share = s.candidate ? `; candidate ${s.candidate} on ${fmt(s.percent)} %` : "";
   document.getElementById("pointer").replaceChildren(
     s.active ? `active ${s.active}, stable ${s.stable}${share}; epoch ${s.epoch}` +

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
 import pytest
+from faust.types import TP
 
 from rollguard.actions.state import PointerState
 from rollguard.detectors.decision import Decision, DecisionAction, Verdict
@@ -17,44 +18,23 @@ from rollguard.streams import route as route_module
 from rollguard.streams.app import Edge, Handle
 from rollguard.streams.checkpoint import FORWARDED
 from rollguard.streams.partition import Effects, PartitionLoop
+from tests.support.fakes import FakeTopic, Log
 
 T0 = 1_700_000_000.0
-Log = list[tuple[str, ...]]
-
-
-@dataclass(eq=False)
-class Delivery:
-    """What a fake send returns: awaiting it means the message is in Kafka."""
-
-    log: Log
-    topic: str
-    value: bytes
-
-    def __await__(self) -> Generator[Any, None, None]:
-        self.log.append(("delivered", self.topic, self.value.decode()))
-        return
-        yield
-
-
-@dataclass
-class FakeTopic:
-    name: str
-    log: Log
-
-    def get_topic_name(self) -> str:
-        return self.name
-
-    async def send(self, key: bytes | None, value: bytes) -> Delivery:
-        self.log.append(("send", self.name, value.decode()))
-        return Delivery(self.log, self.name, value)
 
 
 @dataclass
 class FakeConsumer:
     log: Log
+    starts: dict[Any, int] | None = None  # None: the broker cannot be asked
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.log.append(("seek", tp.topic, str(tp.partition), str(offset)))
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        if self.starts is None:
+            raise ConnectionError("broker away")
+        return {tp: self.starts[tp] for tp in tps}
 
 
 @dataclass
@@ -247,3 +227,17 @@ async def test_an_unkeyed_message_is_decoded_once(monkeypatch: pytest.MonkeyPatc
     out, asked = await step(0, None, block("chat"))
     assert asked == ["chat"] and out.key == b"chat" and out.events == 2
     assert len(calls) == 1
+
+
+async def test_the_log_starts_of_lanes_are_asked_of_the_broker_by_topic_partition(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The gap guard's lanes are the events topic's partitions and, past FORWARDED, the
+    by-service topic's; a broker that cannot answer gives none (the retries decide)."""
+    log: Log = []
+    edge, _ = fake_edge(log)
+    consumer = cast(FakeConsumer, edge.app.consumer)
+    consumer.starts = {TP("events", 2): 40, TP("by-service", 2): 7}
+    assert await edge.starts([2, 2 + FORWARDED]) == {2: 40, 2 + FORWARDED: 7}
+    consumer.starts = None
+    assert await edge.starts([2]) == {}
+    assert "log start offsets of [TP(topic='events', partition=2)] not known" in caplog.text

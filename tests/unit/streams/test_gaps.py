@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,8 @@ def deliver(log: list[int], dropped: set[int], duplicated: set[int]) -> list[int
     """Run a consumer that drops and repeats some fetched messages and honours seeks.
 
     New traffic keeps arriving (one message a second once the queue is empty), as on a live
-    topic; returns the offsets applied from the original log.
+    topic; returns the offsets applied from the original log. Checks on the way that no
+    message the guard lets be acknowledged lies beyond the last offset applied.
     """
     guard = GapGuard(retry_s=1.0, max_retries=3)
     log = list(log)
@@ -46,6 +49,9 @@ def deliver(log: list[int], dropped: set[int], duplicated: set[int]) -> list[int
         if verdict.process:
             applied.append(offset)
             last = offset
+        # What may be acknowledged is never beyond what was applied: a message skipped
+        # for a gap (``later``) is acknowledged when it comes again.
+        assert verdict.later or (last is not None and offset <= last), (offset, last)
     return [o for o in applied if o <= end]
 
 
@@ -78,18 +84,90 @@ def test_a_seek_is_issued_once_per_gap_by_admit() -> None:
     guard = GapGuard()
     first = guard.admit(3, offset=12, last_applied=9, now=0.0)
     later = [guard.admit(3, offset=o, last_applied=9, now=0.1) for o in (13, 14)]
-    assert first == Admit(False, seek_to=10)
-    assert later == [Admit(False), Admit(False)] and guard.seeks == 1
+    assert first == Admit(False, seek_to=10, later=True)
+    assert later == [Admit(False, later=True)] * 2 and guard.seeks == 1
 
 
 def test_missing_offsets_are_sought_again_then_given_up() -> None:
     """The seek repeats every retry_s; after max_retries reading resumes at the gap's end."""
     guard = GapGuard(retry_s=1.0, max_retries=2)
     guard.admit(0, offset=50, last_applied=40, now=0.0)
-    assert guard.admit(0, offset=51, last_applied=40, now=0.5) == Admit(False)
+    assert guard.admit(0, offset=51, last_applied=40, now=0.5) == Admit(False, later=True)
     assert [guard.due(t) for t in (0.9, 1.0, 2.0, 3.0)] == [[], [(0, 41)], [(0, 41)], [(0, 50)]]
     assert guard.admit(0, offset=50, last_applied=40, now=3.1) == Admit(True)
     assert guard.accepted_gaps == 1 and guard.due(10.0) == []
+
+
+def test_by_default_missing_offsets_are_waited_for_30_seconds() -> None:
+    """Above the log start a missing message may just be slow (a loaded machine): the guard
+    seeks again every second for 30 s before it takes the offsets as absent."""
+    guard = GapGuard()
+    guard.admit(0, offset=9, last_applied=4, now=0.0)
+    assert [guard.due(float(t)) for t in range(1, 31)] == [[(0, 5)]] * 30
+    assert guard.accepted_gaps == 0
+    assert guard.due(31.0) == [(0, 9)] and guard.accepted_gaps == 1
+
+
+@pytest.mark.parametrize(("start", "seek", "then"), [
+    (45, 45, (45, True)),  # 41..44 deleted: 45..49 may exist, read from 45
+    (50, 50, (50, True)),  # 41..49 deleted: go on at the message that revealed the gap
+    (60, 60, (60, True)),  # that one deleted too: go on at the log start
+])
+def test_missing_offsets_below_the_log_start_are_a_real_gap_at_the_first_retry(
+        start: int, seek: int, then: tuple[int, bool]) -> None:
+    """Offsets below the partition's log start offset were deleted (retention): no more
+    retries for them; the offsets from the log start on are expected as any others."""
+    guard = GapGuard(retry_s=1.0)
+    guard.admit(0, offset=50, last_applied=40, now=0.0)
+    assert guard.retrying(0.5) == [] and guard.retrying(1.0) == [0]
+    assert guard.due(1.0, starts={0: start}) == [(0, seek)]
+    assert guard.accepted_gaps == 1
+    offset, process = then
+    assert guard.admit(0, offset=offset, last_applied=40, now=1.1).process is process
+    assert guard.due(5.0, starts={0: start}) == [] and guard.accepted_gaps == 1
+
+
+def test_a_log_start_at_or_below_the_missing_offset_changes_nothing() -> None:
+    guard = GapGuard(retry_s=1.0)
+    guard.admit(0, offset=50, last_applied=40, now=0.0)
+    assert guard.due(1.0, starts={0: 41}) == [(0, 41)]
+    assert guard.due(2.0, starts={0: 0}) == [(0, 41)] and guard.accepted_gaps == 0
+
+
+def test_offsets_sought_from_the_log_start_are_waited_for_again() -> None:
+    """After offsets below the log start are taken as absent, the ones from it up to the
+    message that revealed the gap get the full retries (they may exist); the gap's end
+    slow to come again is sought again, not counted as a second gap."""
+    guard = GapGuard(retry_s=1.0, max_retries=2)
+    guard.admit(0, offset=50, last_applied=40, now=0.0)
+    assert guard.due(1.0, starts={0: 45}) == [(0, 45)]
+    assert [guard.due(t) for t in (2.0, 3.0, 4.0, 5.0, 6.0)] == [
+        [(0, 45)], [(0, 45)], [(0, 50)], [(0, 50)], [(0, 50)]]
+    assert guard.accepted_gaps == 2, "41..44 deleted, 45..49 never came"
+    assert guard.admit(0, offset=50, last_applied=40, now=6.1) == Admit(True)
+
+
+def test_a_gap_taken_as_real_is_a_warning_naming_topic_partition_and_offsets(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each gap accepted is one warning and counts for its topic (as ``where`` names the
+    guard's partitions), whichever way it was found real."""
+    guard = GapGuard(retry_s=1.0, max_retries=1,
+                     where=lambda lane: (("events", "by-service")[lane >= 100], lane % 100))
+    guard.admit(103, offset=20, last_applied=9, now=0.0)
+    guard.admit(2, offset=7, last_applied=4, now=0.0)
+    with caplog.at_level(logging.WARNING, logger="rollguard.streams.gaps"):
+        guard.due(1.0, starts={103: 12})  # 10, 11 deleted; 5 sought again
+        guard.due(2.0)  # 5..6 never came; 12 sought again
+        guard.due(3.0)  # 12..19 never came
+    assert [r.getMessage() for r in caplog.records if r.name == "rollguard.streams.gaps"] == [
+        "gap guard: topic 'by-service' partition 3: offsets 10..11 taken as absent (below "
+        "the partition's log start offset 12: deleted); reading goes on at offset 12",
+        "gap guard: topic 'events' partition 2: offsets 5..6 taken as absent (not read "
+        "after 2 seeks, one every 1 s); reading goes on at offset 7",
+        "gap guard: topic 'by-service' partition 3: offsets 12..19 taken as absent (not "
+        "read after 2 seeks, one every 1 s); reading goes on at offset 20",
+    ]
+    assert guard.accepted == {"by-service": 2, "events": 1}
 
 
 def test_partitions_are_guarded_independently() -> None:

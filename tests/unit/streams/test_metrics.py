@@ -17,6 +17,7 @@ from rollguard.base.errors import ConfigError
 from rollguard.detectors.decision import Decision, DecisionAction, Verdict
 from rollguard.detectors.policy import default_policy
 from rollguard.streams import metrics_http
+from rollguard.streams.gaps import GapGuard
 from rollguard.streams.metrics import (
     REJECT_REASONS,
     LoopCollector,
@@ -155,6 +156,23 @@ def test_an_applied_command_times_the_flip_from_its_issue() -> None:
                  le="0.5") == 1
     assert value(samples, "rollguard_decision_to_flip_seconds_bucket", approval="approved",
                  le="60.0") == 0
+
+
+def test_gaps_taken_as_absent_are_counted_by_topic_from_zero() -> None:
+    """The monitor's guard (events and by-service topics) and the actuator's (commands) are
+    read at each scrape; each topic is listed at zero until a gap of it is accepted."""
+    loop = fed_loop()
+    commands = GapGuard(where=lambda partition: ("rollguard.commands", partition))
+    commands.accepted["rollguard.commands"] = 0
+    metrics = WorkerMetrics()
+    metrics.watch_gaps(loop.guard, commands)
+    name = "rollguard_offset_gaps_accepted_total"
+    assert {topic: value(scrape(metrics), name, topic=topic)
+            for topic in ("events", "by-service", "rollguard.commands")} == dict.fromkeys(
+        ("events", "by-service", "rollguard.commands"), 0)
+    commands.admit(0, offset=5, last_applied=1, now=0.0)
+    commands.due(1.0, starts={0: 5})
+    assert value(scrape(metrics), name, topic="rollguard.commands") == 1
 
 
 async def test_metrics_are_served_over_http_in_the_text_format() -> None:

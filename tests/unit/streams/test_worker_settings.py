@@ -29,6 +29,7 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     ("ROLLGUARD_COMMAND_TTL_S", "0.5"), ("ROLLGUARD_COMMAND_TTL_S", "a day"),
     ("ROLLGUARD_COMMAND_TTL_S", "86400"),
     ("ROLLGUARD_SESSION_TIMEOUT_S", "0.5"), ("ROLLGUARD_SESSION_TIMEOUT_S", "a minute"),
+    ("ROLLGUARD_EVENT_LOOP", "trio"), ("ROLLGUARD_EVENT_LOOP", "uv"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                     value: str) -> None:
@@ -75,6 +76,14 @@ def test_only_the_commands_topic_records_the_brokers_receipt_and_the_fleet_keeps
         "team-a-fleet": {"retention.ms": "21600000"}}
     assert settings.topics()["team-a-fleet"] == 1
     assert set(settings.topic_configs()) <= set(settings.topics())
+
+
+@pytest.mark.parametrize(("value", "loop"), [("", "asyncio"), ("asyncio", "asyncio"),
+                                             ("UVLOOP", "uvloop")])
+def test_the_event_loop_is_asyncio_s_unless_uvloop_is_asked_for(
+        monkeypatch: pytest.MonkeyPatch, value: str, loop: str) -> None:
+    monkeypatch.setenv("ROLLGUARD_EVENT_LOOP", value)
+    assert WorkerSettings.from_env().event_loop == loop
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("", 10.0), ("6", 6.0), ("45", 45.0)])

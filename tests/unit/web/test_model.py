@@ -59,9 +59,9 @@ def test_a_row_says_what_serves_and_how_it_is_judged() -> None:
     """The overview row carries the pointer's fields, the judgement and the approvals."""
     row = service_row("chat", CANARY, [decision(100.0, "transient")], {"c1": b"{}"}, 110.0)
     assert row == {"service": "chat", "judgement": "waiting for approval", "pending": 1,
-                   "active": "v1", "stable": "v1", "candidate": "v2", "percent": 50.0,
-                   "cohorts": [], "pinned": False, "epoch": 2, "updated_at": 90.0,
-                   "updated_by": "ana"}
+                   "drill": False, "active": "v1", "stable": "v1", "candidate": "v2",
+                   "percent": 50.0, "cohorts": [], "pinned": False, "epoch": 2,
+                   "updated_at": 90.0, "updated_by": "ana"}
     assert service_row("new", None, [], {}, 1.0)["active"] is None
 
 
