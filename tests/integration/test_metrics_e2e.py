@@ -20,6 +20,7 @@ from tests.support.e2e import (
     scrape,
     setup_service,
     stop,
+    value,
 )
 from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun
@@ -29,10 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 async def probe(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:

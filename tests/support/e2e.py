@@ -1,5 +1,6 @@
 """Helpers for the end-to-end tests: a service with releases, events in, topics out; the
-isolated run (fixture ``run``), a worker started and stopped, and its /metrics scraped."""
+isolated run (fixture ``run``), a worker started and stopped, its /metrics scraped, the
+notifier's settings, a child that ignores SIGINT."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from rollguard.actions.connect import async_redis_client
 from rollguard.actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.demo.scenario import Scenario, canary_events
+from rollguard.notify.settings import NotifySettings
 from rollguard.streams.connect import consumer, prepare_topics, producer
+from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun
 
 T0 = 1_763_856_000.0
@@ -29,6 +32,9 @@ BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
 # A killed worker's partitions move after its session timeout: the least a broker accepts
 # by default, so that kill-and-restart tests wait less (the worker's default is 10 s).
 QUICK_TAKEOVER = {"ROLLGUARD_SESSION_TIMEOUT_S": "6"}
+# What the notifier signs its webhooks with and pages PagerDuty with (notify_settings).
+WEBHOOK_KEY = b"receiver-shared-key"
+ROUTING_KEY = "rk-0123456789"
 
 
 def scenario_events(service: str, scenario: Scenario, seed: int = 7) -> list[dict[str, Any]]:
@@ -138,3 +144,27 @@ async def scrape(url: str) -> Samples:
         return {}
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def notify_settings(run: IsolatedRun, base: str, monkeypatch: pytest.MonkeyPatch
+                    ) -> NotifySettings:
+    """`rollguard notify`'s settings for ``run``: every destination at ``base`` (a local
+    receiver), quick batches and retries, /metrics on a free port."""
+    for name, value in run.env(
+            ROLLGUARD_NOTIFY_SLACK=f"{base}/slack", ROLLGUARD_NOTIFY_WEBHOOK=f"{base}/webhook",
+            ROLLGUARD_NOTIFY_WEBHOOK_SECRET=WEBHOOK_KEY.decode(),
+            ROLLGUARD_NOTIFY_PAGERDUTY_KEY=ROUTING_KEY,
+            ROLLGUARD_NOTIFY_PAGERDUTY_URL=f"{base}/pagerduty",
+            ROLLGUARD_NOTIFY_BATCH_S="0.3", ROLLGUARD_NOTIFY_RETRY_S="0.1",
+            ROLLGUARD_NOTIFY_METRICS_ADDR=f"127.0.0.1:{free_port()}").items():
+        monkeypatch.setenv(name, value)
+    return NotifySettings.from_env()
+
+
+def ignoring_sigint() -> None:
+    """For ``preexec_fn``: a child that starts with SIGINT ignored, as under nohup."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

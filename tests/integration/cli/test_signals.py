@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.e2e import ignoring_sigint
 from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
-
-
-def ignoring_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def descendants(pid: int) -> set[int]:

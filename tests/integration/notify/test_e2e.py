@@ -26,13 +26,10 @@ from rollguard.notify.service import run_notifier
 from rollguard.notify.settings import NotifySettings
 from rollguard.streams.connect import producer
 from rollguard.streams.messages import decision_messages
-from tests.support.e2e import new_service, setup_service
-from tests.support.ports import free_port
+from tests.support.e2e import ROUTING_KEY, WEBHOOK_KEY, new_service, notify_settings, setup_service
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
-WEBHOOK_KEY = b"receiver-shared-key"
-ROUTING_KEY = "rk-0123456789"
 
 
 def refuse_first_and_third(path: str, n: int) -> int:
@@ -53,19 +50,6 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("e2e-notify", partitions=1)
     yield run
     await run.delete_topics()
-
-
-def notify_settings(run: IsolatedRun, base: str, monkeypatch: pytest.MonkeyPatch
-                    ) -> NotifySettings:
-    for name, value in run.env(
-            ROLLGUARD_NOTIFY_SLACK=f"{base}/slack", ROLLGUARD_NOTIFY_WEBHOOK=f"{base}/webhook",
-            ROLLGUARD_NOTIFY_WEBHOOK_SECRET=WEBHOOK_KEY.decode(),
-            ROLLGUARD_NOTIFY_PAGERDUTY_KEY=ROUTING_KEY,
-            ROLLGUARD_NOTIFY_PAGERDUTY_URL=f"{base}/pagerduty",
-            ROLLGUARD_NOTIFY_BATCH_S="0.3", ROLLGUARD_NOTIFY_RETRY_S="0.1",
-            ROLLGUARD_NOTIFY_METRICS_ADDR=f"127.0.0.1:{free_port()}").items():
-        monkeypatch.setenv(name, value)
-    return NotifySettings.from_env()
 
 
 async def send(run: IsolatedRun, alerts: list[bytes], audit: list[bytes], key: str) -> None:

@@ -11,22 +11,16 @@ import pytest
 
 from rollguard.base.errors import ConfigError
 from rollguard.notify import formats
-from rollguard.notify.episodes import Batcher, EpisodeBook, Message
-from rollguard.notify.notices import read_record
 from rollguard.notify.outbox import summarise
 from rollguard.notify.settings import NotifySettings, Redactor
-from tests.support.notify_records import approval_needed, outcome, rollback, staged
-
-WEB = "http://status.example"
-
-
-def messages(*records: dict[str, Any]) -> list[Message]:
-    book, batcher = EpisodeBook(), Batcher(batch_s=1.0)
-    for record in records:
-        update = book.add(read_record(record))
-        if update is not None:
-            batcher.add(update, now=0.0)
-    return batcher.due(1.0)
+from tests.support.notify_records import (
+    WEB,
+    approval_needed,
+    messages,
+    outcome,
+    rollback,
+    staged,
+)
 
 
 def test_a_slack_message_says_what_where_why_and_what_to_do() -> None:

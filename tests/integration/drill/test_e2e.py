@@ -33,10 +33,7 @@ from rollguard.demo.isolated import wait_for_worker_ready
 from rollguard.demo.receiver import Answer, Receiver, accept_all, receiving
 from rollguard.notify.service import run_notifier
 from rollguard.streams.connect import prepare_topics
-from tests.integration.cli.test_signals import ignoring_sigint
-from tests.integration.notify.test_e2e import notify_settings
-from tests.integration.test_metrics_e2e import value
-from tests.support.e2e import read_topic, scrape
+from tests.support.e2e import ignoring_sigint, notify_settings, read_topic, scrape, value
 from tests.support.policies import default_policy_document
 from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun

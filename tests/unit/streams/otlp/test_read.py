@@ -14,7 +14,10 @@ from rollguard.streams.otlp.translate import OtlpReader, Result
 from tests.support.otlp import (
     ENCODINGS,
     EVAL,
+    SPAN,
+    SPAN2,
     T0,
+    TRACE,
     encode,
     evaluation,
     events,
@@ -27,9 +30,7 @@ from tests.support.otlp import (
 )
 from tests.support.policies import default_policy_document
 
-TRACE, SPAN, SPAN2 = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "0123456789abcdef"
 BOT = {"service.name": "support-bot", "rollguard.release": "v2"}
-EVALUATOR = {"service.name": "judge"}  # a separate evaluator process: names neither
 
 
 def reader() -> OtlpReader:

@@ -17,8 +17,7 @@ from rollguard.notify.outbox import Outbox
 from rollguard.report.render import Report, as_markdown
 from rollguard.streams.messages import decision_messages
 from rollguard.web.model import service_row
-from tests.support.notify_records import outcome, rollback
-from tests.unit.notify.test_formats import WEB, messages
+from tests.support.notify_records import WEB, messages, outcome, rollback
 
 DRILL = "rollguard-drill"
 

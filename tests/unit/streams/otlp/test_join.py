@@ -6,8 +6,20 @@ from __future__ import annotations
 from rollguard.detectors.policy import default_policy
 from rollguard.streams.otlp.join import Join, Output
 from rollguard.streams.otlp.translate import OtlpReader
-from tests.support.otlp import T0, encode, evaluation, events, genai_span, logs, reasons, traces
-from tests.unit.test_otlp_read import EVALUATOR, SPAN, SPAN2, TRACE
+from tests.support.otlp import (
+    EVALUATOR,
+    SPAN,
+    SPAN2,
+    T0,
+    TRACE,
+    encode,
+    evaluation,
+    events,
+    genai_span,
+    logs,
+    reasons,
+    traces,
+)
 
 OUT = Output("chat", "v2", None, 1.0)
 
