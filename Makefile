@@ -17,8 +17,10 @@ services-up: setup
 services-down:
 	scripts/services down
 
-# Lint, type-check and run every test against the real Kafka broker and Redis server.
+# Lint, type-check and run every test against the real Kafka broker and Redis server, and
+# the OpenTelemetry Collector (built from Go modules the first time, then cached).
 test: services-up
+	scripts/services up --otel
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q

@@ -104,3 +104,42 @@ def median_delay(found: list[list[float]]) -> float | None:
         if 2 * sum(h in run for run in runs) >= len(runs):
             return h / 60
     return None
+
+
+# -- guarded rollouts: the best fixed-sample non-inferiority test ----------------------------
+
+
+def _ni_power(metric: str, n: np.ndarray, alpha: float) -> np.ndarray:
+    """Power, at each sample size ``n``, of the best one-sided fixed-sample test of H0 "worse
+    by the tolerance" at level ``alpha`` for a candidate as good as the stable, knowing the
+    true level and spread (the values ``rollguard policy explain`` draws): exact binomial
+    tests for rates, shares and the share above the p95 cut, z tests with the true spread
+    for means."""
+    tol, base = TOLERANCE[metric], BASE[metric]
+    if metric in ("hallucination", "toxicity", "error", "complaint"):
+        p0, p1 = base + tol, base
+    elif metric == "latency_ms":  # share above 1.25 x the true p95: 5 % under H0
+        p0, p1 = 0.05, float(stats.norm.sf(Z_P95 + math.log(1 + tol) / 0.5))
+    else:
+        effect = 0.03 / 0.08 if metric == "accuracy" else tol / math.sqrt(math.exp(0.09) - 1)
+        return np.asarray(stats.norm.cdf(effect * np.sqrt(n) - stats.norm.isf(alpha)))
+    c = stats.binom.ppf(alpha, n, p0)
+    c = np.where(stats.binom.cdf(c, n, p0) > alpha, c - 1, c)  # the largest k at level alpha
+    return np.asarray(np.where(c >= 0, stats.binom.cdf(c, n, p1), 0.0))
+
+
+def noninferiority_samples(metrics: tuple[str, ...], alpha: float, power: float,
+                           most: int = 20_000) -> int | None:
+    """The fewest samples (of every metric, as each event carries all) at which the oracle's
+    tests pass a candidate as good as the stable on every metric with probability ``power``,
+    each at level ``alpha``; None beyond ``most``.
+
+    >>> noninferiority_samples(("error",), 0.0067, 0.5)
+    702
+    """
+    n = np.arange(1, most + 1)
+    joint = np.ones(len(n))
+    for metric in metrics:
+        joint *= _ni_power(metric, n, alpha)
+    hits = np.flatnonzero(joint >= power)
+    return int(n[hits[0]]) if len(hits) else None

@@ -360,3 +360,55 @@ def cutover_fleet(seed: int, services: int = 12, metric: str = "error",
                               onset=at + length if wrong else 0.0,
                               name="regressed" if wrong else "healthy"))
     return fleet
+
+
+@dataclass(frozen=True)
+class RolloutScenario:
+    """A guarded rollout's traffic and candidate: ``rate`` candidate events/s at every step
+    beside ``stable_rate`` of the stable (which serves nothing at 100 %), or, with ``total``,
+    a service of ``rate`` events/s whose candidate gets the step's share; the candidate is
+    worse by ``magnitude`` tolerances on ``metric`` (None: as good as the stable).
+    :meth:`truth` says what a good guard must do.
+
+    >>> s = RolloutScenario(seed=3, metric="error", magnitude=1.5)
+    >>> s.traffic(25.0), s.shifts(), s.truth()
+    ((2.0, 8.0), {'error': 1.5}, 'never_100')
+    """
+
+    seed: int
+    rate: float = 2.0
+    stable_rate: float = 8.0
+    total: bool = False
+    metric: str | None = None
+    magnitude: float = 0.0
+
+    def traffic(self, percent: float) -> tuple[float, float]:
+        """(candidate, stable) events/s at a step of ``percent`` (0: before the rollout)."""
+        if self.total:
+            return self.rate * percent / 100, self.rate * (1 - percent / 100)
+        return (self.rate if percent > 0 else 0.0,
+                self.stable_rate if percent < 100 else 0.0)
+
+    def shifts(self) -> dict[str, float]:
+        return {self.metric: self.magnitude} if self.metric and self.magnitude else {}
+
+    def truth(self) -> str:
+        """``reach_100`` (as good as the stable), ``never_100`` (worse by 1.5 tolerances or
+        more: it may pass a step in at most 1 % of seeds) or ``either``."""
+        if self.metric is None or self.magnitude <= 0.0:
+            return "reach_100"
+        return "never_100" if self.magnitude >= 1.5 else "either"
+
+
+def rollout_scenarios(seed: int, count: int, magnitude: float = 0.0,
+                      metrics: tuple[str, ...] = METRICS, rate: float = 2.0,
+                      stable_rate: float = 8.0, total: bool = False) -> list[RolloutScenario]:
+    """``count`` rollouts, the degraded metric taking each of ``metrics`` in turn (none when
+    ``magnitude`` is 0).
+
+    >>> [s.metric for s in rollout_scenarios(1, 3, 2.0)]
+    ['hallucination', 'toxicity', 'accuracy']
+    """
+    return [RolloutScenario(seed * 100_000 + k, rate, stable_rate, total,
+                            metrics[k % len(metrics)] if magnitude else None, magnitude)
+            for k in range(count)]

@@ -26,3 +26,8 @@ class InvalidEvent(RollguardError):
 
 class StateError(RollguardError):
     """Serialised detector state cannot be read: corrupt, or written by another version."""
+
+
+class RolloutRefused(RollguardError):
+    """A person's command to a guarded rollout does not fit its state (an approval of a step
+    that needs none, a resume of a rollout that is not paused, any command after its end)."""

@@ -21,7 +21,9 @@ from rollguard.detectors.evidence import EveryHypotheses
 from rollguard.detectors.fleet import FleetView, Move
 from rollguard.detectors.hold import rule_waiting, tell_moves, wait_for_fleet
 from rollguard.detectors.intake import EventIntake
+from rollguard.detectors.noninferiority import step_readings
 from rollguard.detectors.policy import Policy
+from rollguard.detectors.rollout import RampBucket, regressions_of
 from rollguard.detectors.stages import advance_stage
 from rollguard.detectors.strata import Strata, sum_pending
 from rollguard.detectors.weather import Weather, discount
@@ -68,6 +70,10 @@ class ServiceMonitor(EventIntake):
         # A cohort's reference stands in a mixture with at least this much (else the
         # aggregate reference stands in for it): a quarter of the rule's minimum sample.
         self._min_weight = {name: rule.min_samples / 4 for name, rule in policy.metrics.items()}
+        # A guarded rollout under way (detectors.rollout): each closed bucket of the
+        # candidate is also measured for it, and kept until drain_ramp (not in the state).
+        self.measure_ramp = False
+        self._ramp_buckets: list[RampBucket] = []
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None,
@@ -149,12 +155,21 @@ class ServiceMonitor(EventIntake):
                 tell_moves(self.fleet, self.service, cand, self.policy)
                 decisions = wait_for_fleet(self.fleet, decisions, cand, ts, self.policy)
             decisions += rule_waiting(self.fleet, self.service, cand, ts)
+        if self.measure_ramp:
+            self._ramp_buckets.append(RampBucket(ts, step_readings(ctx, cand_sums),
+                                                 regressions_of(decisions)))
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
         done = (cand.release, cand.episode)
         if cand.finished and done not in self._finished:
             self._finished = [*self._finished, done][-FINISHED_MEMORY:]
         return decisions
+
+    def drain_ramp(self) -> list[RampBucket]:
+        """The candidate's buckets closed since the last call, for its guarded rollout
+        (``Ramp.observe_bucket`` each, in order); empty unless ``measure_ramp`` is set."""
+        drained, self._ramp_buckets = self._ramp_buckets, []
+        return drained
 
     def _weigh_stable(self, sums: Bucket, history: Bucket,
                       hyps: EveryHypotheses) -> dict[str, int]:

@@ -15,6 +15,7 @@ from rollguard.detectors.documents import read_document, yaml_document
 from rollguard.detectors.errors import ConfigError
 from rollguard.detectors.evaluations import STANDARD_METRICS, OtelMapping, otel_mapping
 from rollguard.detectors.policy_fields import choice, components, flag, known_only, number
+from rollguard.detectors.rollout_plan import RolloutPlan, rollout_plan
 
 STATISTICS = ("rate", "share", "mean", "quantile")
 SCHEMA_VERSION = 1
@@ -125,6 +126,7 @@ class Policy:
     # OpenTelemetry evaluation results and GenAI spans as metrics (detectors.evaluations)
     opentelemetry: OtelMapping = field(
         default_factory=lambda: otel_mapping(None, STANDARD_METRICS))
+    rollout: RolloutPlan = field(default_factory=RolloutPlan)  # see detectors.rollout
 
     @property
     def bucket_decay(self) -> float:
@@ -228,7 +230,7 @@ _TOP_KEYS = {"version", "name", "metrics", "composites", "bucket_seconds", "evid
              "max_future_skew_seconds", "max_lateness_seconds", "approvals", "max_cohorts",
              "transient_evidence", "transient_min_samples", "weather_evidence",
              "fleet_min_services", "fleet_window_seconds", "fleet_wait_seconds",
-             "opentelemetry"}
+             "opentelemetry", "rollout"}
 
 
 def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
@@ -300,6 +302,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
         approvals=approval_rules(raw.get("approvals")),
         opentelemetry=otel_mapping(raw.get("opentelemetry"), {
             name: (rule.statistic, rule.worse) for name, rule in metrics.items()}),
+        rollout=rollout_plan(raw.get("rollout")),
     )
 
 

@@ -23,8 +23,9 @@ from rollguard.detectors.policy import (
     RuleAction,
     Staging,
 )
+from rollguard.detectors.rollout_plan import plan_document
 
-_SKIP = {"metrics", "composites", "name", "extra", "approvals", "opentelemetry"}
+_SKIP = {"metrics", "composites", "name", "extra", "approvals", "opentelemetry", "rollout"}
 
 
 def policy_document(policy: Policy) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def policy_document(policy: Policy) -> dict[str, Any]:
     doc["composites"] = [_composite(c) for c in policy.composites]
     doc["approvals"] = _approvals(policy.approvals)
     doc["opentelemetry"] = mapping_document(policy.opentelemetry)
+    doc["rollout"] = plan_document(policy.rollout)
     return doc
 
 

@@ -6,7 +6,8 @@ before the virtual environment exists. ``up`` reuses a server already answering 
 ``down`` stops only the processes ``up`` started, by the process ids it recorded. Redis is
 probed as ``REDIS_URL`` says (TLS, its login, every cluster seed:
 :mod:`localservers.redis_probe`); only a plaintext single redis-server is started here, never a
-TLS server or a cluster.
+TLS server or a cluster. ``up --otel`` also starts a local OpenTelemetry Collector writing
+to the broker (built from Go modules on first use: :mod:`localservers.otelcol`).
 """
 
 from __future__ import annotations
@@ -135,21 +136,30 @@ def _where(service: Managed) -> str:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     secure = "--secure" in argv[1:]  # also the SASL_SSL broker of localservers/secure_kafka.py
+    otel = "--otel" in argv[1:]  # also the OpenTelemetry Collector of localservers/otelcol.py
     try:
         if command == "up":
             up()
             if secure:
                 from localservers.secure_kafka import report_up
                 report_up()
+            if otel:
+                from localservers.otelcol import report_up as report_otelcol_up
+                report_otelcol_up()
         elif command == "down":
             down()
             if secure:
                 from localservers.secure_kafka import report_down
                 report_down()
+            from localservers.otelcol import report_down as report_otelcol_down
+            report_otelcol_down()  # whenever up --otel or a test session left it running
         elif command == "status":
-            return 0 if status() else 1
+            healthy = status()
+            from localservers.otelcol import report_status
+            report_status()
+            return 0 if healthy else 1
         else:
-            print("usage: services up|down|status [--secure]", file=sys.stderr)
+            print("usage: services up|down|status [--secure] [--otel]", file=sys.stderr)
             return 2
     except (RollguardError, subprocess.CalledProcessError) as exc:
         print(f"services {command}: {exc}", file=sys.stderr)

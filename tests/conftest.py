@@ -7,13 +7,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
 
 from localservers import services
 from localservers.managed import stop_started
+
+if TYPE_CHECKING:
+    from localservers.otelcol import Collector
 
 # HYPOTHESIS_PROFILE=quick (`make unit`) runs every property test on a tenth of its examples
 # (at least one, without a deadline: the quick loop often runs beside other work) and a case
@@ -101,3 +104,35 @@ def fixture_mtls_kafka(secure_kafka: dict[str, str]) -> dict[str, str]:
     from localservers.secure_kafka import secure_kafka as the_broker
 
     return the_broker().mtls_client_env()
+
+
+@pytest.fixture(name="otelcol", scope="session")
+def fixture_otelcol(servers: None) -> Iterator[Collector]:
+    """The local OpenTelemetry Collector of ``scripts/services up --otel``
+    (localservers/otelcol.py): OTLP/HTTP in, ``otlp_proto`` to ``otlp_logs`` and
+    ``otlp_spans`` on the local broker. Built from Go modules on the first use on a machine
+    (about 4 min, then cached); started here only when it does not answer, and then stopped
+    at the end."""
+    from localservers.otelcol import otelcol, up_collector
+
+    collector = otelcol()
+    started_here = not collector.answers()
+    up_collector(collector)
+    yield collector
+    if started_here:
+        stop_started(collector)
+
+
+@pytest.fixture(name="otelcol_json", scope="session")
+def fixture_otelcol_json(servers: None) -> Iterator[Collector]:
+    """A second local Collector, on a free port, whose kafka exporter writes ``otlp_json``
+    to topics of its own (``rollguard-test.otlp_logs.json``, ``...spans.json``)."""
+    from localservers.otelcol import Collector, up_collector
+    from rollguard.base.config import Address
+    from tests.support.ports import free_port
+
+    collector = Collector("otelcol-json", Address("127.0.0.1", free_port()), "otlp_json",
+                          "rollguard-test.otlp_logs.json", "rollguard-test.otlp_spans.json")
+    up_collector(collector)
+    yield collector
+    stop_started(collector)

@@ -13,7 +13,7 @@ event). Everything is seeded; the output says how many runs each figure rests on
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,7 +70,7 @@ class MetricReport:
                 "lowest_events_per_s_judged_within_1h": self.lowest_rate}
 
 
-def _quantile(values: list[float | None], q: float) -> float | None:
+def _quantile(values: Sequence[float | None], q: float) -> float | None:
     """The q-quantile of delays in minutes, a miss counting as longer than any; None when
     that quantile is a miss (not caught within the window)."""
     ordered = sorted(values, key=lambda v: math.inf if v is None else v)

@@ -10,6 +10,7 @@
     ├── ServiceUnavailable       Kafka or Redis does not answer (names the address)
     ├── InvalidEvent             an evaluation event is rejected (carries a short reason code)
     ├── StateError               stored detector state is corrupt or of an unknown version
+    ├── RolloutRefused           a person's command does not fit a guarded rollout's state
     ├── MissingExtra             a part that needs ``rollguard[worker]`` is used without it
     │                            (also an ImportError)
     └── RollbackError            a pointer operation was not applied
@@ -23,14 +24,21 @@
 
 Library errors (redis, aiokafka) are translated at the edge with ``raise ... from exc`` so the
 cause is kept. The root and the errors of the pure core (``ConfigError``, ``InvalidEvent``,
-``StateError``) are defined in :mod:`rollguard.detectors.errors`, which imports nothing of the
-edges; they are re-exported here, so this module is the one place to import any of them from.
+``StateError``, ``RolloutRefused``) are defined in :mod:`rollguard.detectors.errors`, which
+imports nothing of the edges; they are re-exported here, so this module is the one place to
+import any of them from.
 """
 
 from __future__ import annotations
 
 from rollguard.base.redact import redact, redact_text
-from rollguard.detectors.errors import ConfigError, InvalidEvent, RollguardError, StateError
+from rollguard.detectors.errors import (
+    ConfigError,
+    InvalidEvent,
+    RollguardError,
+    RolloutRefused,
+    StateError,
+)
 
 __all__ = [
     "AccessRefused",
@@ -42,6 +50,7 @@ __all__ = [
     "ReleaseConflict",
     "RollbackError",
     "RollguardError",
+    "RolloutRefused",
     "ServicePinned",
     "ServiceUnavailable",
     "StateError",

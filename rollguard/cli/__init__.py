@@ -93,7 +93,7 @@ COMMAND_MODULES = {
     "rollback": "pointer", "pin": "pointer", "unpin": "pointer", "mark-stable": "pointer",
     "replay": "replay", "policy": "policy",
     "worker": "worker", "approve": "approve", "operator": "operators",
-    "notify": "notify", "drill": "drill",
+    "notify": "notify", "drill": "drill", "otlp": "otlp",
     "web": "web", "report": "report",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }

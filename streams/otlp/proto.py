@@ -3,12 +3,12 @@
 
 Only what rollguard reads is touched: a log record's ``event_name`` first, its attributes
 only when it is an evaluation result; a span's attributes, and its events named
-``gen_ai.evaluation.result``.
+``gen_ai.evaluation.result``. Attributes are read from their bytes (:mod:`.attributes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from rollguard.base.errors import InvalidEvent
+from rollguard.streams.otlp.attributes import LogsRequest, TracesRequest, wanted
 from rollguard.streams.otlp.records import (
     COHORT,
     EVALUATION_EVENT,
@@ -23,7 +24,6 @@ from rollguard.streams.otlp.records import (
     RELEASE,
     SERVICE,
     SERVICE_NAME,
-    WANTED,
     Bad,
     Decoded,
     Evaluation,
@@ -31,21 +31,23 @@ from rollguard.streams.otlp.records import (
     Span,
     bad_id,
     too_many,
-    unsupported,
 )
 
 _STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+_CHECKS: dict[str, Any] = {"logs": ExportLogsServiceRequest, "traces": ExportTraceServiceRequest}
+_READS = {"logs": LogsRequest, "traces": TracesRequest}
+_evaluation = partial(tuple.__new__, Evaluation)
 
 
 def decode_proto(value: bytes, signal: str) -> list[Decoded]:
     """The records of one message of ``signal`` (``logs`` or ``traces``)."""
-    request: Any = ExportLogsServiceRequest() if signal == "logs" else ExportTraceServiceRequest()
     try:
-        request.ParseFromString(value)
+        _CHECKS[signal].FromString(value)  # the whole message checked: see .attributes
     except DecodeError as exc:
-        what = type(request).__name__
+        what = _CHECKS[signal].__name__
         return [Bad(InvalidEvent("bad_otlp", f"not a serialized {what}: {exc}"),
                     {"signal": signal, "bytes": len(value), "head": value[:32].hex()})]
+    request: Any = _READS[signal].FromString(value)
     out: list[Decoded] = []
     if signal == "logs":
         for resource_logs in request.resource_logs:
@@ -61,27 +63,10 @@ def decode_proto(value: bytes, signal: str) -> list[Decoded]:
     return out
 
 
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None if kind is None else unsupported(kind)
-
-
-def _attrs(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {pair.key: _value(pair.value) for pair in pairs if pair.key in WANTED}
-
-
 def _resource(pairs: Any, signal: str) -> Resource:
     if len(pairs) > MAX_ATTRIBUTES:
         return Resource(error=too_many("resource", len(pairs), signal).error)
-    attrs = _attrs(pairs)
+    attrs = wanted(pairs)
     service = attrs.get(SERVICE)
     return Resource(attrs.get(SERVICE_NAME) if service is None else service,
                     attrs.get(RELEASE), attrs.get(COHORT))
@@ -99,16 +84,18 @@ def _ids(item: Any, signal: str, kind: str, required: bool) -> tuple[str, str] |
 def _log(record: Any, resource: Resource, signal: str) -> Decoded:
     if record.event_name != EVALUATION_EVENT:
         return "not_evaluation"
-    count = len(record.attributes)
-    if count > MAX_ATTRIBUTES:
-        return too_many("log_record", count, signal)
+    pairs = record.attributes
+    if len(pairs) > MAX_ATTRIBUTES:
+        return too_many("log_record", len(pairs), signal)
     if resource.error is not None:
         return Bad(resource.error, {"signal": signal, "kind": "resource"})
+    trace_id, span_id = record.trace_id, record.span_id
+    if (len(trace_id) == 16 or not trace_id) and (len(span_id) == 8 or not span_id):
+        return _evaluation((wanted(pairs), resource, trace_id.hex(), span_id.hex(),
+                            record.time_unix_nano, record.observed_time_unix_nano, None))
     ids = _ids(record, signal, "log_record", False)
-    if isinstance(ids, Bad):
-        return ids
-    return Evaluation(_attrs(record.attributes), resource, ids[0], ids[1],
-                      record.time_unix_nano, record.observed_time_unix_nano)
+    assert isinstance(ids, Bad)
+    return ids
 
 
 def _span(span: Any, resource: Resource, signal: str, out: list[Decoded]) -> None:
@@ -126,8 +113,7 @@ def _span(span: Any, resource: Resource, signal: str, out: list[Decoded]) -> Non
         out += [failure] * (1 + len(events))  # the span and each of its evaluations
         return
     assert not isinstance(ids, Bad)
-    attrs = _attrs(span.attributes)
-    decoded = Span(attrs, resource, ids[0], ids[1], span.start_time_unix_nano,
+    decoded = Span(wanted(span.attributes), resource, ids[0], ids[1], span.start_time_unix_nano,
                    span.end_time_unix_nano, span.status.code == _STATUS_ERROR)
     out.append(decoded)
     for event in events:
@@ -135,5 +121,5 @@ def _span(span: Any, resource: Resource, signal: str, out: list[Decoded]) -> Non
         if count > MAX_ATTRIBUTES:
             out.append(too_many("span_event", count, signal))
             continue
-        out.append(Evaluation(_attrs(event.attributes), resource, ids[0], ids[1],
+        out.append(Evaluation(wanted(event.attributes), resource, ids[0], ids[1],
                               event.time_unix_nano, 0, decoded))

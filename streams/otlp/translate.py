@@ -25,13 +25,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 from rollguard.base.errors import ConfigError, InvalidEvent
 from rollguard.detectors.evaluations import Evaluator, OtelMapping, normalize
 from rollguard.detectors.monitors import Item
 from rollguard.detectors.names import is_service_name
+from rollguard.streams.otlp.columns import Columns
 from rollguard.streams.otlp.join import Join, Output
 from rollguard.streams.otlp.jsonfmt import decode_json
 from rollguard.streams.otlp.proto import decode_proto
@@ -52,10 +54,11 @@ from rollguard.streams.otlp.records import (
     SERVICE,
     Bad,
     Evaluation,
+    Resource,
     Span,
     summary,
 )
-from rollguard.streams.wire import blocks_of, read_decoded
+from rollguard.streams.wire import read_decoded
 
 ENCODINGS = ("otlp_proto", "otlp_json")
 MAX_NAMES = 10_000  # evaluation names whose lookup is remembered
@@ -77,14 +80,16 @@ class Result:
     records: int = 0
 
 
-@dataclass(slots=True)
-class _Scored:
+class _Scored(NamedTuple):
     # An evaluation with its metric value, waiting (maybe) for its output.
     record: Evaluation
     signal: str
     metric: str
     value: float
     event_id: str
+
+
+_scored = partial(tuple.__new__, _Scored)
 
 
 def _hex_id(text: str) -> str:
@@ -119,24 +124,27 @@ class OtlpReader:
             raise ConfigError(f"OTLP encoding must be one of {', '.join(ENCODINGS)} and signal "
                               f"one of {', '.join(SIGNALS)}, got {encoding!r}, {signal!r}")
         out = Result()
-        events: list[dict[str, Any]] = []
+        columns = Columns()
         self._let_go(self.join.expire(now), out)
         if not value:
             out.rejected.append((None, value, InvalidEvent("empty_message")))
             return out
         decode = decode_proto if encoding == "otlp_proto" else decode_json
-        for record in decode(value, signal):
-            out.records += 1
-            if type(record) is str:
-                out.skipped[record] += 1
-            elif isinstance(record, Bad):
-                out.rejected.append((None, record.raw, record.error))
-            elif isinstance(record, Span):
-                self._span(record, signal, now, out, events)
+        records = decode(value, signal)
+        out.records = len(records)
+        for record in records:
+            kind = type(record)
+            if kind is Evaluation:
+                self._evaluation(record, signal, now, out, columns)  # type: ignore[arg-type]
+            elif kind is str:
+                out.skipped[record] += 1  # type: ignore[index]
+            elif kind is Span:
+                self._span(record, signal, now, out, columns)  # type: ignore[arg-type]
             else:
-                assert isinstance(record, Evaluation)
-                self._evaluation(record, signal, now, out, events)
-        self._group(events, out)
+                assert isinstance(record, Bad)
+                out.rejected.append((None, record.raw, record.error))
+        for service, block in columns.blocks():
+            out.items.setdefault(service, []).extend(read_decoded(block))
         return out
 
     def expire(self, now: float) -> Result:
@@ -173,7 +181,7 @@ class OtlpReader:
         return ("r:" + response,) if response else ()
 
     def _span(self, span: Span, signal: str, now: float, out: Result,
-              events: list[dict[str, Any]]) -> None:
+              columns: Columns) -> None:
         attrs = span.attrs
         operation = attrs.get(OPERATION)
         if operation is None:
@@ -188,7 +196,7 @@ class OtlpReader:
         if checked is None and type(service) is str and type(release) is str:
             output = Output(service, release, cohort, ts)
             keys = self._keys(span, self._response(span))
-            self._resolved(self.join.remember(keys, output, now), output, out, events)
+            self._resolved(self.join.remember(keys, output, now), output, out, columns)
         if not self._spans.enabled:
             out.skipped["spans_off"] += 1
         elif self._spans.operations and operation not in self._spans.operations:
@@ -196,10 +204,10 @@ class OtlpReader:
         elif checked is not None:
             out.rejected.append((None, summary(span, signal), checked))
         else:
-            events.append(self._span_event(span, service, release, cohort, ts))
+            columns.add(service, release, cohort, _hex_id(f"span|{span.trace_id}|{span.span_id}"),
+                        ts, self._span_metrics(span))
 
-    def _span_event(self, span: Span, service: str, release: str, cohort: Any,
-                    ts: float) -> dict[str, Any]:
+    def _span_metrics(self, span: Span) -> dict[str, float]:
         attrs = span.attrs
         metrics: dict[str, float] = {
             "error": 1.0 if span.failed or attrs.get(ERROR_TYPE) is not None else 0.0}
@@ -214,17 +222,16 @@ class OtlpReader:
         price = self._spans.price(model) if model and self._spans.prices else None
         if price is not None and type(tokens_in) is int and type(tokens_out) is int:
             metrics["cost_usd"] = (tokens_in * price.input + tokens_out * price.output) / 1e6
-        event_id = _hex_id(f"span|{span.trace_id}|{span.span_id}")
-        return _event(event_id, ts, service, release, cohort, metrics)
+        return metrics
 
     def _evaluation(self, record: Evaluation, signal: str, now: float, out: Result,
-                    events: list[dict[str, Any]]) -> None:
+                    columns: Columns) -> None:
         attrs = record.attrs
         if attrs.get(ERROR_TYPE) is not None:
             out.skipped["evaluation_error"] += 1
             return
-        name = _text(attrs.get(EVALUATION_NAME))
-        if name is None:
+        name = attrs.get(EVALUATION_NAME)
+        if type(name) is not str or not name:
             out.rejected.append((None, summary(record, signal), InvalidEvent(
                 "missing_evaluation_name", "gen_ai.evaluation.name must be a non-empty string")))
             return
@@ -245,19 +252,19 @@ class OtlpReader:
         assert isinstance(value, float)
         response = self._response(record)
         keys = self._keys(record, response)
-        scored = _Scored(record, signal, evaluator.metric, value, _hex_id(
+        scored = _scored((record, signal, evaluator.metric, value, _hex_id(
             f"{key}|{record.trace_id}|{record.span_id}|{response}"
-            + ("" if keys else f"|{record.time_ns}|{record.observed_ns}|{value}")))
-        self._place(scored, keys, now, out, events)
+            + ("" if keys else f"|{record.time_ns}|{record.observed_ns}|{value}"))))
+        self._place(scored, keys, now, out, columns)
 
     def _place(self, scored: _Scored, keys: tuple[str, ...], now: float, out: Result,
-               events: list[dict[str, Any]]) -> None:
+               columns: Columns) -> None:
         record = scored.record
         joined = self.join.lookup(keys) if keys else None
         attrs, span, resource = record.attrs, record.span, record.resource
         release = attrs.get(RELEASE)
         if release is not None:
-            base = joined or resource
+            base: Output | Resource = joined or resource
         elif span is not None and span.attrs.get(RELEASE) is not None:
             release = span.attrs[RELEASE]
             base = Output(span.attrs.get(SERVICE, resource.service), release,
@@ -272,17 +279,16 @@ class OtlpReader:
             return
         ts = joined.ts if joined is not None else (record.time_ns or record.observed_ns) / 1e9
         service = attrs.get(SERVICE, base.service)
-        cohort = attrs.get(COHORT, base.cohort)
         problem = _checked(service, release, ts)
         if problem is not None:
             out.rejected.append((None, summary(record, scored.signal), problem))
             return
-        events.append(_event(scored.event_id, ts, service, release, cohort,
-                             {scored.metric: scored.value}))
+        columns.add_one(service, release, attrs.get(COHORT, base.cohort), scored.event_id, ts,
+                        scored.metric, scored.value)
 
     @staticmethod
     def _resolved(scored: list[_Scored], output: Output, out: Result,
-                  events: list[dict[str, Any]]) -> None:
+                  columns: Columns) -> None:
         for one in scored:  # held evaluations whose output came: it names service and release
             attrs = one.record.attrs
             service = attrs.get(SERVICE, output.service)
@@ -290,17 +296,8 @@ class OtlpReader:
             if problem is not None:
                 out.rejected.append((None, summary(one.record, one.signal), problem))
                 continue
-            events.append(_event(one.event_id, output.ts, service, output.release,
-                                 attrs.get(COHORT, output.cohort), {one.metric: one.value}))
-
-    @staticmethod
-    def _group(events: list[dict[str, Any]], out: Result) -> None:
-        by_service: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            by_service.setdefault(event["service"], []).append(event)
-        for service, group in by_service.items():
-            out.items[service] = [item for block in blocks_of(group)
-                                  for item in read_decoded(block)]
+            columns.add_one(service, output.release, attrs.get(COHORT, output.cohort),
+                            one.event_id, output.ts, one.metric, one.value)
 
 
 def _checked(service: Any, release: Any, ts: float) -> InvalidEvent | None:
@@ -318,11 +315,3 @@ def _checked(service: Any, release: Any, ts: float) -> InvalidEvent | None:
         return InvalidEvent("missing_ts", "no time on the record or its output")
     return None
 
-
-def _event(event_id: str, ts: float, service: str, release: str, cohort: Any,
-           metrics: dict[str, float]) -> dict[str, Any]:
-    event = {"event_id": event_id, "ts": ts, "service": service, "release": release,
-             "metrics": metrics}
-    if cohort is not None:
-        event["cohort"] = cohort
-    return event

@@ -2,7 +2,9 @@
 Redis: the broker is stopped (SIGTERM, a controlled shutdown) or killed (SIGKILL, a crash)
 and started again — same port, same data — while a regression's events flow; the running
 worker recovers by itself and the rollback is decided and applied exactly once. Both cases
-share the module's one broker, each with topics and a consumer group of its own."""
+share the module's one broker, each with topics and a consumer group of its own. On the
+same broker, stopped and started again: ``rollguard otlp`` answers 503 while it is away,
+and the OpenTelemetry SDK's exporter retries until its records are on Kafka."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
+import requests
 from aiokafka.errors import KafkaError
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 from rollguard.base.errors import ServiceUnavailable
 from tests.support.e2e import (
@@ -26,6 +31,7 @@ from tests.support.e2e import (
     setup_service,
     stop,
 )
+from tests.support.otel import evaluation, running_otlp, tail
 from tests.support.private_kafka import PrivateBroker
 from tests.support.runs import IsolatedRun, wait_processed
 
@@ -120,3 +126,43 @@ async def test_a_broker_restarted_during_a_regression_gives_one_rollback_without
     outcomes = [(a["status"], a["command_id"]) for a in audit if a.get("type") == "outcome"]
     assert len(commands) == len(decisions) == 1, "the rollback decided exactly once"
     assert outcomes == [("applied", commands[0]["command"]["command_id"])]
+
+
+RETRY_AFTER_S = 15  # the SDK tries 6 times: 5 waits of 17 s leave the broker 85 s to start
+ONE_RECORD = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"eventName":"e"}]}]}]}'
+
+
+async def test_rollguard_otlp_answers_503_while_kafka_is_away_and_the_sdk_retries(
+        broker: PrivateBroker) -> None:
+    """Nothing is acknowledged that Kafka has not: with the broker stopped, a request gets
+    503 with Retry-After; the SDK's exporter, sending meanwhile, gets 503 and retries, and
+    its records are on Kafka once the broker is back."""
+    statuses: list[int] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda answer, **_: statuses.append(answer.status_code))
+    first, sent = evaluation(), evaluation()
+    with running_otlp(KAFKA_BOOTSTRAP=broker.bootstrap, ROLLGUARD_OTLP_ACK_TIMEOUT_S="2",
+                      ROLLGUARD_OTLP_RETRY_AFTER_S=str(RETRY_AFTER_S)) as receiver:
+        exporter = OTLPLogExporter(f"{receiver.url}/v1/logs", session=session,
+                                   timeout=5 * (RETRY_AFTER_S + 2) + 30)
+        async with tail(receiver.topic_logs, broker.bootstrap) as logs:
+            assert (await asyncio.to_thread(exporter.export, first.logs)).name == "SUCCESS"
+            await logs.until(lambda v: first.marker.encode() in v)
+            await asyncio.to_thread(broker.stop)
+            try:
+                async with aiohttp.ClientSession() as client, client.post(
+                        f"{receiver.url}/v1/logs", data=ONE_RECORD,
+                        headers={"Content-Type": "application/json"}) as answer:
+                    assert (answer.status, answer.headers["Retry-After"]) == (
+                        503, str(RETRY_AFTER_S))
+                exporting = asyncio.create_task(asyncio.to_thread(exporter.export, sent.logs))
+                async with asyncio.timeout(30):
+                    while 503 not in statuses:
+                        await asyncio.sleep(0.1)
+            finally:
+                await asyncio.to_thread(broker.start)
+            assert (await exporting).name == "SUCCESS"
+            await logs.until(lambda v: sent.marker.encode() in v, timeout=120)
+    exporter.shutdown()
+    assert statuses[0] == 200 and statuses[-1] == 200 and 503 in statuses[1:-1], statuses
+    assert "answered 503" in receiver.printed()

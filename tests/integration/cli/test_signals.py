@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,22 +59,32 @@ def wait_until(check: object, timeout: float) -> bool:
     return False
 
 
+# The long-running commands without children: (command, its settings given a free port,
+# the start of the line it prints on stderr once it serves).
+SERVERS: dict[str, tuple[Callable[[int], dict[str, str]], str]] = {
+    "web": (lambda port: {"ROLLGUARD_WEB_ADDR": f"127.0.0.1:{port}",
+                          "ROLLGUARD_WEB_METRICS_URL": ""}, "status page:"),
+    "otlp": (lambda port: {"ROLLGUARD_OTLP_ADDR": f"127.0.0.1:{port}"}, "otlp: receiving"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(SERVERS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_rollguard_web_stops_on_a_signal_with_sigint_inherited_ignored(signum: int) -> None:
-    port = free_port()
-    env = {**os.environ, "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1",
-           "ROLLGUARD_WEB_METRICS_URL": ""}
-    web = subprocess.Popen([sys.executable, "-m", "rollguard.cli", "web"], env=env,
-                           stderr=subprocess.PIPE, text=True, preexec_fn=ignoring_sigint)
+def test_a_server_command_stops_on_a_signal_with_sigint_inherited_ignored(
+        command: str, signum: int) -> None:
+    settings, ready = SERVERS[command]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **settings(free_port())}
+    server = subprocess.Popen([sys.executable, "-m", "rollguard.cli", command], env=env,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=ignoring_sigint)
     try:
-        assert web.stderr is not None
-        assert web.stderr.readline().startswith("status page:")
-        web.send_signal(signum)
-        assert web.wait(10) == 0
+        assert server.stderr is not None
+        assert server.stderr.readline().startswith(ready)
+        server.send_signal(signum)
+        assert server.wait(10) == 0
     finally:
-        if web.poll() is None:
-            web.kill()
-            web.wait()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
