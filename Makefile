@@ -1,5 +1,5 @@
-# The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test setup services-up services-down bench
+# The two commands a newcomer needs: `make demo` and `make test`; `make unit` is the quick loop.
+.PHONY: demo test unit setup services-up services-down bench
 VENV := .venv
 STAMP := $(VENV)/.installed
 
@@ -24,6 +24,12 @@ test: services-up
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
+
+# The quick loop: every test that needs no server (tests/unit and the doctests), on every core,
+# property tests on a tenth of their examples and seed sweeps on their first seed
+# (HYPOTHESIS_PROFILE=quick, tests/conftest.py). No lint, types or servers: `make test` runs all.
+unit: setup
+	HYPOTHESIS_PROFILE=quick $(VENV)/bin/pytest -q -n auto tests/unit rollguard localservers
 
 demo: services-up
 	$(VENV)/bin/rollguard demo

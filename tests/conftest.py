@@ -1,17 +1,76 @@
-"""Shared fixtures: integration tests need the servers that `scripts/services up` starts."""
+"""Shared fixtures: integration tests need the servers that `scripts/services up` starts.
+And how deep the tests go: in full by default (`make test`), lighter with
+HYPOTHESIS_PROFILE=quick (`make unit`)."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from localservers import services
 from localservers.managed import stop_started
 
 if TYPE_CHECKING:
     from localservers.otelcol import Collector
+
+# HYPOTHESIS_PROFILE=quick (`make unit`) runs every property test on a tenth of its examples
+# (at least one, without a deadline: the quick loop often runs beside other work) and a case
+# swept over seeds on its first seed only. Without it (`make test`) every test runs in full.
+QUICK = os.environ.get("HYPOTHESIS_PROFILE") == "quick"
+QUICK_SHARE = 0.1
+settings.register_profile("quick", max_examples=10, deadline=None)  # the default: 100
+if QUICK:
+    settings.load_profile("quick")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if QUICK:
+        fewer_examples(items)
+        first_seed_only(config, items)
+
+
+def fewer_examples(items: list[pytest.Item]) -> None:
+    """A test's own ``@settings(max_examples=n)``, which no profile overrides, becomes
+    ``ceil(n * QUICK_SHARE)``; the others follow the quick profile already."""
+    for item in items:
+        test = getattr(item, "obj", None)
+        test = getattr(test, "__func__", test)  # a method's function
+        if (not getattr(test, "_hypothesis_internal_settings_applied", False)
+                or getattr(test, "_rollguard_quick", False)):  # parametrized: seen already
+            continue
+        own = test._hypothesis_internal_use_settings  # type: ignore[union-attr]
+        test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
+            own, max_examples=max(1, math.ceil(own.max_examples * QUICK_SHARE)), deadline=None)
+        test._rollguard_quick = True  # type: ignore[union-attr]
+
+
+def first_seed_only(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A case swept over seeds (``parametrize("seed", range(3))``) runs on its first seed
+    only; a case with one seed of its own (``("latency_ms", 0), ("error", 1)``) runs as it is.
+    The others are reported as deselected."""
+
+    def seed_of(item: pytest.Item) -> tuple[tuple[str, str], Any] | None:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "seed" not in params:
+            return None
+        rest = sorted((k, repr(v)) for k, v in params.items() if k != "seed")
+        return (item.nodeid.split("[")[0], repr(rest)), params["seed"]
+
+    seeds: dict[tuple[str, str], list[Any]] = {}
+    for item in items:
+        if (found := seed_of(item)) is not None:
+            seeds.setdefault(found[0], []).append(found[1])
+    dropped = [item for item in items
+               if (found := seed_of(item)) is not None and found[1] != min(seeds[found[0]])]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        left = set(dropped)
+        items[:] = [item for item in items if item not in left]
 
 
 @pytest.fixture(name="servers", scope="session")
@@ -70,7 +129,7 @@ def fixture_otelcol_json(servers: None) -> Iterator[Collector]:
     to topics of its own (``rollguard-test.otlp_logs.json``, ``...spans.json``)."""
     from localservers.otelcol import Collector, up_collector
     from rollguard.base.config import Address
-    from tests.support.redis_servers import free_port
+    from tests.support.ports import free_port
 
     collector = Collector("otelcol-json", Address("127.0.0.1", free_port()), "otlp_json",
                           "rollguard-test.otlp_logs.json", "rollguard-test.otlp_spans.json")

@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    REGRESSION,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    start,
+    stop,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, start, stop
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

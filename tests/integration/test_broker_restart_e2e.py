@@ -20,15 +20,17 @@ from aiokafka.errors import KafkaError
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
 from rollguard.base.errors import ServiceUnavailable
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    REGRESSION,
     T0,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    stop,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
 from tests.support.otel import evaluation, running_otlp, tail
 from tests.support.private_kafka import PrivateBroker
 from tests.support.runs import IsolatedRun, wait_processed

@@ -20,7 +20,7 @@ from rollguard.actions.commands import Command, new_command, sign
 from rollguard.actions.keys import operators_key
 from rollguard.actions.operators import OperatorRegistry
 from rollguard.streams.connect import new_admin_client, prepare_topics
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
     new_service,
     send_commands,
     setup_service,

@@ -20,8 +20,15 @@ from rollguard.analysis.replay import Replay
 from rollguard.detectors.policy import default_policy
 from rollguard.streams.app import owner_of
 from rollguard.streams.connect import ensure_topics
-from tests.integration.e2e_support import read_topic, scenario_events, setup_service
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, start, stop
+from tests.support.e2e import (
+    REGRESSION,
+    applied_rollbacks,
+    read_topic,
+    scenario_events,
+    setup_service,
+    start,
+    stop,
+)
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

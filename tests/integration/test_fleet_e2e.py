@@ -14,9 +14,8 @@ from bench.scenarios import CANDIDATE, START, cutover_fleet
 from rollguard.analysis.replay import replay_events
 from rollguard.detectors.events import validate_event
 from rollguard.detectors.policy import default_policy
-from tests.integration.e2e_support import new_service, produce, read_topic, setup_service
-from tests.integration.e2e_support import wait_for_audit as audit_until
-from tests.integration.test_worker_e2e import stop
+from tests.support.e2e import new_service, produce, read_topic, setup_service, stop
+from tests.support.e2e import wait_for_audit as audit_until
 from tests.support.runs import IsolatedRun, wait_members, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

@@ -5,46 +5,31 @@ then answers its liveness and readiness probes."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import aiohttp
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.e2e_support import new_service, produce, scenario_events, setup_service
-from tests.integration.test_worker_e2e import REGRESSION, stop
+from tests.support.e2e import (
+    REGRESSION,
+    Samples,
+    new_service,
+    produce,
+    scenario_events,
+    scrape,
+    setup_service,
+    stop,
+    value,
+)
+from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
-
-
-async def scrape(url: str) -> Samples:
-    """The samples /metrics serves now; empty while the worker does not answer yet."""
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            text = await response.text()
-    except aiohttp.ClientConnectionError:
-        return {}
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 async def probe(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:

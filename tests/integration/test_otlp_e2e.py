@@ -19,7 +19,7 @@ import pytest
 
 from rollguard.actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
-from tests.integration.e2e_support import new_service, read_topic, scenario_events, setup_service
+from tests.support.e2e import new_service, read_topic, scenario_events, setup_service
 from tests.support.otlp import encode, evaluation, logs, protobuf_json
 from tests.support.otlp_runs import (
     JUDGE,

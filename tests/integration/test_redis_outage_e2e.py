@@ -18,16 +18,18 @@ from rollguard.actions.connect import async_redis_client
 from rollguard.actions.pointer import PointerStore
 from rollguard.demo.run import prepare_service, promote
 from rollguard.streams.connect import prepare_topics
-from tests.integration.actions.private_redis import PrivateRedis
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    REGRESSION,
     T0,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
+    stop,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
+from tests.support.private_redis import PrivateRedis
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

@@ -11,14 +11,17 @@ import pytest
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.pointer_cache import TTL_S
 from rollguard.demo.run import promote
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    REGRESSION,
+    applied_rollbacks,
     new_service,
     produce,
     scenario_events,
+    scrape,
     setup_service,
+    stop,
 )
-from tests.integration.test_metrics_e2e import free_port, scrape
-from tests.integration.test_worker_e2e import REGRESSION, applied_rollbacks, stop
+from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

@@ -23,17 +23,20 @@ from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import validate_event
 from rollguard.detectors.policy import default_policy
 from rollguard.streams.app import owner_of
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    QUICK_TAKEOVER,
+    REGRESSION,
     T0,
+    applied_rollbacks,
     new_service,
     produce,
     read_topic,
     scenario_events,
     send_commands,
     setup_service,
+    stop,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import QUICK_TAKEOVER, REGRESSION, applied_rollbacks, stop
 from tests.support.runs import IsolatedRun, wait_members, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]

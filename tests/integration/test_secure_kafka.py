@@ -22,7 +22,7 @@ from rollguard.base.errors import AccessRefused
 from rollguard.cli import main
 from rollguard.demo.scenario import Scenario
 from rollguard.streams.emitter import Emitter
-from tests.integration.e2e_support import new_service, scenario_events, setup_service
+from tests.support.e2e import new_service, scenario_events, setup_service
 from tests.support.redis_servers import make_certificates
 from tests.support.runs import IsolatedRun, wait_processed
 

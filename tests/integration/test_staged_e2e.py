@@ -11,16 +11,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    BLIP_ONLY,
+    REGRESSION,
     T0,
+    fixture_run,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    stop,
     wait_for_audit,
 )
-from tests.integration.test_worker_e2e import BLIP_ONLY, REGRESSION, fixture_run, stop
 from tests.support.policies import default_policy_document
 from tests.support.runs import IsolatedRun, wait_processed
 

@@ -11,55 +11,32 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.reader import PointerReader
-from rollguard.demo.scenario import Scenario
-from tests.integration.e2e_support import (
+from tests.support.e2e import (
+    BLIP_ONLY,
+    QUICK_TAKEOVER,
+    REGRESSION,
+    applied_rollbacks,
+    fixture_run,
     new_service,
     produce,
     read_topic,
     scenario_events,
     setup_service,
+    start,
+    stop,
 )
 from tests.support.runs import IsolatedRun, committed_events, wait_processed, wait_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
+__all__ = ["fixture_run"]  # the isolated run of the end-to-end tests
 
-REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
-BLIP_ONLY = dataclasses.replace(REGRESSION, regression_at=10**9)
 KILLS = 10  # SIGKILLs of the worker during one regression (each costs ~8 s of restart)
-# A killed worker's partitions move after its session timeout: the least a broker accepts
-# by default, so that kill-and-restart tests wait less (the worker's default is 10 s).
-QUICK_TAKEOVER = {"ROLLGUARD_SESSION_TIMEOUT_S": "6"}
-
-
-@pytest.fixture(name="run")
-async def fixture_run() -> AsyncIterator[IsolatedRun]:
-    run = IsolatedRun.new("e2e", partitions=2)
-    yield run
-    await run.delete_topics()
-
-
-def start(run: IsolatedRun) -> subprocess.Popen[bytes]:
-    return run.start_worker()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def applied_rollbacks(history: list[dict]) -> list[dict]:
-    return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
 
 
 async def finish_with_one_rollback(run: IsolatedRun, store: PointerStore, service: str,

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from localservers.packages import chromium_binary
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 # Chromium as root needs --no-sandbox; the virtual time budget lets the page's scripts fetch
 # and draw before the DOM is printed or the picture taken.

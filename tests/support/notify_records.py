@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rollguard.notify.episodes import Batcher, EpisodeBook, Message
+from rollguard.notify.notices import read_record
+
+WEB = "http://status.example"  # the status page the messages link to
+
 
 def alert(at: float, service: str = "chat", release: str = "v2", verdict: str = "transient",
           metric: str = "error", kind: str = "alert") -> dict[str, Any]:
@@ -50,3 +55,13 @@ def staged(at: float, action: str = "stage", command_id: str = "c1", percent: fl
     return {**alert(at, verdict=verdict, metric="hallucination", kind="decision"),
             "action": action, "command_id": command_id, "reason": reason,
             "evidence": {"metric": "hallucination", "staged": steps}}
+
+
+def messages(*records: dict[str, Any]) -> list[Message]:
+    """The messages the records make, batched and due."""
+    book, batcher = EpisodeBook(), Batcher(batch_s=1.0)
+    for record in records:
+        update = book.add(read_record(record))
+        if update is not None:
+            batcher.add(update, now=0.0)
+    return batcher.due(1.0)

@@ -34,7 +34,7 @@ from rollguard.streams.connect import (
     new_admin_client,
     partition_counts,
 )
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 EVENT = "gen_ai.evaluation.result"
 

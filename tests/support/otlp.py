@@ -22,6 +22,8 @@ from rollguard.streams.otlp.translate import Result
 EVAL = "gen_ai.evaluation.result"
 T0 = 1_765_074_000_000_000_000  # ns
 ENCODINGS = ("otlp_proto", "otlp_json")
+TRACE, SPAN, SPAN2 = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "0123456789abcdef"
+EVALUATOR = {"service.name": "judge"}  # a separate evaluator process: names neither
 
 
 def any_value(value: Any) -> AnyValue:

@@ -12,7 +12,7 @@ from pathlib import Path
 from localservers.kafka_server import kafka_properties, start_broker
 from localservers.managed import Managed, kafka_answers, stop_started, wait_until_answers
 from rollguard.base.config import Address
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 START_S = 120.0  # a JVM starting on a busy 2-core machine
 

@@ -10,7 +10,6 @@ certificates as ``TlsRedis`` (``rediss+cluster://``).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,28 +18,11 @@ import redis
 
 from localservers.managed import project_home
 from rollguard.ops.compose_secrets import issue, make_ca
+from tests.support.ports import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 ADMIN = ("admin", "admin-pw")
-
-
-def free_port(also_free: int = 0) -> int:
-    """A free loopback port; with ``also_free``, one whose ``port + also_free`` is free too
-    (a cluster node's bus listens 10000 above its port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not also_free:
-            return port
-        if port + also_free < 65536:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + also_free))
-                except OSError:
-                    continue
-            return port
 
 
 def make_certificates(folder: Path) -> Path:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from rollguard.actions.commands import Command, Op, new_command, sign
+from rollguard.actions.commands import Op
 from rollguard.actions.connect import async_redis_client
 from rollguard.actions.keys import ServiceKeys, operators_key
 from rollguard.actions.operators import OperatorKey, OperatorRegistry
 from rollguard.actions.pointer import Outcome, PointerStore
-from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.pointer import SECRET, Issue, MakeOperator, command
+from tests.support.private_redis import PrivateRedis
 from tests.support.redis_servers import LoopbackCluster, TlsRedis
-
-SECRET = b"test-secret"
 
 
 @pytest.fixture(name="service")
@@ -38,10 +37,6 @@ async def fixture_store(servers: None, service: str) -> AsyncIterator[PointerSto
     await client.aclose()
 
 
-Issue = Callable[..., Awaitable[Outcome]]
-MakeOperator = Callable[[str], Awaitable[OperatorKey]]
-
-
 @pytest.fixture(name="operator")
 async def fixture_operator(store: PointerStore) -> AsyncIterator[MakeOperator]:
     """Register operators under names no one else uses (``ana`` -> ``ana-1f3c...``) with
@@ -56,11 +51,6 @@ async def fixture_operator(store: PointerStore) -> AsyncIterator[MakeOperator]:
     yield make
     if made:
         await store.client.hdel(operators_key(), *made)
-
-
-def command(service: str, op: Op, by: str = "ann", **fields: object) -> Command:
-    """A signed command, valid for five minutes from now."""
-    return sign(new_command(service, op, by, time.time(), **fields), SECRET)  # type: ignore[arg-type]
 
 
 @pytest.fixture(name="issue")
@@ -84,12 +74,6 @@ async def fixture_released(store: PointerStore, service: str, issue: Issue) -> P
     )
     (await issue("promote", release="v1")).raise_for_status()
     return store
-
-
-async def register_two_releases(store: PointerStore, service: str) -> None:
-    """v1 and v2 registered (one component each), for tests of a private Redis."""
-    for name in ("v1", "v2"):
-        await store.register_release(service, name, {"model": f"m-{name}"})
 
 
 @pytest.fixture(name="private_redis")

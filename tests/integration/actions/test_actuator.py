@@ -15,15 +15,9 @@ from rollguard.actions.actuator import Actuator
 from rollguard.actions.approvals import PendingCommands, approval
 from rollguard.actions.commands import Command, Op, sign
 from rollguard.actions.pointer import PointerStore
-from tests.integration.actions.conftest import SECRET, Issue, MakeOperator, command
+from tests.support.pointer import SECRET, Issue, MakeOperator, command, message
 
 pytestmark = pytest.mark.integration
-
-
-def message(cmd: Command | dict[str, Any], approval_needed: bool = False) -> bytes:
-    body = cmd.as_dict() if isinstance(cmd, Command) else cmd
-    return orjson.dumps({"type": "command", "approval": "required" if approval_needed else None,
-                         "command": body})
 
 
 @pytest.fixture(name="actuator")

@@ -18,7 +18,7 @@ from rollguard.actions.operators import OperatorKey, OperatorRegistry
 from rollguard.actions.pointer import PointerStore
 from rollguard.base.errors import ConfigError
 from rollguard.detectors.approvers import ApprovalRules
-from tests.integration.actions.conftest import SECRET, Issue, MakeOperator, command
+from tests.support.pointer import SECRET, Issue, MakeOperator, command
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ from rollguard.actions.pointer import PointerStore
 from rollguard.base.errors import AccessRefused
 from rollguard.ops import compose_secrets
 from rollguard.ops.check import check_redis
-from tests.integration.actions.conftest import SECRET
-from tests.support.redis_servers import REDIS_SERVER, free_port, wait_ready
+from tests.support.pointer import SECRET
+from tests.support.ports import free_port
+from tests.support.redis_servers import REDIS_SERVER, wait_ready
 
 pytestmark = [pytest.mark.integration]
 

@@ -14,7 +14,7 @@ from rollguard.actions.pointer import PointerStore
 from rollguard.base.errors import RollguardError
 from rollguard.report.sources import read_redis
 from rollguard.web.sources import AuditLog, MetricsScraper, StatusSource
-from tests.integration.actions.conftest import SECRET
+from tests.support.pointer import SECRET
 from tests.support.redis_servers import LoopbackCluster, TlsRedis
 
 pytestmark = [pytest.mark.integration]

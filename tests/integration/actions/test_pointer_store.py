@@ -19,7 +19,7 @@ from rollguard.base.errors import (
     UnknownRelease,
     UnknownService,
 )
-from tests.integration.actions.conftest import SECRET, Issue, command
+from tests.support.pointer import SECRET, Issue, command
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from rollguard.actions.pointer import PointerStore
-from tests.integration.actions.conftest import Issue
+from tests.support.pointer import Issue
 
 pytestmark = [pytest.mark.integration]
 FLIPS = 30

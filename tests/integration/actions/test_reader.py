@@ -15,8 +15,8 @@ from rollguard.actions.pointer import PointerStore
 from rollguard.actions.reader import PointerReader, SyncPointerReader
 from rollguard.actions.state import PointerState, encode
 from rollguard.base.errors import ServiceUnavailable, UnknownService
-from tests.integration.actions.conftest import SECRET, Issue, command
-from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.pointer import SECRET, Issue, command
+from tests.support.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.integration]
 

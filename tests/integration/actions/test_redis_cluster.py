@@ -25,7 +25,7 @@ from rollguard.actions.state import PointerState
 from rollguard.base.errors import ServiceUnavailable
 from rollguard.cli import main
 from rollguard.ops.check import check_redis
-from tests.integration.actions.conftest import SECRET
+from tests.support.pointer import SECRET
 from tests.support.redis_servers import LoopbackCluster
 
 pytestmark = [pytest.mark.integration]

@@ -20,8 +20,8 @@ from rollguard.actions.connect import async_redis_client
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.respond import COMMAND_TTL_S
 from rollguard.base.errors import ServiceUnavailable
-from tests.integration.actions.conftest import SECRET, register_two_releases
-from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.pointer import SECRET, register_two_releases
+from tests.support.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
 

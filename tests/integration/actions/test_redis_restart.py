@@ -20,8 +20,8 @@ from rollguard.actions.reader import PointerReader, SyncPointerReader
 from rollguard.actions.reader_core import ReaderCore
 from rollguard.actions.state import PointerState
 from rollguard.base.errors import ServiceUnavailable
-from tests.integration.actions.conftest import SECRET, command, register_two_releases
-from tests.integration.actions.private_redis import PrivateRedis
+from tests.support.pointer import SECRET, command, register_two_releases
+from tests.support.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.integration]
 

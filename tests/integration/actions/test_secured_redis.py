@@ -22,8 +22,7 @@ from rollguard.base.errors import AccessRefused
 from rollguard.cli import main
 from rollguard.ops.check import check_redis
 from rollguard.streams.redis_wait import until_available
-from tests.integration.actions.conftest import SECRET, command
-from tests.integration.actions.test_actuator import message
+from tests.support.pointer import SECRET, command, message
 from tests.support.redis_servers import TlsRedis
 
 pytestmark = [pytest.mark.integration]

@@ -11,7 +11,8 @@ from localservers import services
 from localservers.managed import redis_answers
 from rollguard.base.config import Address, redis_url
 from rollguard.base.errors import AccessRefused
-from tests.support.redis_servers import ADMIN, LoopbackCluster, TlsRedis, free_port
+from tests.support.ports import free_port
+from tests.support.redis_servers import ADMIN, LoopbackCluster, TlsRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
