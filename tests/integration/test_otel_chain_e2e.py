@@ -28,7 +28,7 @@ from rollguard.base.config import Address
 from rollguard.demo.isolated import wait_for_worker_ready
 from rollguard.streams.connect import consumer
 from rollguard.streams.wire import read_message
-from tests.integration.e2e_support import new_service, read_topic, setup_service
+from tests.support.e2e import new_service, read_topic, setup_service
 from tests.support.otlp import ENCODINGS
 from tests.support.otlp_runs import item_ids
 from tests.support.policies import default_policy_document
