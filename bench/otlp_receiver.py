@@ -29,7 +29,7 @@ import aiohttp
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from tests.support.otel import delete_topics, otlp_command
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 
 
 def body(records: int) -> bytes:

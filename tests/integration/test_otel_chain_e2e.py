@@ -32,7 +32,7 @@ from tests.support.e2e import new_service, read_topic, setup_service
 from tests.support.otlp import ENCODINGS
 from tests.support.otlp_runs import item_ids
 from tests.support.policies import default_policy_document
-from tests.support.redis_servers import free_port
+from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun, wait_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
