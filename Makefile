@@ -23,7 +23,7 @@ test: services-up
 	scripts/services up --otel
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup
 
 # The quick loop: every test that needs no server (tests/unit and the doctests), on every core,
 # property tests on a tenth of their examples and seed sweeps on their first seed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 # (at least one, without a deadline: the quick loop often runs beside other work) and a case
 # swept over seeds on its first seed only. Without it (`make test`) every test runs in full.
 QUICK = os.environ.get("HYPOTHESIS_PROFILE") == "quick"
+INTEGRATION = Path(__file__).parent / "integration"
 QUICK_SHARE = 0.1
 settings.register_profile("quick", max_examples=10, deadline=None)  # the default: 100
 if QUICK:
@@ -29,6 +31,12 @@ if QUICK:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # With pytest-xdist's --dist loadgroup (`make test`), the tests on real servers run one at
+    # a time on one process, as they were written to (timing, shared brokers), while the
+    # others share the remaining cores beside them.
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("servers"))
     if QUICK:
         fewer_examples(items)
         first_seed_only(config, items)

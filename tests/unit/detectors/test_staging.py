@@ -85,9 +85,13 @@ def test_a_stage_in_progress_survives_a_round_trip_of_the_state() -> None:
     cut = next(d for d in straight if d.action == DecisionAction.STAGE)
     monitor = ServiceMonitor("chat", policy)
     decisions: list[Decision] = []
+    written = 0.0
     for event in events:
         decisions += monitor.observe(event)
-        if event.ts > cut.ts + 20 and monitor.candidate and monitor.candidate.stage:
+        # once a second of event time while the stage is on, as a worker's checkpoints would
+        if (event.ts > max(cut.ts + 20, written + 1) and monitor.candidate
+                and monitor.candidate.stage):
+            written = event.ts
             monitor = ServiceMonitor.from_bytes(monitor.to_bytes(), policy)
     decisions += monitor.flush()
     assert [d.to_dict() for d in decisions] == [d.to_dict() for d in straight]
