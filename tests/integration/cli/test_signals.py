@@ -91,7 +91,8 @@ def test_a_server_command_stops_on_a_signal_with_sigint_inherited_ignored(
 def test_the_demo_stops_its_worker_server_and_notifier_on_a_signal(signum: int) -> None:
     """Mid-run, with its children up: the demo stops them all and exits."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-           "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{free_port()}"}
+           "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{free_port()}",
+           "ROLLGUARD_METRICS_ADDR": f"127.0.0.1:{free_port()}"}
     demo = subprocess.Popen([sys.executable, "-m", "rollguard.cli", "demo", "--speed", "30"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, preexec_fn=ignoring_sigint)

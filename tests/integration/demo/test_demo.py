@@ -12,14 +12,18 @@ import orjson
 import pytest
 
 from rollguard.demo.slack import slack_text
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 
 def run_demo(*args: str, **env: str) -> str:
+    """The demo's output; its worker serves /metrics on a free port unless ``env`` says
+    where (the usual 9471 may be held by a worker of another run on this machine)."""
+    metrics = {"ROLLGUARD_METRICS_ADDR": f"127.0.0.1:{free_port()}"}
     result = subprocess.run(
         [sys.executable, "-m", "rollguard.cli", "demo", *args], capture_output=True,
-        text=True, timeout=300, env={**os.environ, "COLUMNS": "200", **env},
+        text=True, timeout=300, env={**os.environ, "COLUMNS": "200", **metrics, **env},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout

@@ -57,7 +57,8 @@ async def test_status_page_shows_the_release_and_its_rollback_in_a_browser() -> 
     then it lists the service, charts its metrics with the rollback marked, tells the
     decision and has the promote and the rollback in the history."""
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
-           "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{free_port()}"}
+           "ROLLGUARD_WEB_ADDR": f"127.0.0.1:{free_port()}",
+           "ROLLGUARD_METRICS_ADDR": f"127.0.0.1:{free_port()}"}
     demo = subprocess.Popen(
         [sys.executable, "-m", "rollguard.cli", "demo", "--speed", "60", "--seed", "3",
          "--hold", "240"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
