@@ -25,7 +25,12 @@ def metrics_addr(wanted: tuple[str, int] | None) -> tuple[tuple[str, int] | None
     port the system picks (``moved`` True); None (metrics off) stays None."""
     if wanted is None or _free(*wanted):
         return wanted, False
-    host = wanted[0]
+    host, port = wanted
+    # The next free port above, not one the system picks: those come from the range it also
+    # gives outgoing connections, one of which can take it before the worker listens there.
+    for beside in range(port + 1, min(port + 200, 65536)):
+        if _free(host, beside):
+            return (host, beside), True
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.create_server((host, 0), family=family) as sock:
         return (host, int(sock.getsockname()[1])), True

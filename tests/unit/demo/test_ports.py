@@ -15,6 +15,7 @@ def test_a_taken_port_is_replaced_by_a_free_one_on_the_same_host() -> None:
         port = taken.getsockname()[1]
         addr, moved = metrics_addr(("127.0.0.1", port))
         assert moved and addr is not None and addr[0] == "127.0.0.1" and addr[1] != port
+        assert port < addr[1] <= port + 200, "the next free port above, not the system's pick"
         with socket.create_server(addr):  # the worker can listen there
             pass
 
