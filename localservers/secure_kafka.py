@@ -23,6 +23,7 @@ import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from localservers.kafka_server import node_properties, numeric_host, start_broker
 from localservers.managed import (
@@ -133,21 +134,33 @@ def _make_credentials(broker: SecureBroker) -> dict[str, str]:
     keystore, truststore = folder / "keystore.p12", folder / "truststore.p12"
     for path in (keystore, truststore, broker.cafile):
         path.unlink(missing_ok=True)
-    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    try:
+        _keytool(keystore, truststore, broker, store, host, quiet)
+    except subprocess.CalledProcessError as exc:
+        # Not ``from exc``: its command line holds the store's password.
+        raise RuntimeError(f"keytool {exc.cmd[1]} failed ({exc.returncode}) in {folder}: "
+                           f"{(exc.stderr or b'').decode(errors='replace').strip()[-500:]}"
+                           ) from None
+    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
+    secrets_file.chmod(0o600)
+    return made
+
+
+def _keytool(keystore: Path, truststore: Path, broker: SecureBroker, store: str, host: str,
+             quiet: dict[str, Any]) -> None:
+    # The broker's self-signed key pair, its certificate as the CA file, and a truststore.
     subprocess.run(["keytool", "-genkeypair", "-alias", "broker", "-keyalg", "RSA",
                     "-keysize", "2048", "-validity", "3650", "-dname", "CN=localhost",
                     "-ext", f"SAN=ip:{host},dns:localhost", "-ext", "bc=ca:true",
                     "-keystore", str(keystore), "-storetype", "PKCS12",
-                    "-storepass", store, "-keypass", store], **quiet)  # type: ignore[call-overload]
+                    "-storepass", store, "-keypass", store], **quiet)
     subprocess.run(["keytool", "-exportcert", "-rfc", "-alias", "broker",
                     "-keystore", str(keystore), "-storepass", store,
-                    "-file", str(broker.cafile)], **quiet)  # type: ignore[call-overload]
+                    "-file", str(broker.cafile)], **quiet)
     subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "broker",
                     "-file", str(broker.cafile), "-keystore", str(truststore),
-                    "-storetype", "PKCS12", "-storepass", store], **quiet)  # type: ignore[call-overload]
-    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
-    secrets_file.chmod(0o600)
-    return made
+                    "-storetype", "PKCS12", "-storepass", store], **quiet)
 
 
 def _make_client_certificate(broker: SecureBroker, store: str) -> None:

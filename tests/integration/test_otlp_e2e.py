@@ -11,7 +11,6 @@ import collections
 import dataclasses
 import random
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 
 import orjson
@@ -19,7 +18,7 @@ import pytest
 
 from rollguard.actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
-from tests.support.e2e import new_service, read_topic, scenario_events, setup_service
+from tests.support.e2e import new_service, read_topic, scenario_events, setup_service, stop
 from tests.support.otlp import encode, evaluation, logs, protobuf_json
 from tests.support.otlp_runs import (
     JUDGE,
@@ -50,15 +49,6 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("otlp", partitions=2)
     yield run
     await run.delete_topics()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 async def rollbacks(store: PointerStore, service: str) -> int:
