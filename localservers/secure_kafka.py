@@ -15,6 +15,7 @@ are created when the storage is formatted (``--add-scram``). Standard library (a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import socket
@@ -123,28 +124,38 @@ def tls_kafka_answers(address: Address, cafile: Path,
 def _make_credentials(broker: SecureBroker) -> dict[str, str]:
     """Keystore, truststore, CA file and passwords, made once; their passwords returned."""
     folder = broker.folder
-    secrets_file = folder / "passwords.env"
-    if secrets_file.exists():
-        pairs = (line.partition("=") for line in secrets_file.read_text().splitlines())
-        return {name: value for name, _, value in pairs if name}
     folder.mkdir(parents=True, exist_ok=True)
-    made = {name: secrets.token_hex(16) for name in ("store", "broker", "client")}
-    store = made["store"]
-    host = broker.address.host
-    keystore, truststore = folder / "keystore.p12", folder / "truststore.p12"
-    for path in (keystore, truststore, broker.cafile):
-        path.unlink(missing_ok=True)
+    # One maker at a time: two processes making stores in one folder break each other's.
+    with open(folder / ".credentials.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        secrets_file = folder / "passwords.env"
+        if secrets_file.exists():
+            pairs = (line.partition("=") for line in secrets_file.read_text().splitlines())
+            return {name: value for name, _, value in pairs if name}
+        made = {name: secrets.token_hex(16) for name in ("store", "broker", "client")}
+        _make_stores(broker, made["store"])
+        secrets_file.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
+        secrets_file.chmod(0o600)
+        return made
+
+
+def _make_stores(broker: SecureBroker, store: str, attempts: int = 3) -> None:
+    """The stores made anew, tried again on a failing ``keytool`` (a JVM that could not start
+    on a loaded machine); the last failure named with keytool's own message."""
+    keystore, truststore = broker.folder / "keystore.p12", broker.folder / "truststore.p12"
     quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    try:
-        _keytool(keystore, truststore, broker, store, host, quiet)
-    except subprocess.CalledProcessError as exc:
-        # Not ``from exc``: its command line holds the store's password.
-        raise RuntimeError(f"keytool {exc.cmd[1]} failed ({exc.returncode}) in {folder}: "
-                           f"{(exc.stderr or b'').decode(errors='replace').strip()[-500:]}"
-                           ) from None
-    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in made.items()))
-    secrets_file.chmod(0o600)
-    return made
+    for attempt in range(1, attempts + 1):
+        for path in (keystore, truststore, broker.cafile):
+            path.unlink(missing_ok=True)
+        try:
+            _keytool(keystore, truststore, broker, store, broker.address.host, quiet)
+            return
+        except subprocess.CalledProcessError as exc:
+            if attempt == attempts:
+                # Not ``from exc``: its command line holds the store's password.
+                message = (exc.stderr or b"").decode(errors="replace").strip()[-500:]
+                raise RuntimeError(f"keytool {exc.cmd[1]} failed ({exc.returncode}) in "
+                                   f"{broker.folder}: {message}") from None
 
 
 def _keytool(keystore: Path, truststore: Path, broker: SecureBroker, store: str, host: str,
