@@ -97,22 +97,39 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[512, 2048, 8192])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--by-trace", nargs="+", default=["false", "true"],
+                        choices=["false", "true"],
+                        help="ROLLGUARD_OTLP_BY_TRACE values, measured one after another")
     options = parser.parse_args()
+    rows = {setting: run_server(options, setting) for setting in options.by_trace}
+    if len(rows) == 2:
+        for before, after in zip(rows["false"], rows["true"], strict=True):
+            print(f"by trace / not, {before['records']:,.0f} records a request: CPU a record "
+                  f"{after['cpu_us'] / before['cpu_us']:.2f}x, records/s "
+                  f"{after['records_s'] / before['records_s']:.2f}x")
+
+
+def run_server(options: argparse.Namespace, by_trace: str) -> list[dict[str, float]]:
+    """Measure every batch size against one ``rollguard otlp`` process."""
     port, suffix = free_port(), uuid.uuid4().hex[:8]
     topics = [f"bench-otlp-logs-{suffix}", f"bench-otlp-spans-{suffix}"]
     server = otlp_command({"ROLLGUARD_OTLP_ADDR": f"127.0.0.1:{port}",
                            "ROLLGUARD_TOPIC_OTLP_LOGS": topics[0],
-                           "ROLLGUARD_TOPIC_OTLP_SPANS": topics[1]})
+                           "ROLLGUARD_TOPIC_OTLP_SPANS": topics[1],
+                           "ROLLGUARD_OTLP_BY_TRACE": by_trace})
+    rows = []
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
         if not line.startswith("otlp: receiving"):
             raise SystemExit(f"rollguard otlp did not start: {line}")
+        print(f"ROLLGUARD_OTLP_BY_TRACE={by_trace}")
         print(f"{'records/request':>15} {'bytes':>9} {'requests':>8} {'records/s':>10} "
               f"{'p50 ms':>7} {'p99 ms':>7} {'server CPU µs/record':>20}")
         for records in options.batch:
             row = asyncio.run(measure(f"http://127.0.0.1:{port}/v1/logs", server.pid, records,
                                       options.clients, options.seconds))
+            rows.append(row)
             print(f"{row['records']:>15,.0f} {row['bytes']:>9,.0f} {row['requests']:>8,.0f} "
                   f"{row['records_s']:>10,.0f} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} "
                   f"{row['cpu_us']:>20.2f}", flush=True)
@@ -120,6 +137,7 @@ def main() -> None:
         server.terminate()
         server.wait(30)
         delete_topics(topics)
+    return rows
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from rollguard.base.errors import ConfigError, InvalidEvent, ServiceUnavailable
 from rollguard.streams.connect import ensure_topics, producer
@@ -30,13 +31,16 @@ from rollguard.streams.otlp_http.bodies import (
     LOGS,
     PROTOBUF,
     TRACES,
+    Read,
     Signal,
     decode,
     split,
 )
+from rollguard.streams.otlp_http.placement import by_partition
 from rollguard.streams.otlp_http.settings import OtlpSettings
 
 log = logging.getLogger(__name__)
+Placed = tuple[int | None, bytes]  # a Kafka message and its partition (None: any)
 # google.rpc.Code of the error answers
 INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, UNAUTHENTICATED = 3, 8, 14, 16
 
@@ -48,15 +52,20 @@ class Publisher:
         self.kafka = kafka
         self.settings = settings
 
-    async def publish(self, topic: str, messages: list[bytes]) -> None:
-        """Return once all of ``messages`` are acknowledged; ServiceUnavailable when
-        Kafka refuses or does not acknowledge within the timeout."""
+    async def partitions(self, topic: str) -> int:
+        """The topic's partition count, from the producer's metadata."""
+        return len(await self.kafka.partitions_for(topic))
+
+    async def publish(self, topic: str, messages: list[Placed]) -> None:
+        """Return once all of ``messages`` (each to its partition, ``None``: the
+        producer's choice) are acknowledged; ServiceUnavailable when Kafka refuses or does
+        not acknowledge within the timeout."""
         deadline = asyncio.get_running_loop().time() + self.settings.ack_timeout_s
         sent: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout_at(deadline):
-                for message in messages:
-                    sent.append(await self.kafka.send(topic, message))
+                for partition, message in messages:
+                    sent.append(await self.kafka.send(topic, message, partition=partition))
             done, pending = await asyncio.wait(
                 sent, timeout=max(deadline - asyncio.get_running_loop().time(), 0.0))
         except (TimeoutError, KafkaError) as exc:
@@ -166,24 +175,51 @@ def receiver(signal: Signal, topic: str, settings: OtlpSettings,
             read = decode(signal, body, kind)
         except InvalidEvent as exc:
             return error(400, kind, INVALID_ARGUMENT, str(exc))
-        if (kind == PROTOBUF and settings.encoding == "otlp_proto" and not read.rejected
-                and len(body) <= settings.max_message_bytes):
-            messages, oversized = [body], 0  # already what the exporter would write
-        else:
-            messages, oversized = split(signal, read.request, settings.encoding,
-                                        settings.max_message_bytes)
         try:
+            messages, oversized = await _messages(signal, topic, read, body, kind, settings,
+                                                  publisher)
             if messages and read.kept > oversized:
                 await publisher.publish(topic, messages)
         except ServiceUnavailable as exc:
-            log.warning("answered 503 to %d %s records: %s", read.kept, signal.name, exc)
-            return error(503, kind, UNAVAILABLE, "Kafka is unavailable; retry later",
-                         {"Retry-After": str(settings.retry_after_s)})
+            return _unavailable(signal, read, kind, settings, exc)
         why = read.why or (f"a record exceeds a Kafka message ({settings.max_message_bytes} "
                            "bytes)" if oversized else "")
         return success(signal, kind, read.rejected + oversized, why)
 
     return handle
+
+
+async def _messages(signal: Signal, topic: str, read: Read, body: bytes, kind: str,
+                    settings: OtlpSettings, publisher: Publisher) -> tuple[list[Placed], int]:
+    """The request's Kafka messages, each with its partition (each trace on the partition
+    of :mod:`placement`, with ``by_trace``), and the count of records left out as too
+    large for a message."""
+    groups: dict[int | None, Message] = {None: read.request}
+    if settings.by_trace:
+        try:
+            async with asyncio.timeout(settings.ack_timeout_s):
+                count = await publisher.partitions(topic)
+        except (TimeoutError, KafkaError) as exc:
+            raise ServiceUnavailable("Kafka", settings.kafka_bootstrap,
+                                     f"no metadata for {topic}: {exc!r}") from exc
+        groups = by_partition(signal, read.request, count)
+    if (len(groups) == 1 and kind == PROTOBUF and settings.encoding == "otlp_proto"
+            and not read.rejected and len(body) <= settings.max_message_bytes):
+        return [(next(iter(groups)), body)], 0  # already what the exporter would write
+    placed: list[Placed] = []
+    oversized = 0
+    for partition, request in groups.items():
+        parts, left = split(signal, request, settings.encoding, settings.max_message_bytes)
+        placed += [(partition, part) for part in parts]
+        oversized += left
+    return placed, oversized
+
+
+def _unavailable(signal: Signal, read: Read, kind: str, settings: OtlpSettings,
+                 exc: ServiceUnavailable) -> web.Response:
+    log.warning("answered 503 to %d %s records: %s", read.kept, signal.name, exc)
+    return error(503, kind, UNAVAILABLE, "Kafka is unavailable; retry later",
+                 {"Retry-After": str(settings.retry_after_s)})
 
 
 def build_app(settings: OtlpSettings, publisher: Publisher,

@@ -43,6 +43,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
      "seconds to wait for Kafka's acknowledgement before answering 503"),
     ("ROLLGUARD_OTLP_RETRY_AFTER_S", "2", "Retry-After of a 503 answer"),
     ("ROLLGUARD_OTLP_PARTITIONS", "4", "partitions of an OTLP topic created at start"),
+    ("ROLLGUARD_OTLP_BY_TRACE", "true",
+     "write each trace to the partition the Collector's exporter keyed by trace id picks, so "
+     "a span and its evaluation reach one worker (false: wherever the producer puts them)"),
     ("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS,
      "topic of the logs (evaluation results), as the worker reads them"),
     ("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS,
@@ -60,6 +63,13 @@ def _whole(name: str, default: int, least: int = 1) -> int:
     if not raw.isdigit() or int(raw) < least:
         raise ConfigError(f"{name}: must be a whole number ≥ {least}, got {raw!r}")
     return int(raw)
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = _get(name, "true" if default else "false").lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name}: must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 def _file(name: str) -> str | None:
@@ -83,6 +93,7 @@ class OtlpSettings:
     ack_timeout_s: float = 5.0
     retry_after_s: int = 2
     partitions: int = 4
+    by_trace: bool = True
     topic_logs: str = DEFAULT_OTLP_LOGS
     topic_spans: str = DEFAULT_OTLP_SPANS
     encoding: str = DEFAULT_OTLP_ENCODING
@@ -114,6 +125,7 @@ class OtlpSettings:
             ack_timeout_s=_seconds("ROLLGUARD_OTLP_ACK_TIMEOUT_S", "5", least=0.1),
             retry_after_s=_whole("ROLLGUARD_OTLP_RETRY_AFTER_S", 2),
             partitions=_whole("ROLLGUARD_OTLP_PARTITIONS", 4),
+            by_trace=_flag("ROLLGUARD_OTLP_BY_TRACE", True),
             topic_logs=_get("ROLLGUARD_TOPIC_OTLP_LOGS", DEFAULT_OTLP_LOGS),
             topic_spans=_get("ROLLGUARD_TOPIC_OTLP_SPANS", DEFAULT_OTLP_SPANS),
             encoding=_otlp_encoding(),
