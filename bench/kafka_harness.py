@@ -90,9 +90,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _consumed(admin: AIOKafkaAdminClient, group: str, totals: dict[str, int]) -> bool:
+async def _consumed(admin: AIOKafkaAdminClient, group: str,
+                    totals: dict[str, int | None], partitions: int) -> bool:
+    """Whether ``group`` committed ``total`` messages of each topic (``None``: up to the
+    end offsets of its ``partitions`` now, for a topic the worker writes before it commits
+    the main topic's end)."""
     for topic, total in totals.items():
-        if sum((await committed_offsets(admin, group, topic)).values()) < total:
+        committed = await committed_offsets(admin, group, topic)
+        if total is None:
+            ends = await end_offsets(topic, partitions)
+            if any(committed.get(p, 0) < end for p, end in ends.items()):
+                return False
+        elif sum(committed.values()) < total:
             return False
     return True
 
@@ -107,7 +116,7 @@ class Timed:
 
 
 async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str,
-                        ends: dict[int, int], also: dict[str, int] | None = None,
+                        ends: dict[int, int], also: dict[str, int | None] | None = None,
                         timeout: float = 900.0) -> Timed:
     """Watch ``group`` (run by ``process``) consume ``topic`` up to ``ends`` (and each topic
     in ``also`` up to that many messages in all); the process is stopped afterwards. On a
@@ -123,7 +132,7 @@ async def time_consumer(process: subprocess.Popen[bytes], group: str, topic: str
             if first is None and any(done.values()):
                 first = (stamp, done, cpu)
             if (first is not None and all(done.get(p, 0) >= end for p, end in ends.items())
-                    and await _consumed(admin, group, also or {})):
+                    and await _consumed(admin, group, also or {}, len(ends))):
                 return Timed(first[1], stamp - first[0], cpu - first[2])
             if process.poll() is not None:
                 raise RuntimeError(f"{group} exited with {process.returncode}")

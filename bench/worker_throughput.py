@@ -75,7 +75,7 @@ async def worker_consume(run: IsolatedRun, ends: dict[int, int], batch: int, for
     """Start a worker, time it from its first committed progress to the last message (and
     the ``forwarded`` messages it hops through the by-service topic): events, wall seconds
     and the worker's CPU seconds over the same stretch."""
-    hops = {run.settings().topic_by_service: forwarded} if forwarded else {}
+    hops: dict[str, int | None] = {run.settings().topic_by_service: forwarded} if forwarded else {}
     timed = await time_consumer(run.start_worker(), run.app_id, run.topic("events"), ends,
                                 also=hops)
     done = sum(ends.values()) - sum(timed.first.get(p, 0) for p in ends)

@@ -47,6 +47,7 @@ from rollguard.streams.connect import faust_credentials
 from rollguard.streams.gaps import GapGuard
 from rollguard.streams.metrics import WorkerMetrics
 from rollguard.streams.offsets import log_starts
+from rollguard.streams.otlp.loop import FORWARD_LINGER_S
 from rollguard.streams.partition import Effects, PartitionLoop
 from rollguard.streams.redis_wait import until_available
 from rollguard.streams.settings import STATE_TABLE, WorkerSettings
@@ -254,6 +255,10 @@ def create_app(settings: WorkerSettings, policy: Policy) -> faust.App:
     @app.timer(GapGuard.retry_s)
     async def expire_otlp() -> None:
         await otlp.expire()
+
+    @app.timer(FORWARD_LINGER_S)
+    async def forward_otlp() -> None:
+        await otlp.tick()
 
     @app.timer(max(min(settings.checkpoint_s / 2, GapGuard.retry_s), 0.05))
     async def checkpoint_idle() -> None:

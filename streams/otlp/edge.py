@@ -16,7 +16,7 @@ from faust.types import TP
 
 from rollguard.detectors.policy import Policy
 from rollguard.streams import undecodable
-from rollguard.streams.otlp.loop import OtlpLoop
+from rollguard.streams.otlp.loop import FORWARD_LINGER_S, OtlpLoop
 from rollguard.streams.partition import Effects
 from rollguard.streams.settings import WorkerSettings
 
@@ -36,7 +36,7 @@ class OtlpEdge:
         self.names = settings.otlp_topics
         self.topics = {signal: app.topic(name, **raw) for signal, name in self.names.items()}
         self.loop: OtlpLoop[Handle] = OtlpLoop(policy.opentelemetry, settings.otlp_encoding,
-                                               self.names)
+                                               self.names, linger_s=FORWARD_LINGER_S)
         self.by_service = by_service
         self.dead = dead
         self.sending: list[Awaitable[Any]] = []  # sent, maybe not yet in Kafka
@@ -70,6 +70,10 @@ class OtlpEdge:
         """Held records whose window passed become dead letters; repeat seeks due, and seek
         partitions stalled short of their end."""
         await self.carry_out(self.loop.on_timer(time.monotonic(), self.ends()))
+
+    async def tick(self) -> None:
+        """Forward what was gathered once its linger passed (when no message comes)."""
+        await self.carry_out(self.loop.on_tick(time.monotonic()))
 
     def ends(self) -> dict[int, int | None]:
         """The end offset of each OTLP partition held, by lane."""

@@ -187,3 +187,49 @@ def test_a_partition_stalled_short_of_its_end_is_sought_again() -> None:
     lane = loop.lane("traces", 1)
     assert loop.on_timer(1.0, {lane: 9}).seeks == []
     assert loop.on_timer(4.5, {lane: 9}).seeks == [(lane, 5)]
+
+
+def test_gathered_forwards_leave_once_their_linger_passed_as_one_per_service() -> None:
+    loop = new_loop(linger_s=0.05)
+    first = loop.on_message("logs", 0, 0, encode(batch(3, 10), "otlp_proto"), 0.0, "m0")
+    second = loop.on_message("logs", 0, 1, encode(batch(3, 10), "otlp_proto"), 0.01, "m1")
+    assert not first.forwards and not second.forwards
+    assert not first.acks and not second.acks  # nothing acknowledged before it is forwarded
+    assert not loop.on_tick(0.04).forwards
+    due = loop.on_tick(0.05)
+    assert {k: len(v) for k, v in forwarded(due).items()} == {f"svc-{s}": 20 for s in range(3)}
+    assert len(due.forwards) == 3 and due.acks == ["m0", "m1"]
+    assert not loop.on_tick(1.0).forwards
+
+
+def test_gathered_forwards_leave_at_once_past_the_most_records() -> None:
+    loop = new_loop(linger_s=60.0, max_gathered=25)
+    first = loop.on_message("logs", 0, 0, encode(batch(2, 10), "otlp_proto"), 0.0, "m0")
+    second = loop.on_message("logs", 0, 1, encode(batch(2, 10), "otlp_proto"), 0.0, "m1")
+    assert not first.forwards and not first.acks
+    assert {k: len(v) for k, v in forwarded(second).items()} == {"svc-0": 20, "svc-1": 20}
+    assert second.acks == ["m0", "m1"]
+
+
+def test_a_span_that_frees_a_held_evaluation_of_another_lane_acknowledges_neither_until_sent(
+        ) -> None:
+    loop = new_loop(linger_s=0.05)
+    held = logs(({"service.name": "judge"}, [evaluation(label="fail", trace=TRACE,
+                                                        span=span_id(1))]))
+    out = loop.on_message("logs", 0, 0, encode(held, "otlp_proto"), 0.0, "eval")
+    assert not out.acks and not out.forwards
+    span = traces(({"service.name": "chat", "rollguard.release": "v2"},
+                   [genai_span(TRACE, span_id(1))]))
+    freed = loop.on_message("traces", 0, 0, encode(span, "otlp_proto"), 0.01, "span")
+    assert not freed.acks and not freed.forwards
+    due = loop.on_tick(0.1)
+    assert sorted(due.acks) == ["eval", "span"] and forwarded(due)["chat"]
+
+
+def test_a_rebalance_drops_what_was_gathered_so_the_new_owner_reads_it_again() -> None:
+    loop = new_loop(linger_s=0.05)
+    loop.on_message("logs", 0, 0, encode(batch(1, 5), "otlp_proto"), 0.0, "m0")
+    loop.on_revoked()
+    assert not loop.on_tick(1.0).forwards
+    again = loop.on_message("logs", 0, 0, encode(batch(1, 5), "otlp_proto"), 1.0, "m0")
+    assert not again.forwards and loop.on_tick(1.05).acks == ["m0"]
