@@ -9,8 +9,9 @@ release and cohort), checked a column at a time and counted with
 that of feeding the lines one by one: the same decisions in the same order (each piece's
 decisions are placed at its first line), the same counts, the same monitors created in the same
 order. Whatever does not fit takes the one-by-one path in its place: a line that is not one
-event object is handed back to the caller; a service whose events in the run are not all valid,
-or a piece with a duplicate or a late event, is counted event by event.
+event object (an array, a block, an OTLP request) is handed back to the caller; a service
+whose events in the run are not all valid, or a piece with a duplicate or a late event, is
+counted event by event.
 """
 
 from __future__ import annotations
@@ -62,14 +63,16 @@ class LineBatcher:
                 obj = loads(line)
             except decode_error:
                 obj = None
-            if type(obj) is dict and type(obj.get("event_id")) is not list:
+            single = (type(obj) is dict and type(obj.get("event_id")) is not list
+                      and "resourceLogs" not in obj and "resourceSpans" not in obj)
+            if single:
                 run.append(obj)
                 if len(run) < RUN_LINES:
                     continue
             if run:
                 self.count(run)
                 run = []
-            if obj is None or type(obj) is not dict or type(obj.get("event_id")) is list:
+            if not single:
                 yield line
         if run:
             self.count(run)

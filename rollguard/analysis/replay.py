@@ -1,7 +1,17 @@
-"""Replay recorded events through the decision core, in file order, as the worker would."""
+"""Replay recorded events through the decision core, in file order, as the worker would.
+
+A line is what a Kafka message holds: of the events topic (one event, or an array of events
+and blocks of one service: docs/wire-format.md), or of the OTLP topics in ``otlp_json`` (an
+``ExportLogsServiceRequest`` or ``ExportTraceServiceRequest``, one a line, as the
+Collector's ``file`` exporter writes them and ``kcat`` prints the topics): these are read as
+the worker reads them (:class:`~rollguard.streams.otlp.translate.OtlpReader`, its evaluator
+join included) and each service's events judged as the worker judges what it forwards.
+Evaluations still waiting for their output at the end are ``release_unknown``."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,7 +22,12 @@ from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import Event, validate_event
 from rollguard.detectors.monitors import Fed, Item, MonitorSet
 from rollguard.detectors.policy import Policy
+from rollguard.streams.otlp.join import Join
+from rollguard.streams.otlp.translate import OtlpReader, Result
 from rollguard.streams.wire import read_message
+
+_OTLP = re.compile(rb'\s*\{\s*"resource(Logs|Spans)"')
+_SIGNALS = {b"Logs": "logs", b"Spans": "traces"}
 
 
 @dataclass
@@ -26,11 +41,17 @@ class Summary:
     too_late: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     services: int = 0
+    otlp_records: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # OTLP records not judged, by why
 
     def lines(self) -> list[str]:
         """Readable lines, one fact each."""
         rejected = sum(self.rejected.values())
         out = [f"events read: {self.read}  valid: {self.read - rejected}  rejected: {rejected}"]
+        if self.otlp_records:
+            skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
+            out.append(f"OTLP records read: {self.otlp_records}  not judged: "
+                       f"{sum(self.skipped.values())}" + (f" ({skipped})" if skipped else ""))
         # Most first, ties by name: the order must not depend on which reason came first
         # (batched and one-by-one replays meet them in different orders).
         by_count = sorted(self.rejected.items(), key=lambda item: (-item[1], item[0]))
@@ -54,6 +75,9 @@ class Replay:
         self.decisions: list[Decision] = []
         self._on_decision = on_decision
         self._on_event = on_event
+        # No clock in a file (time stands at 0): the join holds evaluations until the end,
+        # within its bounds on what it holds.
+        self._otlp = OtlpReader(policy.opentelemetry, Join())
 
     def feed_lines(self, lines: Iterable[bytes | str]) -> None:
         """Each line is what a Kafka message of the events topic holds: one event, or an
@@ -63,8 +87,26 @@ class Replay:
             lines = LineBatcher(self.monitors.monitor_for, self._emit, summary,
                                 self.policy.bucket_seconds).others(lines)
         for line in lines:
-            fed = self._feed(list(read_message(line.encode() if isinstance(line, str)
-                                               else line)))
+            raw = line.encode() if isinstance(line, str) else line
+            otlp = _OTLP.match(raw)
+            if otlp is not None:
+                self._feed_otlp(self._otlp.read(raw, "otlp_json", _SIGNALS[otlp[1]], 0.0))
+                continue
+            fed = self._feed(list(read_message(raw)))
+            summary.read += fed.events + len(fed.rejected)
+            for rejected in fed.rejected:
+                summary.rejected[rejected.reason] += 1
+
+    def _feed_otlp(self, result: Result) -> None:
+        """A read OTLP request: each service's events as one forwarded message, its bad
+        records counted as rejected by reason."""
+        summary = self.summary
+        summary.otlp_records += result.records
+        summary.skipped.update(result.skipped)
+        for _, _, error in result.rejected:
+            summary.rejected[error.reason if error else "invalid"] += 1
+        for items in result.items.values():
+            fed = self._feed(items)
             summary.read += fed.events + len(fed.rejected)
             for rejected in fed.rejected:
                 summary.rejected[rejected.reason] += 1
@@ -90,6 +132,8 @@ class Replay:
     def finish(self) -> Summary:
         """Close every open bucket and total the counters."""
         summary = self.summary
+        if self._otlp.join.held:
+            self._feed_otlp(self._otlp.expire(math.inf))
         self._emit(self.monitors.flush())
         for monitor in self.monitors:
             summary.duplicates += monitor.counts["duplicates"]
