@@ -59,9 +59,10 @@ def steer(monitor: ServiceMonitor, pointer: PointerState | None, now: float, sec
     for bucket in monitor.drain_ramp():
         run = monitor.rollout
         if run is None or run.id != current.id:
+            # seen: the start itself, so that a pause made before any bucket is taken in
             run = monitor.rollout = RolloutRun.begin(
                 current.id, current.rollout_plan(), monitor.policy, bucket.ts - width,
-                str(current.last.get("command_id", "")))
+                current.id)
         _judge(run, current, pointer, bucket, now, secret, ttl_s, out)
     return out
 
@@ -116,7 +117,7 @@ def _take_in(run: RolloutRun, current: Rollout, pointer: PointerState,
         run.sent_epoch = 0
         if ramp.step != current.step and not ramp.ended:
             why = ("the move did not apply" if ramp.step > current.step
-                   else "the share was moved by a person")
+                   else f"the pointer moved it to {current.percent:g}%")
             said.append(ramp.at_step(current.step, ts, why))
     return said
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from rollguard.actions.commands import new_command, sign
 from rollguard.actions.connect import async_redis_client
 from rollguard.actions.pointer import PointerStore
 from rollguard.actions.rollout import rollout_of, share_of_release
@@ -31,8 +33,11 @@ from tests.support.e2e import (
     new_service,
     produce,
     read_topic,
+    send_commands,
     stop,
+    wait_for_audit,
 )
+from tests.support.pointer import message
 from tests.support.policies import default_policy_document
 from tests.support.runs import IsolatedRun, wait_processed
 
@@ -206,3 +211,33 @@ async def test_a_pin_during_a_ramp_stops_its_movement(
     held = [a for a in audit if a.get("type") == "rollout" and a["action"] == "hold"]
     assert len(held) == 1 and "pinned" in held[0]["reason"]
     assert "ramp" not in [op for op, _, _ in moves(await store.history(service.name))]
+
+
+async def test_a_forged_or_skipping_advance_on_the_commands_topic_is_refused_and_recorded(
+        run: IsolatedRun, tmp_path: Path) -> None:
+    """A move signed with another secret, and a well-signed one that skips a step, are both
+    refused by the worker's actuator, in the history and on the audit topic; nothing moves."""
+    service, store, worker = await started(run, tmp_path, HEALTHY)
+    state = await store.read(service.name)
+    current = rollout_of(state)
+    assert current is not None
+
+    def move(to: float, secret: bytes) -> bytes:
+        command = new_command(service.name, "ramp", "rule:rollout", time.time(),
+                              release="v2", percent=to, expected_epoch=state.epoch,
+                              evidence={"rollout": current.id, "from": 20.0})
+        return message(sign(command, secret))
+
+    try:
+        await send_commands(run, [move(60.0, b"forged-secret"),
+                                  move(100.0, run.secret.encode())], key=service.name)
+        audit = await wait_for_audit(run, lambda found: len(
+            [a for a in found if a.get("type") == "outcome" and a.get("op") == "ramp"]) >= 2)
+    finally:
+        stop(worker)
+    outcomes = [(a["status"], a["code"]) for a in audit
+                if a.get("type") == "outcome" and a.get("op") == "ramp"]
+    assert outcomes == [("refused", "bad_signature"), ("refused", "not_in_plan")]
+    history = await store.history(service.name)
+    assert [h["code"] for h in history if h["op"] == "ramp"] == ["bad_signature", "not_in_plan"]
+    assert (await store.read(service.name)).epoch == state.epoch
