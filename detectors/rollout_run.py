@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.detectors.policy import Policy
-from rollguard.detectors.rollout import Ramp, gated_metrics
+from rollguard.detectors.rollout import RUNNING, Ramp, gated_metrics
 from rollguard.detectors.rollout_plan import RolloutPlan
 
 
@@ -38,6 +38,21 @@ class RolloutRun:
         """A run at the plan's first step from ``now`` (event time)."""
         ramp = Ramp(plan, gated_metrics(policy), policy.evidence_threshold, now)
         return cls(rollout_id, ramp, seen)
+
+    @property
+    def state(self) -> str:
+        """``running``, ``held`` (a pin, or traffic too thin for the step), ``awaiting``
+        (a person's approval), ``paused``, ``aborted`` or ``stable``.
+
+        >>> from rollguard.detectors.policy import default_policy
+        >>> run = RolloutRun.begin("c1", RolloutPlan(), default_policy(), 0.0, "c1")
+        >>> run.state, RolloutRun("c1", run.ramp, "c1", held="pinned").state
+        ('running', 'held')
+        """
+        if self.held or (self.ramp.status == RUNNING
+                         and self.ramp.topic.startswith(("thin", "limit"))):
+            return "held"
+        return self.ramp.status
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "ramp": self.ramp.to_dict(), "seen": self.seen,
