@@ -241,3 +241,37 @@ def _finish(state: PointerState, current: Rollout, command: Command, now: float,
                    rollout=done.to_dict(), **NO_CANDIDATE)
     return Change(new, f"rollout of {current.release} finished by {command.issued_by}: it "
                        f"serves 100% of {state.service}, stable after the bake")
+
+
+def waits_for(state: PointerState, current: Rollout) -> str:
+    """What the rollout on ``state`` waits for, in words."""
+    plan = current.rollout_plan()
+    if state.pinned:
+        return "the service is pinned: nothing moves until it is unpinned"
+    if current.status == PAUSED:
+        return (f"a person to resume or abort it (paused by {current.last.get('by')}: "
+                "rollguard rollout resume|abort)")
+    nxt = current.next_percent
+    if nxt is None:
+        return (f"the bake: {plan.bake_seconds:g} s at 100% without a regression, then the "
+                f"release is marked stable")
+    then = (f"a person's approval of {nxt:g}% (rollguard rollout approve)"
+            if nxt in plan.approval_before else f"the move to {nxt:g}%")
+    return (f"evidence that every metric that could roll back is no worse: at least "
+            f"{plan.min_seconds:g} s and {plan.min_samples} samples each at this step, "
+            f"within {plan.limit_seconds:g} s ({plan.on_limit} after); then {then}")
+
+
+def rollout_status(state: PointerState | None, now: float) -> dict[str, Any] | None:
+    """What ``rollguard rollout status`` and the status page say of the rollout under way on
+    ``state`` (None: none)."""
+    current = rollout_of(state)
+    if state is None or current is None:
+        return None
+    return {"service": state.service, "release": current.release, "status": current.status,
+            "pinned": state.pinned, "step": current.step + 1, "steps": list(current.steps),
+            "percent": share_of_release(state, current.release),
+            "since": current.since, "seconds_at_step": max(0.0, now - current.since),
+            "started_by": current.by, "signed_by": current.signed_by,
+            "started_at": current.started_at, "last": current.last, "id": current.id,
+            "epoch": state.epoch, "waits_for": waits_for(state, current)}

@@ -14,7 +14,7 @@ import click
 
 from rollguard.actions.commands import Op
 from rollguard.actions.pointer import Outcome
-from rollguard.actions.rollout import PAUSED, Rollout, rollout_of, share_of_release
+from rollguard.actions.rollout import Rollout, rollout_of, rollout_status
 from rollguard.actions.state import PointerState
 from rollguard.base.errors import ConfigError, RollguardError
 from rollguard.cli import run_or_exit
@@ -158,35 +158,6 @@ def _current(state: PointerState) -> Rollout:
     return current
 
 
-def waits_for(state: PointerState, current: Rollout) -> str:
-    """What the rollout on ``state`` waits for, in words."""
-    plan = current.rollout_plan()
-    if state.pinned:
-        return "the service is pinned: nothing moves until it is unpinned"
-    if current.status == PAUSED:
-        return (f"a person to resume or abort it (paused by {current.last.get('by')}: "
-                "rollguard rollout resume|abort)")
-    nxt = current.next_percent
-    if nxt is None:
-        return (f"the bake: {plan.bake_seconds:g} s at 100% without a regression, then the "
-                f"release is marked stable")
-    then = (f"a person's approval of {nxt:g}% (rollguard rollout approve)"
-            if nxt in plan.approval_before else f"the move to {nxt:g}%")
-    return (f"evidence that every metric that could roll back is no worse: at least "
-            f"{plan.min_seconds:g} s and {plan.min_samples} samples each at this step, "
-            f"within {plan.limit_seconds:g} s ({plan.on_limit} after); then {then}")
-
-
-def status_dict(state: PointerState, current: Rollout, now: float) -> dict[str, Any]:
-    return {"service": state.service, "release": current.release, "status": current.status,
-            "pinned": state.pinned, "step": current.step + 1, "steps": list(current.steps),
-            "percent": share_of_release(state, current.release),
-            "since": current.since, "seconds_at_step": max(0.0, now - current.since),
-            "started_by": current.by, "signed_by": current.signed_by,
-            "started_at": current.started_at, "last": current.last, "id": current.id,
-            "epoch": state.epoch, "waits_for": waits_for(state, current)}
-
-
 @rollout.command("status")
 @click.argument("service")
 @as_json
@@ -198,7 +169,9 @@ def status(service: str, as_json: bool) -> None:
             return await store.read(service)
 
     state = run_or_exit(work)
-    data = status_dict(state, _current_or_exit(state), time.time())
+    _current_or_exit(state)
+    data = rollout_status(state, time.time())
+    assert data is not None
     if as_json:
         _echo_json(data)
         return
