@@ -300,7 +300,7 @@ def _rollout(record: dict[str, Any]) -> Notice | None:
         "pause": (f"Rollout of {release} paused at {pct}%",
                   f"rollguard rollout resume {service}, or abort {service}", "warning"),
         "abort": (f"Rollout of {release} ended at {pct}%",
-                  f"nothing: {release} goes no further ({status})", "warning"),
+                  f"nothing: {release} goes no further; to see why: {status}", "warning"),
         "stable": (f"{release} is stable on {service}", "nothing", "info"),
     }
     if action not in told:
