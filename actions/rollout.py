@@ -208,6 +208,8 @@ def ramp_refusal(state: PointerState, current: Rollout, guard: Mapping[str, Any]
         return f"it names rollout {guard.get('id')!r}, the one under way is {current.id}"
     if current.status != RUNNING:
         return f"the rollout is {current.status}"
+    if state.pinned:
+        return "the service is pinned: a rollout's move never overrides a pin"
     share = share_of_release(state, current.release)
     if guard.get("from") != current.percent or share != current.percent:
         return (f"it moves from {guard.get('from')}%, the release serves {share:g}% at step "

@@ -141,13 +141,12 @@ def _approval(state: PointerState) -> dict[str, Any]:
 @rollout.command("approve")
 @click.argument("service")
 @reason
-@force
 @by
 @as_json
-def approve(service: str, reason: str, force: bool, by: str, as_json: bool) -> None:
-    """Move SERVICE's rollout to its next step now, by your signed decision."""
-    fields: dict[str, Any] = {"reason": reason, "force": True} if force else {"reason": reason}
-    _run(service, "ramp", by, as_json, fields, needs=_approval)
+def approve(service: str, reason: str, by: str, as_json: bool) -> None:
+    """Move SERVICE's rollout to its next step now, by your signed decision (never while
+    SERVICE is pinned)."""
+    _run(service, "ramp", by, as_json, {"reason": reason}, needs=_approval)
 
 
 def _current(state: PointerState) -> Rollout:
