@@ -8,6 +8,7 @@ it. Every command here is a signed pointer command, recorded in the history.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -62,7 +63,7 @@ def _plan(policy_path: str | None, steps: str | None) -> dict[str, Any]:
 
 
 def _run(service: str, op: Op, by_name: str, as_json_: bool, fields: dict[str, Any],
-         needs: Any = None) -> None:
+         needs: Callable[[PointerState], dict[str, Any]] | None = None) -> None:
     """Sign ``op`` for ``service`` and execute it; ``needs(state)`` adds fields read from
     the pointer first (an approval names the step and the epoch it saw)."""
     issued_by, key, secret = _signer(by_name)
