@@ -241,3 +241,34 @@ async def test_a_forged_or_skipping_advance_on_the_commands_topic_is_refused_and
     history = await store.history(service.name)
     assert [h["code"] for h in history if h["op"] == "ramp"] == ["bad_signature", "not_in_plan"]
     assert (await store.read(service.name)).epoch == state.epoch
+
+
+def rollout_records(audit: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [a for a in audit if a.get("type") == "rollout" and a["action"] == action]
+
+
+async def test_a_restarted_worker_resumes_the_step_with_its_evidence_and_never_moves_twice(
+        run: IsolatedRun, tmp_path: Path) -> None:
+    """Stopped mid-step and started again, the worker goes on with the ramp it checkpointed
+    (it does not announce the step afresh) and moves each step once."""
+    service, store, worker = await started(run, tmp_path, HEALTHY)
+    try:
+        # The worker sees the rollout once its cached pointer is renewed: until its ramp
+        # has said it gathers evidence, the chunks may be judged on the pointer before.
+        for _ in range(3):
+            await service.serve(CHUNK_S, 20.0)
+            if rollout_records(await read_topic(run.topic("audit")), "wait"):
+                break
+        assert (await store.read(service.name)).percent == 20.0  # not passed yet
+        stop(worker)
+        worker = run.start_worker(ROLLGUARD_POLICY=rollout_policy(tmp_path))
+        state = await service.follow(lambda s: s.stable == "v2", chunks=20)
+    finally:
+        stop(worker)
+    assert state.rollout is None
+    ramps = [(h["command"]["percent"], h["outcome"]) for h in
+             await store.history(service.name) if h["op"] == "ramp"]
+    assert ramps == [(60.0, "applied"), (100.0, "applied")]
+    waits = [a for a in rollout_records(await read_topic(run.topic("audit")), "wait")
+             if a["percent"] == 20.0]
+    assert len(waits) == 1, waits
