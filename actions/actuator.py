@@ -56,8 +56,9 @@ from rollguard.base.redact import redact
 from rollguard.detectors.approvers import ApprovalRules, NotAllowed, Waiting, judge
 from rollguard.detectors.names import drill_mark, is_service_name
 
-# The operations the commands topic carries: what rules issue (actions/respond.py).
-TOPIC_OPS = frozenset({"rollback"})
+# The operations the commands topic carries: what rules issue (actions/respond.py), and a
+# guarded rollout's moves within the plan a person signed (actions/ramping.py).
+TOPIC_OPS = frozenset({"rollback", "ramp"})
 
 
 @dataclass
@@ -300,9 +301,11 @@ def _is_full(command: Command) -> bool:
 
 
 def _restore(command: Command) -> bool:
-    """A rule's promote that gives a staged candidate its share back (actions/staged.py):
-    a compare-and-set on the epoch the rule saw, so it only undoes the rule's own cuts."""
-    return (command.op == "promote" and command.automatic
+    """A rule's promote that gives a staged candidate its share back (actions/staged.py),
+    or a guarded rollout's release marked stable after its bake (actions/ramping.py): a
+    compare-and-set on the epoch the rule saw, so it only undoes the rule's own cuts or
+    marks what the rollout took to 100 %."""
+    return (command.op in ("promote", "mark_stable") and command.automatic
             and command.expected_epoch is not None)
 
 

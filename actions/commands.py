@@ -17,8 +17,11 @@ import orjson
 
 from rollguard.base.errors import CommandRefused, ConfigError
 
-Op = Literal["promote", "rollback", "pin", "unpin", "mark_stable"]
-OPS: tuple[str, ...] = ("promote", "rollback", "pin", "unpin", "mark_stable")
+Op = Literal["promote", "rollback", "pin", "unpin", "mark_stable", "rollout_start",
+             "rollout_pause", "rollout_resume", "rollout_abort", "rollout_finish", "ramp"]
+OPS: tuple[str, ...] = ("promote", "rollback", "pin", "unpin", "mark_stable", "rollout_start",
+                        "rollout_pause", "rollout_resume", "rollout_abort", "rollout_finish",
+                        "ramp")
 
 # A command lives long enough to cross Kafka and a retry or two, not long enough to be replayed
 # tomorrow.

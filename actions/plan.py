@@ -7,41 +7,14 @@ the Lua script, which applies it only if the epoch it was planned against still 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from rollguard.actions.commands import Command
 from rollguard.actions.pin import PinVerdict, pin_verdict
+from rollguard.actions.planned import NO_CANDIDATE, Change, NoChange, Plan, Refusal, advanced
 from rollguard.actions.releases import Release, derive
+from rollguard.actions.rollout import MOVES, ROLLOUT_OPS, plan_rollout, rollout_of
 from rollguard.actions.state import PointerState, to_resolution
 from rollguard.base.errors import UnknownComponent
-
-
-@dataclass(frozen=True)
-class Change:
-    """Write ``state`` (and register ``derived`` first, when a partial rollback made one)."""
-
-    state: PointerState
-    message: str
-    derived: Release | None = None
-
-
-@dataclass(frozen=True)
-class NoChange:
-    """The pointer already is what the command asks for: report it as already applied."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """The command cannot apply; ``reason`` is a short code recorded in the history."""
-
-    reason: str
-    message: str
-
-
-Plan = Change | NoChange | Refusal
 
 FLIPS = ("promote", "rollback", "mark_stable")
 
@@ -60,7 +33,7 @@ def plan(
     >>> plan(first.state, go, {"v1": v1}, now=2.0)
     NoChange(message='v1 is already the active release of bot')
     """
-    planned = _plan(state, command, releases, now)
+    planned = _ended_rollout(_plan(state, command, releases, now))
     if isinstance(planned, Change):
         before = state.watched_release if state is not None else None
         if planned.state.watched_release != before:
@@ -71,15 +44,28 @@ def plan(
     return planned
 
 
+def _ended_rollout(planned: Plan) -> Plan:
+    # A rollout ends with its release's episode: rolled back, replaced or marked stable.
+    if isinstance(planned, Change):
+        rollout = rollout_of(planned.state)
+        if rollout is not None and planned.state.watched_release != rollout.release:
+            return Change(planned.state.with_changes(rollout=None),
+                          f"{planned.message}; the rollout of {rollout.release} ends",
+                          planned.derived)
+    return planned
+
+
 def _plan(
     state: PointerState | None, command: Command, releases: Mapping[str, Release], now: float
 ) -> Plan:
     if state is None:
         return _first(command, releases, now)
-    if command.op in FLIPS:
+    if command.op in FLIPS or command.op in MOVES:
         refused = _pin_refusal(state, command)
         if refused is not None:
             return refused
+    if command.op in ROLLOUT_OPS:
+        return plan_rollout(state, command, releases, now)
     if command.op == "pin":
         if state.pinned:
             return NoChange(f"{state.service} is already pinned")
@@ -108,13 +94,7 @@ def _pin_refusal(state: PointerState, command: Command) -> Refusal | None:
 
 
 def _next(state: PointerState, command: Command, now: float, **changes: object) -> PointerState:
-    return state.with_changes(
-        epoch=state.epoch + 1,
-        updated_at=now,
-        updated_by=command.issued_by,
-        command_id=command.command_id,
-        **changes,
-    )
+    return advanced(state, command, now, **changes)
 
 
 def _first(command: Command, releases: Mapping[str, Release], now: float) -> Plan:
@@ -157,12 +137,6 @@ def _mark_stable(state: PointerState, command: Command, now: float) -> Plan:
     if state.stable == name:
         return NoChange(f"{name} already is the stable release of {state.service}")
     return Change(_next(state, command, now, stable=name), f"{name} is now stable")
-
-
-# The pointer fields of a service that stages nothing: no candidate, no share, no cohorts.
-NO_CANDIDATE: dict[str, Any] = {
-    "candidate": None, "candidate_components": None, "percent": 0.0, "cohorts": (),
-}
 
 
 def _promote(

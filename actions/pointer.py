@@ -23,9 +23,11 @@ from rollguard.actions.connect import (
 )
 from rollguard.actions.keys import ServiceKeys, namespace
 from rollguard.actions.operators import OperatorKey, OperatorRegistry, Signatures
-from rollguard.actions.plan import Change, Plan, Refusal, plan
+from rollguard.actions.plan import plan
+from rollguard.actions.planned import Change, Plan, Refusal
 from rollguard.actions.receipt import held_too_long
 from rollguard.actions.releases import Release, new_release
+from rollguard.actions.rollout import ramp_guard
 from rollguard.actions.script import (
     Outcome,
     history_entry,
@@ -313,8 +315,8 @@ class PointerStore:
         idem = {"command_id": command.command_id, "epoch": epoch + (1 if change else 0),
                 "request": request}
         args = script_args(mode, epoch, expected, change, history_entry(command, now, received_at),
-                           planned,
-                            idem, keys, now, request)
+                           planned, idem, keys, now, request,
+                           ramp_guard(command) if mode == "plan" else None)
         result = await self._apply(keys, command.idempotency_key, command.command_id, args)
         if _text(result[0]) == "retry":
             return None

@@ -14,7 +14,7 @@ import orjson
 
 from rollguard.actions.commands import Command
 from rollguard.actions.keys import ServiceKeys
-from rollguard.actions.plan import Change, Plan, Refusal
+from rollguard.actions.planned import Change, Plan, Refusal
 from rollguard.actions.state import PointerState, encode
 from rollguard.base.errors import (
     CommandRefused,
@@ -80,7 +80,7 @@ class Outcome:
 def script_args(mode: str, epoch: int, expected: int | None, change: Change | None,
                  entry: list[str], planned: Plan, idem: dict[str, Any] | None,
                  keys: ServiceKeys, now: float, request: str,
-                 ) -> list[bytes | str | int | float]:
+                 guard: dict[str, Any] | None = None) -> list[bytes | str | int | float]:
     """ARGV of actions/lua/apply.lua, in the order its header gives."""
     derived = change.derived if change is not None else None
     return [
@@ -99,6 +99,7 @@ def script_args(mode: str, epoch: int, expected: int | None, change: Change | No
         now,
         request,
         keys.legacy_changes,
+        b"" if guard is None else orjson.dumps(guard),
     ]
 
 

@@ -54,6 +54,9 @@ class PointerState:
     updated_by: str = ""
     command_id: str = ""
     watched_since: int = 0  # the epoch at which the watched release became watched
+    # A guarded rollout under way: the plan a person signed and where it stands
+    # (actions/rollout.py); written only while one is, so other pointers encode as before.
+    rollout: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -71,26 +74,26 @@ class PointerState:
 
 def encode(state: PointerState) -> bytes:
     """Canonical JSON of the pointer (sorted keys, no spaces)."""
-    return orjson.dumps(
-        {
-            "format": FORMAT,
-            "service": state.service,
-            "epoch": state.epoch,
-            "active": state.active,
-            "active_components": state.active_components,
-            "stable": state.stable,
-            "candidate": state.candidate,
-            "candidate_components": state.candidate_components,
-            "percent": float(state.percent),
-            "cohorts": list(state.cohorts),
-            "pinned": state.pinned,
-            "updated_at": state.updated_at,
-            "updated_by": state.updated_by,
-            "command_id": state.command_id,
-            "watched_since": state.watched_since,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "service": state.service,
+        "epoch": state.epoch,
+        "active": state.active,
+        "active_components": state.active_components,
+        "stable": state.stable,
+        "candidate": state.candidate,
+        "candidate_components": state.candidate_components,
+        "percent": float(state.percent),
+        "cohorts": list(state.cohorts),
+        "pinned": state.pinned,
+        "updated_at": state.updated_at,
+        "updated_by": state.updated_by,
+        "command_id": state.command_id,
+        "watched_since": state.watched_since,
+    }
+    if state.rollout is not None:
+        data["rollout"] = state.rollout
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 _new_state = object.__new__
@@ -130,6 +133,7 @@ def decode(raw: bytes | str) -> PointerState:
         updated_by=get("updated_by", ""),
         command_id=get("command_id", ""),
         watched_since=int(get("watched_since", 0)),
+        rollout=get("rollout"),
         extra={k: data[k] for k in unknown} if unknown else {},
     )
     return state

@@ -24,6 +24,7 @@ from rollguard.detectors.intake import EventIntake
 from rollguard.detectors.noninferiority import step_readings
 from rollguard.detectors.policy import Policy
 from rollguard.detectors.rollout import RampBucket, regressions_of
+from rollguard.detectors.rollout_run import RolloutRun
 from rollguard.detectors.stages import advance_stage
 from rollguard.detectors.strata import Strata, sum_pending
 from rollguard.detectors.weather import Weather, discount
@@ -74,6 +75,7 @@ class ServiceMonitor(EventIntake):
         # candidate is also measured for it, and kept until drain_ramp (not in the state).
         self.measure_ramp = False
         self._ramp_buckets: list[RampBucket] = []
+        self.rollout: RolloutRun | None = None  # the worker's run of it, kept in the state
 
     # -- roles ----------------------------------------------------------------------------
     def set_roles(self, stable: str | None, candidate: str | None,
@@ -261,6 +263,7 @@ class ServiceMonitor(EventIntake):
             "weather": self._weather.to_plain(),
             "stable_seen": self._stable_seen,
             "ahead": self._ahead.to_plain(),
+            "rollout": self.rollout.to_dict() if self.rollout is not None else None,
         })
 
     def _carry_open(self) -> None:
@@ -299,6 +302,9 @@ class ServiceMonitor(EventIntake):
         monitor._stable_seen = state.get("stable_seen", monitor._bucket)
         if state.get("ahead"):
             monitor._ahead.restore(state["ahead"], monitor.service)
+        if state.get("rollout"):
+            monitor.rollout = RolloutRun.from_dict(state["rollout"])
+            monitor.measure_ramp = True
         monitor._restored()
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}

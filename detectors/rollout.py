@@ -297,6 +297,16 @@ class Ramp:
             return self._advance(now, f"{self.note}; approved by {by}")
         return self._standing(f"approval of {percent:g}% by {by} recorded", announce=True)
 
+    def at_step(self, step: int, now: float, why: str) -> RampVerdict:
+        """The share was moved to ``step`` (0-based) from outside the ramp (a person's
+        approval or finish, or an advance that did not apply): it is judged afresh there."""
+        self._refuse_if_ended("at_step")
+        self.step, self.since, self.tallies = step, now, {}
+        if self.status == AWAITING:
+            self.status = RUNNING
+        self.note = f"{why}: step {step + 1} ({self.percent:g}%) judged afresh"
+        return self._say(RampAction.WAIT, self.note, topic=f"at {step} {now}")
+
     def _refuse_if_ended(self, command: str) -> None:
         if self.ended:
             raise RolloutRefused(f"{command}: the rollout has ended ({self.status})")

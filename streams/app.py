@@ -206,7 +206,7 @@ class Edge:
         for key, value in out.forwards:
             self.forwarding.append(await self.by_service.send(key=key, value=value))
         await self.send_all(self.dead, out.dead, out.key)
-        if out.decisions:
+        if out.decisions or out.audit or out.alerts or out.commands:
             await asyncio.gather(*await self.send_all(self.alerts, out.alerts, out.key),
                                  *await self.send_all(self.audit, out.audit, out.key),
                                  *await self.send_all(self.commands, out.commands, out.key))

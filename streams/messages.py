@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from rollguard.actions.commands import Command
+from rollguard.actions.ramping import Steered
 from rollguard.actions.respond import Suppression
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.names import drill_mark
@@ -58,3 +59,12 @@ def decision_messages(decision: Decision, response: Command | Suppression | None
     command = dumps({"type": "command", "approval": approval, "command": response.as_dict()})
     audit = dumps({"type": "decision", "at": at, "command_id": response.command_id, **record})
     return [], [audit], [command]
+
+
+def rollout_messages(steered: Steered) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """The ``(alerts, audit, commands)`` messages of a guarded rollout's verdicts
+    (:func:`rollguard.actions.ramping.steer`); its commands need no approval: each moves
+    within a plan a person signed."""
+    return ([dumps(r) for r in steered.alerts], [dumps(r) for r in steered.records],
+            [dumps({"type": "command", "approval": None, "command": c.as_dict()})
+             for c in steered.commands])

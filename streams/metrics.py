@@ -15,6 +15,11 @@ as they carry them out (:class:`WorkerMetrics`), which happens once per decision
   ``rollguard_metric_limit{service,metric}`` (the edge of the band, baseline ± tolerance);
 - ``rollguard_decisions_total{service,verdict,action}``, ``rollguard_commands_total{outcome}``
   and ``rollguard_decision_to_flip_seconds{approval}`` (issued to applied);
+- a guarded rollout under way (docs/rollout.md): ``rollguard_rollout_percent{service,
+  release}`` the share of the step the worker judges, ``rollguard_rollout_step{service,
+  release}`` (1-based), ``rollguard_rollout_state{service,release,state}`` 1 for its state
+  (``running``, ``held``: pinned or traffic too thin, ``awaiting``, ``paused``, ``aborted``,
+  ``stable``);
 - ``rollguard_offset_gaps_accepted_total{topic}``: gaps of the topics the worker reads that
   the gap guard stopped seeking back for and took as absent (:mod:`rollguard.streams.gaps`);
 - the OTLP topics (:class:`OtlpCollector`): ``rollguard_otlp_messages_total``,
@@ -236,6 +241,25 @@ class LoopCollector(Collector):
         yield from self._events()
         yield from self._partitions()
         yield from self._services()
+        yield from self._rollouts()
+
+    def _rollouts(self) -> Iterator[Metric]:
+        labels = ["service", "release"]
+        percent = GaugeMetricFamily("rollguard_rollout_percent",
+                                    "The share of the traffic at the rollout's step", labels=labels)
+        step = GaugeMetricFamily("rollguard_rollout_step", "The rollout's step, from 1",
+                                 labels=labels)
+        state = GaugeMetricFamily("rollguard_rollout_state", "1 for the rollout's state",
+                                  labels=[*labels, "state"])
+        for monitor in self.loop.monitors:
+            run, cand = monitor.rollout, monitor.candidate
+            if run is None:
+                continue
+            key = [monitor.service, cand.release if cand is not None else ""]
+            percent.add_metric(key, run.ramp.percent)
+            step.add_metric(key, run.ramp.step + 1)
+            state.add_metric([*key, run.state], 1.0)
+        return iter((percent, step, state))
 
     def _events(self) -> Iterator[Metric]:
         counts = self.loop.counts

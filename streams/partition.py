@@ -37,6 +37,7 @@ from typing import Generic, TypeVar
 
 from rollguard.actions.commands import Command
 from rollguard.actions.keys import SERVICE_RULE
+from rollguard.actions.ramping import steer
 from rollguard.actions.respond import COMMAND_TTL_S, respond, roles_of
 from rollguard.actions.state import PointerState
 from rollguard.detectors.decision import Decision
@@ -57,8 +58,8 @@ class Effects(Generic[H]):
     """What to do, in field order: seek, send, wait, write, acknowledge.
 
     ``seeks`` are ``(partition, offset)``; ``dead``, ``alerts``, ``audit`` and ``commands``
-    are messages to send keyed ``key``; when ``decisions`` is not empty, every one of those
-    sends must be in Kafka before the ``writes`` (``(partition, key, value)``, in order) are
+    are messages to send keyed ``key``; when any is there, every one of those sends must be
+    in Kafka before the ``writes`` (``(partition, key, value)``, in order) are
     made; ``acks`` are the handles of the messages that may then be acknowledged.
     ``commanded`` names the services a command was issued for (their cached pointers are
     stale); ``events`` counts the valid events read. ``forwards`` are ``(key, value)``
@@ -228,7 +229,7 @@ class PartitionLoop(Generic[H]):
     def _done(self, lane: int, service: str | None, offset: int, now: float,
               out: Effects[H]) -> Effects[H]:
         self.marks.note(lane, service, offset, now)
-        if out.decisions or self.marks.due(lane, now):
+        if out.decisions or out.commands or out.audit or self.marks.due(lane, now):
             self._checkpoint(lane, now, out)
         return out
 
@@ -251,6 +252,7 @@ class PartitionLoop(Generic[H]):
             fed = self.monitors.feed(items, service, roles_of(pointer),
                                      now=self.clock())
             self._respond(fed, pointer, out)
+            self._steer(fed.service, pointer, out)
         except Exception:  # a bug must not stop the stream: park the message, go on
             log.exception("monitor: message for %r could not be processed", service)
             out.dead.append(messages.dead_letter("processing_error", "", value))
@@ -284,6 +286,23 @@ class PartitionLoop(Generic[H]):
             out.commands += commands
             if isinstance(response, Command):
                 out.commanded.append(decision.service)
+
+    def _steer(self, service: str | None, pointer: PointerState | None,
+               out: Effects[H]) -> None:
+        """A guarded rollout under way (the pointer carries it): its verdicts carried out."""
+        monitor = self.monitors.get(service) if service is not None else None
+        if monitor is None:
+            return
+        idle = pointer is None or pointer.rollout is None
+        if idle and monitor.rollout is None and not monitor.measure_ramp:
+            return
+        steered = steer(monitor, pointer, self.clock(), self.secret, self.command_ttl_s)
+        alerts, audit, commands = messages.rollout_messages(steered)
+        out.alerts += alerts
+        out.audit += audit
+        out.commands += commands
+        if commands:
+            out.commanded.append(monitor.service)
 
     def _checkpoint(self, partition: int, now: float, out: Effects[H]) -> None:
         for key, value in self.marks.writes(partition, now, self.monitors.state_of):

@@ -26,6 +26,11 @@
 --                          used for another request is refused as a replay
 -- ARGV[15] legacy channel  the channel of readers before the database was named (database 0
 --                          only, until 2027-06-30), "" for none
+-- ARGV[16] ramp guard      a "ramp" command's {"id", "from", "to"} as JSON, "" for any other:
+--                          refused ("not_in_plan") unless the stored pointer carries a
+--                          running rollout of that id, unpinned, whose release serves the
+--                          share of its current step, "from" is that share and "to" the
+--                          plan's next step (actions/rollout.py ramp_refusal says the same)
 -- return {outcome, code, message, epoch_before, epoch_after, history entry id[, changed at]}
 --   "changed at" (only when applied): Redis's own TIME of the change, "seconds.micros", which
 --   the script writes into the new pointer's "updated_at" in place of the planned value;
@@ -95,6 +100,48 @@ end
 
 if ARGV[6] ~= '' then
     return spend('refused', ARGV[6], ARGV[7], current)
+end
+
+-- Why a ramp is outside the plan stored with the pointer, or nil.
+local function off_plan(guard)
+    if not raw then
+        return 'no pointer'
+    end
+    local p = cjson.decode(raw)
+    local r = p['rollout']
+    if type(r) ~= 'table' then
+        return 'no rollout under way'
+    end
+    if r['id'] ~= guard['id'] then
+        return 'it names another rollout than ' .. tostring(r['id'])
+    end
+    if r['status'] ~= 'running' or p['pinned'] == true then
+        return 'the rollout is ' .. tostring(r['status']) ..
+            (p['pinned'] == true and ' and the service pinned' or '')
+    end
+    local steps = r['plan']['steps']
+    local at = tonumber(r['step']) + 1
+    local share = 0
+    if p['candidate'] == r['release'] then
+        share = tonumber(p['percent'])
+    elseif p['candidate'] == cjson.null and p['active'] == r['release'] then
+        share = 100
+    end
+    if tonumber(guard['from']) ~= tonumber(steps[at]) or share ~= tonumber(steps[at]) then
+        return 'it does not move from the share of the current step'
+    end
+    if steps[at + 1] == nil or tonumber(guard['to']) ~= tonumber(steps[at + 1]) then
+        return 'it does not move to the next step of the plan'
+    end
+    return nil
+end
+
+if ARGV[16] ~= '' then
+    local problem = off_plan(cjson.decode(ARGV[16]))
+    if problem then
+        return spend('refused', 'not_in_plan', 'ramp refused by the stored plan: ' .. problem,
+            current)
+    end
 end
 
 redis.call('SET', KEYS[3], ARGV[8], 'EX', tonumber(ARGV[9]))

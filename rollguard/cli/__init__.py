@@ -94,7 +94,7 @@ COMMAND_MODULES = {
     "replay": "replay", "policy": "policy",
     "worker": "worker", "approve": "approve", "operator": "operators",
     "notify": "notify", "drill": "drill", "otlp": "otlp",
-    "web": "web", "report": "report",
+    "web": "web", "report": "report", "rollout": "rollout",
     "demo": "demo", "simulate": "demo", "demo-server": "demo",
 }
 

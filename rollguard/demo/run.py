@@ -132,6 +132,21 @@ async def promote(store: PointerStore, service: str, release: str, percent: floa
     outcome.raise_for_status()
 
 
+# The demo rollout's plan: steps short enough for compressed time (docs/rollout.md).
+DEMO_PLAN = {"min_seconds": 120, "min_samples": 100, "limit_seconds": 1800,
+             "bake_seconds": 300}
+
+
+async def start_rollout(store: PointerStore, service: str, steps: tuple[float, ...],
+                        console: Console) -> None:
+    """What an operator's `rollguard rollout start` does: a plan they sign."""
+    plan = {"steps": list(steps), **DEMO_PLAN}
+    outcome = await store.issue(service, "rollout_start", "demo-operator", release="v2",
+                                percent=steps[0], reason="demo rollout",
+                                evidence={"plan": plan})
+    console.print(outcome.raise_for_status().message)
+
+
 def describe_pointer(pointer: PointerState) -> str:
     """One line for the view: what the pointer in Redis says now."""
     staged = (f", candidate {pointer.candidate} on {pointer.percent:.0f} %"
@@ -162,6 +177,9 @@ class Observer:
         elif kind == "outcome":
             epochs = f"epoch {alert.get('epoch_before')} -> {alert.get('epoch_after')}"
             self.state.alerts.append(f"        {alert.get('op')} {alert.get('status')}: {epochs}")
+        elif kind == "rollout":
+            self.state.alerts.append(f"        rollout {alert.get('action')} at "
+                                     f"{_num(alert, 'percent'):g} %: {alert.get('reason')}")
         else:
             self.state.alerts.append(f"{when} {kind}: {alert.get('why') or alert.get('reason')}")
 
@@ -325,7 +343,10 @@ async def simulate(options: DemoOptions, state: DemoState, emitter: Outputs,
         while True:
             sim_t = (time.monotonic() - wall0) * options.speed
             if not deployed and sim_t >= scenario.deploy_at:
-                await promote(store, state.service, "v2", scenario.canary_percent, secret)
+                if scenario.rollout_steps:
+                    await start_rollout(store, state.service, scenario.rollout_steps, console)
+                else:
+                    await promote(store, state.service, "v2", scenario.canary_percent, secret)
                 state.milestones.deploy_sim = sim_t
                 deployed = True
             if state.milestones.regression_sim is None and sim_t >= scenario.regression_at:

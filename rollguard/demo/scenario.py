@@ -46,6 +46,9 @@ class Scenario:
     latency_factor: float = 1.0
     ramp_s: float = 0.0  # > 0: the regression creeps in linearly over this long
     duration: float = 1200.0
+    # Set: v2 is deployed by a guarded rollout through these steps (docs/rollout.md), the
+    # first of them its canary share, instead of a plain canary promote.
+    rollout_steps: tuple[float, ...] = ()
 
     def phase(self, t: float) -> str:
         if t < self.deploy_at:
@@ -110,5 +113,7 @@ SCENARIOS: dict[str, Scenario] = {
     "latency": Scenario(hallucination_jump=0.0, latency_factor=1.8),
     "both": Scenario(latency_factor=1.6),
     "gradual": Scenario(ramp_s=300.0, duration=1500.0),
+    "rollout": Scenario(canary_percent=20, regression_at=360.0, duration=1200.0,
+                        rollout_steps=(20.0, 50.0, 100.0)),
 }
 """The demo's named scenarios: ``rollguard demo --scenario NAME``."""

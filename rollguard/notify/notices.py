@@ -280,7 +280,39 @@ def _command_refused(record: dict[str, Any]) -> Notice:
         repeat_key=f"refused:{_text(record, 'code')}")
 
 
+def _share(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    return format(float(value), "g") if isinstance(value, int | float) else "?"
+
+
+def _rollout(record: dict[str, Any]) -> Notice | None:
+    """A guarded rollout's news (actions/ramping.py): moved, held, waiting, paused, over."""
+    service, release, action = (_text(record, k) for k in ("service", "release", "action"))
+    at, pct, to = _at(record), _share(record, "percent"), _share(record, "to_percent")
+    status = f"rollguard rollout status {service}"
+    told: dict[str, tuple[str, str, Severity]] = {
+        "advance": (f"{release} moved on to {to}% of {service}", "nothing", "info"),
+        "hold": (f"Rollout of {release} holds at {pct}%",
+                 f"see why: {status}; to go on anyway: rollguard rollout approve {service}; "
+                 f"to stop: rollguard rollout abort {service}", "warning"),
+        "await_approval": (f"Rollout of {release} waits for approval of {to}%",
+                           f"rollguard rollout approve {service} --by NAME", "warning"),
+        "pause": (f"Rollout of {release} paused at {pct}%",
+                  f"rollguard rollout resume {service}, or abort {service}", "warning"),
+        "abort": (f"Rollout of {release} ended at {pct}%",
+                  f"nothing: {release} goes no further; to see why: {status}", "warning"),
+        "stable": (f"{release} is stable on {service}", "nothing", "info"),
+    }
+    if action not in told:
+        return None
+    title, todo, severity = told[action]
+    return Notice(kind=f"rollout-{action}", service=service, release=release, at=at,
+                  title=title, evidence=_text(record, "reason"), todo=todo,
+                  severity=severity, repeat_key=f"rollout:{action}:{pct}")
+
+
 _READERS: dict[str, Any] = {
+    "rollout": _rollout,
     "alert": _decision,
     "decision": _decision,
     "rollback-suppressed": _suppressed,

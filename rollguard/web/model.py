@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from rollguard.actions.rollout import rollout_status
 from rollguard.actions.state import PointerState
 from rollguard.detectors.names import is_drill
 
@@ -75,7 +76,7 @@ def service_row(service: str, pointer: PointerState | None, records: Sequence[Re
             "candidate": pointer.candidate, "percent": pointer.percent,
             "cohorts": list(pointer.cohorts), "pinned": pointer.pinned,
             "epoch": pointer.epoch, "updated_at": pointer.updated_at,
-            "updated_by": pointer.updated_by}
+            "updated_by": pointer.updated_by, "rollout": rollout_status(pointer, now)}
 
 
 def marker(record: Record) -> dict[str, Any] | None:

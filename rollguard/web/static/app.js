@@ -181,6 +181,12 @@ function renderRecent(records) {
     r.reason || r.message || r.why || "")));
 }
 
+function rolloutText(r, now) {
+  if (!r) return "";
+  return `; rolling out ${r.release}: step ${r.step} of ${r.steps.length} ` +
+    `(${fmt(r.percent)} %), ${r.status} since ${ago(r.since, now)}, waits for ${r.waits_for}`;
+}
+
 function renderDetail(page) {
   const s = page.service;
   document.getElementById("detail").hidden = false;
@@ -190,7 +196,7 @@ function renderDetail(page) {
   document.getElementById("pointer").replaceChildren(
     s.active ? `active ${s.active}, stable ${s.stable}${share}; epoch ${s.epoch}` +
       (s.pinned ? "; pinned" : "") + `; changed ${ago(s.updated_at, page.now)} by ` +
-      `${s.updated_by}` : "no pointer");
+      `${s.updated_by}` + rolloutText(s.rollout, page.now) : "no pointer");
   renderPending(page.pending);
   const charts = document.getElementById("charts");
   charts.replaceChildren(...page.metrics.map(m => chart(m, page.markers, page.now)));

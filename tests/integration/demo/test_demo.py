@@ -67,6 +67,16 @@ def assert_one_slack_thread_tells_the_rollback(out: str) -> None:
     assert f"  | {heads[-1]}" in out  # printed as a person reads it
 
 
+def test_demo_rollout_stops_a_regressing_release_at_its_first_step() -> None:
+    """Deployed by a guarded rollout, v2 regresses at its first step (20 %) and is rolled
+    back by the rule there; it never reaches the next step."""
+    out = run_demo("--scenario", "rollout", "--speed", "90", "--seed", "3")
+    assert "rollout of v2 started at 20% by demo-operator" in out, out[-1500:]
+    assert "rollbacks: 1" in out, out[-1500:]
+    assert "serving process switched" in out
+    assert "on 50 %" not in out, out[-1500:]
+
+
 def test_demo_with_blips_only_never_rolls_back() -> None:
     """The blip-only scenario ends without a rollback; its worker's metrics port being taken
     (a worker running already) moves /metrics to a free port, printed."""

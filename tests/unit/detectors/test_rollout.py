@@ -240,3 +240,18 @@ def test_noninferiority_of_a_quantile_is_about_the_share_above_the_cut() -> None
     above = sum(c for b, c in hist.items() if b > cut) / (len(values) * 50)
     assert 0.0 <= above < 0.05 and math.isclose(math.exp(ni.hyp.b), (1 - above) / 0.95,
                                                 rel_tol=1e-9)
+
+
+def test_a_step_moved_from_outside_is_judged_afresh_and_a_wait_for_approval_ends() -> None:
+    """at_step: the share moved by a person's approval (or a move that did not apply):
+    the ramp stands there, its evidence reset, no longer awaiting."""
+    from rollguard.detectors.policy import default_policy
+    from rollguard.detectors.rollout import AWAITING, RUNNING, Ramp, RampAction
+    from rollguard.detectors.rollout_plan import RolloutPlan
+
+    ramp = Ramp.start(default_policy(), 0.0, RolloutPlan(steps=(5.0, 50.0, 100.0)))
+    ramp.status = AWAITING
+    verdict = ramp.at_step(1, 900.0, "approved by cy")
+    assert (verdict.action, verdict.percent, ramp.status, ramp.since, ramp.tallies) == (
+        RampAction.WAIT, 50.0, RUNNING, 900.0, {})
+    assert "approved by cy: step 2 (50%) judged afresh" in verdict.reason

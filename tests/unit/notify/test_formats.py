@@ -120,3 +120,17 @@ def test_a_suppressed_step_of_a_staged_rollback_names_the_step(action: str, titl
               "why": "the service is pinned; automatic rollbacks are refused"}
     (message,) = messages(record)
     assert message.notices[0].title.startswith(title)
+
+
+def test_a_rollout_hold_is_told_with_what_to_do_and_a_wait_is_not() -> None:
+    """A guarded rollout's hold names the commands a person has; its waits are not news."""
+    from rollguard.notify.notices import read_record
+
+    record = {"type": "rollout", "at": 5.0, "service": "chat", "release": "v2",
+              "action": "hold", "percent": 5.0, "step": 2, "reason": "too thin",
+              "to_percent": None}
+    notice = read_record(record)
+    assert notice is not None and notice.kind == "rollout-hold"
+    assert notice.title == "Rollout of v2 holds at 5%" and notice.evidence == "too thin"
+    assert "rollguard rollout approve chat" in notice.todo
+    assert read_record({**record, "action": "wait"}) is None

@@ -234,3 +234,20 @@ def test_the_grafana_dashboard_draws_only_metrics_the_worker_exports() -> None:
     metrics.on_decisions([decision("rollback")])
     exported = {name for name, _ in scrape(metrics)}
     assert used and used <= exported, used - exported
+
+
+def test_a_rollout_under_way_shows_its_step_share_and_state() -> None:
+    """A monitor with a rollout run serves its share, its step and its state (a pin: held)."""
+    from rollguard.detectors.rollout_plan import RolloutPlan
+    from rollguard.detectors.rollout_run import RolloutRun
+
+    loop = fed_loop()
+    monitor = loop.monitors.get("chat")
+    assert monitor is not None
+    run = RolloutRun.begin("c1", RolloutPlan(steps=(5.0, 100.0)), default_policy(), T0, "c1")
+    monitor.rollout, run.held = run, "pinned"
+    samples = scrape(watched(loop))
+    key = {"service": "chat", "release": "r2"}
+    assert value(samples, "rollguard_rollout_percent", **key) == 5.0
+    assert value(samples, "rollguard_rollout_step", **key) == 1.0
+    assert value(samples, "rollguard_rollout_state", state="held", **key) == 1.0

@@ -61,8 +61,19 @@ def test_a_row_says_what_serves_and_how_it_is_judged() -> None:
     assert row == {"service": "chat", "judgement": "waiting for approval", "pending": 1,
                    "drill": False, "active": "v1", "stable": "v1", "candidate": "v2",
                    "percent": 50.0, "cohorts": [], "pinned": False, "epoch": 2,
-                   "updated_at": 90.0, "updated_by": "ana"}
+                   "updated_at": 90.0, "updated_by": "ana", "rollout": None}
     assert service_row("new", None, [], {}, 1.0)["active"] is None
+
+
+def test_a_row_says_where_a_rollout_stands_and_what_it_waits_for() -> None:
+    rollout = {"id": "c9", "release": "v2", "plan": {"steps": [50, 100]}, "step": 0,
+               "status": "paused", "by": "ana", "signed_by": "ana", "started_at": 80.0,
+               "since": 85.0, "last": {"op": "pause", "by": "bo"}}
+    row = service_row("chat", CANARY.with_changes(rollout=rollout), [], {}, 110.0)
+    shown = row["rollout"]
+    assert (shown["release"], shown["step"], shown["percent"], shown["seconds_at_step"]) == (
+        "v2", 1, 50.0, 25.0)
+    assert "paused by bo" in shown["waits_for"]
 
 
 @pytest.mark.parametrize(("record", "kind"), [
