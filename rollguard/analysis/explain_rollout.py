@@ -194,10 +194,18 @@ def explain_rollout(policy: Policy, traffic: Traffic, runs: RolloutRuns = Rollou
             row[f"{shift:g}x"] = {"passed": passes, "runs": runs.step_runs}
         steps.append(row)
     stable = [r.seconds / 60 for r in whole if r.outcome == "stable"]
+    full = [_at_full(r) for r in whole]
     return {"steps": steps, "stable": len(stable), "runs": len(whole),
+            "to_100_median_min": _quantile(full, 0.5), "to_100_p90_min": _quantile(full, 0.9),
             "to_stable_median_min": _quantile(stable, 0.5),
             "to_stable_p90_min": _quantile(stable, 0.9),
             "blind_advances": sum(r.blind_advance for r in whole)}
+
+
+def _at_full(run: RampRun) -> float | None:
+    """Minutes from the candidate's arrival to its move to 100 % (None: not moved there)."""
+    return next((at / 60 for at, action, percent, _ in run.verdicts
+                 if action == RampAction.ADVANCE and percent >= 100), None)
 
 
 def rollout_table(found: Mapping[str, Any], traffic_text: str) -> list[str]:
@@ -209,7 +217,9 @@ def rollout_table(found: Mapping[str, Any], traffic_text: str) -> list[str]:
     lines = [f"guarded rollout at {traffic_text}: {found['stable']} of {found['runs']} "
              f"candidates as good as the stable became stable, in "
              f"{minutes(found['to_stable_median_min'])} min (median; 90th percentile "
-             f"{minutes(found['to_stable_p90_min'])})",
+             f"{minutes(found['to_stable_p90_min'])}); at 100 % in "
+             f"{minutes(found['to_100_median_min'])} min (median; 90th percentile "
+             f"{minutes(found['to_100_p90_min'])})",
              "| step | minutes to pass, median / p90 | passes, 1.5x tolerance worse | "
              "2x worse |", "| --- | ---: | ---: | ---: |"]
     for row in found["steps"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import click
 import orjson
@@ -11,6 +12,7 @@ import yaml
 
 from rollguard.base.errors import ConfigError
 from rollguard.detectors.policy import Policy, default_policy, load_policy
+from rollguard.detectors.rollout_plan import plan_document
 
 
 def _load(path: str | None) -> Policy:
@@ -90,14 +92,25 @@ def _bases(chosen: Policy, text: str) -> dict[str, float]:
 @click.option("--runs", type=click.IntRange(1, 1000), default=8, show_default=True,
               help="Runs per shift (the other run counts scale with it).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rollout/--no-rollout", "with_rollout", default=None,
+              help="Measure the guarded rollout too [default: when the policy has a "
+              "rollout: section, as the shipped one does].")
+@click.option("--rollout-rate", type=float, default=None, metavar="EVENTS_PER_S",
+              help="For the rollout: the candidate's events/s at every step, beside the rest "
+              "of --rate on the stable [default: each step's share of --rate].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 def explain(path: str | None, rate: float, share: float, base_text: str, runs: int,
-            seed: int, as_json: bool) -> None:
+            seed: int, with_rollout: bool | None, rollout_rate: float | None,
+            as_json: bool) -> None:
     """What POLICY (default: the shipped one) does at a traffic: per metric, minutes to a
     rollback for a sustained shift of 1.5x, 2x and 4x the tolerance (median and 90th
     percentile), false rollbacks per 1,000 candidate-days at no shift, and the lowest
     traffic at which the metric is judged within an hour. Measured by running the decision
     core on seeded simulated events; the output says how many runs.
+
+    With the guarded rollout (see --rollout): per step of the policy's plan, minutes to pass
+    for a candidate as good as the stable (median and 90th percentile) and how many of the
+    candidates worse by 1.5x and 2x the tolerance pass it; and the time to stable.
     """
     from rollguard.analysis.explain_policy import Runs
     from rollguard.analysis.explain_policy import explain as simulate
@@ -109,6 +122,12 @@ def explain(path: str | None, rate: float, share: float, base_text: str, runs: i
         if not (math.isfinite(share) and 0 < share < 1):
             raise ConfigError(f"--share: must be between 0 and 1 (exclusive), got {share:g}")
         bases = _bases(chosen, base_text)
+        if rollout_rate is not None and not (math.isfinite(rollout_rate)
+                                             and 0 < rollout_rate <= rate):
+            raise ConfigError(f"--rollout-rate: must be > 0 and <= --rate ({rate:g}), got "
+                              f"{rollout_rate:g}")
+        if with_rollout is None:
+            with_rollout = path is None or "rollout" in _document(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     counts = Runs(shift_runs=runs, healthy_hours=runs / 4, level_runs=max(3, runs * 3 // 8),
@@ -120,14 +139,54 @@ def explain(path: str | None, rate: float, share: float, base_text: str, runs: i
             "runs_per_shift": counts.shift_runs, "healthy_candidate_hours":
             max(1, round(counts.healthy_hours)), "runs_per_traffic_level": counts.level_runs,
             "cpu_seconds": round(took, 1)}
+    rollout = _rollout(chosen, rate, rollout_rate, bases, runs, seed) if with_rollout else None
     if as_json:
         out = {**head, "metrics": [r.to_dict() for r in reports]}
+        if rollout is not None:
+            out["rollout"] = rollout
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
     from rollguard.analysis.explain_policy import explain_table
 
     for line in explain_table(chosen, head, [r.to_dict() for r in reports]):
         click.echo(line)
+    if rollout is not None:
+        from rollguard.analysis.explain_rollout import rollout_table
+
+        click.echo("")
+        for line in rollout_table(rollout, rollout["traffic"]):
+            click.echo(line)
+        click.echo(f"({rollout['runs']} whole rollouts of an equal candidate; "
+                   f"{rollout['runs_per_step']} runs per step and shift of a worse one, "
+                   f"one metric worse in turn, judged by non-inferiority alone; "
+                   f"{rollout['cpu_seconds']:g} s of CPU)")
+
+
+def _document(path: str) -> dict[str, object]:
+    from rollguard.detectors.documents import read_document
+
+    raw = read_document(path, "policy file")
+    return dict(raw) if isinstance(raw, dict) else {}
+
+
+def _rollout(chosen: Policy, rate: float, rollout_rate: float | None,
+             bases: dict[str, float], runs: int, seed: int) -> dict[str, Any]:
+    """The guarded rollout's figures (:func:`~rollguard.analysis.explain_rollout.explain_rollout`)
+    at ``rate``, the candidate on each step's share of it or at ``rollout_rate`` per step."""
+    from rollguard.analysis.explain_rollout import RolloutRuns, explain_rollout, per_step, split
+
+    if rollout_rate is None:
+        traffic, text = split(rate), f"{rate:g} events/s, the candidate on each step's share"
+    else:
+        traffic = per_step(rollout_rate, max(rate - rollout_rate, 0.0))
+        text = (f"{rollout_rate:g} candidate events/s at every step, beside "
+                f"{max(rate - rollout_rate, 0.0):g} on the stable")
+    counts = RolloutRuns(equal_runs=max(2, runs), step_runs=max(2, runs), seed=seed)
+    started = time.process_time()
+    found = explain_rollout(chosen, traffic, counts, bases)
+    took = time.process_time() - started
+    return {**found, "traffic": text, "runs_per_step": counts.step_runs,
+            "plan": plan_document(chosen.rollout), "cpu_seconds": round(took, 1)}
 
 
 COMMANDS = (policy,)

@@ -63,7 +63,8 @@ def test_check_names_the_bad_field_and_fails(tmp_path: Path, text: str, field: s
 
 
 def _explain(*args: str) -> dict:
-    code, out, err = run("policy", "explain", "--rate", "20", "--runs", "2", "--json", *args)
+    code, out, err = run("policy", "explain", "--rate", "20", "--runs", "2", "--json",
+                         "--no-rollout", *args)  # (the rollout: test_policy_rollout.py)
     assert code == 0, out + err
     found: dict = orjson.loads(out)
     return found
