@@ -15,8 +15,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rollguard.analysis.line_batches import LineBatcher
+from rollguard.analysis.replay_rollout import RolloutReplay, RolloutSpec
 from rollguard.detectors.blocks import block_events
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.events import Event, validate_event
@@ -43,6 +45,7 @@ class Summary:
     services: int = 0
     otlp_records: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # OTLP records not judged, by why
+    ramp: Counter[str] | None = None  # a guarded rollout's verdicts by action (--rollout)
 
     def lines(self) -> list[str]:
         """Readable lines, one fact each."""
@@ -60,6 +63,9 @@ class Summary:
                    f"too late (not counted): {self.too_late}  services: {self.services}")
         made = ", ".join(f"{k}: {v}" for k, v in sorted(self.decisions.items())) or "none"
         out.append(f"decisions: {sum(self.decisions.values())} ({made})")
+        if self.ramp is not None:
+            told = ", ".join(f"{k}: {v}" for k, v in sorted(self.ramp.items())) or "none"
+            out.append(f"ramp verdicts: {sum(self.ramp.values())} ({told})")
         return out
 
 
@@ -68,7 +74,9 @@ class Replay:
     decisions."""
 
     def __init__(self, policy: Policy, on_decision: Callable[[Decision], None] | None = None,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None,
+                 rollout: RolloutSpec | None = None,
+                 on_ramp: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.policy = policy
         self.monitors = MonitorSet(policy)
         self.summary = Summary()
@@ -78,12 +86,19 @@ class Replay:
         # No clock in a file (time stands at 0): the join holds evaluations until the end,
         # within its bounds on what it holds.
         self._otlp = OtlpReader(policy.opentelemetry, Join())
+        # A guarded rollout: its ramp judged message by message as the worker judges it.
+        self.rollout = None
+        if rollout is not None:
+            self.summary.ramp = Counter()
+            self.rollout = RolloutReplay(rollout, self._ramp_verdict)
+        self._on_ramp = on_ramp
 
     def feed_lines(self, lines: Iterable[bytes | str]) -> None:
         """Each line is what a Kafka message of the events topic holds: one event, or an
         array of events and blocks (docs/wire-format.md), all of one service."""
         summary = self.summary
-        if self._on_event is None:  # (a recorder sees every event: then all go one by one)
+        if self._on_event is None and self.rollout is None:
+            # (a recorder sees every event, a rollout is steered per message: one by one)
             lines = LineBatcher(self.monitors.monitor_for, self._emit, summary,
                                 self.policy.bucket_seconds).others(lines)
         for line in lines:
@@ -124,7 +139,10 @@ class Replay:
                 elif item is not None:  # a block: the recorder plots its events one by one
                     for event in block_events(raw):
                         self._on_event(validate_event(event))
-        fed = self.monitors.feed(items)
+        if self.rollout is not None:
+            fed = self.rollout.feed(self.monitors, items)
+        else:
+            fed = self.monitors.feed(items)
         if fed.decisions:
             self._emit(fed.decisions)
         return fed
@@ -141,6 +159,12 @@ class Replay:
             summary.too_late += monitor.counts["too_late"]
         summary.services = len(self.monitors)
         return summary
+
+    def _ramp_verdict(self, record: dict[str, Any]) -> None:
+        if self.summary.ramp is not None:
+            self.summary.ramp[str(record["action"])] += 1
+        if self._on_ramp is not None:
+            self._on_ramp(record)
 
     def _emit(self, decisions: list[Decision]) -> None:
         for decision in decisions:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 import orjson
 
 from rollguard.analysis.replay import Replay
+from rollguard.analysis.replay_rollout import RolloutSpec
 from rollguard.base.errors import ConfigError
 from rollguard.detectors.decision import Decision
 from rollguard.detectors.policy import default_policy, load_policy
@@ -29,13 +30,25 @@ def _open(path: str) -> BinaryIO:
               "(default: the shipped default policy).")
 @click.option("--plot", "plot_path", metavar="OUT.png", help="Draw metrics, tolerance band "
               "and decisions into a PNG (needs rollguard[plot]).")
-def replay(events: str, policy_path: str | None, plot_path: str | None) -> None:
+@click.option("--rollout", "rollout_release", metavar="RELEASE", help="Judge RELEASE's "
+              "guarded rollout as the worker would, by the policy's rollout: plan: each ramp "
+              "verdict is a JSON line too (\"type\": \"rollout\").")
+@click.option("--rollout-start", type=float, metavar="TS", help="When the rollout starts "
+              "(event time, unix seconds) [default: the release's first event].")
+def replay(events: str, policy_path: str | None, plot_path: str | None,
+           rollout_release: str | None, rollout_start: float | None) -> None:
     """Run the decision core over recorded events (`-` for stdin), in file order.
 
-    Prints one JSON object per decision on stdout and a summary on stderr.
+    Prints one JSON object per decision on stdout and a summary on stderr. With --rollout,
+    each service's stable release (the first other release its events name) starts a
+    guarded rollout of RELEASE, whose steps, holds, aborts and stable verdicts are judged
+    from the same measurements as the worker's and printed beside the decisions; the
+    recorded traffic stays at the shares it was recorded at.
     """
     try:
         policy = load_policy(policy_path) if policy_path else default_policy()
+        if rollout_start is not None and rollout_release is None:
+            raise ConfigError("--rollout-start: needs --rollout RELEASE")
         recorder = None
         if plot_path:
             from rollguard.analysis.plot import SeriesRecorder, require_matplotlib
@@ -49,8 +62,14 @@ def replay(events: str, policy_path: str | None, plot_path: str | None) -> None:
     def emit(decision: Decision) -> None:
         out.write(orjson.dumps(decision.to_dict()) + b"\n")
 
+    def told(record: dict[str, Any]) -> None:
+        out.write(orjson.dumps(record) + b"\n")
+
+    spec = (RolloutSpec(rollout_release, policy.rollout, rollout_start)
+            if rollout_release is not None else None)
     source = _open(events)
-    run = Replay(policy, on_decision=emit, on_event=recorder.add if recorder else None)
+    run = Replay(policy, on_decision=emit, on_event=recorder.add if recorder else None,
+                 rollout=spec, on_ramp=told)
     try:
         run.feed_lines(source)
     finally:
