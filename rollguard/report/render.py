@@ -113,6 +113,14 @@ def _step_text(step: Step) -> str:
     return step.text
 
 
+def _ramp_row(step: Step) -> dict[str, Any]:
+    """A step of a guarded rollout: when, at which share (``"5 %"``), what, and by whom."""
+    percent = step.details.get("percent")
+    return {"at": step.at, "action": step.details.get("action"),
+            "percent": f"{percent:g} %" if isinstance(percent, int | float) else "",
+            "by": step.details.get("by"), "text": step.text}
+
+
 def _title(incident: Incident) -> str:
     title = (f"{incident.release} rolled back to {incident.to}"
              if incident.epochs else f"rollback of {incident.release}: {incident.outcome}")
@@ -137,6 +145,7 @@ def as_json(report: Report) -> str:
             "audit_topic": report.audit_topic, **drill_mark(report.service),
             "incidents": [{**asdict(i), "title": _title(i),
                            "durations_s": dict(_durations(i)),
+                           "rollout": [_ramp_row(s) for s in i.rollout],
                            "chart": report.charts.get(i.command_id)}
                           for i in report.incidents]}
     return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
@@ -181,6 +190,11 @@ def _incident_markdown(number: int, incident: Incident, chart: str | None) -> li
         lines += [", ".join(f"{label}: {seconds:.3f} s" if seconds < 10 else
                             f"{label}: {seconds:.0f} s" for label, seconds in durations) + ".",
                   ""]
+    if incident.rollout:
+        lines += [f"### The guarded rollout of {incident.release}", "",
+                  "| when | step | what |", "| --- | ---: | --- |"]
+        lines += [f"| {utc(r['at'])} | {r['percent']} | {r['action']} by {r['by']} |"
+                  for r in map(_ramp_row, incident.rollout)] + [""]
     rows = evidence_rows(incident.decision)
     if rows:
         lines += ["### Evidence of the decision", "", "| field | value |", "| --- | --- |"]
@@ -213,6 +227,11 @@ def as_html(report: Report) -> str:
         durations = ", ".join(f"{label}: {seconds:.3f} s" for label, seconds in
                               _durations(incident))
         parts.append(f"<p>{e(durations)}</p>" if durations else "")
+        if incident.rollout:
+            parts += [f"<h3>The guarded rollout of {e(incident.release)}</h3>",
+                      _table(("when", "step", "what"),
+                             [(utc(r["at"]), r["percent"], f"{r['action']} by {r['by']}")
+                              for r in map(_ramp_row, incident.rollout)])]
         rows = evidence_rows(incident.decision)
         if rows:
             parts += ["<h3>Evidence of the decision</h3>", _table(("field", "value"), rows)]

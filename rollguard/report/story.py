@@ -4,9 +4,10 @@ records of the service (in topic order), the pointer now and the policy in force
 is read here.
 
 An incident is a rollback: one decided by a rule (a ``decision`` record with a command id) or
-one an operator ran (a ``rollback`` entry of the history). Its story: when the release was
-deployed, the alerts about it, the decision with its evidence, the command (who or which
-rule issued it, approvals), the flip with its epochs.
+one an operator ran (a ``rollback`` entry of the history, or a ``rollout_abort``). Its story:
+when the release was deployed (a promote, or a guarded rollout's start, whose steps follow:
+:mod:`rollguard.report.ramp`), the alerts about it, the decision with its evidence, the
+command (who or which rule issued it, approvals), the flip with its epochs.
 
 >>> history = [{"at": 10.0, "op": "promote", "outcome": "applied", "release": "v2",
 ...             "issued_by": "ana", "command_id": "p1", "epoch_before": 1, "epoch_after": 2,
@@ -26,21 +27,13 @@ rule issued it, approvals), the flip with its epochs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-Record = Mapping[str, Any]
-FLIPPED = ("applied", "already_applied")
+from rollguard.report.ramp import STARTS, plan_steps, ramp_steps, started_text
+from rollguard.report.steps import FLIPPED, Record, Step
 
-
-@dataclass(frozen=True)
-class Step:
-    """One moment of an incident: when (wall clock), what kind, one line, and its details."""
-
-    at: float
-    kind: str  # deployed | alert | decision | approval-needed | approved | flipped | refused
-    text: str
-    details: dict[str, Any] = field(default_factory=dict)
+ROLLBACKS = ("rollback", "rollout_abort")  # a person's abort of a rollout: back to stable
 
 
 @dataclass(frozen=True)
@@ -63,6 +56,11 @@ class Incident:
         return next((s.at for s in self.timeline if s.kind in ("decision", "flipped",
                                                                  "refused")),
                     self.timeline[-1].at)
+
+    @property
+    def rollout(self) -> list[Step]:
+        """The guarded rollout's steps (empty: the release was not deployed by one)."""
+        return [s for s in self.timeline if s.kind == "rollout" or s.details.get("rollout")]
 
     def seconds_between(self, first: str, then: str) -> float | None:
         """Seconds from the first step of kind ``first`` to the first of kind ``then``."""
@@ -94,7 +92,7 @@ def incidents(history: Sequence[Record], records: Sequence[Record],
     rolled: dict[str, Record] = {}
     for e in history:  # a command read again is refused as a replay: its flip is the story
         known = rolled.get(command_id := str(e.get("command_id")))
-        if e.get("op") == "rollback" and (known is None or (
+        if e.get("op") in ROLLBACKS and (known is None or (
                 e.get("outcome") in FLIPPED and known.get("outcome") not in FLIPPED)):
             rolled[command_id] = e
     found = []
@@ -141,6 +139,8 @@ def _steps(command_id: str, release: str, anchor: float, decision: Record | None
     deploy = _deployment(history, release, anchor)
     start = _number(deploy, "at") if deploy else anchor - 3600.0
     steps = [_deployed(deploy)] if deploy else []
+    if deploy and deploy.get("op") == "rollout_start":
+        steps += ramp_steps(history, records, release, start, anchor)
     steps += [_alert(r) for r in records if r.get("type") in ("decision", "alert")
               and r.get("action") != "rollback" and r.get("release") == release
               and start <= _number(r, "at") <= anchor]
@@ -161,7 +161,7 @@ def _rule_of(decision: Record | None) -> str:
 def _candidate_before(history: Sequence[Record], at: float) -> str:
     """The release last promoted before ``at`` (what an operator's rollback rolled back)."""
     for entry in reversed(history):
-        if (entry.get("op") == "promote" and entry.get("outcome") in FLIPPED
+        if (entry.get("op") in STARTS and entry.get("outcome") in FLIPPED
                 and _number(entry, "at") < at):
             return str(entry.get("release") or "")
     return ""
@@ -169,7 +169,7 @@ def _candidate_before(history: Sequence[Record], at: float) -> str:
 
 def _deployment(history: Sequence[Record], release: str, at: float) -> Record | None:
     for entry in reversed(history):
-        if (entry.get("op") == "promote" and entry.get("release") == release
+        if (entry.get("op") in STARTS and entry.get("release") == release
                 and entry.get("outcome") in FLIPPED and _number(entry, "at") <= at):
             return entry
     return None
@@ -177,6 +177,12 @@ def _deployment(history: Sequence[Record], release: str, at: float) -> Record | 
 
 def _deployed(entry: Record) -> Step:
     command = _command(entry)
+    if entry.get("op") == "rollout_start":
+        first = plan_steps(entry)[:1]
+        return Step(_number(entry, "at"), "deployed", started_text(entry),
+                    {"by": entry.get("issued_by"), "command_id": entry.get("command_id"),
+                     "rollout": True, "action": "started",
+                     "percent": first[0] if first else None})
     percent = command.get("percent")
     share = f" on {percent:g} % of traffic" if isinstance(percent, int | float) and \
         percent < 100 else ""
