@@ -154,3 +154,17 @@ def test_the_replay_command_needs_a_release_for_a_rollout_start(tmp_path: Path) 
     events.write_text("")
     result = CliRunner().invoke(main, ["replay", str(events), "--rollout-start", "1"])
     assert result.exit_code == 1 and "--rollout-start" in result.stderr
+
+
+def test_without_a_start_the_replayed_rollout_begins_with_the_releases_first_event() -> None:
+    worker = Worker(GOOD, 5)
+    worker.run(900.0)
+    first = next(orjson.loads(line)["ts"] for line in worker.lines
+                 if orjson.loads(line)["release"] == "v2")
+    told: list[dict[str, Any]] = []
+    run = Replay(POLICY, rollout=RolloutSpec("v2", POLICY.rollout), on_ramp=told.append)
+    run.feed_lines(worker.lines)
+    assert [(v["action"], v["percent"]) for v in told if v["action"] != "wait"] == [
+        ("advance", 60.0), ("advance", 100.0), ("stable", 100.0)]
+    assert told[0]["at"] >= first
+    assert run.rollout is not None and run.rollout.pointers["bot"].stable == "v2"
