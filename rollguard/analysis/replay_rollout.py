@@ -127,4 +127,4 @@ class RolloutReplay:
         if isinstance(planned, Change):
             self.pointers[command.service] = planned.state
         else:
-            self.refused.append(f"{command.service}: {command.op}: {planned}")
+            self.refused.append(f"{command.service}: {command.op}: {planned.message}")

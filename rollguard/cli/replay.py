@@ -79,6 +79,8 @@ def replay(events: str, policy_path: str | None, plot_path: str | None,
     out.flush()
     for line in summary.lines():
         click.echo(line, err=True)
+    for refused in run.rollout.refused if run.rollout is not None else []:
+        click.echo(f"rollout command not applied: {refused}", err=True)
     if recorder is not None and plot_path:
         from rollguard.analysis.plot import draw
 

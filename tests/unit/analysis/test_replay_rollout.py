@@ -147,6 +147,7 @@ def test_the_replay_command_prints_ramp_verdicts_beside_decisions(tmp_path: Path
     told = [line for line in lines if line.get("type") == "rollout"]
     assert sequence(told) == sequence(worker.verdicts)
     assert "ramp verdicts: 6 (advance: 2, stable: 1, wait: 3)" in result.stderr
+    assert "not applied" not in result.stderr  # every move planned on the replay's pointer
 
 
 def test_the_replay_command_needs_a_release_for_a_rollout_start(tmp_path: Path) -> None:
