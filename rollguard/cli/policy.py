@@ -93,8 +93,8 @@ def _bases(chosen: Policy, text: str) -> dict[str, float]:
               help="Runs per shift (the other run counts scale with it).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--rollout/--no-rollout", "with_rollout", default=None,
-              help="Measure the guarded rollout too [default: when the policy has a "
-              "rollout: section, as the shipped one does].")
+              help="Measure the guarded rollout too (some seconds more) [default: when the "
+              "policy file has a rollout: section].")
 @click.option("--rollout-rate", type=float, default=None, metavar="EVENTS_PER_S",
               help="For the rollout: the candidate's events/s at every step, beside the rest "
               "of --rate on the stable [default: each step's share of --rate].")
@@ -127,7 +127,7 @@ def explain(path: str | None, rate: float, share: float, base_text: str, runs: i
             raise ConfigError(f"--rollout-rate: must be > 0 and <= --rate ({rate:g}), got "
                               f"{rollout_rate:g}")
         if with_rollout is None:
-            with_rollout = path is None or "rollout" in _document(path)
+            with_rollout = path is not None and "rollout" in _document(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     counts = Runs(shift_runs=runs, healthy_hours=runs / 4, level_runs=max(3, runs * 3 // 8),

@@ -94,6 +94,11 @@ def test_explain_shows_the_rollout_when_the_policy_has_one_or_when_asked(
     assert ("rollout" in found) is shown
 
 
+def test_explain_of_the_shipped_policy_leaves_the_rollout_out_unless_asked() -> None:
+    found = explained("--rate", "10", "--runs", "2")
+    assert "rollout" not in found and found["metrics"]
+
+
 def test_explain_refuses_a_rollout_rate_above_the_rate(tmp_path: Path) -> None:
     code, _, err = run(policy_file(tmp_path), "--rate", "2", "--rollout-rate", "3")
     assert code == 1 and "--rollout-rate" in err
