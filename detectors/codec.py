@@ -15,7 +15,10 @@ partial sums (``accumulate.carry``), so when it closes its sums are the same as 
 round trip. Version 4 adds ``"weather"``, the stable release against its history per
 metric (detectors/weather.py), ``"stable_seen"`` (the last bucket the stable served in),
 ``"ahead"`` (events parked far ahead of the service, detectors/ahead.py) and a candidate's
-rollbacks waiting for the fleet (detectors/hold.py); older states read as having none. Histograms (``{bin: weight}`` with integer keys) are
+rollbacks waiting for the fleet (detectors/hold.py); older states read as having none.
+Version 5 is version 4 with ``"evaluations"``: the state of the service's evaluation lane
+(detectors/lanes.py), itself a version 4 state, base64-encoded; a state without a lane is
+still written as version 4. Histograms (``{bin: weight}`` with integer keys) are
 stored as ``{"bins": [[bin, weight], ...]}`` in insertion order, so a round trip rebuilds
 the state exactly, float for float, and later decisions are the same. Nothing of River (or
 any pickle) is stored.
@@ -32,7 +35,8 @@ from rollguard.detectors.errors import StateError
 
 MAGIC = b"RGSM"
 VERSION = 4
-_READABLE = (1, 2, 3, 4)
+LANES_VERSION = 5  # a state with an evaluation lane (detectors.lanes)
+_READABLE = (1, 2, 3, 4, 5)
 
 
 def _entry_out(e: list[Any]) -> list[Any]:
@@ -73,7 +77,8 @@ def encode_state(state: dict[str, Any]) -> bytes:
     # Level 1: a checkpoint writes every changed service; level 6 took twice the CPU for
     # 6 % fewer bytes (measured on the fleet benchmark's states).
     body = zlib.compress(orjson.dumps(plain), 1)
-    return MAGIC + bytes([VERSION]) + len(body).to_bytes(4, "big") + body
+    version = LANES_VERSION if state.get("evaluations") else VERSION
+    return MAGIC + bytes([version]) + len(body).to_bytes(4, "big") + body
 
 
 def _dedupe_in(raw: Any) -> list[tuple[int, list[str]]]:
@@ -91,7 +96,7 @@ def decode_state(data: bytes) -> dict[str, Any]:
     >>> decode_state(b"RGSM\\x07...")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rollguard.detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2, 3, 4)
+    rollguard.detectors.errors.StateError: monitor state version 7 is not readable ... (reads 1, 2, 3, 4, 5)
 
     A version 1 state comes back with an empty dedupe memory: it held CRC-32s of the ids,
     which cannot be turned back into ids (nor compared with them), so duplicates of events

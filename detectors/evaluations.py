@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,11 @@ PASS_LABELS = ("pass", "passed", "success", "correct", "relevant", "faithful", "
 FAIL_LABELS = ("fail", "failed", "failure", "incorrect", "irrelevant", "unfaithful",
                "ungrounded", "unsafe", "toxic", "hallucinated")
 _EVALUATOR_KEYS = {"metric", "better", "threshold", "labels"}
-_SECTION_KEYS = {"evaluations", "use_defaults", "pass_labels", "fail_labels", "spans"}
+_SECTION_KEYS = {"evaluations", "use_defaults", "pass_labels", "fail_labels", "spans",
+                 "evaluation_lateness_seconds", "evaluation_metrics"}
+# The metrics a GenAI span gives (streams/otlp/translate.py): judged at the spans' pace.
+SPAN_METRICS = frozenset({"latency_ms", "error", "input_tokens", "output_tokens", "cost_usd"})
+EVALUATION_LATENESS_SECONDS = 1800.0  # judges score an output seconds to many minutes late
 
 
 def normalize(name: str) -> str:
@@ -129,6 +133,10 @@ class OtelMapping:
     pass_labels: tuple[str, ...] = PASS_LABELS
     fail_labels: tuple[str, ...] = FAIL_LABELS
     spans: SpanMetrics = SpanMetrics()
+    # The metrics judged on the evaluations' own clock (detectors.lanes), and how far behind
+    # that clock a result may come and still count.
+    evaluation_metrics: tuple[str, ...] = ()
+    evaluation_lateness_seconds: float = EVALUATION_LATENESS_SECONDS
 
     def evaluator(self, name: str) -> Evaluator | None:
         """The evaluator of that name (compared normalised), None for an unknown one."""
@@ -136,9 +144,11 @@ class OtelMapping:
         return found if found is not None else self.evaluators.get(normalize(name))
 
 
-def otel_mapping(raw: object, metrics: Mapping[str, tuple[str, str]]) -> OtelMapping:
+def otel_mapping(raw: object, metrics: Mapping[str, tuple[str, str]],
+                 groups: Iterable[Iterable[str]] = ()) -> OtelMapping:
     """Check a policy's ``opentelemetry`` section (None: all defaults) against its metrics
-    (name -> (statistic, worse)); a :class:`ConfigError` names the field."""
+    (name -> (statistic, worse)) and the groups of metrics judged together (composites);
+    a :class:`ConfigError` names the field."""
     where = "opentelemetry."
     if raw is None:
         raw = {}
@@ -160,7 +170,39 @@ def otel_mapping(raw: object, metrics: Mapping[str, tuple[str, str]]) -> OtelMap
     entries.update({normalize(str(name)): value for name, value in given.items()})
     evaluators = {name: _evaluator(name, value, metrics, pass_labels, fail_labels)
                   for name, value in entries.items()}
-    return OtelMapping(evaluators, pass_labels, fail_labels, _spans(raw.get("spans", {})))
+    lateness = number(raw, "evaluation_lateness_seconds", where, EVALUATION_LATENESS_SECONDS,
+                      high=86400.0)
+    lane = _evaluation_metrics(raw, evaluators, metrics, groups)
+    return OtelMapping(evaluators, pass_labels, fail_labels, _spans(raw.get("spans", {})),
+                       lane, lateness)
+
+
+def _evaluation_metrics(raw: Mapping[str, Any], evaluators: Mapping[str, Evaluator],
+                        metrics: Mapping[str, Any], groups: Iterable[Iterable[str]]
+                        ) -> tuple[str, ...]:
+    # The metrics judged on the evaluations' clock: as listed, else those an evaluator feeds
+    # that no span gives; a group (composite) with one of them is judged there whole.
+    given = raw.get("evaluation_metrics")
+    if given is None:
+        names = {e.metric for e in evaluators.values()} - SPAN_METRICS
+    elif isinstance(given, list) and all(isinstance(n, str) for n in given):
+        unknown = [n for n in given if n not in metrics]
+        if unknown:
+            raise ConfigError(f"opentelemetry.evaluation_metrics: {unknown[0]!r} is not a "
+                              "metric of this policy")
+        names = set(given)
+    else:
+        raise ConfigError("opentelemetry.evaluation_metrics: must be a list of metric names, "
+                          f"got {given!r}")
+    members = [set(group) for group in groups]
+    grown = True
+    while grown:
+        grown = False
+        for group in members:
+            if group & names and not group <= names:
+                names |= group
+                grown = True
+    return tuple(sorted(names))
 
 
 def _words(raw: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -232,6 +274,8 @@ def mapping_document(mapping: OtelMapping) -> dict[str, Any]:
     back to the same mapping with ``use_defaults: false``)."""
     spans = mapping.spans
     return {
+        "evaluation_metrics": list(mapping.evaluation_metrics),
+        "evaluation_lateness_seconds": mapping.evaluation_lateness_seconds,
         "use_defaults": False,
         "pass_labels": list(mapping.pass_labels),
         "fail_labels": list(mapping.fail_labels),

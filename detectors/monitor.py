@@ -7,6 +7,7 @@ stable one and the candidate, from the release pointer or inferred from the even
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from rollguard.detectors.dedupe import DEDUPE_CAP
 from rollguard.detectors.evidence import EveryHypotheses
 from rollguard.detectors.fleet import FleetView, Move
 from rollguard.detectors.hold import rule_waiting, tell_moves, wait_for_fleet
-from rollguard.detectors.intake import EventIntake
+from rollguard.detectors.lanes import LanedIntake, lane_policy
 from rollguard.detectors.noninferiority import step_readings
 from rollguard.detectors.policy import Policy
 from rollguard.detectors.rollout import RampBucket, regressions_of
@@ -32,11 +33,13 @@ from rollguard.detectors.weather import Weather, discount
 FINISHED_MEMORY = 8  # rolled-back episodes remembered, so that none is rolled back twice
 
 
-class ServiceMonitor(EventIntake):
+class ServiceMonitor(LanedIntake):
     """Watch the releases of one service and decide about its candidate.
 
     Roles come from :meth:`set_roles`; until it is called they are inferred from the events:
-    the first release seen is the stable one, a later one is the candidate.
+    the first release seen is the stable one, a later one is the candidate. The policy's
+    evaluation metrics are judged by a second monitor of the service, ``evaluations``, on
+    their own clock (:mod:`detectors.lanes`); its decisions are returned with this one's.
 
     Examples
     --------
@@ -50,9 +53,12 @@ class ServiceMonitor(EventIntake):
     True
     """
 
+    evaluations: ServiceMonitor | None  # the evaluation lane (detectors.lanes), None: none yet
+
     def __init__(self, service: str, policy: Policy, *, dedupe_cap: int = DEDUPE_CAP):
         super().__init__(policy, dedupe_cap=dedupe_cap)
         self.service = service
+        self._dedupe_cap = dedupe_cap
         self._decay = policy.bucket_decay
         self._refs: dict[str, Bucket] = {}
         self._clips: dict[str, tuple[float, float]] = {}
@@ -90,6 +96,44 @@ class ServiceMonitor(EventIntake):
         self._explicit_roles = True
         self.share = share
         self._assign(stable, candidate, episode)
+        if self.evaluations is not None:
+            self.evaluations.set_roles(stable, candidate, episode, share)
+
+    # -- the evaluation lane (detectors.lanes) -------------------------------------------
+    def _open_lane(self) -> ServiceMonitor:
+        lane = ServiceMonitor(self.service, lane_policy(self.policy),
+                              dedupe_cap=self._dedupe_cap)
+        lane.slow = frozenset()
+        if self._explicit_roles:
+            cand = self.candidate
+            lane.set_roles(self.stable, cand.release if cand else None,
+                           cand.episode if cand else None, self.share)
+        self._sync(lane)
+        return lane
+
+    def _sync(self, lane: ServiceMonitor) -> None:
+        lane.fleet = self.fleet
+        lane.measure_ramp = self.measure_ramp
+
+    def _lane_fed(self, lane: LanedIntake) -> None:
+        # A candidate rolled back in one lane is finished in the other: one rollback.
+        assert isinstance(lane, ServiceMonitor)
+        self._sync(lane)
+        for one, other in ((self, lane), (lane, self)):
+            done, cand = one.candidate, other.candidate
+            if (done is not None and done.finished and cand is not None and not cand.finished
+                    and (done.release, done.episode) == (cand.release, cand.episode)):
+                cand.finished = True
+                other._finish(cand)
+
+    def _finish(self, cand: Candidate) -> None:
+        done = (cand.release, cand.episode)
+        if cand.finished and done not in self._finished:
+            self._finished = [*self._finished, done][-FINISHED_MEMORY:]
+
+    def lanes(self) -> list[ServiceMonitor]:
+        """This monitor and its evaluation lane, when it has one."""
+        return [self] if self.evaluations is None else [self, self.evaluations]
 
     def _infer_roles(self, release: str) -> None:
         if (self._explicit_roles or release == self.stable
@@ -162,15 +206,15 @@ class ServiceMonitor(EventIntake):
                                                  regressions_of(decisions)))
         if cand_sums:
             fold(cand_ref, cand_sums, self._decay)
-        done = (cand.release, cand.episode)
-        if cand.finished and done not in self._finished:
-            self._finished = [*self._finished, done][-FINISHED_MEMORY:]
+        self._finish(cand)
         return decisions
 
     def drain_ramp(self) -> list[RampBucket]:
         """The candidate's buckets closed since the last call, for its guarded rollout
         (``Ramp.observe_bucket`` each, in order); empty unless ``measure_ramp`` is set."""
         drained, self._ramp_buckets = self._ramp_buckets, []
+        if self.evaluations is not None:
+            drained += self.evaluations.drain_ramp()
         return drained
 
     def _weigh_stable(self, sums: Bucket, history: Bucket,
@@ -220,22 +264,28 @@ class ServiceMonitor(EventIntake):
         """Rule the candidate's rollbacks waiting for the fleet that are due at ``now``
         (all of them with ``force``: the end of a replay)."""
         cand = self.candidate
+        lane = self.evaluations
+        decisions = lane.rule_fleet(now, force) if lane is not None else []
         if self.fleet is None or cand is None or not cand.waiting:
-            return []
-        decisions = rule_waiting(self.fleet, self.service, cand, now, force)
-        done = (cand.release, cand.episode)
-        if cand.finished and done not in self._finished:
-            self._finished = [*self._finished, done][-FINISHED_MEMORY:]
+            return decisions
+        decisions = rule_waiting(self.fleet, self.service, cand, now, force) + decisions
+        self._finish(cand)
+        if lane is not None:
+            self._lane_fed(lane)
         return decisions
 
     def flush(self, ts: float | None = None) -> list[Decision]:
         """Close the open bucket now (end of a replay); ``ts`` defaults to its end."""
-        if self._bucket < 0:
-            return []
-        end = (self._bucket + 1) * self.policy.bucket_seconds if ts is None else ts
-        decisions = self._close(end)
-        self._bucket += 1
-        self._far_from = self._far_limit()
+        lane = self.evaluations
+        decisions: list[Decision] = []
+        if self._bucket >= 0:
+            end = (self._bucket + 1) * self.policy.bucket_seconds if ts is None else ts
+            decisions = self._close(end)
+            self._bucket += 1
+            self._far_from = self._far_limit()
+        if lane is not None:  # its own time: the end of its open bucket
+            decisions += lane.flush()
+            self._lane_fed(lane)
         return decisions
 
     # -- state ----------------------------------------------------------------------------
@@ -264,6 +314,8 @@ class ServiceMonitor(EventIntake):
             "stable_seen": self._stable_seen,
             "ahead": self._ahead.to_plain(),
             "rollout": self.rollout.to_dict() if self.rollout is not None else None,
+            **({} if self.evaluations is None else {"evaluations": base64.b64encode(
+                self.evaluations.to_bytes()).decode()}),
         })
 
     def _carry_open(self) -> None:
@@ -306,6 +358,11 @@ class ServiceMonitor(EventIntake):
             monitor.rollout = RolloutRun.from_dict(state["rollout"])
             monitor.measure_ramp = True
         monitor._restored()
+        if state.get("evaluations"):
+            lane = cls.from_bytes(base64.b64decode(state["evaluations"]), lane_policy(policy),
+                                  dedupe_cap=dedupe_cap)
+            lane.slow = frozenset()
+            monitor.evaluations = lane
         if "clips" in state:
             monitor._clips = {name: (lo, hi) for name, (lo, hi) in state["clips"].items()}
         else:  # written before clips were stored

@@ -195,12 +195,14 @@ class MonitorSet:
                     fed: Fed) -> None:
         # Dead-letter the events the monitor found too late; alert once a streak is long.
         late, monitor.too_late = monitor.too_late, []
+        slow, monitor.too_late_evaluations = monitor.too_late_evaluations, set()
         service, lateness = monitor.service, self.policy.max_lateness_seconds
         fed.events -= len(late)
         for i in late:
             one = raw if isinstance(item, Event) else _event_dict(item, i)
             ts = item.ts if isinstance(item, Event) else item.ts[i]
-            detail = f"ts {ts:.3f} is more than {lateness:g} s behind {service}'s newest events"
+            detail = (f"ts {ts:.3f} is more than {lateness:g} s behind {service}'s newest events"
+                      if i not in slow else _late_evaluation(self.policy, service, ts))
             fed.rejected.append(Rejected("too_late", detail, one))
         before = self._late_streak.pop(service, 0)
         if len(late) < (1 if isinstance(item, Event) else len(item)):
@@ -214,6 +216,13 @@ class MonitorSet:
         decisions = [decision for monitor in self for decision in monitor.flush()]
         return decisions + [decision for monitor in self
                             for decision in monitor.rule_fleet(float("inf"), force=True)]
+
+
+def _late_evaluation(policy: Policy, service: str, ts: float) -> str:
+    # Why an event's evaluation metrics were not counted (detectors.lanes).
+    names = ", ".join(policy.opentelemetry.evaluation_metrics)
+    return (f"ts {ts:.3f} is more than {policy.opentelemetry.evaluation_lateness_seconds:g} s "
+            f"behind {service}'s newest evaluation results ({names})")
 
 
 def _event_dict(block: Block, i: int) -> dict[str, Any]:

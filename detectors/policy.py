@@ -276,9 +276,17 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
     fleet_min = raw.get("fleet_min_services", 5)
     if type(fleet_min) is not int or fleet_min < 2:
         raise ConfigError(f"fleet_min_services: must be an integer >= 2, got {fleet_min!r}")
+    composites = tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw))
+    mapping = otel_mapping(raw.get("opentelemetry"), {
+        name: (rule.statistic, rule.worse) for name, rule in metrics.items()},
+        [c.metrics for c in composites])
+    if mapping.evaluation_lateness_seconds < lateness:
+        raise ConfigError("opentelemetry.evaluation_lateness_seconds: must be at least "
+                          f"max_lateness_seconds ({lateness:g}), got "
+                          f"{mapping.evaluation_lateness_seconds:g}")
     return Policy(
         metrics=metrics,
-        composites=tuple(_composite(i, c, metrics) for i, c in enumerate(composites_raw)),
+        composites=composites,
         bucket_seconds=bucket,
         evidence_threshold=number(raw, "evidence_threshold", "", 8.0),
         blip_seconds=blip,
@@ -300,8 +308,7 @@ def policy_from_dict(raw: object, *, name: str = "custom") -> Policy:
                                   high=600.0),
         name=str(raw.get("name", name)),
         approvals=approval_rules(raw.get("approvals")),
-        opentelemetry=otel_mapping(raw.get("opentelemetry"), {
-            name: (rule.statistic, rule.worse) for name, rule in metrics.items()}),
+        opentelemetry=mapping,
         rollout=rollout_plan(raw.get("rollout")),
     )
 

@@ -154,9 +154,10 @@ class Replay:
             self._feed_otlp(self._otlp.expire(math.inf))
         self._emit(self.monitors.flush())
         for monitor in self.monitors:
-            summary.duplicates += monitor.counts["duplicates"]
-            summary.late += monitor.counts["late"]
-            summary.too_late += monitor.counts["too_late"]
+            for lane in monitor.lanes():
+                summary.duplicates += lane.counts["duplicates"]
+                summary.late += lane.counts["late"]
+                summary.too_late += lane.counts["too_late"]
         summary.services = len(self.monitors)
         return summary
 
