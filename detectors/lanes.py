@@ -107,7 +107,8 @@ class LanedIntake(EventIntake):
         """The lane was fed: what the two lanes share is brought in step."""
 
     def observe(self, event: Event) -> list[Decision]:
-        if not self.slow or not is_evaluation(event, self.slow):
+        metrics = event.metrics
+        if not self.slow or not metrics or not metrics.keys() <= self.slow:  # is_evaluation
             return super().observe(event)
         return self._in_lane(lambda lane: lane.observe(event), None)
 
