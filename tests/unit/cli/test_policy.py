@@ -113,3 +113,35 @@ def test_explain_asks_for_the_healthy_level_of_an_unknown_metric(tmp_path: Path)
     assert code == 1 and "--base refusal=VALUE" in err
     found = _explain(str(path), "--base", "refusal=0.02")
     assert [m["metric"] for m in found["metrics"]] == ["refusal"]
+
+
+def test_check_shows_the_evaluation_lane_resolved(tmp_path: Path) -> None:
+    """`policy check` names the metrics judged on the evaluations' clock and their bound."""
+    path = tmp_path / "default.yaml"
+    path.write_text(DEFAULT_YAML)
+    code, out, _ = run("policy", "check", str(path))
+    section = yaml.safe_load(out)["opentelemetry"]
+    assert code == 0 and section["evaluation_lateness_seconds"] == 1800.0
+    assert section["evaluation_metrics"] == ["accuracy", "complaint", "hallucination",
+                                             "toxicity"]
+
+
+def test_explain_measures_how_late_evaluations_delay_a_rollback() -> None:
+    """Per evaluation metric, minutes to a rollback at lags of 0, 1, 5 and 15 minutes: with
+    its lane each is caught, about the lag later than at none; on one clock, results 15
+    minutes late are never counted."""
+    found = _explain("--runs", "2")
+    lagged = {m["metric"]: m for m in found["evaluation_lag"]}
+    assert sorted(lagged) == ["accuracy", "complaint", "hallucination", "toxicity"]
+    for m in lagged.values():
+        assert set(m["lanes"]) == {"0min", "1min", "5min", "15min"}
+        assert all(s["caught"] == 2 for s in m["lanes"].values())
+        assert m["lanes"]["15min"]["median_min"] >= m["lanes"]["0min"]["median_min"] + 14
+        assert m["one_clock"]["15min"]["caught"] == 0
+
+
+def test_explain_prints_the_evaluation_lag_table() -> None:
+    code, out, _ = run("policy", "explain", "--rate", "20", "--runs", "2")
+    assert code == 0, out
+    assert "| metric | clock | lag 0 min | lag 1 min | lag 5 min | lag 15 min |" in out
+    assert "| hallucination | one clock |" in out and "never / never |" in out
