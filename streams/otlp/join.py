@@ -2,8 +2,10 @@
 release and time of the output it judged, by that output's span id or ``gen_ai.response.id``.
 
 Pure and bounded: time is passed in (any clock that does not go back); an output is
-remembered for ``window_s`` and at most ``max_entries`` keys are (the oldest forgotten
-first); an evaluation that arrives before its output is held, under each of its keys, for
+remembered for ``remember_s`` (default ``window_s``; the worker's: the policy's
+``evaluation_lateness_seconds``, as long as a judge's result may come after its output
+and still count) and at most ``max_entries`` keys are (the oldest forgotten first); an
+evaluation that arrives before its output is held, under each of its keys, for
 ``window_s`` and at most ``max_held`` of them (the oldest let go first). What is let go
 comes back from :meth:`Join.hold` or :meth:`Join.expire` for the caller to dead-letter.
 
@@ -51,8 +53,9 @@ class Join(Generic[T]):
     """Outputs by key, and the evaluations waiting for theirs; see the module docstring."""
 
     def __init__(self, window_s: float = 300.0, max_entries: int = 200_000,
-                 max_held: int = 20_000) -> None:
+                 max_held: int = 20_000, remember_s: float | None = None) -> None:
         self.window_s = window_s
+        self.remember_s = window_s if remember_s is None else remember_s
         self.max_entries = max_entries
         self.max_held = max_held
         self._outputs: dict[str, Output] = {}
@@ -105,7 +108,7 @@ class Join(Generic[T]):
         return let_go
 
     def expire(self, now: float) -> list[T]:
-        """Forget outputs older than the window; the held evaluations whose window passed."""
+        """Forget outputs remembered too long; the held evaluations whose window passed."""
         self._forget(now)
         let_go: list[T] = []
         cutoff = now - self.window_s
@@ -146,7 +149,7 @@ class Join(Generic[T]):
 
     def _forget(self, now: float) -> None:
         seen, outputs = self._seen, self._outputs
-        cutoff = now - self.window_s
+        cutoff = now - self.remember_s
         while seen and (seen[0][0] < cutoff or len(seen) > self.max_entries):
             at, key, output = seen.popleft()
             if outputs.get(key) is output:  # not remembered again since

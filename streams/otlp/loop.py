@@ -82,8 +82,8 @@ class TrackedJoin(Join[Any]):
     it down when the evaluation is released or let go."""
 
     def __init__(self, window_s: float = 300.0, max_entries: int = 200_000,
-                 max_held: int = 20_000) -> None:
-        super().__init__(window_s, max_entries, max_held)
+                 max_held: int = 20_000, remember_s: float | None = None) -> None:
+        super().__init__(window_s, max_entries, max_held, remember_s)
         self.current: _Message[Any] | None = None  # the message being read
         self.origins: dict[int, _Message[Any]] = {}
 
@@ -124,7 +124,9 @@ class OtlpLoop(Generic[H]):
                  linger_s: float = 0.0, max_gathered: int = FORWARD_MAX_RECORDS) -> None:
         self.encoding = encoding
         self.topics = dict(topics)
-        self.join = join if join is not None else TrackedJoin()
+        # Outputs are remembered as long as their evaluations may come late and still count.
+        self.join = join if join is not None else TrackedJoin(
+            remember_s=mapping.evaluation_lateness_seconds)
         self.reader = OtlpReader(mapping, self.join)
         self.max_unacked = max_unacked
         self.guard = GapGuard(where=self.where)

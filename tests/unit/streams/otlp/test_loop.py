@@ -125,6 +125,28 @@ def test_a_held_record_whose_output_never_comes_is_a_dead_letter_after_its_windo
     assert reasons(out) == ["release_unknown"] and out.acks == ["held"]
 
 
+@pytest.mark.parametrize("lag", [60.0, 300.0, 900.0, 1790.0])
+def test_a_result_that_comes_minutes_after_its_output_still_joins_it(lag: float) -> None:
+    """A judge's result naming only its output's span, read 1 to 30 minutes (of the
+    worker's clock) after the span: the output is remembered as long as the policy's
+    evaluation_lateness_seconds, so the result is forwarded at once, in its output's time."""
+    loop = new_loop()
+    loop.on_message("traces", 0, 0, encode(output_request(), "otlp_proto"), 0.0, "span")
+    out = loop.on_message("logs", 0, 0, encode(held_request(), "otlp_proto"), lag, "late")
+    assert out.acks == ["late"] and reasons(out) == [] and len(forwarded(out)["chat"]) == 1
+    assert loop.join.held == 0
+
+
+def test_an_output_is_forgotten_once_its_results_would_come_too_late() -> None:
+    """Past evaluation_lateness_seconds the output is forgotten: a result after it is held,
+    and let go as release_unknown after the join's window."""
+    loop = new_loop()
+    loop.on_message("traces", 0, 0, encode(output_request(), "otlp_proto"), 0.0, "span")
+    out = loop.on_message("logs", 0, 0, encode(held_request(), "otlp_proto"), 1801.0, "late")
+    assert out.acks == [] and loop.join.held == 1
+    assert reasons(loop.on_timer(1801.0 + 301.0)) == ["release_unknown"]
+
+
 def test_messages_waiting_behind_held_records_are_bounded() -> None:
     loop = new_loop(max_unacked=2)
     acks: list[str] = []
