@@ -96,9 +96,8 @@ async def produce_otlp(run: IsolatedRun, values: dict[str, list[bytes]],
 async def produce_live(run: IsolatedRun, values: dict[str, list[bytes]], rounds: int = 8,
                        ) -> None:
     """Send the messages in ``rounds``, each once the worker has read the one before, as a
-    live Collector sends them: the two topics never drift far apart in event time (a
-    backlog of one read far ahead of the other makes the other's events ``too_late``;
-    docs/opentelemetry.md)."""
+    live Collector sends them (one signal alone: as a backlog of it, or judges' results
+    minutes after their spans, arrive)."""
     for i in range(rounds):
         part = {signal: found[i * len(found) // rounds : (i + 1) * len(found) // rounds]
                 for signal, found in values.items()}
