@@ -59,18 +59,22 @@ def band(rule: MetricRule, baseline: float) -> tuple[float, float]:
 
 def levels(monitor: ServiceMonitor) -> list[Level]:
     """Every metric's value for the stable release (the baseline) and the candidate, from
-    the references folded at bucket close (so no later than the last closed bucket)."""
-    cand = monitor.candidate
-    roles = (("baseline", monitor.stable), ("candidate", cand.release if cand else None))
+    the references folded at bucket close (so no later than the last closed bucket); the
+    evaluation lane's metrics from it (a metric in both lanes: the fast lane's)."""
     out: list[Level] = []
-    for role, release in roles:
-        ref: Mapping[str, list[Any]] | None = monitor.reference(release) if release else None
-        if release is None or not ref:
-            continue
-        for name, rule in monitor.policy.metrics.items():
-            entry = ref.get(name)
-            if entry is not None:
-                value = value_of(rule, entry)
-                if not math.isnan(value):
-                    out.append(Level(release, role, name, value))
+    shown: set[tuple[str, str]] = set()
+    for lane in monitor.lanes():
+        cand = lane.candidate
+        roles = (("baseline", lane.stable), ("candidate", cand.release if cand else None))
+        for role, release in roles:
+            ref: Mapping[str, list[Any]] | None = lane.reference(release) if release else None
+            if release is None or not ref:
+                continue
+            for name, rule in lane.policy.metrics.items():
+                entry = ref.get(name)
+                if entry is not None and (role, name) not in shown:
+                    value = value_of(rule, entry)
+                    if not math.isnan(value):
+                        shown.add((role, name))
+                        out.append(Level(release, role, name, value))
     return out

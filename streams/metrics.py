@@ -309,8 +309,9 @@ class LoopCollector(Collector):
                                   labels=["service", "metric"])
         for monitor in self.loop.monitors:
             service = monitor.service
-            if monitor.latest_ts > 0:
-                event_lag.add_metric([service], now - monitor.latest_ts)
+            newest = max(lane.latest_ts for lane in monitor.lanes())  # either clock's
+            if newest > 0:
+                event_lag.add_metric([service], now - newest)
             for level in levels(monitor):
                 value.add_metric([service, level.release, level.role, level.metric],
                                  level.value)

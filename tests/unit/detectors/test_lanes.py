@@ -260,3 +260,17 @@ def test_a_composite_is_judged_whole_in_one_lane() -> None:
     doc["composites"].append({"name": "slow-and-wrong", "metrics": ["latency_ms", "accuracy"]})
     assert set(policy_from_dict(doc).opentelemetry.evaluation_metrics) == {
         "accuracy", "latency_ms", "hallucination", "complaint"}
+
+
+def test_the_levels_a_dashboard_draws_include_the_evaluation_lane() -> None:
+    """The status page and /metrics show the evaluation metrics' levels from their lane,
+    beside the fast ones."""
+    from rollguard.detectors.levels import levels
+
+    monitor = ServiceMonitor("chat", POLICY)
+    for _arrival, event in as_telemetry(list(HALLUCINATING.events())[:20_000], 5 * MINUTE):
+        monitor.observe(event)
+    shown = {(level.role, level.metric) for level in levels(monitor)}
+    assert {("baseline", "hallucination"), ("baseline", "latency_ms"),
+            ("candidate", "accuracy"), ("candidate", "error")} <= shown
+    assert len(shown) == len(levels(monitor))
