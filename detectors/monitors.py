@@ -209,6 +209,8 @@ class MonitorSet:
             return  # some counted: the streak is over
         streak = self._late_streak[service] = before + len(late)
         if before < LATE_STREAK_ALERT <= streak:
+            if slow.issuperset(late):  # evaluation results, late for their own clock
+                lateness = self.policy.opentelemetry.evaluation_lateness_seconds
             fed.decisions.append(_blind(monitor, item, streak, lateness))
 
     def flush(self) -> list[Decision]:

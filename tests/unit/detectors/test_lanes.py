@@ -274,3 +274,16 @@ def test_the_levels_a_dashboard_draws_include_the_evaluation_lane() -> None:
     assert {("baseline", "hallucination"), ("baseline", "latency_ms"),
             ("candidate", "accuracy"), ("candidate", "error")} <= shown
     assert len(shown) == len(levels(monitor))
+
+
+def test_a_long_streak_of_evaluations_too_late_is_one_alert_naming_their_bound() -> None:
+    """Judges whose results all come more than their bound late: the one inconclusive alert
+    says the service is not judged, with the evaluations' bound."""
+    monitors = MonitorSet(POLICY)
+    monitors.feed([(Event("a", 10_000.0, "chat", "v1", "", {"hallucination": 0.0}), {}, None)])
+    alerts = []
+    for i in range(120):
+        fed = monitors.feed([(Event(f"late-{i}", 10_000.0 - 1900, "chat", "v1", "",
+                                    {"accuracy": 1.0}), {}, None)])
+        alerts += fed.decisions
+    assert [a.evidence["max_lateness_seconds"] for a in alerts] == [1800.0]
