@@ -39,6 +39,7 @@ from rollguard.detectors.intake import EventIntake
 from rollguard.detectors.policy import Policy
 
 Part = tuple[Block, list[int] | None]  # a block of some of the events, and their indices
+_observe = EventIntake.observe  # (called straight: an event's path is its cost)
 
 
 def lane_policy(policy: Policy) -> Policy:
@@ -109,7 +110,7 @@ class LanedIntake(EventIntake):
     def observe(self, event: Event) -> list[Decision]:
         metrics = event.metrics
         if not self.slow or not metrics or not metrics.keys() <= self.slow:  # is_evaluation
-            return super().observe(event)
+            return _observe(self, event)
         return self._in_lane(lambda lane: lane.observe(event), None)
 
     def observe_block(self, block: Block) -> list[Decision]:
