@@ -287,3 +287,28 @@ def test_a_long_streak_of_evaluations_too_late_is_one_alert_naming_their_bound()
                                     {"accuracy": 1.0}), {}, None)])
         alerts += fed.decisions
     assert [a.evidence["max_lateness_seconds"] for a in alerts] == [1800.0]
+
+
+@pytest.mark.parametrize("lanes,passes", [(True, True), (False, False)],
+                         ids=["evaluation-lane", "one-clock"])
+def test_a_guarded_rollout_step_takes_in_evaluations_fifteen_minutes_late(
+        lanes: bool, passes: bool) -> None:
+    """A guarded rollout's step needs evidence for every metric that could roll back: with
+    the evaluation lane the monitor hands it the evaluations' buckets too (15 minutes late)
+    and a healthy candidate's step passes; on one clock they are all too late and the step
+    can never pass."""
+    from rollguard.detectors.rollout import Ramp, RampAction, gated_metrics
+    from rollguard.detectors.rollout_plan import RolloutPlan
+
+    policy = POLICY if lanes else one_clock()
+    healthy = Scenario(7, rate=5.0, duration=3000.0)
+    monitor = ServiceMonitor("chat", policy)
+    monitor.measure_ramp = True
+    ramp = Ramp(RolloutPlan(), gated_metrics(policy), policy.evidence_threshold,
+                1_790_000_000.0 + healthy.deploy_at)
+    actions = set()
+    for _arrival, event in as_telemetry(healthy.events(), 15 * MINUTE):
+        monitor.observe(event)
+        actions |= {ramp.observe_bucket(b).action for b in monitor.drain_ramp()}
+    assert (RampAction.ADVANCE in actions) is passes
+    assert "hallucination" in gated_metrics(policy)
