@@ -60,8 +60,9 @@ def split_block(block: Block, slow: frozenset[str]) -> tuple[Part | None, Part |
     if any(n in block.gapless for n in fast_names):
         return (block, None), None  # every event has a fast metric
     slow_names = [n for n in columns if n in slow]
-    if not fast_names and any(n in block.gapless for n in slow_names):
-        return None, (block, None)  # every event is an evaluation result
+    if not fast_names and (any(n in block.gapless for n in slow_names) or (None,) * len(
+            slow_names) not in zip(*(columns[n] for n in slow_names), strict=True)):
+        return None, (block, None)  # every event is an evaluation result (has a metric)
     evaluations = [i for i in range(len(block))
                    if all(columns[n][i] is None for n in fast_names)
                    and any(columns[n][i] is not None for n in slow_names)]
