@@ -146,10 +146,11 @@ def lag_table(policy: Policy, reports: list[dict[str, Any]]) -> list[str]:
             "never" if p90 is None else f"{p90:g}")
 
     lanes = policy.opentelemetry
+    runs = reports[0]["lanes"][lags[0]]["runs"]
     lines = [
         "", "evaluation results late: minutes from the candidate's arrival until the worker "
-        f"reaches the rollback, 2x the tolerance, median / 90th percentile, results in "
-        f"batches {BATCH:g} s apart; with the evaluation lane (results count up to "
+        f"reaches the rollback, 2x the tolerance, median / 90th percentile of {runs} runs, "
+        f"results in batches {BATCH:g} s apart; with the evaluation lane (results count up to "
         f"{lanes.evaluation_lateness_seconds:g} s behind the newest) and on one clock "
         f"(spans set the time, results over {policy.max_lateness_seconds:g} s behind it "
         "are too late)", "",
