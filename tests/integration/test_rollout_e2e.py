@@ -53,14 +53,14 @@ HEALTHY = Scenario(regression_at=float("inf"), blip_s=0.0)
 REGRESSING = Scenario(regression_at=0.0, blip_s=0.0)
 
 
-def rollout_policy(tmp_path: Path) -> str:
+def rollout_policy(tmp_path: Path, plan: dict[str, Any] | None = None) -> str:
     """The default policy with looser tolerances on the rare binary metrics (so that a step
-    is shown no worse within a few simulated minutes) and the plan above."""
+    is shown no worse within a few simulated minutes) and the plan above (or ``plan``)."""
     raw = default_policy_document()
     raw["metrics"]["hallucination"]["tolerance"] = 0.05
     for name in ("error", "complaint"):
         raw["metrics"][name]["tolerance"] = 0.03
-    raw["rollout"] = PLAN
+    raw["rollout"] = plan or PLAN
     path = tmp_path / "rollout.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
@@ -70,22 +70,23 @@ class Service:
     """The simulated service: its events follow the pointer's share, chunk by chunk."""
 
     def __init__(self, run: IsolatedRun, store: PointerStore, name: str,
-                 scenario: Scenario) -> None:
+                 scenario: Scenario, rate: float = RATE) -> None:
         self.run, self.store, self.name, self.scenario = run, store, name, scenario
+        self.rate = rate
         self.t, self.serial, self.rng = 0.0, 0, random.Random(11)
 
     async def serve(self, seconds: float, share: float) -> None:
         """``seconds`` of events with v2 on ``share`` percent, then wait until the worker
         committed them and carried out every command they made it send."""
         events: list[dict[str, Any]] = []
-        for _ in range(int(seconds * RATE)):
+        for _ in range(int(seconds * self.rate)):
             release = "v2" if self.rng.random() * 100 < share else "v1"
             events.append({"event_id": f"{self.name}-{self.serial}", "ts": T0 + self.t,
                            "service": self.name, "release": release,
                            "metrics": self.scenario.metrics(RELEASES[release], self.t,
                                                             self.rng)})
             self.serial += 1
-            self.t += 1 / RATE
+            self.t += 1 / self.rate
         await produce(self.run, events)
         await wait_processed(self.run)
 
@@ -101,19 +102,19 @@ class Service:
         return state
 
 
-async def started(run: IsolatedRun, tmp_path: Path,
-                  scenario: Scenario) -> tuple[Service, PointerStore, Any]:
+async def started(run: IsolatedRun, tmp_path: Path, scenario: Scenario, rate: float = RATE,
+                  plan: dict[str, Any] | None = None) -> tuple[Service, PointerStore, Any]:
     """A service with v1 stable, its warm-up served, a worker, and the rollout of v2
     started by an operator."""
     name = new_service()
     await prepare_topics(run.settings())
     store = PointerStore(async_redis_client(), run.secret.encode())
     await prepare_service(store, name, run.secret.encode())
-    worker = run.start_worker(ROLLGUARD_POLICY=rollout_policy(tmp_path))
-    service = Service(run, store, name, scenario)
+    policy = rollout_policy(tmp_path, plan)
+    worker = run.start_worker(ROLLGUARD_POLICY=policy)
+    service = Service(run, store, name, scenario, rate)
     await service.serve(WARMUP_S, 0.0)
-    cli(run, "rollout", "start", name, "v2", "--by", "ann",
-        "--policy", rollout_policy(tmp_path))
+    cli(run, "rollout", "start", name, "v2", "--by", "ann", "--policy", policy)
     return service, store, worker
 
 
@@ -169,6 +170,29 @@ async def test_a_bad_release_is_rolled_back_at_the_first_step(
     assert [op for op, _, outcome in history if outcome == "applied"] == [
         "rollout_start", "rollback"]
     assert history[-1][1].startswith("rule:") and "ramp" not in [op for op, _, _ in history]
+
+
+async def test_a_step_too_thin_to_decide_in_its_limit_holds_and_says_how_much_it_needs(
+        run: IsolatedRun, tmp_path: Path) -> None:
+    """2 events/s in all, 0.4/s of them the candidate's at 20 %: 400 samples a metric take
+    1,000 s, past the step's 600 s limit; the step holds (the policy's on_limit: hold)."""
+    thin = {**PLAN, "min_samples": 400, "limit_seconds": 600}
+    service, store, worker = await started(run, tmp_path, HEALTHY, rate=2.0, plan=thin)
+    try:
+        held: list[dict[str, Any]] = []
+        for _ in range(15):
+            await service.serve(CHUNK_S, 20.0)
+            audit = await read_topic(run.topic("audit"))
+            held = [a for a in audit if a.get("type") == "rollout" and a["action"] == "hold"]
+            if held:
+                break
+    finally:
+        stop(worker)
+    assert held, "no hold was told"
+    assert held[0]["needed_events"] > 0 and "samples" in held[0]["reason"]
+    state = await store.read(service.name)
+    assert (state.candidate, state.percent, rollout_of(state) is not None) == ("v2", 20.0, True)
+    assert "ramp" not in [op for op, _, _ in moves(await store.history(service.name))]
 
 
 async def test_pause_resume_and_abort_through_the_cli(
