@@ -211,7 +211,7 @@ async def run_simulated_service(options: DemoOptions) -> None:
     settings = WorkerSettings.from_env()
     client = async_redis_client(settings.redis_url)
     store = PointerStore(client, settings.secret)
-    await prepare_service(store, options.service, settings.secret)
+    await prepare_service(store, options.service, settings.secret, releases(options.scenario))
     emitter = Emitter(settings.topic_events, settings.kafka_bootstrap, linger_s=DEMO_LINGER_S)
     await emitter.start()
     reader = PointerReader(client, options.service)
