@@ -274,14 +274,16 @@ def releases(scenario: Scenario) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("v1", "v2", *scenario.rollouts)))
 
 
-def demo_worker_env(run: WorkerRun, options: DemoOptions, console: Console) -> dict[str, str]:
-    """What the demo's worker is told besides the run: for rollouts, the demo's policy."""
+def demo_worker_env(run: WorkerRun, options: DemoOptions, env: dict[str, str],
+                    console: Console) -> dict[str, str]:
+    """``env`` and, for rollouts, the demo's policy: what the demo's worker is told besides
+    the run."""
     if not options.scenario.rollout_steps:
-        return {}
+        return env
     path = demo_policy(Path(".rollguard/runs") / f"{run.run_id}-policy.yaml")
     console.print(f"the worker judges the rollouts by the shipped policy with looser "
                   f"tolerances on the rare binary metrics: {path}", soft_wrap=True)
-    return {"ROLLGUARD_POLICY": str(path)}
+    return {**env, "ROLLGUARD_POLICY": str(path)}
 
 
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
@@ -300,8 +302,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
                   "with the development secret: a demo on a laptop) ...")
     async with (status_page(run, service, console) as (worker_env, page_url),
                 capture_slack(run, state, console, page_url) as slack,
-                children(run, service, {**worker_env, **demo_worker_env(run, options,
-                                                                        console)}
+                children(run, service, demo_worker_env(run, options, worker_env, console)
                          ) as (worker, server),
                 service_outputs(run, options.via, service, console) as emitter):
         await wait_for_worker_ready(run, worker)
