@@ -14,7 +14,8 @@ from rollguard.demo.scenario import SCENARIOS
 @click.command("demo")
 @click.option("--scenario", type=click.Choice(sorted(SCENARIOS)), default="regression",
               show_default=True, help="regression: a blip, then a sustained regression; "
-              "blip: blips only; latency: a latency-only regression; gradual: creeping.")
+              "blip: blips only; latency: a latency-only regression; gradual: creeping; "
+              "rollout: a good release ramped to stable, then a bad one stopped.")
 @click.option("--speed", type=float, default=30.0, show_default=True,
               help="Simulated seconds per wall-clock second.")
 @click.option("--rate", type=float, default=20.0, show_default=True,

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import orjson
@@ -29,6 +30,7 @@ from rollguard.actions.state import PointerState
 from rollguard.base.errors import ServiceUnavailable
 from rollguard.demo.isolated import WorkerRun, wait_for_worker_ready
 from rollguard.demo.page import hold, status_page
+from rollguard.demo.ramp import Deployment, demo_policy, promote, verdict_line
 from rollguard.demo.scenario import RELEASES, Scenario
 from rollguard.demo.slack import capture_slack
 from rollguard.demo.via import endpoint
@@ -124,29 +126,6 @@ class Simulation:
             self.state.record(release, t, metrics)
 
 
-async def promote(store: PointerStore, service: str, release: str, percent: float | None,
-                  secret: bytes) -> None:
-    """What an operator's `rollguard promote` does: a signed promote command."""
-    outcome = await store.issue(service, "promote", "demo-operator", release=release,
-                                percent=percent, reason="demo deploy")
-    outcome.raise_for_status()
-
-
-# The demo rollout's plan: steps short enough for compressed time (docs/rollout.md).
-DEMO_PLAN = {"min_seconds": 120, "min_samples": 100, "limit_seconds": 1800,
-             "bake_seconds": 300}
-
-
-async def start_rollout(store: PointerStore, service: str, steps: tuple[float, ...],
-                        console: Console) -> None:
-    """What an operator's `rollguard rollout start` does: a plan they sign."""
-    plan = {"steps": list(steps), **DEMO_PLAN}
-    outcome = await store.issue(service, "rollout_start", "demo-operator", release="v2",
-                                percent=steps[0], reason="demo rollout",
-                                evidence={"plan": plan})
-    console.print(outcome.raise_for_status().message)
-
-
 def describe_pointer(pointer: PointerState) -> str:
     """One line for the view: what the pointer in Redis says now."""
     staged = (f", candidate {pointer.candidate} on {pointer.percent:.0f} %"
@@ -180,6 +159,8 @@ class Observer:
         elif kind == "rollout":
             self.state.alerts.append(f"        rollout {alert.get('action')} at "
                                      f"{_num(alert, 'percent'):g} %: {alert.get('reason')}")
+            self.state.timeline.append(verdict_line(alert, self.state.sim_of(_num(alert,
+                                                                                   "at"))))
         else:
             self.state.alerts.append(f"{when} {kind}: {alert.get('why') or alert.get('reason')}")
 
@@ -217,10 +198,11 @@ class Observer:
                 return
 
 
-async def prepare_service(store: PointerStore, service: str, secret: bytes) -> None:
-    """Register v1 and v2 and make v1 the active, stable release."""
-    for name, components in RELEASES.items():
-        await store.register_release(service, name, components)
+async def prepare_service(store: PointerStore, service: str, secret: bytes,
+                          releases: tuple[str, ...] = ("v1", "v2")) -> None:
+    """Register ``releases`` (v1 and v2) and make v1 the active, stable release."""
+    for name in releases:
+        await store.register_release(service, name, RELEASES[name])
     await promote(store, service, "v1", None, secret)
 
 
@@ -229,7 +211,7 @@ async def run_simulated_service(options: DemoOptions) -> None:
     settings = WorkerSettings.from_env()
     client = async_redis_client(settings.redis_url)
     store = PointerStore(client, settings.secret)
-    await prepare_service(store, options.service, settings.secret)
+    await prepare_service(store, options.service, settings.secret, releases(options.scenario))
     emitter = Emitter(settings.topic_events, settings.kafka_bootstrap, linger_s=DEMO_LINGER_S)
     await emitter.start()
     reader = PointerReader(client, options.service)
@@ -287,6 +269,23 @@ async def service_outputs(run: WorkerRun, via: str, service: str,
             await emitter.close()
 
 
+def releases(scenario: Scenario) -> tuple[str, ...]:
+    """The releases a scenario's service registers: v1, v2 and those it rolls out."""
+    return tuple(dict.fromkeys(("v1", "v2", *scenario.rollouts)))
+
+
+def demo_worker_env(run: WorkerRun, options: DemoOptions, env: dict[str, str],
+                    console: Console) -> dict[str, str]:
+    """``env`` and, for rollouts, the demo's policy: what the demo's worker is told besides
+    the run."""
+    if not options.scenario.rollout_steps:
+        return env
+    path = demo_policy(Path(".rollguard/runs") / f"{run.run_id}-policy.yaml")
+    console.print(f"the worker judges the rollouts by the shipped policy with looser "
+                  f"tolerances on the rare binary metrics: {path}", soft_wrap=True)
+    return {**env, "ROLLGUARD_POLICY": str(path)}
+
+
 async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     """Run the whole demo; returns the final state (the summary is printed too)."""
     run = WorkerRun.new("demo", partitions=2)
@@ -298,12 +297,13 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoState:
     await require_servers(settings)
     client = async_redis_client()
     store = PointerStore(client, secret)
-    await prepare_service(store, service, secret)
+    await prepare_service(store, service, secret, releases(options.scenario))
     console.print(f"starting the worker and a serving process for {service} (commands signed "
                   "with the development secret: a demo on a laptop) ...")
     async with (status_page(run, service, console) as (worker_env, page_url),
                 capture_slack(run, state, console, page_url) as slack,
-                children(run, service, worker_env) as (worker, server),
+                children(run, service, demo_worker_env(run, options, worker_env, console)
+                         ) as (worker, server),
                 service_outputs(run, options.via, service, console) as emitter):
         await wait_for_worker_ready(run, worker)
         slack.start()
@@ -334,27 +334,22 @@ async def simulate(options: DemoOptions, state: DemoState, emitter: Outputs,
                    console: Console) -> None:
     scenario = options.scenario
     simulation = Simulation(options, state, emitter, reader)
+    deployment = Deployment(scenario, state, store, secret, console)
     wall0 = time.monotonic()
-    deployed = False
+    state.wall0 = time.time()
     live = Live(render(state), console=console, auto_refresh=False,
                 transient=False) if console.is_terminal else None
-    last_print = 0.0
+    last_print, told = 0.0, 0
     with live or contextlib.nullcontext():
         while True:
             sim_t = (time.monotonic() - wall0) * options.speed
-            if not deployed and sim_t >= scenario.deploy_at:
-                if scenario.rollout_steps:
-                    await start_rollout(store, state.service, scenario.rollout_steps, console)
-                else:
-                    await promote(store, state.service, "v2", scenario.canary_percent, secret)
-                state.milestones.deploy_sim = sim_t
-                deployed = True
-            if state.milestones.regression_sim is None and sim_t >= scenario.regression_at:
-                state.milestones.regression_sim = scenario.regression_at
-                state.milestones.regression_wall = time.time()
+            await deployment.tick(reader.state, sim_t)
             simulation.emit_until(sim_t)
-            state.sim_t, state.phase = sim_t, scenario.phase(sim_t)
+            state.sim_t = sim_t
             state.pointer = describe_pointer(reader.state)
+            for line in state.timeline[told:]:  # the rollouts' verdicts, as they come
+                console.print(line, soft_wrap=True)
+            told = len(state.timeline)
             if live is not None:
                 live.update(render(state), refresh=True)
             elif sim_t - last_print >= 60:

@@ -21,19 +21,23 @@ RELEASES = {
            "policy": "safety-7", "pipeline": "rag-3"},
     "v2": {"model": "llm-2025-11", "prompt": "support-p42", "index": "kb-2025-11-20",
            "policy": "safety-7", "pipeline": "rag-4"},
+    "v3": {"model": "llm-2025-12", "prompt": "support-p43", "index": "kb-2025-12-01",
+           "policy": "safety-7", "pipeline": "rag-4"},
 }
-"""The simulated service's two releases; v2's prompt causes hallucinations, its model latency."""
+"""The simulated service's releases; the faulty one's (by default v2's) prompt causes
+hallucinations, its model latency. v3 is deployed only by the rollout scenario."""
 
 
 @dataclass(frozen=True)
 class Scenario:
     """Timeline in simulated seconds, and how bad the candidate gets.
 
-    v1 serves alone until ``deploy_at``; then v2 takes ``canary_percent`` of traffic. v2 has a
-    harmless ``blip_s``-long spike at ``blip_at`` and a sustained regression from
-    ``regression_at`` that lasts until the end: v2's prompt raises hallucinations by
-    ``hallucination_jump`` and v2's model multiplies latency by ``latency_factor``. Faults
-    follow components, so a partial rollback of the faulty component really fixes it.
+    v1 serves alone until ``deploy_at``; then v2 takes ``canary_percent`` of traffic. The
+    ``faulty`` release (v2) has a harmless ``blip_s``-long spike at ``blip_at`` and a sustained
+    regression from ``regression_at`` that lasts until the end: its prompt raises
+    hallucinations by ``hallucination_jump`` and its model multiplies latency by
+    ``latency_factor``. Faults follow components, so a partial rollback of the faulty
+    component really fixes it.
     """
 
     rate: float = 20.0  # outputs per simulated second, all releases together
@@ -46,9 +50,11 @@ class Scenario:
     latency_factor: float = 1.0
     ramp_s: float = 0.0  # > 0: the regression creeps in linearly over this long
     duration: float = 1200.0
-    # Set: v2 is deployed by a guarded rollout through these steps (docs/rollout.md), the
-    # first of them its canary share, instead of a plain canary promote.
+    faulty: str = "v2"
+    # Set: the ``rollouts`` releases are deployed by guarded rollouts through these steps
+    # (docs/rollout.md), each once the one before is stable, instead of a canary promote.
     rollout_steps: tuple[float, ...] = ()
+    rollouts: tuple[str, ...] = ("v2",)
 
     def phase(self, t: float) -> str:
         if t < self.deploy_at:
@@ -63,8 +69,9 @@ class Scenario:
                 rng: random.Random) -> dict[str, float]:
         """One output's evaluation, served by ``components`` at simulated time ``t``."""
         hallucination, latency_scale = 0.04, 1.0
-        new_prompt = components.get("prompt") == RELEASES["v2"]["prompt"]
-        new_model = components.get("model") == RELEASES["v2"]["model"]
+        faulty = RELEASES[self.faulty]
+        new_prompt = components.get("prompt") == faulty["prompt"]
+        new_model = components.get("model") == faulty["model"]
         phase = self.phase(t)
         if phase == "blip" and (new_prompt or new_model):
             hallucination += 0.25
@@ -113,7 +120,10 @@ SCENARIOS: dict[str, Scenario] = {
     "latency": Scenario(hallucination_jump=0.0, latency_factor=1.8),
     "both": Scenario(latency_factor=1.6),
     "gradual": Scenario(ramp_s=300.0, duration=1500.0),
-    "rollout": Scenario(canary_percent=20, regression_at=360.0, duration=1200.0,
-                        rollout_steps=(20.0, 50.0, 100.0)),
+    # v2 taken through 20, 50 and 100 % to stable; then v3, regressing from the start,
+    # stopped at its first step.
+    "rollout": Scenario(deploy_at=60.0, canary_percent=20, blip_at=float("inf"),
+                        regression_at=0.0, faulty="v3", duration=1500.0,
+                        rollout_steps=(20.0, 50.0, 100.0), rollouts=("v2", "v3")),
 }
 """The demo's named scenarios: ``rollguard demo --scenario NAME``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.panel import Panel
@@ -14,6 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from rollguard.demo.scenario import Scenario
+
+if TYPE_CHECKING:
+    from rollguard.demo.ramp import RampLog
 
 METRICS = ("hallucination", "toxicity", "accuracy", "latency_ms", "cost_usd", "error", "complaint")
 WINDOW_S = 60.0
@@ -48,6 +52,13 @@ class DemoState:
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     slack: list[str] = field(default_factory=list)  # the captured messages, as Slack shows them
     milestones: Milestones = field(default_factory=Milestones)
+    wall0: float = 0.0  # the wall-clock time (time.time()) of simulated second 0
+    timeline: list[str] = field(default_factory=list)  # the rollouts' verdicts, as lines
+    ramps: list[RampLog] = field(default_factory=list)  # what each guarded rollout did
+
+    def sim_of(self, wall: float) -> float:
+        """The simulated second of a wall-clock time (time.time())."""
+        return (wall - self.wall0) * self.speed
 
     def record(self, release: str, t: float, metrics: dict[str, float]) -> None:
         window = self.recent.setdefault(release, deque())
@@ -129,9 +140,13 @@ def render(state: DemoState) -> Group:
 
 
 def summary(state: DemoState) -> str:
-    """The closing lines: when the regression began, was decided, and servers switched."""
+    """The closing lines: what each guarded rollout did (steps and simulated times, stable
+    or rolled back), when the regression began, was decided, and servers switched."""
     m = state.milestones
     lines = [f"transient alerts: {m.transient_alerts}; rollbacks: {m.rollbacks}"]
+    if state.ramps:
+        lines.append("guarded rollouts (simulated time):")
+        lines += [f"  {log.line()}" for log in state.ramps]
     if m.regression_sim is not None:
         lines.append(f"regression began at simulated {m.regression_sim:.0f} s")
     if m.decided_sim is not None and m.regression_sim is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -11,6 +12,9 @@ import sys
 import orjson
 import pytest
 
+from rollguard.actions.connect import async_redis_client
+from rollguard.actions.pointer import PointerStore
+from rollguard.base.config import DEV_SECRET
 from rollguard.demo.slack import slack_text
 from tests.support.ports import free_port
 
@@ -67,14 +71,41 @@ def assert_one_slack_thread_tells_the_rollback(out: str) -> None:
     assert f"  | {heads[-1]}" in out  # printed as a person reads it
 
 
-def test_demo_rollout_stops_a_regressing_release_at_its_first_step() -> None:
-    """Deployed by a guarded rollout, v2 regresses at its first step (20 %) and is rolled
-    back by the rule there; it never reaches the next step."""
+def test_demo_rollout_ramps_a_good_release_to_stable_then_stops_a_bad_one_at_its_first_step(
+        ) -> None:
+    """Deployed by guarded rollouts, v2 is taken through 20, 50 and 100 % on evidence and
+    marked stable after its bake, each step told as it happens; then v3, which regresses, is
+    rolled back by the rule at its first step and never reaches the next. The pointer's
+    history says the same as the demo's timeline and summary."""
     out = run_demo("--scenario", "rollout", "--speed", "90", "--seed", "3")
-    assert "rollout of v2 started at 20% by demo-operator" in out, out[-1500:]
-    assert "rollbacks: 1" in out, out[-1500:]
-    assert "serving process switched" in out
-    assert "on 50 %" not in out, out[-1500:]
+    for said in ("rollout of v2 started at 20% by demo-operator", "] v2 advanced to 50 %: step 1",
+                 "] v2 advanced to 100 %: step 2", "] v2 marked stable: ",
+                 "rollout of v3 started at 20% by demo-operator", "] v3 stopped at 20 %: ",
+                 "] v3 rolled back: v2 serves all the traffic again", "rollbacks: 1",
+                 "serving process switched"):
+        assert said in out, (said, out[-3000:])
+    assert re.search(r"\n  v2: 20 % at \d+ s, 50 % at \d+ s, 100 % at \d+ s; stable at \d+ s\n",
+                     out), out[-3000:]
+    assert re.search(r"\n  v3: 20 % at \d+ s; rolled back at 20 % at \d+ s\n", out), out[-3000:]
+    service = re.search(r"serving process for (support-bot-\w+)", out)
+    assert service, out[:1500]
+    assert asyncio.run(rollout_moves(service.group(1))) == [
+        ("rollout_start", "demo-operator", "v2", 20.0), ("ramp", "rule:rollout", "v2", 50.0),
+        ("ramp", "rule:rollout", "v2", 100.0), ("mark_stable", "rule:rollout", "v2", None),
+        ("rollout_start", "demo-operator", "v3", 20.0), ("rollback", "rule:policy", "v2", None)]
+
+
+async def rollout_moves(service: str) -> list[tuple[str, str, object, object]]:
+    """(op, issued_by, release, percent) of the service's applied rollout commands, oldest
+    first, from its pointer's history in Redis."""
+    client = async_redis_client()
+    try:
+        history = await PointerStore(client, DEV_SECRET).history(service)
+    finally:
+        await client.aclose()
+    return [(h["op"], h["issued_by"], h["command"].get("release"), h["command"].get("percent"))
+            for h in history if h["outcome"] == "applied"
+            and h["op"] in ("rollout_start", "ramp", "mark_stable", "rollback")]
 
 
 def test_demo_with_blips_only_never_rolls_back() -> None:
