@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _pytest.nodeid import NodeId
 from hypothesis import settings
 
 from localservers import services
@@ -25,21 +26,44 @@ if TYPE_CHECKING:
 QUICK = os.environ.get("HYPOTHESIS_PROFILE") == "quick"
 INTEGRATION = Path(__file__).parent / "integration"
 QUICK_SHARE = 0.1
+SESSION_SERVERS = "session-servers"
 settings.register_profile("quick", max_examples=10, deadline=None)  # the default: 100
 if QUICK:
     settings.load_profile("quick")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # With pytest-xdist's --dist loadgroup (`make test`), the tests on real servers run one at
-    # a time on one process, as they were written to (timing, shared brokers), while the
-    # others share the remaining cores beside them.
+    # With pytest-xdist (`make test`: two processes) a session-scoped server of ours (the
+    # SASL_SSL broker, TLS Redis, Redis Clusters, Collectors) would be started by each
+    # process that runs a test needing it, in one folder and on one port: those tests go to
+    # one process (`--dist loadgroup`), the other tests wherever a process is free.
+    grouping = bool(getattr(config.option, "loadgroup", False))  # set in xdist's processes
     for item in items:
-        if INTEGRATION in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("servers"))
+        if INTEGRATION in item.path.parents and uses_a_session_server(item):
+            item.add_marker(pytest.mark.xdist_group(SESSION_SERVERS))
+            if grouping:
+                in_group(item, SESSION_SERVERS)
     if QUICK:
         fewer_examples(items)
         first_seed_only(config, items)
+
+
+def uses_a_session_server(item: pytest.Item) -> bool:
+    """Whether ``item`` needs a session-scoped fixture of the suite's (a server started once
+    per process) besides the plain broker and Redis every such test checks for."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs[-1].scope == "session" and defs[-1].baseid.startswith("tests")
+               and name != "servers" for name, defs in info.name2fixturedefs.items())
+
+
+def in_group(item: pytest.Item, group: str) -> None:
+    """Name ``item``'s xdist group in its node id, as pytest-xdist 3.8 means to: it sets
+    ``item._nodeid``, which pytest 9.2 no longer reads (ids are ``item._id``), so without
+    this a group is lost (seen: the session fixtures of two processes starting the secured
+    broker in one folder at once)."""
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 def fewer_examples(items: list[pytest.Item]) -> None:
