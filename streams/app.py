@@ -46,7 +46,7 @@ from rollguard.streams.commanding import Commanding
 from rollguard.streams.connect import faust_credentials
 from rollguard.streams.gaps import GapGuard
 from rollguard.streams.metrics import WorkerMetrics
-from rollguard.streams.offsets import log_starts
+from rollguard.streams.offsets import log_starts, seek
 from rollguard.streams.otlp.loop import FORWARD_LINGER_S
 from rollguard.streams.partition import Effects, PartitionLoop
 from rollguard.streams.redis_wait import until_available
@@ -202,7 +202,7 @@ class Edge:
         is in Kafka before the table holds the state that made it; forwards are in Kafka
         before any ack; acks come last."""
         for lane, offset in out.seeks:
-            await self.app.consumer.seek(self.tp_of(lane), offset)
+            await seek(self.app.consumer, self.tp_of(lane), offset)
         for key, value in out.forwards:
             self.forwarding.append(await self.by_service.send(key=key, value=value))
         await self.send_all(self.dead, out.dead, out.key)

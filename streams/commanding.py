@@ -33,7 +33,7 @@ from rollguard.actions.receipt import receipt
 from rollguard.base.errors import ServiceUnavailable
 from rollguard.streams.gaps import Admit, GapGuard
 from rollguard.streams.metrics import WorkerMetrics
-from rollguard.streams.offsets import log_starts
+from rollguard.streams.offsets import log_starts, seek
 from rollguard.streams.redis_wait import until_available
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Commanding:
         if verdict.seek_to is not None:
             log.warning("actuator: commands of %s missing before offset %d; reading again "
                         "from %d", self.tp.topic, offset, verdict.seek_to)
-            await self.app.consumer.seek(self.tp, verdict.seek_to)
+            await seek(self.app.consumer, self.tp, verdict.seek_to)
         return verdict
 
     def last_done(self) -> int:
@@ -122,11 +122,11 @@ class Commanding:
             found = await log_starts(self.app.consumer, [self.tp])
             starts = {0: found[self.tp]} if self.tp in found else {}
         for _, again in self.guard.due(now, starts):
-            await self.app.consumer.seek(self.tp, again)
+            await seek(self.app.consumer, self.tp, again)
         stalled = self.stalled(now)
         if stalled is not None:
             log.warning("actuator: commands wait beyond offset %d; reading again", stalled)
-            await self.app.consumer.seek(self.tp, stalled)
+            await seek(self.app.consumer, self.tp, stalled)
 
     def forget(self) -> None:
         """The partitions were revoked: what this process carried out no longer counts."""

@@ -16,6 +16,7 @@ from faust.types import TP
 
 from rollguard.detectors.policy import Policy
 from rollguard.streams import undecodable
+from rollguard.streams.offsets import seek
 from rollguard.streams.otlp.loop import FORWARD_LINGER_S, OtlpLoop
 from rollguard.streams.partition import Effects
 from rollguard.streams.settings import WorkerSettings
@@ -90,7 +91,7 @@ class OtlpEdge:
         """Seek, send the forwards and dead letters, and acknowledge once all sent so far
         are in Kafka (an acknowledged message may free the acks of earlier ones' sends)."""
         for lane, offset in out.seeks:
-            await self.app.consumer.seek(self.tp_of(lane), offset)
+            await seek(self.app.consumer, self.tp_of(lane), offset)
         for key, value in out.forwards:
             self.sending.append(await self.by_service.send(key=key, value=value))
         for value in out.dead:

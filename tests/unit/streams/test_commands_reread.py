@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import faust
 import orjson
@@ -112,6 +112,10 @@ class CommandsPartition:
         assert tp == TP(TOPIC, 0)
         self.sought.append(offset)
         self._seek, self._stale = offset, self.ahead
+
+    async def seek_wait(self, partitions: Any) -> None:  # the worker seeks in Faust's thread
+        for tp, offset in partitions.items():
+            await self.seek(tp, offset)
 
     def noack(self) -> CommandsPartition:
         return self

@@ -31,6 +31,10 @@ class FakeConsumer:
     async def seek(self, tp: Any, offset: int) -> None:
         self.log.append(("seek", tp.topic, str(tp.partition), str(offset)))
 
+    async def seek_wait(self, partitions: Any) -> None:  # the worker seeks in Faust's thread
+        for tp, offset in partitions.items():
+            await self.seek(tp, offset)
+
     async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
         if self.starts is None:
             raise ConnectionError("broker away")
