@@ -117,17 +117,23 @@ def _state_dict(state: PointerState) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@click.command("status")
-@click.argument("service")
-@as_json
-def status(service: str, as_json: bool) -> None:
-    """Which releases serve SERVICE now."""
+def read_pointer(service: str) -> PointerState:
+    """SERVICE's pointer, read with the deployment's Redis settings (one line and exit 1 on
+    a failure)."""
 
     async def work() -> PointerState:
         async with _store() as store:
             return await store.read(service)
 
-    state = run_or_exit(work)
+    return run_or_exit(work)
+
+
+@click.command("status")
+@click.argument("service")
+@as_json
+def status(service: str, as_json: bool) -> None:
+    """Which releases serve SERVICE now."""
+    state = read_pointer(service)
     if as_json:
         _echo_json(_state_dict(state))
         return

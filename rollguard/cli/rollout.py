@@ -28,6 +28,7 @@ from rollguard.cli.pointer import (
     as_json,
     by,
     force,
+    read_pointer,
     reason,
 )
 from rollguard.detectors.policy import Policy, default_policy, load_policy
@@ -163,12 +164,7 @@ def _current(state: PointerState) -> Rollout:
 @as_json
 def status(service: str, as_json: bool) -> None:
     """Which release SERVICE is rolling out, at which step, since when, waiting for what."""
-
-    async def work() -> PointerState:
-        async with _store() as store:
-            return await store.read(service)
-
-    state = run_or_exit(work)
+    state = read_pointer(service)
     _current_or_exit(state)
     data = rollout_status(state, time.time())
     assert data is not None

@@ -19,9 +19,8 @@ ramp verdicts on the audit topic (``{"type": "rollout", ...}``). Pure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from rollguard.report.steps import FLIPPED, Record, Step
+from rollguard.report.steps import FLIPPED, Record, Step, command_of, number_of
 
 STARTS = ("promote", "rollout_start")  # what deploys a release
 MOVES = {"ramp": "advanced", "rollout_pause": "paused", "rollout_resume": "resumed",
@@ -31,19 +30,9 @@ VERDICTS = {"hold": "held", "await_approval": "awaiting approval", "pause": "pau
             "abort": "aborted", "stable": "stable"}
 
 
-def _number(record: Record, name: str) -> float:
-    value = record.get(name)
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _command(entry: Record) -> Mapping[str, Any]:
-    found = entry.get("command")
-    return found if isinstance(found, Mapping) else {}
-
-
 def plan_steps(entry: Record) -> list[float]:
     """The steps of the plan a ``rollout_start`` entry signed (empty: none given)."""
-    evidence = _command(entry).get("evidence")
+    evidence = command_of(entry).get("evidence")
     plan = evidence.get("plan") if isinstance(evidence, Mapping) else None
     steps = plan.get("steps") if isinstance(plan, Mapping) else None
     return [float(s) for s in steps] if isinstance(steps, list) else []
@@ -65,15 +54,15 @@ def ramp_steps(history: Sequence[Record], records: Sequence[Record], release: st
     decision or rollback), in time order: the history's rollout commands (but the start) and
     the worker's verdicts about ``release`` that are not moves."""
     steps = [_moved(e) for e in history if e.get("op") in MOVES
-             and start < _number(e, "at") < end]
+             and start < number_of(e, "at") < end]
     steps += [_verdict(r) for r in records if r.get("type") == "rollout"
               and r.get("release") == release and r.get("action") in VERDICTS
-              and start <= _number(r, "at") <= end]
+              and start <= number_of(r, "at") <= end]
     return sorted(steps, key=lambda s: s.at)
 
 
 def _moved(entry: Record) -> Step:
-    op, command = str(entry.get("op")), _command(entry)
+    op, command = str(entry.get("op")), command_of(entry)
     action = MOVES[op]
     evidence = command.get("evidence")
     moved_from = evidence.get("from") if isinstance(evidence, Mapping) else None
@@ -82,11 +71,11 @@ def _moved(entry: Record) -> Step:
                "outcome": entry.get("outcome")}
     message = str(entry.get("message") or f"{op} by {entry.get('issued_by')}")
     if entry.get("outcome") in FLIPPED:
-        return Step(_number(entry, "at"), "rollout",
+        return Step(number_of(entry, "at"), "rollout",
                     f"rollout {action}: {message} — by {entry.get('issued_by')} (epoch "
                     f"{entry.get('epoch_before')} → {entry.get('epoch_after')})", details)
     details["action"] = f"{action}: {entry.get('outcome')}"
-    return Step(_number(entry, "at"), "rollout",
+    return Step(number_of(entry, "at"), "rollout",
                 f"rollout {op.removeprefix('rollout_')} by {entry.get('issued_by')} "
                 f"{entry.get('outcome')} ({entry.get('code') or ''}): {message}", details)
 
@@ -95,6 +84,6 @@ def _verdict(record: Record) -> Step:
     action = VERDICTS[str(record.get("action"))]
     percent = record.get("percent")
     at = f" at {percent:g} %" if isinstance(percent, int | float) else ""
-    return Step(_number(record, "at"), "rollout", f"rollout {action}{at}: "
+    return Step(number_of(record, "at"), "rollout", f"rollout {action}{at}: "
                 f"{record.get('reason')}", {"action": action, "percent": percent,
                                              "by": "rule:rollout"})

@@ -19,3 +19,15 @@ class Step:
     kind: str
     text: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def number_of(record: Record, name: str) -> float:
+    """A record's number ``name``, 0.0 when absent or not a number."""
+    value = record.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def command_of(entry: Record) -> Mapping[str, Any]:
+    """The command a history entry carries, empty when it has none."""
+    found = entry.get("command")
+    return found if isinstance(found, Mapping) else {}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.report.ramp import STARTS, plan_steps, ramp_steps, started_text
-from rollguard.report.steps import FLIPPED, Record, Step
+from rollguard.report.steps import FLIPPED, Record, Step, command_of, number_of
 
 ROLLBACKS = ("rollback", "rollout_abort")  # a person's abort of a rollout: back to stable
 
@@ -69,16 +69,6 @@ class Incident:
         return None if a is None or b is None else b - a
 
 
-def _number(record: Record, name: str) -> float:
-    value = record.get(name)
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _command(entry: Record) -> Mapping[str, Any]:
-    found = entry.get("command")
-    return found if isinstance(found, Mapping) else {}
-
-
 def _rollback_decisions(records: Sequence[Record]) -> dict[str, Record]:
     return {str(r["command_id"]): r for r in records
             if r.get("type") == "decision" and r.get("action") == "rollback"
@@ -108,10 +98,10 @@ def _incident(command_id: str, decision: Record | None, entry: Record | None,
               history: Sequence[Record], records: Sequence[Record]) -> Incident:
     """``decision``: the rule's (None: an operator's rollback); ``entry``: the history entry
     of the command's outcome (None: nothing was carried out yet)."""
-    anchor = _number(decision or entry or {}, "at")
+    anchor = number_of(decision or entry or {}, "at")
     release = str(decision["release"]) if decision else _candidate_before(history, anchor)
     steps = _steps(command_id, release, anchor, decision, entry, history, records)
-    done, command = entry or {}, _command(entry or {})
+    done, command = entry or {}, command_of(entry or {})
     if entry is not None:
         outcome = str(entry.get("outcome"))
     elif any(s.kind == "approval-needed" for s in steps):
@@ -137,13 +127,13 @@ def _steps(command_id: str, release: str, anchor: float, decision: Record | None
     """The incident's moments in time order: the deploy of ``release``, the alerts about it
     until ``anchor`` (the decision, or the rollback), the decision, approvals, the outcome."""
     deploy = _deployment(history, release, anchor)
-    start = _number(deploy, "at") if deploy else anchor - 3600.0
+    start = number_of(deploy, "at") if deploy else anchor - 3600.0
     steps = [_deployed(deploy)] if deploy else []
     if deploy and deploy.get("op") == "rollout_start":
         steps += ramp_steps(history, records, release, start, anchor)
     steps += [_alert(r) for r in records if r.get("type") in ("decision", "alert")
               and r.get("action") != "rollback" and r.get("release") == release
-              and start <= _number(r, "at") <= anchor]
+              and start <= number_of(r, "at") <= anchor]
     if decision is not None:
         steps.append(_decided(decision))
     steps += _approvals(command_id, records, entry)
@@ -162,7 +152,7 @@ def _candidate_before(history: Sequence[Record], at: float) -> str:
     """The release last promoted before ``at`` (what an operator's rollback rolled back)."""
     for entry in reversed(history):
         if (entry.get("op") in STARTS and entry.get("outcome") in FLIPPED
-                and _number(entry, "at") < at):
+                and number_of(entry, "at") < at):
             return str(entry.get("release") or "")
     return ""
 
@@ -170,16 +160,16 @@ def _candidate_before(history: Sequence[Record], at: float) -> str:
 def _deployment(history: Sequence[Record], release: str, at: float) -> Record | None:
     for entry in reversed(history):
         if (entry.get("op") in STARTS and entry.get("release") == release
-                and entry.get("outcome") in FLIPPED and _number(entry, "at") <= at):
+                and entry.get("outcome") in FLIPPED and number_of(entry, "at") <= at):
             return entry
     return None
 
 
 def _deployed(entry: Record) -> Step:
-    command = _command(entry)
+    command = command_of(entry)
     if entry.get("op") == "rollout_start":
         first = plan_steps(entry)[:1]
-        return Step(_number(entry, "at"), "deployed", started_text(entry),
+        return Step(number_of(entry, "at"), "deployed", started_text(entry),
                     {"by": entry.get("issued_by"), "command_id": entry.get("command_id"),
                      "rollout": True, "action": "started",
                      "percent": first[0] if first else None})
@@ -187,7 +177,7 @@ def _deployed(entry: Record) -> Step:
     share = f" on {percent:g} % of traffic" if isinstance(percent, int | float) and \
         percent < 100 else ""
     reason = f": {command['reason']}" if command.get("reason") else ""
-    return Step(_number(entry, "at"), "deployed",
+    return Step(number_of(entry, "at"), "deployed",
                 f"{entry.get('release')} deployed{share} by {entry.get('issued_by')} (epoch "
                 f"{entry.get('epoch_before')} → {entry.get('epoch_after')}){reason}",
                 {"by": entry.get("issued_by"), "percent": percent,
@@ -196,7 +186,7 @@ def _deployed(entry: Record) -> Step:
 
 def _alert(record: Record) -> Step:
     evidence = record.get("evidence") if isinstance(record.get("evidence"), Mapping) else {}
-    return Step(_number(record, "at"), "alert",
+    return Step(number_of(record, "at"), "alert",
                 f"alert ({record.get('verdict')}): {record.get('reason')}",
                 {"verdict": record.get("verdict"), "metric": (evidence or {}).get("metric"),
                  "event_time": record.get("ts")})
@@ -206,20 +196,20 @@ def _decided(record: Record) -> Step:
     scope = (f" ({', '.join(record['components'])} only)" if record.get("components")
              else "")
     waits = " — waits for a person's approval" if record.get("requires_approval") else ""
-    return Step(_number(record, "at"), "decision",
+    return Step(number_of(record, "at"), "decision",
                 f"decision ({record.get('verdict')}): roll {record.get('release')} back to "
                 f"{record.get('to')}{scope}{waits}. {record.get('reason')}",
                 {"event_time": record.get("ts"), "command_id": record.get("command_id")})
 
 
 def _approvals(command_id: str, records: Sequence[Record], entry: Record | None) -> list[Step]:
-    steps = [Step(_number(r, "at"), "approval-needed",
+    steps = [Step(number_of(r, "at"), "approval-needed",
                   f"the command waits for approval: {r.get('how') or ''}".strip(), {})
              for r in records if r.get("type") == "approval-needed"
              and r.get("command_id") == command_id]
-    evidence = _command(entry or {}).get("evidence")
+    evidence = command_of(entry or {}).get("evidence")
     if isinstance(evidence, Mapping) and evidence.get("approved_by"):
-        steps.append(Step(_number(evidence, "approved_at") or _number(entry or {}, "at"),
+        steps.append(Step(number_of(evidence, "approved_at") or number_of(entry or {}, "at"),
                           "approved", f"approved by {evidence['approved_by']}",
                           {"by": evidence["approved_by"]}))
     return steps
@@ -228,11 +218,11 @@ def _approvals(command_id: str, records: Sequence[Record], entry: Record | None)
 def _flipped(entry: Record) -> Step:
     late = f"; {entry['late']}" if entry.get("late") else ""
     if entry.get("outcome") in FLIPPED:
-        return Step(_number(entry, "at"), "flipped",
+        return Step(number_of(entry, "at"), "flipped",
                     f"pointer flipped to {entry.get('release') or 'stable'} (epoch "
                     f"{entry.get('epoch_before')} → {entry.get('epoch_after')}), command by "
                     f"{entry.get('issued_by')}{late}", {"outcome": entry.get("outcome")})
-    return Step(_number(entry, "at"), "refused",
+    return Step(number_of(entry, "at"), "refused",
                 f"the rollback was {entry.get('outcome')}: {entry.get('code') or ''} "
                 f"{entry.get('message') or ''}".rstrip() + late,
                 {"outcome": entry.get("outcome")})
