@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from secrets import token_bytes
 from typing import Any
@@ -185,13 +185,18 @@ def history(service: str, count: int, as_json: bool) -> None:
 # -- commands that move the pointer -------------------------------------------------------
 
 
-def _issue(service: str, op: Op, by: str, as_json: bool, **fields: Any) -> None:
+def _issue(service: str, op: Op, by: str, as_json: bool,
+           needs: Callable[[PointerState], dict[str, Any]] | None = None,
+           **fields: Any) -> None:
+    """Sign ``op`` for ``service`` and execute it; ``needs(state)`` adds fields read from
+    the pointer first (a rollout's approval names the step and the epoch it saw)."""
     issued_by, key, secret = _signer(by)
     fields = {k: v for k, v in fields.items() if v not in (None, (), "")}
 
     async def work() -> Outcome:
         async with _store(secret, key) as store:
-            outcome = await store.issue(service, op, issued_by, **fields)
+            extra = needs(await store.read(service)) if needs is not None else {}
+            outcome = await store.issue(service, op, issued_by, **fields, **extra)
             if as_json:
                 _echo_json(_outcome_dict(outcome))
             return outcome.raise_for_status()

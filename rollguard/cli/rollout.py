@@ -8,22 +8,17 @@ it. Every command here is a signed pointer command, recorded in the history.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from rollguard.actions.commands import Op
-from rollguard.actions.pointer import Outcome
 from rollguard.actions.rollout import Rollout, rollout_of, rollout_status
 from rollguard.actions.state import PointerState
 from rollguard.base.errors import ConfigError, RollguardError
-from rollguard.cli import run_or_exit
 from rollguard.cli.pointer import (
     _echo_json,
-    _outcome_dict,
-    _signer,
-    _store,
+    _issue,
     _when,
     as_json,
     by,
@@ -63,27 +58,6 @@ def _plan(policy_path: str | None, steps: str | None) -> dict[str, Any]:
     return document
 
 
-def _run(service: str, op: Op, by_name: str, as_json_: bool, fields: dict[str, Any],
-         needs: Callable[[PointerState], dict[str, Any]] | None = None) -> None:
-    """Sign ``op`` for ``service`` and execute it; ``needs(state)`` adds fields read from
-    the pointer first (an approval names the step and the epoch it saw)."""
-    issued_by, key, secret = _signer(by_name)
-
-    async def work() -> Outcome:
-        async with _store(secret, key) as store:
-            extra = needs(await store.read(service)) if needs is not None else {}
-            outcome = await store.issue(service, op, issued_by, **fields, **extra)
-            if as_json_:
-                _echo_json(_outcome_dict(outcome))
-            return outcome.raise_for_status()
-
-    outcome = run_or_exit(work)
-    if not as_json_:
-        done = "done" if outcome.status == "applied" else "already applied"
-        click.echo(f"{done}: {outcome.message} (epoch {outcome.epoch_before} -> "
-                   f"{outcome.epoch_after})")
-
-
 @rollout.command("start")
 @click.argument("service")
 @click.argument("release")
@@ -99,9 +73,8 @@ def start(service: str, release: str, steps: str | None, policy_path: str | None
           reason: str, by: str, as_json: bool) -> None:
     """Start rolling RELEASE out to SERVICE at the plan's first step, signed by you."""
     plan = _plan(policy_path, steps)
-    _run(service, "rollout_start", by, as_json,
-         {"release": release, "percent": plan["steps"][0], "reason": reason,
-          "evidence": {"plan": plan}})
+    _issue(service, "rollout_start", by, as_json, release=release,
+           percent=plan["steps"][0], reason=reason, evidence={"plan": plan})
 
 
 def _person_command(op: Op, name: str, doc: str, with_force: bool = False) -> click.Command:
@@ -111,10 +84,7 @@ def _person_command(op: Op, name: str, doc: str, with_force: bool = False) -> cl
     @as_json
     def command(service: str, reason: str, by: str, as_json: bool,
                 force: bool = False) -> None:
-        fields: dict[str, Any] = {"reason": reason} if reason else {}
-        if force:
-            fields["force"] = True
-        _run(service, op, by, as_json, fields)
+        _issue(service, op, by, as_json, reason=reason, force=force or None)
 
     command.__doc__ = doc
     if with_force:
@@ -148,7 +118,7 @@ def _approval(state: PointerState) -> dict[str, Any]:
 def approve(service: str, reason: str, by: str, as_json: bool) -> None:
     """Move SERVICE's rollout to its next step now, by your signed decision (never while
     SERVICE is pinned)."""
-    _run(service, "ramp", by, as_json, {"reason": reason}, needs=_approval)
+    _issue(service, "ramp", by, as_json, needs=_approval, reason=reason)
 
 
 def _current(state: PointerState) -> Rollout:

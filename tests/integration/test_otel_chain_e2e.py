@@ -28,9 +28,9 @@ from rollguard.base.config import Address
 from rollguard.demo.isolated import wait_for_worker_ready
 from rollguard.streams.connect import consumer
 from rollguard.streams.wire import read_message
-from tests.support.e2e import new_service, read_topic, setup_service
+from tests.support.e2e import new_service, read_topic, rollback_count, setup_service
 from tests.support.otlp import ENCODINGS
-from tests.support.otlp_runs import item_ids
+from tests.support.otlp_runs import OTLP_ROLES, item_ids
 from tests.support.policies import default_policy_document
 from tests.support.ports import free_port
 from tests.support.runs import IsolatedRun, wait_processed
@@ -38,7 +38,6 @@ from tests.support.runs import IsolatedRun, wait_processed
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 RATE = 60.0  # outputs a second of each service, half of them on the canary
-OTLP = ("otlp_logs", "otlp_spans", "by-service", "commands")
 
 
 @pytest.fixture(name="run")
@@ -145,12 +144,6 @@ async def wait_forwarded(run: IsolatedRun, service: str, count: int, timeout: fl
         await asyncio.sleep(0.5)
 
 
-async def applied_rollbacks(store: PointerStore, service: str) -> int:
-    history = await store.history(service, count=200)
-    return len([h for h in history if h.get("op") == "rollback"
-                and h.get("outcome") == "applied"])
-
-
 @pytest.mark.parametrize("encoding", ENCODINGS)
 async def test_sdk_service_and_evaluator_through_the_collector_roll_back_only_the_regression(
     run: IsolatedRun, policy: str, encoding: str,
@@ -172,10 +165,10 @@ async def test_sdk_service_and_evaluator_through_the_collector_roll_back_only_th
                 await asyncio.sleep(2)  # the healthy canary judged after the rollback too
             await wait_forwarded(run, good, made["spans"][good] + made["evaluations"][good],
                                  timeout=30)
-            await wait_processed(run, roles=OTLP)
+            await wait_processed(run, roles=OTLP_ROLES)
     finally:
         stop(worker)
-    assert await applied_rollbacks(store, bad) == 1
-    assert await applied_rollbacks(store, good) == 0 and (await store.read(good)).epoch == epoch
+    assert await rollback_count(store, bad) == 1
+    assert await rollback_count(store, good) == 0 and (await store.read(good)).epoch == epoch
     assert not await read_topic(run.topic("dead"))  # every evaluation met its output's span
     await store.client.aclose()

@@ -18,10 +18,18 @@ import pytest
 
 from rollguard.actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
-from tests.support.e2e import new_service, read_topic, scenario_events, setup_service, stop
+from tests.support.e2e import (
+    new_service,
+    read_topic,
+    rollback_count,
+    scenario_events,
+    setup_service,
+    stop,
+)
 from tests.support.otlp import encode, evaluation, logs, protobuf_json
 from tests.support.otlp_runs import (
     JUDGE,
+    OTLP_ROLES,
     expected_ids,
     forwarded_ids,
     otlp_values,
@@ -40,7 +48,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 
 REGRESSION = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
 HEALTHY = dataclasses.replace(REGRESSION, regression_at=10**9)
-OTLP = ("otlp_logs", "otlp_spans", "by-service", "commands")
 QUICK_TAKEOVER = {"ROLLGUARD_SESSION_TIMEOUT_S": "6"}
 
 
@@ -49,12 +56,6 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("otlp", partitions=2)
     yield run
     await run.delete_topics()
-
-
-async def rollbacks(store: PointerStore, service: str) -> int:
-    history = await store.history(service, count=200)
-    return len([h for h in history if h.get("op") == "rollback"
-                and h.get("outcome") == "applied"])
 
 
 async def two_services(run: IsolatedRun) -> tuple[PointerStore, str, str, list[dict]]:
@@ -103,11 +104,11 @@ async def test_a_regression_seen_only_through_otlp_rolls_back_once_and_bad_recor
     worker = run.start_worker(None, ROLLGUARD_OTLP_ENCODING=encoding)
     try:
         await produce_live(run, values)
-        await wait_processed(run, roles=OTLP)
+        await wait_processed(run, roles=OTLP_ROLES)
     finally:
         stop(worker)
-    assert await rollbacks(store, bad) == 1 and (await store.read(bad)).candidate is None
-    assert await rollbacks(store, good) == 0 and (await store.read(good)).epoch == epoch
+    assert await rollback_count(store, bad) == 1 and (await store.read(bad)).candidate is None
+    assert await rollback_count(store, good) == 0 and (await store.read(good)).epoch == epoch
     dead = collections.Counter(d["reason"] for d in await read_topic(run.topic("dead")))
     assert dead == want
     assert set(await forwarded_ids(run)) == expected_ids(values, encoding)
@@ -132,13 +133,13 @@ async def test_keyless_batches_of_many_services_on_two_workers_and_four_partitio
         try:
             await wait_members(run, 2, run.topic("otlp_logs"))
             await produce_live(run, values)
-            await wait_processed(run, roles=OTLP)
+            await wait_processed(run, roles=OTLP_ROLES)
         finally:
             stop(first)
             stop(second)
-        assert await rollbacks(store, bad) == 1
+        assert await rollback_count(store, bad) == 1
         for service in healthy:
-            assert await rollbacks(store, service) == 0
+            assert await rollback_count(store, service) == 0
         assert not await read_topic(run.topic("dead"))
         await store.client.aclose()
     finally:
@@ -172,8 +173,8 @@ async def test_a_worker_killed_mid_regression_still_rolls_back_exactly_once(
     try:
         rest = slice(pieces * step, None)
         await produce_otlp(run, {"logs": logs_values[rest], "traces": spans_values[rest]})
-        await wait_processed(run, roles=OTLP)
+        await wait_processed(run, roles=OTLP_ROLES)
     finally:
         stop(worker)
-    assert await rollbacks(store, service) == 1
+    assert await rollback_count(store, service) == 1
     assert (await store.read(service)).candidate is None

@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollguard.actions.pointer import PointerStore
 from rollguard.demo.scenario import Scenario
-from tests.support.e2e import new_service, read_topic, scenario_events, setup_service, stop
-from tests.support.otlp_runs import otlp_values, produce_live
+from tests.support.e2e import (
+    new_service,
+    read_topic,
+    rollback_count,
+    scenario_events,
+    setup_service,
+    stop,
+)
+from tests.support.otlp_runs import OTLP_ROLES, otlp_values, produce_live
 from tests.support.policies import default_policy_document
 from tests.support.runs import IsolatedRun, wait_processed
 
@@ -24,7 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("servers")]
 HALLUCINATING = Scenario(rate=10.0, blip_s=0.0, duration=1200.0)
 SLOWER = dataclasses.replace(HALLUCINATING, hallucination_jump=0.0, latency_factor=1.8)
 HEALTHY = dataclasses.replace(HALLUCINATING, regression_at=10**9)
-OTLP = ("otlp_logs", "otlp_spans", "by-service", "commands")
 
 
 @pytest.fixture(name="run")
@@ -32,12 +37,6 @@ async def fixture_run() -> AsyncIterator[IsolatedRun]:
     run = IsolatedRun.new("otlp-lanes", partitions=2)
     yield run
     await run.delete_topics()
-
-
-async def rollbacks(store: PointerStore, service: str) -> int:
-    history = await store.history(service, count=200)
-    return len([h for h in history if h.get("op") == "rollback"
-                and h.get("outcome") == "applied"])
 
 
 def one_clock_policy(folder: Path) -> str:
@@ -70,19 +69,19 @@ async def test_evaluations_twenty_minutes_behind_their_spans_still_roll_back(
     worker = run.start_worker(None, **policy)
     try:
         await produce_live(run, {"traces": values["traces"]}, rounds=4)
-        await wait_processed(run, roles=OTLP)
-        assert await rollbacks(store, slow) == 1, "the spans alone roll the latency back"
-        assert await rollbacks(store, bad) == 0, "no evaluation has come yet"
+        await wait_processed(run, roles=OTLP_ROLES)
+        assert await rollback_count(store, slow) == 1, "the spans alone roll the latency back"
+        assert await rollback_count(store, bad) == 0, "no evaluation has come yet"
         await produce_live(run, {"logs": values["logs"]}, rounds=4)
-        await wait_processed(run, roles=OTLP)
+        await wait_processed(run, roles=OTLP_ROLES)
     finally:
         stop(worker)
-    assert await rollbacks(store, slow) == 1
-    assert await rollbacks(store, good) == 0 and (await store.read(good)).epoch == epoch
+    assert await rollback_count(store, slow) == 1
+    assert await rollback_count(store, good) == 0 and (await store.read(good)).epoch == epoch
     dead = collections.Counter(d["reason"] for d in await read_topic(run.topic("dead")))
     if lanes:
-        assert await rollbacks(store, bad) == 1 and (await store.read(bad)).candidate is None
+        assert await rollback_count(store, bad) == 1 and (await store.read(bad)).candidate is None
         assert dead == collections.Counter()
     else:
-        assert await rollbacks(store, bad) == 0
+        assert await rollback_count(store, bad) == 0
         assert set(dead) == {"too_late"} and dead["too_late"] > 10_000

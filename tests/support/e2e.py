@@ -132,6 +132,11 @@ def applied_rollbacks(history: list[dict]) -> list[dict]:
     return [h for h in history if h.get("op") == "rollback" and h.get("outcome") == "applied"]
 
 
+async def rollback_count(store: PointerStore, service: str) -> int:
+    """How many rollbacks of ``service`` were applied (its last 200 history entries)."""
+    return len(applied_rollbacks(await store.history(service, count=200)))
+
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -20,6 +20,8 @@ from rollguard.streams.wire import read_message
 from tests.support.otlp import encode, evaluation, genai_span, logs, traces
 from tests.support.runs import IsolatedRun, wait_processed
 
+# the topics a worker reads OTLP through, and the ones it writes on from them
+OTLP_ROLES = ("otlp_logs", "otlp_spans", "by-service", "commands")
 JUDGE = {"service.name": "judge"}  # an evaluator in its own process: names no release
 
 
