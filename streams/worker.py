@@ -64,7 +64,11 @@ class Worker:
 
     async def checkpoint_idle(self) -> None:
         """Quiet partitions are checkpointed here; seeks that lost a race are repeated (or
-        given up where the offsets sought are below the log start)."""
+        given up where the offsets sought are below the log start). Not while Faust
+        rebalances: it has paused the partitions (so they look stalled), recovers the table
+        the checkpoints go to, and seeks each partition to its committed offset itself."""
+        if self.edge.app.rebalancing:
+            return
         now = time.monotonic()
         retrying = self.loop.guard.retrying(now)
         starts = await self.edge.starts(retrying) if retrying else None

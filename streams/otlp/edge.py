@@ -69,7 +69,10 @@ class OtlpEdge:
 
     async def expire(self) -> None:
         """Held records whose window passed become dead letters; repeat seeks due, and seek
-        partitions stalled short of their end."""
+        partitions stalled short of their end (not while Faust rebalances: see
+        :meth:`rollguard.streams.worker.Worker.checkpoint_idle`)."""
+        if self.app.rebalancing:
+            return
         await self.carry_out(self.loop.on_timer(time.monotonic(), self.ends()))
 
     async def tick(self) -> None:
