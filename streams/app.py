@@ -77,6 +77,11 @@ def new_app(settings: WorkerSettings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=faust_credentials(settings.kafka_security),
         store="memory://",
+        # No standby tables: the store is in memory, so a worker taking a partition over
+        # reads its changelog from the start whatever it holds. With a standby, Faust gave
+        # the surviving worker of two the same changelog partition as active and standby in
+        # one rebalance, and its recovery waited for ever (seen after a SIGKILL).
+        table_standby_replicas=0,
         topic_partitions=settings.partitions,
         datadir=settings.data_dir,
         web_enabled=False,
